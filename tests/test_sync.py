@@ -1,0 +1,28 @@
+"""Notebooks and library stay in sync: exporting the notebooks reproduces `augkd/` exactly."""
+import shutil, subprocess
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def test_nbdev_export_reproduces_library(tmp_path):
+    for name in ("nbs", "augkd"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    for name in ("settings.ini", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    done = subprocess.run(["nbdev_export"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    exported = sorted(p.relative_to(tmp_path) for p in (tmp_path / "augkd").glob("*.py"))
+    committed = sorted(p.relative_to(ROOT) for p in (ROOT / "augkd").glob("*.py"))
+    assert exported == committed
+    stale = [str(p) for p in exported if (tmp_path / p).read_text() != (ROOT / p).read_text()]
+    assert not stale, f"library out of sync with notebooks (run nbdev_export): {stale}"
+
+
+def test_every_module_has_its_notebook():
+    modules = {p.stem for p in (ROOT / "augkd").glob("*.py")} - {"__init__", "_modidx"}
+    owners = set()
+    for nb in (ROOT / "nbs").glob("*.ipynb"):
+        text = nb.read_text()
+        owners |= {m for m in modules if f"#| default_exp {m}\\n" in text or f'"#| default_exp {m}"' in text}
+    assert owners == modules, f"modules without a notebook: {modules - owners}"
