@@ -1,0 +1,76 @@
+"""`augkd run` end to end: the quick preset, reproducibility, and resume after SIGKILL mid-stage."""
+import json, os, signal, subprocess, time
+
+import pytest
+
+QUICK = ["--preset", "quick", "--seed", "0"]
+LONGER = QUICK + ["--anchor-epochs", "4", "--mixup-epochs", "5"]  # stages long enough to be killed inside
+
+
+def metrics(run_dir):
+    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def figures(run_dir):
+    "What must agree between two runs of the same config: accuracies and every per-epoch metric."
+    results = json.loads((run_dir / "results.json").read_text())
+    return {"teacher": results["teacher"], "student": results["student"], "metrics": metrics(run_dir)}
+
+
+def test_quick_run_end_to_end_and_resume_of_a_finished_run(cli, tmp_path):
+    done = cli("run", *QUICK, "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    results = json.loads((run / "results.json").read_text())
+    assert {"method", "setting", "seed", "preset", "config", "teacher", "student", "stages", "seconds", "versions"} <= set(results)
+    assert (results["method"], results["setting"], results["seed"], results["preset"]) == ("augkd", "HP-M", 0, "quick")
+    assert set(results["student"]) == {"acc", "acc3", "acc5"} and set(results["stages"]) == {"generator", "anchor", "mixup"}
+    assert all(results["stages"][s]["seconds"] > 0 for s in results["stages"])
+    assert set(results["versions"]) == {"augkd", "torch", "torchvision"}
+    assert json.loads((run / "config.json").read_text())["hash"]
+    assert [m["stage"] for m in metrics(run)] == ["generator"] * 2 + ["anchor"] * 2 + ["mixup"] * 3
+    again = cli("run", *QUICK, "--out", run, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished earlier, skipped") == 3
+    assert json.loads((run / "results.json").read_text())["stages"] == results["stages"]
+
+
+def test_same_seed_same_metrics(cli, tmp_path):
+    for name in ("a", "b"):
+        assert cli("run", *QUICK, "--out", tmp_path / name).returncode == 0
+    assert figures(tmp_path / "a") == figures(tmp_path / "b")
+
+
+def test_existing_run_needs_resume_and_same_config(cli, tmp_path):
+    assert cli("run", *QUICK, "--out", tmp_path / "r").returncode == 0
+    rerun = cli("run", *QUICK, "--out", tmp_path / "r")
+    assert rerun.returncode == 2 and "already holds a run" in rerun.stderr
+    other = cli("run", *QUICK, "--alpha", "0.5", "--out", tmp_path / "r", "--resume")
+    assert other.returncode == 2 and "another config" in other.stderr
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run = tmp_path_factory.mktemp("reference") / "run"
+    done = subprocess.run(["augkd", "run", *LONGER, "--out", str(run)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return figures(run)
+
+
+@pytest.mark.parametrize("stage", ["anchor", "mixup"])
+def test_resume_after_sigkill_matches_uninterrupted_run(stage, uninterrupted, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(["augkd", "run", *LONGER, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "metrics.jsonl").exists() and any(m["stage"] == stage and m["epoch"] >= 1 for m in metrics(run)):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "results.json").exists()
+    resumed = subprocess.run(["augkd", "run", *LONGER, "--out", str(run), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{stage}: resuming after epoch" in resumed.stdout
+    assert figures(run) == uninterrupted
