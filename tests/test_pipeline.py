@@ -74,3 +74,21 @@ def test_resume_after_sigkill_matches_uninterrupted_run(stage, uninterrupted, tm
     assert resumed.returncode == 0, resumed.stderr
     assert f"{stage}: resuming after epoch" in resumed.stdout
     assert figures(run) == uninterrupted
+
+
+def test_run_with_a_given_teacher_directory(cli, tmp_path):
+    assert cli("train-teacher", "--setting", "PM-H", "--arch", "cnn_small", "--epochs", "1", "--out", tmp_path / "t").returncode == 0
+    done = cli("run", *QUICK, "--setting", "PM-H", "--teacher", tmp_path / "t", "--out", tmp_path / "r")
+    assert done.returncode == 0, done.stderr
+    teacher_report = json.loads((tmp_path / "t" / "teacher.json").read_text())
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["teacher"] == teacher_report["student_test"]  # the given teacher, scored on the same test split
+
+
+def test_bad_values_fail_before_any_work(cli, tmp_path):
+    for args, message in [(["--a", "0"], "config field a = 0.0 is out of range"),
+                          (["--setting", "XY-Z"], "config field setting = 'XY-Z' is out of range"),
+                          (["--teacher", tmp_path / "missing.pt"], "missing.pt")]:
+        done = cli("run", *QUICK, *args, "--out", tmp_path / "bad")
+        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
