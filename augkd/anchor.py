@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import Domain
-from .train import batches, predict_logits, restore_training_state, training_state
+from .train import batches, check_finite, predict_logits, restore_training_state, training_state
 
 # %% auto #0
 __all__ = ['UNCERTAINTIES', 'AnchorNet', 'energy', 'max_logit_range', 'normalized_energy', 'max_softmax_uncertainty',
@@ -124,6 +124,7 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, a
             z_a, m = anchor(z, y)
             terms = anchor_terms(teacher(generator(z_a)), m, y, **score)
             loss = anchor_loss(terms, w_mask, w_ce)
+            check_finite("stage 2 (anchor)", epoch, terms)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             for k, v in {"loss": loss, **terms}.items(): sums[k] += v.item() * len(y)
             n += len(y)

@@ -72,6 +72,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, PermissionError) as e:
+    except ValueError as e:
         print(f"augkd {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a missing file, a directory it may not write to, a full disk
+        where = f": {e.filename}" if e.filename else ""
+        print(f"augkd {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"augkd {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        return 130

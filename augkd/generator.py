@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .models import bn_layers
-from .train import restore_training_state, training_state
+from .train import check_finite, restore_training_state, training_state
 
 # %% auto #0
 __all__ = ['STAGE1_DEFAULTS', 'Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy',
@@ -145,6 +145,7 @@ def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator
                 t_logits, s_logits = teacher(x), student(x)
                 terms = generator_losses(t_logits, s_logits, stats.loss())
                 loss_g = sum(weights[n] * terms[n] for n in terms)
+                check_finite("stage 1 (generator)", epoch, terms)
                 optimizers["generator"].zero_grad(set_to_none=True); loss_g.backward(); optimizers["generator"].step()
                 for _ in range(k):
                     z = torch.randn(batch_size, d, device=device)
@@ -152,8 +153,10 @@ def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator
                         x = generator(z); t_logits = teacher(x)
                     s_logits = student(x)
                     loss_s = kl_div(t_logits, s_logits)
+                    check_finite("stage 1 (generator)", epoch, {"student_kl": loss_s})
                     optimizers["student"].zero_grad(set_to_none=True); loss_s.backward(); optimizers["student"].step()
                     loss_e = encoder_loss(*encoder(x, t_logits.argmax(1)), z, beta)
+                    check_finite("stage 1 (generator)", epoch, {"encoder": loss_e})
                     optimizers["encoder"].zero_grad(set_to_none=True); loss_e.backward(); optimizers["encoder"].step()
                 step = {"loss_g": loss_g.item(), **{n: v.item() for n, v in terms.items()}, "loss_s": loss_s.item(),
                         "loss_e": loss_e.item(), "t_conf": F.softmax(t_logits, 1).max(1).values.mean().item(),

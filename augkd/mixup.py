@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .data import Domain
 from .generator import kl_div
-from .train import batches, evaluate, restore_training_state, training_state
+from .train import batches, check_finite, evaluate, restore_training_state, training_state
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'mixup_schedule', 'mix', 'mixup_loss', 'train_mixup']
@@ -67,6 +67,7 @@ def train_mixup(teacher: nn.Module, student: nn.Module, generator: nn.Module, en
             with torch.no_grad(): t_logits = teacher(X)
             s_logits = student(X)
             loss = mixup_loss(s_logits, t_logits, Y, u, tau)
+            check_finite("stage 3 (mixup)", epoch, {"L_3": loss})
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             total += loss.item() * len(y); n += len(y)
             correct_mixed += (s_logits[len(y):].argmax(1) == y).sum().item()

@@ -208,11 +208,20 @@ def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, for
     return {"history": result["history"], **info, "seconds": seconds}
 
 # %% ../nbs/07_pipeline.ipynb #cell-017
-def _teacher_for(config: Config, teacher, device, progress: bool):
+def _teacher_for(config: Config, teacher, classes: list, device, progress: bool):
+    "The given teacher (a directory or checkpoint) or the setting's cached one; its classes must be `classes`."
     if teacher is None:
         return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress)[0]
     path = Path(teacher)
-    return load_teacher(path / "teacher.pt" if path.is_dir() else path, device)[0]
+    model, meta = load_teacher(path / "teacher.pt" if path.is_dir() else path, device)
+    if list(meta["classes"]) != list(classes):
+        raise ValueError(f"the teacher's classes differ from the student domain's: teacher {len(meta['classes'])} "
+                         f"{meta['classes']}, student domain {len(classes)} {classes}")
+    return model
+
+def _resume_hint(out, config: Config) -> str:
+    return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
+            f"`augkd run --out {out} --resume` and the same options (preset {config.preset}, setting {config.setting}, seed {config.seed})")
 
 def run(config: Config = None, out=None, resume: bool = False, teacher=None, force: bool = False,
         progress: bool = True) -> dict:
@@ -228,11 +237,18 @@ def run(config: Config = None, out=None, resume: bool = False, teacher=None, for
                              "use another output directory, or force the resume")
     start = time.time()
     device = resolve_device(config.device)
-    teacher_model = _teacher_for(config, teacher, device, progress)
+    splits = load_setting(config.setting, seed=config.seed, shots=config.shots)
+    teacher_model = _teacher_for(config, teacher, splits.classes, device, progress)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
-    splits = load_setting(config.setting, seed=config.seed, shots=config.shots)
     (out / "splits.json").write_text(json.dumps(splits.indices))
+    try:
+        return _run_stages(config, out, splits, teacher_model, device, start, force, progress)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_resume_hint(out, config)) from None
+
+def _run_stages(config: Config, out: Path, splits, teacher_model, device, start: float, force: bool, progress: bool) -> dict:
+    "Stages 1 to 3 and the results, for `run`."
     histories = {s: (load_checkpoint(out, s, config, force) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
     rewrite_metrics(out, histories)
     n_classes, d = len(splits.classes), config.latent_size

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #cell-002
 from __future__ import annotations
-import random, copy
+import random, copy, math
 
 import numpy as np
 import torch
@@ -18,8 +18,8 @@ from .models import recalibrate_bn
 
 # %% auto #0
 __all__ = ['seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state', 'training_state', 'to_cpu',
-           'restore_training_state', 'batches', 'predict_logits', 'topk_accuracy', 'evaluate', 'random_shift',
-           'random_colour', 'fit']
+           'restore_training_state', 'NonFiniteLoss', 'check_finite', 'batches', 'predict_logits', 'topk_accuracy',
+           'evaluate', 'random_shift', 'random_colour', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -81,6 +81,18 @@ def restore_training_state(state: dict, modules: dict, optimizers: dict = None, 
     return state["epoch"], list(state["history"]), dict(state["extra"])
 
 # %% ../nbs/02_train.ipynb #cell-014
+class NonFiniteLoss(ValueError):
+    "A loss term became NaN or infinite."
+
+def check_finite(stage: str, epoch: int, terms: dict) -> None:
+    "Raise `NonFiniteLoss` naming the stage, epoch (1-based) and the first loss term that is not finite."
+    for name, value in terms.items():
+        value = value.item() if torch.is_tensor(value) else value
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"{stage}: loss term {name} is {value} in epoch {epoch + 1}; "
+                                "the last good checkpoint is kept (lower the learning rates or loss weights)")
+
+# %% ../nbs/02_train.ipynb #cell-017
 def batches(domain: Domain, batch_size: int, shuffle: bool = False, generator: torch.Generator = None,
             drop_last: bool = False) -> DataLoader:
     "Batches `(images, labels)` of a domain, shuffled with `generator` when `shuffle`."
@@ -88,7 +100,7 @@ def batches(domain: Domain, batch_size: int, shuffle: bool = False, generator: t
     sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
     return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last), batch_size=None)
 
-# %% ../nbs/02_train.ipynb #cell-017
+# %% ../nbs/02_train.ipynb #cell-020
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512, device=None) -> torch.Tensor:
     "Logits of `model` in eval mode on `images`, on the CPU."
@@ -109,7 +121,7 @@ def evaluate(model: nn.Module, domain: Domain, batch_size: int = 512) -> dict:
     "Top-1/3/5 accuracy of `model` on a domain."
     return topk_accuracy(predict_logits(model, domain.images, batch_size), domain.labels)
 
-# %% ../nbs/02_train.ipynb #cell-020
+# %% ../nbs/02_train.ipynb #cell-023
 def random_shift(images: torch.Tensor, shift: int, generator: torch.Generator = None) -> torch.Tensor:
     "Translate each image by its own random offset of up to `shift` pixels (zero padding)."
     if shift <= 0: return images
@@ -129,7 +141,7 @@ def random_colour(images: torch.Tensor, generator: torch.Generator = None) -> to
     gains = (0.5 + torch.rand(n, c, 1, 1, generator=generator)).to(images)
     return ((invert * (1 - images) + (1 - invert) * images) * gains).clamp(0, 1)
 
-# %% ../nbs/02_train.ipynb #cell-022
+# %% ../nbs/02_train.ipynb #cell-025
 def fit(model: nn.Module, train: Domain, val: Domain = None, epochs: int = 5, lr: float = 1e-3,
         weight_decay: float = 1e-4, batch_size: int = 128, shift: int = 0, colour: bool = False, seed: int = 0,
         desc: str = "fit", progress: bool = True) -> list:
