@@ -1,5 +1,6 @@
-"""Shared fixtures: one DigitShift cache per test session, the repository root, a CLI runner."""
-import os, subprocess, sys
+"""Shared fixtures: one DigitShift cache per test session, the repository root, a CLI runner, and one
+uninterrupted reference run that the interruption tests compare against."""
+import json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,26 @@ def cli(tmp_path):
         return subprocess.run(["augkd", *map(str, args)], cwd=tmp_path, capture_output=True, text=True,
                               timeout=timeout, env=os.environ.copy())
     return run
+
+
+QUICK = ["--preset", "quick", "--seed", "0"]
+LONGER = QUICK + ["--anchor-epochs", "4", "--mixup-epochs", "5"]  # stages long enough to be killed inside
+
+
+def metrics(run_dir):
+    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def figures(run_dir):
+    "What must agree between two runs of the same config: accuracies and every per-epoch metric."
+    results = json.loads((run_dir / "results.json").read_text())
+    return {"teacher": results["teacher"], "student": results["student"], "metrics": metrics(run_dir)}
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory, augkd_cache):
+    "The figures of an uninterrupted LONGER run."
+    run = tmp_path_factory.mktemp("reference") / "run"
+    done = subprocess.run(["augkd", "run", *LONGER, "--out", str(run)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return figures(run)

@@ -3,18 +3,7 @@ import json, os, signal, subprocess, time
 
 import pytest
 
-QUICK = ["--preset", "quick", "--seed", "0"]
-LONGER = QUICK + ["--anchor-epochs", "4", "--mixup-epochs", "5"]  # stages long enough to be killed inside
-
-
-def metrics(run_dir):
-    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def figures(run_dir):
-    "What must agree between two runs of the same config: accuracies and every per-epoch metric."
-    results = json.loads((run_dir / "results.json").read_text())
-    return {"teacher": results["teacher"], "student": results["student"], "metrics": metrics(run_dir)}
+from conftest import LONGER, QUICK, figures, metrics
 
 
 def test_quick_run_end_to_end_and_resume_of_a_finished_run(cli, tmp_path):
@@ -47,14 +36,6 @@ def test_existing_run_needs_resume_and_same_config(cli, tmp_path):
     assert rerun.returncode == 2 and "already holds a run" in rerun.stderr
     other = cli("run", *QUICK, "--alpha", "0.5", "--out", tmp_path / "r", "--resume")
     assert other.returncode == 2 and "another config" in other.stderr
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    run = tmp_path_factory.mktemp("reference") / "run"
-    done = subprocess.run(["augkd", "run", *LONGER, "--out", str(run)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return figures(run)
 
 
 @pytest.mark.parametrize("stage", ["anchor", "mixup"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_pipeline import LONGER, QUICK, figures, metrics, uninterrupted  # noqa: F401 (a shared fixture)
+from conftest import LONGER, QUICK, figures, metrics
 
 
 # --- config ----------------------------------------------------------------------------------------
