@@ -16,7 +16,7 @@ from .train import check_finite, restore_training_state, training_state
 
 # %% auto #0
 __all__ = ['STAGE1_DEFAULTS', 'Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy',
-           'generator_losses', 'encoder_loss', 'train_generator']
+           'generator_losses', 'PenultimateFeatures', 'encoder_loss', 'train_generator']
 
 # %% ../nbs/04_generator.ipynb #cell-005
 class Generator(nn.Module):
@@ -100,10 +100,24 @@ def class_balance_entropy(logits: torch.Tensor) -> torch.Tensor:
     mean_p = F.softmax(logits, 1).mean(0)
     return -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
 
-def generator_losses(t_logits, s_logits, bn_loss) -> dict:
-    "The four terms of L_G, unweighted."
-    return {"adv": -kl_div(t_logits, s_logits), "oh": F.cross_entropy(t_logits, t_logits.argmax(1)),
-            "ent": -class_balance_entropy(t_logits), "bn": bn_loss}
+def generator_losses(t_logits, s_logits, bn_loss, features=None) -> dict:
+    "The four terms of L_G, unweighted; with the teacher's penultimate `features`, DAFL's activation term too."
+    terms = {"adv": -kl_div(t_logits, s_logits), "oh": F.cross_entropy(t_logits, t_logits.argmax(1)),
+             "ent": -class_balance_entropy(t_logits), "bn": bn_loss}
+    if features is not None: terms["act"] = -features.abs().mean()
+    return terms
+
+class PenultimateFeatures:
+    "A hook that records the input of a model's last linear layer (the features its classifier sees)."
+    def __init__(self, model: nn.Module):
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if not linears: raise ValueError("the model has no linear layer to read features from")
+        self.value = None
+        self.handle = linears[-1].register_forward_pre_hook(self._record)
+
+    def _record(self, module, inputs): self.value = inputs[0]
+
+    def remove(self): self.handle.remove()
 
 # %% ../nbs/04_generator.ipynb #cell-018
 def encoder_loss(mu, logvar, z, beta: float = 2.5e-4) -> torch.Tensor:
@@ -116,34 +130,37 @@ def encoder_loss(mu, logvar, z, beta: float = 2.5e-4) -> torch.Tensor:
 STAGE1_DEFAULTS = dict(epochs=200, iters=200, batch_size=256, k=5, lr_g=1e-3, lr_e=1e-4, lr_s=1e-3, wd_s=1e-4,
                        w_adv=1.0, w_oh=1.0, w_ent=20 / math.log(10), w_bn=1.0, beta=2.5e-4)
 
-def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator, encoder: Encoder,
+def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator, encoder: Encoder = None,
                     epochs: int = 200, iters: int = 200, batch_size: int = 256, k: int = 5,
                     lr_g: float = 1e-3, lr_e: float = 1e-4, lr_s: float = 1e-3, wd_s: float = 1e-4,
                     w_adv: float = 1.0, w_oh: float = 1.0, w_ent: float = 20 / math.log(10), w_bn: float = 1.0,
-                    beta: float = 2.5e-4, resume: dict = None, on_epoch_end=None, progress: bool = True) -> dict:
-    "Stage 1: train G, E and a first student against a frozen teacher; return them and the history."
+                    beta: float = 2.5e-4, w_act: float = 0.0, resume: dict = None, on_epoch_end=None,
+                    progress: bool = True) -> dict:
+    "Stage 1: train G, E (unless None) and a first student against a frozen teacher; return them and the history."
     device = next(teacher.parameters()).device
     teacher.eval().requires_grad_(False)
     d = generator.latent_size
-    modules = {"generator": generator, "encoder": encoder, "student": student}
+    modules = {"generator": generator, "student": student, **({"encoder": encoder} if encoder is not None else {})}
     optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=lr_g),
-                  "encoder": torch.optim.Adam(encoder.parameters(), lr=lr_e),
                   "student": torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s)}
+    if encoder is not None: optimizers["encoder"] = torch.optim.Adam(encoder.parameters(), lr=lr_e)
     schedulers = {n: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs) for n, o in optimizers.items()}
     start, history = 0, []
     if resume is not None:
         start, history, _ = restore_training_state(resume, modules, optimizers, schedulers)
     stats = BNStatistics(teacher)
-    weights = {"adv": w_adv, "oh": w_oh, "ent": w_ent, "bn": w_bn}
+    features = PenultimateFeatures(teacher) if w_act else None
+    weights = {"adv": w_adv, "oh": w_oh, "ent": w_ent, "bn": w_bn, **({"act": w_act} if w_act else {})}
+    loss_e = torch.zeros(())
     try:
         for epoch in range(start, epochs):
-            generator.train(); encoder.train(); student.train()
+            for m in modules.values(): m.train()
             sums = dict.fromkeys(["loss_g", *weights, "loss_s", "loss_e", "t_conf", "agree"], 0.0)
             bar = tqdm(range(iters), desc=f"stage 1 epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
             for _ in bar:
                 x = generator(torch.randn(batch_size, d, device=device))
                 t_logits, s_logits = teacher(x), student(x)
-                terms = generator_losses(t_logits, s_logits, stats.loss())
+                terms = generator_losses(t_logits, s_logits, stats.loss(), features.value if features else None)
                 loss_g = sum(weights[n] * terms[n] for n in terms)
                 check_finite("stage 1 (generator)", epoch, terms)
                 optimizers["generator"].zero_grad(set_to_none=True); loss_g.backward(); optimizers["generator"].step()
@@ -155,6 +172,7 @@ def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator
                     loss_s = kl_div(t_logits, s_logits)
                     check_finite("stage 1 (generator)", epoch, {"student_kl": loss_s})
                     optimizers["student"].zero_grad(set_to_none=True); loss_s.backward(); optimizers["student"].step()
+                    if encoder is None: continue
                     loss_e = encoder_loss(*encoder(x, t_logits.argmax(1)), z, beta)
                     check_finite("stage 1 (generator)", epoch, {"encoder": loss_e})
                     optimizers["encoder"].zero_grad(set_to_none=True); loss_e.backward(); optimizers["encoder"].step()
@@ -172,4 +190,5 @@ def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator
                 on_epoch_end(training_state(epoch + 1, modules, optimizers, schedulers, history))
     finally:
         stats.remove()
+        if features: features.remove()
     return {**modules, "history": history}

@@ -22,7 +22,7 @@ from .train import evaluate, resolve_device, seed_everything, training_state
 
 # %% auto #0
 __all__ = ['PRESETS', 'STAGES', 'Config', 'validate_config', 'make_config', 'checkpoint_path', 'save_checkpoint',
-           'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'run']
+           'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'method_name', 'run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-005
 @dataclass
@@ -72,6 +72,9 @@ class Config:
     schedule: str = "linear"
     u: float = 0.5                  # CE weight
     tau: float = 10.0               # KD temperature
+    # ablations
+    use_anchor: bool = True         # False: z_a = z and no stage 2 (the "w/o Anchor" ablation)
+    use_mixup: bool = True          # False: raw samples plus anchor images, no schedule ("w/o Mixup")
     # bookkeeping
     preset: str = "paper"
     device: str = "auto"
@@ -208,6 +211,10 @@ def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, for
     return {"history": result["history"], **info, "seconds": seconds}
 
 # %% ../nbs/07_pipeline.ipynb #cell-017
+def method_name(config: Config) -> str:
+    "`augkd`, or the name of the ablation the config's switches select."
+    return "augkd" + ("" if config.use_anchor else "_no_anchor") + ("" if config.use_mixup else "_no_mixup")
+
 def _teacher_for(config: Config, teacher, classes: list, device, progress: bool):
     "The given teacher (a directory or checkpoint) or the setting's cached one; its classes must be `classes`."
     if teacher is None:
@@ -266,19 +273,22 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, device, start:
             lr_s=config.lr_s, wd_s=config.wd_s, w_adv=config.w_adv, w_oh=config.w_oh, w_ent=config.w_ent,
             w_bn=config.w_bn, beta=config.beta, progress=progress, **kw), force, progress)
     stage1_student = evaluate(student, splits.student_val)
-    stage2 = _run_stage(out, "anchor", config, {"anchor": anchor},
-        lambda **kw: train_anchor(teacher_model, generator, encoder, anchor, splits.student_train, splits.student_val,
-            epochs=config.anchor_epochs, batch_size=config.batch_size, lr_a=config.lr_a, alpha=config.alpha,
-            w_mask=config.w_mask, w_ce=config.w_ce, uncertainty_kind=config.uncertainty, energy_tau=config.energy_tau,
-            progress=progress, **kw), force, progress)
+    if config.use_anchor:
+        stage2 = _run_stage(out, "anchor", config, {"anchor": anchor},
+            lambda **kw: train_anchor(teacher_model, generator, encoder, anchor, splits.student_train, splits.student_val,
+                epochs=config.anchor_epochs, batch_size=config.batch_size, lr_a=config.lr_a, alpha=config.alpha,
+                w_mask=config.w_mask, w_ce=config.w_ce, uncertainty_kind=config.uncertainty, energy_tau=config.energy_tau,
+                progress=progress, **kw), force, progress)
+    else:
+        anchor, stage2 = None, {"history": [], "skipped": "use_anchor is off: z_a = z"}
     stage3 = _run_stage(out, "mixup", config, {"student": student},
         lambda **kw: train_mixup(teacher_model, student, generator, encoder, anchor, splits.student_train,
             splits.student_val, epochs=config.mixup_epochs, batch_size=config.batch_size, lr_s=config.lr_s,
             wd_s=config.wd_s, a=config.a, b=config.b, schedule=config.schedule, u=config.u, tau=config.tau,
-            progress=progress, **kw), force, progress)
+            mixup=config.use_mixup, progress=progress, **kw), force, progress)
 
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history"}
-    results = {"method": "augkd", "setting": config.setting, "seed": config.seed, "preset": config.preset,
+    results = {"method": method_name(config), "setting": config.setting, "seed": config.seed, "preset": config.preset,
                "config": config.to_dict(), "teacher": evaluate(teacher_model, splits.student_test),
                "student": evaluate(student, splits.student_test),
                "stages": {"generator": {**stage_info(stage1), "student_val": stage1_student},

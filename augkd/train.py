@@ -19,7 +19,7 @@ from .models import recalibrate_bn
 # %% auto #0
 __all__ = ['seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state', 'training_state', 'to_cpu',
            'restore_training_state', 'NonFiniteLoss', 'check_finite', 'batches', 'predict_logits', 'topk_accuracy',
-           'evaluate', 'random_shift', 'random_colour', 'fit']
+           'evaluate', 'random_shift', 'random_colour', 'cross_entropy_loss', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -142,10 +142,14 @@ def random_colour(images: torch.Tensor, generator: torch.Generator = None) -> to
     return ((invert * (1 - images) + (1 - invert) * images) * gains).clamp(0, 1)
 
 # %% ../nbs/02_train.ipynb #cell-025
+def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    "The default loss of `fit`: cross-entropy of the model's logits."
+    return F.cross_entropy(model(x), y)
+
 def fit(model: nn.Module, train: Domain, val: Domain = None, epochs: int = 5, lr: float = 1e-3,
         weight_decay: float = 1e-4, batch_size: int = 128, shift: int = 0, colour: bool = False, seed: int = 0,
-        desc: str = "fit", progress: bool = True) -> list:
-    "Train `model` with CE on `train`; keep the best-validation weights; return per-epoch history."
+        desc: str = "fit", progress: bool = True, loss_fn=cross_entropy_loss) -> list:
+    "Train `model` on `train` with `loss_fn(model, x, y)` (CE by default); keep the best-validation weights."
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -160,7 +164,7 @@ def fit(model: nn.Module, train: Domain, val: Domain = None, epochs: int = 5, lr
             x = random_shift(x, shift, gen)
             if colour: x = random_colour(x, gen)
             x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(model(x), y)
+            loss = loss_fn(model, x, y)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             total, count = total + loss.item() * len(y), count + len(y)
             bar.set_postfix(loss=f"{total / count:.3f}")

@@ -73,3 +73,25 @@ def test_bad_values_fail_before_any_work(cli, tmp_path):
         done = cli("run", *QUICK, *args, "--out", tmp_path / "bad")
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_tiny_bench_writes_all_files_and_reuses_finished_cells(cli, tmp_path):
+    args = ["bench", "--methods", "wo_kd,augkd", "--settings", "HP-M", "--seeds", "0", "--preset", "quick", "--out", tmp_path / "b"]
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    rows = json.loads((tmp_path / "b" / "bench.json").read_text())
+    assert [(r["method"], r["setting"], r["seed"]) for r in rows] == [("wo_kd", "HP-M", 0), ("augkd", "HP-M", 0)]
+    assert all({"acc", "acc3", "acc5", "seconds"} <= set(r) for r in rows)
+    table = (tmp_path / "b" / "bench.md").read_text()
+    assert table.startswith("| method | HP-M | mean |") and "**" in table
+    html = (tmp_path / "b" / "bench.html").read_text()
+    assert "plotly" in html and "<script src=\"https://cdn" not in html
+    second = cli(*args)
+    assert second.returncode == 0, second.stderr
+    assert json.loads((tmp_path / "b" / "bench.json").read_text()) == rows  # reused: same seconds too
+
+
+def test_bench_list_prints_registered_methods(cli):
+    done = cli("bench", "--list")
+    assert done.returncode == 0
+    assert {"teacher", "wo_kd", "kd", "augkd", "augkd_no_anchor", "augkd_no_mixup"} <= set(done.stdout.split())
