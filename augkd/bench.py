@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_bench.ipynb #cell-002
 from __future__ import annotations
-import dataclasses, json, statistics, time
+import json, statistics, time
 from pathlib import Path
 
 import plotly.graph_objects as go

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cli.ipynb #cell-002
 from __future__ import annotations
-import argparse, dataclasses, json, sys
+import argparse, dataclasses, sys
 from pathlib import Path
 
 from .data import SETTINGS

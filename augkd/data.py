@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #cell-003
 from __future__ import annotations
-import os, warnings, hashlib
+import os, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -5,7 +5,6 @@
 # %% ../nbs/01_models.ipynb #cell-002
 from __future__ import annotations
 import warnings
-from pathlib import Path
 
 import torch
 import torch.nn as nn

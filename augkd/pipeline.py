@@ -4,8 +4,8 @@
 
 # %% ../nbs/07_pipeline.ipynb #cell-002
 from __future__ import annotations
-import dataclasses, hashlib, json, math, time
-from dataclasses import dataclass, field, fields, asdict
+import hashlib, json, math, time
+from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
 import torch
