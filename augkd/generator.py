@@ -15,8 +15,8 @@ from .models import bn_layers
 from .train import check_finite, restore_training_state, training_state
 
 # %% auto #0
-__all__ = ['STAGE1_DEFAULTS', 'Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy',
-           'generator_losses', 'PenultimateFeatures', 'encoder_loss', 'train_generator']
+__all__ = ['Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy', 'generator_losses',
+           'PenultimateFeatures', 'encoder_loss', 'train_generator']
 
 # %% ../nbs/04_generator.ipynb #cell-005
 class Generator(nn.Module):
@@ -127,9 +127,6 @@ def encoder_loss(mu, logvar, z, beta: float = 2.5e-4) -> torch.Tensor:
     return recon + beta * prior_kl
 
 # %% ../nbs/04_generator.ipynb #cell-021
-STAGE1_DEFAULTS = dict(epochs=200, iters=200, batch_size=256, k=5, lr_g=1e-3, lr_e=1e-4, lr_s=1e-3, wd_s=1e-4,
-                       w_adv=1.0, w_oh=1.0, w_ent=20 / math.log(10), w_bn=1.0, beta=2.5e-4)
-
 def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator, encoder: Encoder = None,
                     epochs: int = 200, iters: int = 200, batch_size: int = 256, k: int = 5,
                     lr_g: float = 1e-3, lr_e: float = 1e-4, lr_s: float = 1e-3, wd_s: float = 1e-4,
