@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import load_setting
+from .data import atomic_save, load_setting
 from .generator import BNStatistics, Generator, kl_div, train_generator
 from .mixup import mixup_loss
 from .models import Normalized, create_model
@@ -21,16 +21,18 @@ from .teacher import cached_teacher
 from .train import evaluate, fit, resolve_device, seed_everything
 
 # %% auto #0
-__all__ = ['METHODS', 'DATA_FREE_WEIGHTS', 'Cell', 'register', 'get_method', 'cell_parts', 'teacher_method', 'without_kd',
-           'kd_loss', 'plain_kd', 'fine_tune', 'total_variation', 'js_divergence', 'deep_inversion']
+__all__ = ['METHODS', 'DATA_FREE_WEIGHTS', 'AUGKD_VARIANTS', 'Cell', 'register', 'get_method', 'cell_parts', 'teacher_method',
+           'without_kd', 'kd_loss', 'plain_kd', 'fine_tune', 'shared_student', 'total_variation', 'js_divergence',
+           'deep_inversion']
 
 # %% ../nbs/08_baselines.ipynb #cell-006
 @dataclass
 class Cell:
-    "One method's job: a config (setting, seed and budget) and a directory of its own."
+    "One method's job: a config (setting, seed and budget), a directory of its own and, optionally, one it shares."
     config: Config
     out: Path
     progress: bool = False
+    shared: Path | None = None  # shared by the cells of one setting and seed: work several methods repeat, done once
 
 METHODS = {}
 
@@ -103,18 +105,28 @@ def fine_tune(cell: Cell, splits, student) -> None:
     fit(student, splits.student_train, splits.student_val, epochs=c.mixup_epochs, lr=c.lr_s, weight_decay=c.wd_s,
         batch_size=c.batch_size, seed=c.seed, progress=cell.progress, desc="fine-tune")
 
-def _generator_kd(cell: Cell, weights: dict, plus: bool) -> dict:
+def shared_student(cell: Cell, name: str, student, train) -> None:
+    """Train `student` with `train()`, or load what an earlier cell of the same setting, seed and config left
+    in `cell.shared` under `name`; a method and its `+` variant so distill once."""
+    if cell.shared is None: return train()
+    path = Path(cell.shared) / f"{name}-student-{cell.config.hash()}.pt"
+    if path.exists(): return student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    train()
+    atomic_save(student.state_dict(), path)
+
+def _generator_kd(cell: Cell, name: str, weights: dict, plus: bool) -> dict:
     c = cell.config
     splits, teacher, student = cell_parts(cell)
     generator = Generator(c.latent_size, c.image_size, c.gen_width).to(next(teacher.parameters()).device)
-    train_generator(teacher, student, generator, None, epochs=c.gen_epochs, iters=c.gen_iters, batch_size=c.batch_size,
-                    k=c.k, lr_g=c.lr_g, lr_s=c.lr_s, wd_s=c.wd_s, progress=cell.progress, **weights)
+    shared_student(cell, name, student, lambda: train_generator(teacher, student, generator, None, epochs=c.gen_epochs,
+        iters=c.gen_iters, batch_size=c.batch_size, k=c.k, lr_g=c.lr_g, lr_s=c.lr_s, wd_s=c.wd_s,
+        progress=cell.progress, **weights))
     if plus: fine_tune(cell, splits, student)
     return evaluate(student, splits.student_test)
 
 for _name, _weights in DATA_FREE_WEIGHTS.items():
-    register(_name)(lambda cell, w=_weights: _generator_kd(cell, w, plus=False))
-    register(_name + "+")(lambda cell, w=_weights: _generator_kd(cell, w, plus=True))
+    register(_name)(lambda cell, n=_name, w=_weights: _generator_kd(cell, n, w, plus=False))
+    register(_name + "+")(lambda cell, n=_name, w=_weights: _generator_kd(cell, n, w, plus=True))
 
 # %% ../nbs/08_baselines.ipynb #cell-014
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -162,8 +174,8 @@ def deep_inversion(teacher, student, rounds: int, iters: int, batch_size: int, n
 def _deepinv(cell: Cell, plus: bool) -> dict:
     c = cell.config
     splits, teacher, student = cell_parts(cell)
-    deep_inversion(teacher, student, c.gen_epochs, c.gen_iters, c.batch_size, len(splits.classes), c.image_size,
-                   lr_s=c.lr_s, wd_s=c.wd_s, w_bn=c.w_bn, progress=cell.progress)
+    shared_student(cell, "deepinv", student, lambda: deep_inversion(teacher, student, c.gen_epochs, c.gen_iters,
+        c.batch_size, len(splits.classes), c.image_size, lr_s=c.lr_s, wd_s=c.wd_s, w_bn=c.w_bn, progress=cell.progress))
     if plus: fine_tune(cell, splits, student)
     return evaluate(student, splits.student_test)
 
@@ -171,10 +183,12 @@ register("deepinv")(lambda cell: _deepinv(cell, plus=False))
 register("deepinv+")(lambda cell: _deepinv(cell, plus=True))
 
 # %% ../nbs/08_baselines.ipynb #cell-017
-def _augkd(cell: Cell, **switches) -> dict:
-    config = dataclasses.replace(cell.config, **switches)
-    return run(config, Path(cell.out) / "run", resume=True, progress=cell.progress)["student"]
+AUGKD_VARIANTS = {"augkd": {}, "augkd_no_anchor": dict(use_anchor=False), "augkd_no_mixup": dict(use_mixup=False)}
 
-register("augkd")(lambda cell: _augkd(cell))
-register("augkd_no_anchor")(lambda cell: _augkd(cell, use_anchor=False))
-register("augkd_no_mixup")(lambda cell: _augkd(cell, use_mixup=False))
+def _augkd(cell: Cell, name: str) -> dict:
+    config = dataclasses.replace(cell.config, **AUGKD_VARIANTS[name])
+    if cell.shared is None: out, reuse = Path(cell.out) / "run", []
+    else: out, reuse = Path(cell.shared) / name, [Path(cell.shared) / other for other in AUGKD_VARIANTS if other != name]
+    return run(config, out, resume=True, reuse=reuse, progress=cell.progress)["student"]
+
+for _name in AUGKD_VARIANTS: register(_name)(lambda cell, n=_name: _augkd(cell, n))

@@ -28,7 +28,7 @@ def _run(args) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
                  if f.name not in ("preset",) and getattr(args, f.name, None) is not None}
     config = make_config(args.preset, **overrides)
-    run(config, args.out, resume=args.resume, teacher=args.teacher, force=args.force)
+    run(config, args.out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse)
     return 0
 
 def _bench(args) -> int:
@@ -40,7 +40,7 @@ def _bench(args) -> int:
     methods = None if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     settings = [s.strip() for s in args.settings.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    bench(methods, settings, seeds, args.preset, args.out)
+    bench(methods, settings, seeds, args.preset, args.out, jobs=args.jobs)
     print(f"wrote {args.out / 'bench.json'}, bench.md and bench.html")
     return 0
 
@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, type=Path, help="run directory (default: runs/SETTING-PRESET-sSEED)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     run.add_argument("--force", action="store_true", help="with --resume: accept checkpoints written under another config")
+    run.add_argument("--reuse", nargs="+", type=Path, default=[], metavar="RUN",
+                     help="earlier run directories whose finished stages are reused where their inputs match this run's")
     _add_config_options(run)
     run.set_defaults(handler=_run)
 
@@ -90,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     grid.add_argument("--preset", default="default", choices=list(PRESETS), help="hyperparameter preset (default: default)")
     grid.add_argument("--out", default=Path("bench"), type=Path, help="benchmark directory (default: bench)")
+    grid.add_argument("--jobs", type=int, default=1,
+                      help="settings x seeds groups run at once, in worker processes sharing the CPU threads (default 1)")
     grid.add_argument("--list", action="store_true", help="print the registered method names and exit")
     grid.set_defaults(handler=_bench)
     return parser

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_pipeline.ipynb #cell-002
 from __future__ import annotations
-import hashlib, json, math, time
+import hashlib, json, math, shutil, time
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
@@ -21,8 +21,8 @@ from .teacher import cached_teacher, load_teacher
 from .train import evaluate, resolve_device, seed_everything, training_state
 
 # %% auto #0
-__all__ = ['PRESETS', 'STAGES', 'Config', 'validate_config', 'make_config', 'checkpoint_path', 'save_checkpoint',
-           'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'method_name', 'run']
+__all__ = ['STAGES', 'STAGE_FIELDS', 'PRESETS', 'Config', 'validate_config', 'make_config', 'checkpoint_path', 'save_checkpoint',
+           'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'method_name', 'reuse_stages', 'run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-005
 @dataclass
@@ -83,8 +83,12 @@ class Config:
 
     def hash(self) -> str:
         "A short hash of everything that changes results (the device does not count)."
-        relevant = {k: v for k, v in self.to_dict().items() if k != "device"}
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+        return _short_hash({k: v for k, v in self.to_dict().items() if k != "device"})
+
+    def stage_hash(self, stage: str) -> str:
+        "A short hash of what `stage`'s result depends on: the fields of that stage and of the stages before it."
+        later = {f for s in STAGES[STAGES.index(stage) + 1:] for f in STAGE_FIELDS[s]}
+        return _short_hash({k: v for k, v in self.to_dict().items() if k not in later | {"device", "preset"}})
 
     def save(self, path) -> Path:
         path = Path(path)
@@ -98,7 +102,18 @@ class Config:
         data = json.loads((path / "config.json" if path.is_dir() else path).read_text())
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
-# %% ../nbs/07_pipeline.ipynb #cell-008
+# %% ../nbs/07_pipeline.ipynb #cell-006
+STAGES = ("generator", "anchor", "mixup")
+STAGE_FIELDS = {
+    "generator": ("gen_epochs", "gen_iters", "k", "lr_g", "lr_e", "w_adv", "w_oh", "w_ent", "w_bn", "beta"),
+    "anchor": ("anchor_epochs", "lr_a", "alpha", "w_mask", "w_ce", "uncertainty", "energy_tau", "use_anchor"),
+    "mixup": ("mixup_epochs", "a", "b", "schedule", "u", "tau", "use_mixup"),
+}
+
+def _short_hash(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+# %% ../nbs/07_pipeline.ipynb #cell-010
 PRESETS = {
     "quick": dict(teacher_arch="cnn_small", teacher_epochs=1, student_arch="cnn_small", latent_size=32, gen_width=32,
                   enc_width=8, enc_channels=32, anchor_hidden=32, anchor_channels=4, batch_size=64, gen_epochs=2,
@@ -144,31 +159,29 @@ def make_config(preset: str = "default", **overrides) -> Config:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}")
     return validate_config(Config(**{**PRESETS[preset], **overrides, "preset": preset}))
 
-# %% ../nbs/07_pipeline.ipynb #cell-011
-STAGES = ("generator", "anchor", "mixup")
-
+# %% ../nbs/07_pipeline.ipynb #cell-013
 def checkpoint_path(run_dir, stage: str) -> Path:
     return Path(run_dir) / "ckpt" / f"{stage}.pt"
 
 def save_checkpoint(run_dir, stage: str, config: Config, state: dict, seconds: float, done: bool = False, **info) -> Path:
     "Write a stage checkpoint atomically."
-    return atomic_save({"stage": stage, "config_hash": config.hash(), "done": done, "seconds": seconds,
-                        "state": state, "info": info}, checkpoint_path(run_dir, stage))
+    return atomic_save({"stage": stage, "config_hash": config.hash(), "stage_hash": config.stage_hash(stage),
+                        "done": done, "seconds": seconds, "state": state, "info": info}, checkpoint_path(run_dir, stage))
 
 def load_checkpoint(run_dir, stage: str, config: Config = None, force: bool = False):
-    "The stage's checkpoint, or None; refuses one written under another config unless `force`."
+    "The stage's checkpoint, or None; refuses one whose stage inputs differ from `config`'s unless `force`."
     path = checkpoint_path(run_dir, stage)
     if not path.exists(): return None
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupt): {e}") from None
-    if config is not None and ckpt["config_hash"] != config.hash() and not force:
-        raise ValueError(f"checkpoint {path} was written under another config (hash {ckpt['config_hash']}, "
-                         f"this run {config.hash()}); use another output directory, or force the resume")
+    if config is not None and ckpt["stage_hash"] != config.stage_hash(stage) and not force:
+        raise ValueError(f"checkpoint {path} was written under another config (stage hash {ckpt['stage_hash']}, "
+                         f"this run {config.stage_hash(stage)}); use another output directory, or force the resume")
     return ckpt
 
-# %% ../nbs/07_pipeline.ipynb #cell-013
+# %% ../nbs/07_pipeline.ipynb #cell-015
 def _metric_lines(stage: str, history: list) -> list:
     return [json.dumps({"stage": stage, **row}) for row in history]
 
@@ -187,7 +200,7 @@ def read_metrics(run_dir) -> list:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
 
-# %% ../nbs/07_pipeline.ipynb #cell-015
+# %% ../nbs/07_pipeline.ipynb #cell-017
 def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, force: bool, progress: bool) -> dict:
     "Run, resume or skip one stage; returns the stage function's result and the stage's info."
     ckpt = load_checkpoint(run_dir, stage, config, force)
@@ -210,7 +223,7 @@ def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, for
                     seconds, done=True, **info)
     return {"history": result["history"], **info, "seconds": seconds}
 
-# %% ../nbs/07_pipeline.ipynb #cell-017
+# %% ../nbs/07_pipeline.ipynb #cell-019
 def method_name(config: Config) -> str:
     "`augkd`, or the name of the ablation the config's switches select."
     return "augkd" + ("" if config.use_anchor else "_no_anchor") + ("" if config.use_mixup else "_no_mixup")
@@ -230,9 +243,28 @@ def _resume_hint(out, config: Config) -> str:
     return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
             f"`augkd run --out {out} --resume` and the same options (preset {config.preset}, setting {config.setting}, seed {config.seed})")
 
+def reuse_stages(config: Config, out, sources) -> list:
+    "Copy into `out` the finished stages of the runs in `sources` whose stage inputs equal `config`'s; their names."
+    reused = []
+    for stage in STAGES:
+        if checkpoint_path(out, stage).exists(): continue
+        match = next((checkpoint_path(src, stage) for src in sources if _finished_as(src, stage, config)), None)
+        if match is None: break
+        tmp = checkpoint_path(out, stage).with_suffix(".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(match, tmp); tmp.replace(checkpoint_path(out, stage))
+        reused.append(stage)
+    return reused
+
+def _finished_as(run_dir, stage: str, config: Config) -> bool:
+    try: ckpt = load_checkpoint(run_dir, stage)
+    except ValueError: return False
+    return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] == config.stage_hash(stage)
+
 def run(config: Config = None, out=None, resume: bool = False, teacher=None, force: bool = False,
-        progress: bool = True) -> dict:
-    "Run AuG-KD end to end into the directory `out`; returns the results (also in `out/results.json`)."
+        progress: bool = True, reuse=()) -> dict:
+    """Run AuG-KD end to end into the directory `out`; returns the results (also in `out/results.json`).
+    `reuse`: run directories whose finished stages are copied in when their inputs equal this config's."""
     config = validate_config(config or make_config("default"))
     out = Path(out or f"runs/{config.setting}-{config.preset}-s{config.seed}")
     if (out / "config.json").exists() and not resume:
@@ -247,6 +279,8 @@ def run(config: Config = None, out=None, resume: bool = False, teacher=None, for
     splits = load_setting(config.setting, seed=config.seed, shots=config.shots)
     teacher_model = _teacher_for(config, teacher, splits.classes, device, progress)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
+    for stage in reuse_stages(config, out, [Path(r) for r in reuse]):
+        if progress: print(f"{stage}: reused from an earlier run with the same inputs")
     config.save(out / "config.json")
     (out / "splits.json").write_text(json.dumps(splits.indices))
     try:
