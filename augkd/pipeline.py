@@ -22,7 +22,8 @@ from .train import evaluate, resolve_device, seed_everything, training_state
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_FIELDS', 'PRESETS', 'Config', 'validate_config', 'make_config', 'checkpoint_path', 'save_checkpoint',
-           'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'method_name', 'reuse_stages', 'run']
+           'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'method_name', 'reuse_stages',
+           'default_run_dir', 'run', 'RunParts', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-005
 @dataclass
@@ -261,12 +262,16 @@ def _finished_as(run_dir, stage: str, config: Config) -> bool:
     except ValueError: return False
     return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] == config.stage_hash(stage)
 
+def default_run_dir(config: Config) -> Path:
+    "Where a run goes when no directory is given: `runs/SETTING-PRESET-sSEED`."
+    return Path("runs") / f"{config.setting}-{config.preset}-s{config.seed}"
+
 def run(config: Config = None, out=None, resume: bool = False, teacher=None, force: bool = False,
         progress: bool = True, reuse=()) -> dict:
     """Run AuG-KD end to end into the directory `out`; returns the results (also in `out/results.json`).
     `reuse`: run directories whose finished stages are copied in when their inputs equal this config's."""
     config = validate_config(config or make_config("default"))
-    out = Path(out or f"runs/{config.setting}-{config.preset}-s{config.seed}")
+    out = Path(out or default_run_dir(config))
     if (out / "config.json").exists() and not resume:
         raise ValueError(f"{out} already holds a run: pass resume=True (--resume) to continue it, or choose another output directory")
     if resume and (out / "config.json").exists():
@@ -279,6 +284,8 @@ def run(config: Config = None, out=None, resume: bool = False, teacher=None, for
     splits = load_setting(config.setting, seed=config.seed, shots=config.shots)
     teacher_model = _teacher_for(config, teacher, splits.classes, device, progress)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
+    if not (resume and teacher is None and (out / "teacher.json").exists()):
+        (out / "teacher.json").write_text(json.dumps({"path": None if teacher is None else str(Path(teacher).resolve())}))
     for stage in reuse_stages(config, out, [Path(r) for r in reuse]):
         if progress: print(f"{stage}: reused from an earlier run with the same inputs")
     config.save(out / "config.json")
@@ -334,3 +341,43 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, device, start:
         print(f"student top-1 {results['student']['acc']:.4f}, teacher top-1 {results['teacher']['acc']:.4f} "
               f"on {config.setting}'s student-domain test split; results in {out / 'results.json'}")
     return results
+
+# %% ../nbs/07_pipeline.ipynb #cell-025
+@dataclass
+class RunParts:
+    "What a run directory holds, loaded: config, splits, teacher, G, E, AnchorNet, students, metrics, results."
+    run_dir: Path
+    config: Config
+    splits: object
+    teacher: torch.nn.Module
+    generator: torch.nn.Module | None
+    encoder: torch.nn.Module | None
+    anchor: torch.nn.Module | None
+    student: torch.nn.Module | None
+    metrics: list
+    results: dict | None
+
+def load_run(run_dir, device=None, progress: bool = False) -> RunParts:
+    "Open a run directory written by `run`."
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise ValueError(f"{run_dir} is not a run directory (no config.json); make one with `augkd run --out {run_dir}`")
+    config, device = Config.load(run_dir), resolve_device(device or "cpu")
+    splits = load_setting(config.setting, seed=config.seed, shots=config.shots)
+    recorded = json.loads((run_dir / "teacher.json").read_text()) if (run_dir / "teacher.json").exists() else {}
+    teacher = _teacher_for(config, recorded.get("path"), splits.classes, device, progress).eval()
+    n_classes, d = len(splits.classes), config.latent_size
+    models = {"generator": Generator(d, config.image_size, config.gen_width),
+              "encoder": Encoder(d, n_classes, config.image_size, config.enc_width, config.enc_channels),
+              "anchor": AnchorNet(d, n_classes, config.anchor_hidden, config.anchor_channels),
+              "student": Normalized(create_model(config.student_arch, n_classes, config.image_size), teacher.mean, teacher.std)}
+    loaded = {}
+    for stage, names in (("generator", ("generator", "encoder")), ("anchor", ("anchor",)), ("mixup", ("student",))):
+        ckpt = load_checkpoint(run_dir, stage)
+        if ckpt is None or not ckpt["done"]: continue
+        for name in names:
+            models[name].load_state_dict(ckpt["state"]["modules"][name])
+            loaded[name] = models[name].to(device).eval().requires_grad_(False)
+    results = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").exists() else None
+    return RunParts(run_dir, config, splits, teacher, *(loaded.get(n) for n in ("generator", "encoder", "anchor", "student")),
+                    read_metrics(run_dir), results)

@@ -13,6 +13,7 @@ def augkd_cache(tmp_path_factory):
     "Keep the tests' dataset and teacher cache out of the user's cache directory."
     path = os.environ.get("AUGKD_TEST_CACHE") or str(tmp_path_factory.mktemp("augkd-cache"))
     os.environ["AUGKD_CACHE"] = path
+    os.environ.setdefault("AUGKD_REDUCER", "pca")  # UMAP compiles for 10-20 s in every new process
     return Path(path)
 
 
@@ -26,7 +27,7 @@ def cli(tmp_path):
 
 
 QUICK = ["--preset", "quick", "--seed", "0"]
-LONGER = QUICK + ["--anchor-epochs", "4", "--mixup-epochs", "5"]  # stages long enough to be killed inside
+LONGER = QUICK + ["--anchor-epochs", "4", "--mixup-epochs", "5", "--report", "false"]  # stages long enough to be killed inside
 
 
 def metrics(run_dir):

@@ -18,6 +18,8 @@ def test_quick_run_end_to_end_and_resume_of_a_finished_run(cli, tmp_path):
     assert set(results["versions"]) == {"augkd", "torch", "torchvision"}
     assert json.loads((run / "config.json").read_text())["hash"]
     assert [m["stage"] for m in metrics(run)] == ["generator"] * 2 + ["anchor"] * 2 + ["mixup"] * 3
+    report = (run / "report.html").read_text()
+    assert report.count("Plotly.newPlot") == 9 and "<script src=" not in report
     again = cli("run", *QUICK, "--out", run, "--resume")
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("finished earlier, skipped") == 3
