@@ -4,13 +4,13 @@
 
 # %% ../nbs/11_report.ipynb #cell-003
 from __future__ import annotations
-import html, json, time
+import html
 from pathlib import Path
 
 import plotly.io as pio
 
 from .pipeline import load_run
-from .viz import (anchor_map_figure, anchor_pairs_figure, default_reducer, energy_histograms_figure,
+from .viz import (anchor_map_figure, anchor_pairs_figure, energy_histograms_figure,
                        generated_samples_figure, mask_heatmap_figure, mixup_path, mixup_path_figure, mixup_strip_figure,
                        nearest_step, run_reducer, run_views, schedule_marks, training_curves_figure,
                        uncertainty_map_figure)

@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from .anchor import energy
 from .mixup import mixup_schedule
-from .pipeline import RunParts, load_run
+from .pipeline import RunParts
 
 # %% auto #0
 __all__ = ['PALETTE', 'run_views', 'default_reducer', 'make_reducer', 'run_reducer', 'png_data_uri', 'decode_data_uri',
@@ -184,11 +184,11 @@ def nearest_step(path: dict, s: float) -> int:
 def mixup_strip_figure(path: dict, current: int = None) -> go.Figure:
     "The mixed images x_m(s) along the path, captioned with s; the step `current` marked."
     captions = [("> " if i == current else "") + f"s={v:.2f}" for i, v in enumerate(path["s"])]
-    fig = image_mosaic(path["images"], captions, cols=len(path["s"]), scale=3,
+    fig = image_mosaic(path["images"], captions, cols=len(path["s"]), scale=2,
                        title="mixup x_m(s) = (1-s) G((1-s) z_a + s z) + s x")
     if current is not None:
-        w = path["images"].shape[-1] * 3 + 2
-        fig.add_shape(type="rect", x0=current * w - 1, x1=current * w + w - 2, y0=-1, y1=path["images"].shape[-2] * 3,
+        w = path["images"].shape[-1] * 2 + 2
+        fig.add_shape(type="rect", x0=current * w - 1, x1=current * w + w - 2, y0=-1, y1=path["images"].shape[-2] * 2,
                       line=dict(color="crimson", width=3), name="current")
     return fig
 

@@ -1,0 +1,124 @@
+"""The workbench in a real browser: JupyterLab runs the mixup explorer and its slider moves the strip's frame
+and the path marker; a report.html renders every plot with no network request.
+
+Needs Debian's `chromium` and the `playwright` package (`.ci/run` installs both). Without them the tests
+skip, unless AUGKD_BROWSER_TESTS=required (as in CI), where a missing browser is a failure."""
+import os, re, secrets, shutil, socket, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, QUICK
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+def _need_browser():
+    missing = []
+    try: import playwright.sync_api  # noqa: F401
+    except ImportError: missing.append("the playwright package")
+    if not Path(CHROMIUM).exists(): missing.append("chromium")
+    if missing:
+        message = f"browser tests need {' and '.join(missing)} (.ci/run installs them)"
+        if os.environ.get("AUGKD_BROWSER_TESTS") == "required": pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def browser():
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def _screenshot_dir(tmp_path):
+    folder = Path(os.environ.get("AUGKD_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    "JupyterLab on 127.0.0.1 with a token, serving a copy of the explorer notebook; yields its URL."
+    served = tmp_path / "lab"
+    served.mkdir()
+    shutil.copy(ROOT / "nbs" / "22_explore_mixup.ipynb", served / "explore_mixup.ipynb")
+    port, token = _free_port(), secrets.token_hex(16)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}", "--ServerApp.open_browser=False", "--allow-root"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "jupyterlab.log", "w"), env=os.environ.copy())
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and server.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0: break
+            time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not start: " + (tmp_path / "jupyterlab.log").read_text()[-2000:])
+        yield f"http://127.0.0.1:{port}/lab/tree/explore_mixup.ipynb?token={token}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _strip_and_marker(page):
+    "The framed caption of the strip and the position of the map's current-s marker."
+    frame = page.locator(".js-plotly-plot .annotation-text", has_text=re.compile(r"^> s=")).first.text_content()
+    marker = page.locator(".js-plotly-plot").nth(1).locator(".scatterlayer .trace").last.locator(".point").first
+    return frame, marker.get_attribute("transform")
+
+
+def test_mixup_explorer_in_jupyterlab(browser, jupyterlab, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.set_default_timeout(180_000)
+    page.goto(jupyterlab)
+    page.locator(".jp-Notebook").wait_for()
+    page.get_by_text("| Idle").wait_for()  # run-all before the kernel is up runs nothing
+    page.locator("li.lm-MenuBar-item", has_text="Run").first.click()
+    page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
+    s_slider = page.locator(".widget-hslider", has=page.locator(".widget-label", has_text=re.compile(r"^s$")))
+    s_slider.wait_for()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2")
+    last_prompt = page.locator(".jp-CodeCell .jp-InputPrompt").last
+    page.wait_for_function("(p) => /\\[\\d+\\]/.test(p.textContent)", arg=last_prompt.element_handle())
+    page.wait_for_timeout(1000)
+    before = _strip_and_marker(page)
+
+    handle = s_slider.locator(".noUi-handle")
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] - 400, box["y"] + box["height"] / 2, steps=10)  # all the way to s = 0
+    page.mouse.up()
+    page.wait_for_function(
+        "([frame]) => [...document.querySelectorAll('.js-plotly-plot .annotation-text')].some("
+        "a => a.textContent.startsWith('> s=') && a.textContent !== frame)", arg=[before[0]])
+    page.wait_for_timeout(500)
+    after = _strip_and_marker(page)
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "explore_mixup.png"), full_page=True)
+    assert after[0] == "> s=0.00" and before[0] != after[0], (before, after)
+    assert after[1] != before[1], "the path marker did not move"
+
+
+def test_report_renders_offline(browser, cli, tmp_path):
+    done = cli("run", *QUICK, "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((tmp_path / "run" / "report.html").as_uri())
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 9")
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "report.png"), full_page=True)
+    assert page.locator(".js-plotly-plot").count() == 9
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
