@@ -12,12 +12,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import atomic_save, load_setting
+from .data import atomic_save
 from .generator import BNStatistics, Generator, kl_div, train_generator
 from .mixup import mixup_loss
 from .models import Normalized, create_model
-from .pipeline import Config, run
-from .teacher import cached_teacher
+from .pipeline import Config, config_splits, resolve_teacher, run
 from .train import evaluate, fit, resolve_device, seed_everything
 
 # %% auto #0
@@ -33,6 +32,7 @@ class Cell:
     out: Path
     progress: bool = False
     shared: Path | None = None  # shared by the cells of one setting and seed: work several methods repeat, done once
+    teacher: dict | None = None  # a teacher file instead of the setting's cached teacher: path, classes, norm
 
 METHODS = {}
 
@@ -54,8 +54,8 @@ def cell_parts(cell: Cell) -> tuple:
     "The splits, the teacher and a fresh (seeded) student for a cell."
     c = cell.config
     device = resolve_device(c.device)
-    splits = load_setting(c.setting, seed=c.seed, shots=c.shots)
-    teacher, _ = cached_teacher(c.setting, c.teacher_arch, c.teacher_epochs, device=device, progress=cell.progress)
+    splits = config_splits(c)
+    teacher = resolve_teacher(c, splits, device, cell.progress, **(cell.teacher or {}))
     seed_everything(c.seed)
     student = Normalized(create_model(c.student_arch, len(splits.classes), c.image_size), teacher.mean, teacher.std).to(device)
     return splits, teacher, student
@@ -189,6 +189,8 @@ def _augkd(cell: Cell, name: str) -> dict:
     config = dataclasses.replace(cell.config, **AUGKD_VARIANTS[name])
     if cell.shared is None: out, reuse = Path(cell.out) / "run", []
     else: out, reuse = Path(cell.shared) / name, [Path(cell.shared) / other for other in AUGKD_VARIANTS if other != name]
-    return run(config, out, resume=True, reuse=reuse, progress=cell.progress)["student"]
+    given = cell.teacher or {}
+    return run(config, out, resume=True, reuse=reuse, progress=cell.progress, teacher=given.get("path"),
+               teacher_classes=given.get("classes"), teacher_norm=given.get("norm"))["student"]
 
 for _name in AUGKD_VARIANTS: register(_name)(lambda cell, n=_name: _augkd(cell, n))

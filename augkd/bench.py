@@ -12,15 +12,15 @@ import plotly.graph_objects as go
 import torch
 
 from .baselines import METHODS, Cell, get_method
-from .pipeline import make_config
-from .teacher import cached_teacher
+from .pipeline import config_splits, make_config, resolve_teacher
 from .train import resolve_device
 
 # %% auto #0
-__all__ = ['run_cell', 'summarize', 'bench_markdown', 'bench_figure', 'run_group', 'bench']
+__all__ = ['run_cell', 'summarize', 'bench_markdown', 'bench_figure', 'run_group', 'bench', 'finished_cells']
 
 # %% ../nbs/09_bench.ipynb #cell-005
-def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, **overrides) -> dict:
+def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, teacher: dict = None,
+             **overrides) -> dict:
     "Run (or reuse) one cell and return its row: method, setting, seed, acc, acc3, acc5, seconds."
     group = f"{setting}-s{seed}"
     folder, shared = Path(out) / "cells" / method / group, Path(out) / "shared" / group
@@ -29,7 +29,7 @@ def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: b
     fn = get_method(method)
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    scores = fn(Cell(make_config(preset, setting=setting, seed=seed, **overrides), folder, progress, shared))
+    scores = fn(Cell(make_config(preset, setting=setting, seed=seed, **overrides), folder, progress, shared, teacher))
     row = {"method": method, "setting": setting, "seed": seed, **scores, "seconds": round(time.time() - start, 2)}
     tmp = done.with_suffix(".tmp"); tmp.write_text(json.dumps(row)); tmp.replace(done)
     return row
@@ -75,32 +75,45 @@ def bench_figure(rows: list) -> go.Figure:
     return fig
 
 # %% ../nbs/09_bench.ipynb #cell-010
-def run_group(setting: str, seed: int, methods: list, preset: str, out, progress: bool, overrides: dict) -> list:
+def run_group(setting: str, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict, overrides: dict) -> list:
     "The cells of one setting and seed, in `methods` order; their rows."
     rows = []
     for method in methods:
-        row = run_cell(method, setting, seed, preset, out, **overrides)
+        row = run_cell(method, setting, seed, preset, out, teacher=teacher, **overrides)
         rows.append(row)
         if progress: print(f"{method} {setting} seed {seed}: top-1 {row['acc']:.4f} ({row['seconds']:.0f}s)", flush=True)
     return rows
 
 def bench(methods=None, settings=("HP-M", "PM-H", "HM-P"), seeds=(0, 1, 2), preset: str = "default", out="bench",
-          progress: bool = True, jobs: int = 1, **overrides) -> list:
-    "Run the grid of methods x settings x seeds into `out`, `jobs` groups at a time; returns every cell's row."
+          progress: bool = True, jobs: int = 1, teacher: dict = None, table_only: bool = False, **overrides) -> list:
+    """Run the grid of methods x settings x seeds into `out`, `jobs` groups at a time; returns every cell's row.
+    With `student_domain` (image folders) among the overrides, `settings` is that one folder setting;
+    `teacher`: a teacher file for every cell, `{"path", "classes", "norm"}` (see `resolve_teacher`);
+    `table_only`: run nothing, tabulate the cells finished so far (while a long grid runs elsewhere)."""
     methods = list(methods or METHODS)
     for m in methods: get_method(m)
     if jobs < 1: raise ValueError(f"jobs = {jobs} is out of range: allowed 1 or more")
+    if overrides.get("student_domain"): settings = [make_config(preset, **overrides).setting]
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    if table_only: return _write_tables(out, finished_cells(out, methods, settings, seeds))
     for setting in settings:
         c = make_config(preset, setting=setting, **overrides)
-        cached_teacher(setting, c.teacher_arch, c.teacher_epochs, device=resolve_device(c.device), progress=progress)
-    groups = [(setting, seed, methods, preset, out, progress, overrides) for setting in settings for seed in seeds]
+        resolve_teacher(c, config_splits(c), resolve_device(c.device), progress, **(teacher or {}))
+    groups = [(setting, seed, methods, preset, out, progress, teacher, overrides) for setting in settings for seed in seeds]
     if jobs == 1: grouped = [run_group(*g) for g in groups]
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads,)) as pool:
             grouped = list(pool.map(run_group, *zip(*groups)))
-    rows = [row for group in grouped for row in group]
+    return _write_tables(out, [row for group in grouped for row in group])
+
+def finished_cells(out, methods, settings, seeds) -> list:
+    "The rows of the grid's cells that have finished, in grid order."
+    paths = [Path(out) / "cells" / m / f"{s}-s{k}" / "cell.json" for s in settings for k in seeds for m in methods]
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
+
+def _write_tables(out: Path, rows: list) -> list:
+    if not rows: raise ValueError(f"{out} has no finished cells of this grid yet")
     (out / "bench.json").write_text(json.dumps(rows, indent=2))
     (out / "bench.md").write_text(bench_markdown(rows))
     bench_figure(rows).write_html(out / "bench.html", include_plotlyjs=True, full_html=True)

@@ -23,13 +23,21 @@ def _train_teacher(args) -> int:
           f"wrote {Path(args.out) / 'teacher.pt'} and teacher.json")
     return 0
 
+def _overrides(args) -> dict:
+    "The config fields given on the command line."
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+             if f.name != "preset" and getattr(args, f.name, None) is not None}
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in given.items()}
+
+def _teacher_file(args) -> dict:
+    return {"path": args.teacher, "classes": args.teacher_classes, "norm": args.teacher_norm}
+
 def _run(args) -> int:
     from augkd.pipeline import default_run_dir, run
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
-                 if f.name not in ("preset",) and getattr(args, f.name, None) is not None}
-    config = make_config(args.preset, **overrides)
+    config = make_config(args.preset, **_overrides(args))
     out = args.out or default_run_dir(config)
-    run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse)
+    run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
+        teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm)
     if args.report: _write_report(out)
     return 0
 
@@ -50,7 +58,10 @@ def _bench(args) -> int:
     methods = None if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     settings = [s.strip() for s in args.settings.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    bench(methods, settings, seeds, args.preset, args.out, jobs=args.jobs)
+    teacher = _teacher_file(args) if args.teacher else None
+    rows = bench(methods, settings, seeds, args.preset, args.out, jobs=args.jobs, teacher=teacher,
+                 table_only=args.table_only, **_overrides(args))
+    if args.table_only: print(f"{len(rows)} finished cells tabulated")
     print(f"wrote {args.out / 'bench.json'}, bench.md and bench.html")
     return 0
 
@@ -60,14 +71,25 @@ def parse_bool(text: str) -> bool:
     if text.lower() not in words: raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
     return words[text.lower()]
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
+def _add_config_options(parser: argparse.ArgumentParser, leave_out=()) -> None:
     "One `--field-name` option per config field; unset options keep the preset's value."
     group = parser.add_argument_group("config fields (override the preset)")
     for f in dataclasses.fields(Config):
-        if f.name == "preset": continue
+        if f.name == "preset" or f.name in leave_out: continue
+        if f.name == "teacher_domains":
+            group.add_argument("--teacher-domains", dest=f.name, nargs="+", default=None, metavar="DIR",
+                               help="teacher-domain image folders (only to train a teacher)")
+            continue
         kind = type(f.default)
         group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=parse_bool if kind is bool else kind,
                            default=None, metavar=kind.__name__.upper(), help=f"default: the preset's (paper: {f.default!r})")
+
+def _add_teacher_file_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--teacher-classes", default=None, metavar="A,B,C",
+                        help="with a plain state dict --teacher: its class names, in the order of its outputs")
+    parser.add_argument("--teacher-norm", default=None, metavar="MEAN,STD",
+                        help="with a plain state dict --teacher: its input normalization, mean,std or m1,m2,m3,s1,s2,s3 "
+                             "(default ImageNet's)")
 
 def build_parser() -> argparse.ArgumentParser:
     "The `augkd` argument parser with its subcommands."
@@ -86,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run AuG-KD end to end (stages 1-3), resumably",
                               description="Run AuG-KD on a DigitShift setting: generator, anchors, mixup.")
     run.add_argument("--preset", default="default", choices=list(PRESETS), help="hyperparameter preset (default: default)")
-    run.add_argument("--teacher", default=None, help="teacher directory or checkpoint (default: the setting's cached teacher)")
+    run.add_argument("--teacher", default=None,
+                     help="teacher directory, augkd checkpoint or plain state dict (default: the setting's cached teacher)")
     run.add_argument("--out", default=None, type=Path, help="run directory (default: runs/SETTING-PRESET-sSEED)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     run.add_argument("--force", action="store_true", help="with --resume: accept checkpoints written under another config")
@@ -94,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="earlier run directories whose finished stages are reused where their inputs match this run's")
     run.add_argument("--report", type=parse_bool, default=True, metavar="BOOL",
                      help="write RUN/report.html when the run finishes (default true)")
+    _add_teacher_file_options(run)
     _add_config_options(run)
     run.set_defaults(handler=_run)
 
@@ -112,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--jobs", type=int, default=1,
                       help="settings x seeds groups run at once, in worker processes sharing the CPU threads (default 1)")
     grid.add_argument("--list", action="store_true", help="print the registered method names and exit")
+    grid.add_argument("--table-only", action="store_true", help="run nothing: tabulate the cells finished so far")
+    grid.add_argument("--teacher", default=None, help="a teacher file or directory for every cell (default: each setting's cached teacher)")
+    _add_teacher_file_options(grid)
+    _add_config_options(grid, leave_out=("setting", "seed"))
     grid.set_defaults(handler=_bench)
     return parser
 

@@ -18,7 +18,8 @@ from platformdirs import user_cache_dir
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES', 'Domain', 'concat_domains',
            'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain', 'cache_dir',
            'atomic_save', 'digitshift', 'domain_grid', 'Setting', 'get_setting', 'stratified_split', 'take_shots',
-           'Splits', 'make_splits', 'load_setting', 'image_folder_domain', 'write_image_folder', 'folder_domains']
+           'Splits', 'make_splits', 'load_setting', 'image_folder_domain', 'write_image_folder', 'folder_setting_name',
+           'folder_domains', 'empty_domain', 'folder_splits']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -281,8 +282,9 @@ class Splits:
     @property
     def classes(self): return self.student_train.classes
 
-def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50) -> Splits:
-    "Split a setting's domains: teacher domains 80/20, student domain 80/10/10 with `shots` per class."
+def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50, test: Domain = None) -> Splits:
+    """Split a setting's domains: teacher domains 80/20, student domain 80/10/10 with `shots` per class
+    (or, given a `test` domain, student domain 8:1 train/val and `test` as the test split)."""
     missing = [d for d in (*setting.teacher_domains, setting.student_domain) if d not in domains]
     if missing:
         raise ValueError(f"setting {setting.name!r} needs domains {missing}, have {sorted(domains)}")
@@ -292,12 +294,17 @@ def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50)
         indices["teacher"][name] = {"train": tr.tolist(), "val": va.tolist()}
         train.append(domains[name].subset(tr)); val.append(domains[name].subset(va))
     student = domains[setting.student_domain]
-    tr, va, te = stratified_split(student.labels, (0.8, 0.1, 0.1), seed)
+    if test is None:
+        tr, va, te = stratified_split(student.labels, (0.8, 0.1, 0.1), seed)
+        test, test_index = student.subset(te, f"{student.name}-test"), te.tolist()
+    else:
+        (tr, va), test_index = stratified_split(student.labels, (8 / 9, 1 / 9), seed), f"all of {test.name}"
     tr = take_shots(tr, student.labels, shots)
-    indices["student"][student.name] = {"train": tr.tolist(), "val": va.tolist(), "test": te.tolist()}
-    return Splits(setting, concat_domains(train, "teacher-train"), concat_domains(val, "teacher-val"),
-                  student.subset(tr, f"{student.name}-train"), student.subset(va, f"{student.name}-val"),
-                  student.subset(te, f"{student.name}-test"), indices)
+    indices["student"][student.name] = {"train": tr.tolist(), "val": va.tolist(), "test": test_index}
+    empty = lambda split: empty_domain(f"teacher-{split}", student.classes, student.images.shape[-1])
+    return Splits(setting, concat_domains(train, "teacher-train") if train else empty("train"),
+                  concat_domains(val, "teacher-val") if val else empty("val"),
+                  student.subset(tr, f"{student.name}-train"), student.subset(va, f"{student.name}-val"), test, indices)
 
 def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50) -> Splits:
     "The splits of a DigitShift setting."
@@ -306,14 +313,18 @@ def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50) -> Splits:
 # %% ../nbs/00_data.ipynb #cell-051
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
-def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None) -> Domain:
-    "Decode an image folder (one sub-folder per class) into a domain of `size x size` RGB images."
+def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes: list = None) -> Domain:
+    "Decode an image folder (one sub-folder per class; only `classes`, in that order, if given) into a domain."
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist or is not a directory")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
         raise ValueError(f"image folder {root} has no class sub-folders")
+    missing = [c for c in classes or [] if c not in found]
+    if missing:
+        raise ValueError(f"image folder {root} lacks class folder(s) {', '.join(missing)}; it has {len(found)}: {found}")
+    classes = list(classes or found)
     images, labels, skipped = [], [], []
     for label, cls in enumerate(classes):
         files = sorted(p for p in (root / cls).rglob("*") if p.is_file())
@@ -344,14 +355,31 @@ def write_image_folder(domain: Domain, root) -> Path:
     return root
 
 # %% ../nbs/00_data.ipynb #cell-056
-def folder_domains(teacher_roots, student_root, size: int = IMAGE_SIZE):
+def folder_setting_name(teacher_roots, student_root) -> str:
+    "A setting's name from its folders, DigitShift style: `TEACHER+TEACHER-STUDENT` (just `STUDENT` without teachers)."
+    return "-".join(filter(None, ["+".join(Path(r).name for r in teacher_roots), Path(student_root).name]))
+
+def folder_domains(teacher_roots, student_root, size: int = IMAGE_SIZE, classes: list = None):
     "Domains and a `Setting` from image folders: teacher-domain roots and one student-domain root."
-    teacher = [image_folder_domain(r, size, name=f"teacher{i}:{Path(r).name}") for i, r in enumerate(teacher_roots)]
-    student = image_folder_domain(student_root, size, name=f"student:{Path(student_root).name}")
+    student = image_folder_domain(student_root, size, name=f"student:{Path(student_root).name}", classes=classes)
+    teacher = [image_folder_domain(r, size, name=f"teacher{i}:{Path(r).name}", classes=classes)
+               for i, r in enumerate(teacher_roots)]
     for d in teacher:
         if d.classes != student.classes:
             raise ValueError(f"class names differ between {d.name} ({len(d.classes)}: {d.classes}) "
                              f"and {student.name} ({len(student.classes)}: {student.classes})")
     domains = {d.name: d for d in (*teacher, student)}
-    name = "+".join(Path(r).name for r in teacher_roots) + "-" + Path(student_root).name
-    return domains, Setting(name, tuple(d.name for d in teacher), student.name)
+    return domains, Setting(folder_setting_name(teacher_roots, student_root), tuple(d.name for d in teacher), student.name)
+
+# %% ../nbs/00_data.ipynb #cell-059
+def empty_domain(name: str, classes: list, size: int = IMAGE_SIZE) -> Domain:
+    "A domain with no images."
+    return Domain(name, torch.empty(0, 3, size, size), torch.empty(0, dtype=torch.long), list(classes))
+
+def folder_splits(student_root, seed: int = 0, shots: int = 50, student_test=None, teacher_roots=(),
+                  classes: list = None, size: int = IMAGE_SIZE) -> Splits:
+    "The splits of a setting made from image folders."
+    domains, setting = folder_domains(teacher_roots, student_root, size, classes)
+    student = domains[setting.student_domain]
+    test = None if student_test is None else image_folder_domain(student_test, size, f"student-test:{Path(student_test).name}", student.classes)
+    return make_splits(domains, setting, seed, shots, test)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_pipeline.ipynb #cell-002
 from __future__ import annotations
-import hashlib, json, math, shutil, time
+import dataclasses, hashlib, json, math, shutil, time
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
@@ -13,27 +13,31 @@ import torchvision
 
 import augkd
 from .anchor import UNCERTAINTIES, AnchorNet, train_anchor
-from .data import SETTINGS, atomic_save, load_setting
+from .data import SETTINGS, atomic_save, folder_setting_name, folder_splits, load_setting
 from .generator import Encoder, Generator, train_generator
 from .mixup import SCHEDULES, train_mixup
 from .models import ARCHS, Normalized, create_model
-from .teacher import cached_teacher, load_teacher
+from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
 from .train import evaluate, resolve_device, seed_everything, training_state
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_FIELDS', 'PRESETS', 'Config', 'validate_config', 'make_config', 'checkpoint_path', 'save_checkpoint',
-           'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'method_name', 'reuse_stages',
-           'default_run_dir', 'run', 'RunParts', 'load_run']
+__all__ = ['FOLDER_FIELDS', 'STAGES', 'STAGE_FIELDS', 'PRESETS', 'Config', 'validate_config', 'make_config', 'checkpoint_path',
+           'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'method_name',
+           'config_splits', 'resolve_teacher', 'reuse_stages', 'default_run_dir', 'run', 'RunParts', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-005
 @dataclass
 class Config:
     "All the settings of one AuG-KD run; defaults are METHOD.md's reference values."
     # data
-    setting: str = "HP-M"           # DigitShift setting: teacher domains - student domain
+    setting: str = "HP-M"           # DigitShift setting: teacher domains - student domain (a name, with folders)
     seed: int = 0                   # seed of the student-domain split and of all training
     shots: int = 50                 # labeled student-domain training images per class (0: all)
     image_size: int = 32
+    student_domain: str = ""        # an image folder (one sub-folder per class) instead of DigitShift
+    student_test: str = ""          # with student_domain: a separate test folder (else 80/10/10 of it)
+    teacher_domains: str = ""       # with student_domain: teacher-domain folders, comma-separated (to train a teacher)
+    classes: str = ""               # with student_domain: the class names to use, comma-separated, in this order
     # models
     teacher_arch: str = "resnet34"  # used when the pipeline trains (and caches) the teacher itself
     teacher_epochs: int = 6
@@ -84,12 +88,16 @@ class Config:
 
     def hash(self) -> str:
         "A short hash of everything that changes results (the device does not count)."
-        return _short_hash({k: v for k, v in self.to_dict().items() if k != "device"})
+        return _short_hash(self._hashed({"device"}))
 
     def stage_hash(self, stage: str) -> str:
         "A short hash of what `stage`'s result depends on: the fields of that stage and of the stages before it."
         later = {f for s in STAGES[STAGES.index(stage) + 1:] for f in STAGE_FIELDS[s]}
-        return _short_hash({k: v for k, v in self.to_dict().items() if k not in later | {"device", "preset"}})
+        return _short_hash(self._hashed(later | {"device", "preset"}))
+
+    def _hashed(self, leave_out: set) -> dict:
+        # unset folder fields are left out too, so runs made before they existed keep their hashes
+        return {k: v for k, v in self.to_dict().items() if k not in leave_out and not (k in FOLDER_FIELDS and v == "")}
 
     def save(self, path) -> Path:
         path = Path(path)
@@ -104,6 +112,7 @@ class Config:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 # %% ../nbs/07_pipeline.ipynb #cell-006
+FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
 STAGES = ("generator", "anchor", "mixup")
 STAGE_FIELDS = {
     "generator": ("gen_epochs", "gen_iters", "k", "lr_g", "lr_e", "w_adv", "w_oh", "w_ent", "w_bn", "beta"),
@@ -129,7 +138,8 @@ def validate_config(config: Config) -> Config:
     "Raise a one-line `ValueError` naming the first out-of-range field, its value and what is allowed."
     checks = [
         ("preset", config.preset in PRESETS, f"one of {', '.join(PRESETS)}"),
-        ("setting", config.setting in SETTINGS, f"one of {', '.join(SETTINGS)}"),
+        ("setting", config.setting in SETTINGS or bool(config.student_domain),
+         f"one of {', '.join(SETTINGS)} (or any name with student_domain)"),
         ("teacher_arch", config.teacher_arch in ARCHS, f"one of {', '.join(ARCHS)}"),
         ("student_arch", config.student_arch in ARCHS, f"one of {', '.join(ARCHS)}"),
         ("uncertainty", config.uncertainty in UNCERTAINTIES, f"one of {', '.join(UNCERTAINTIES)}"),
@@ -158,7 +168,17 @@ def make_config(preset: str = "default", **overrides) -> Config:
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}")
-    return validate_config(Config(**{**PRESETS[preset], **overrides, "preset": preset}))
+    folders = {k: _absolute_paths(overrides[k]) for k in ("student_domain", "student_test", "teacher_domains") if overrides.get(k)}
+    if folders.get("student_domain") and not overrides.get("setting"):
+        folders["setting"] = folder_setting_name(_names(folders.get("teacher_domains", "")), folders["student_domain"])
+    return validate_config(Config(**{**PRESETS[preset], **overrides, **folders, "preset": preset}))
+
+def _names(text: str) -> list:
+    "A comma-separated config field as a list."
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+def _absolute_paths(text: str) -> str:
+    return ",".join(str(Path(p).expanduser().resolve()) for p in _names(text))
 
 # %% ../nbs/07_pipeline.ipynb #cell-013
 def checkpoint_path(run_dir, stage: str) -> Path:
@@ -229,16 +249,32 @@ def method_name(config: Config) -> str:
     "`augkd`, or the name of the ablation the config's switches select."
     return "augkd" + ("" if config.use_anchor else "_no_anchor") + ("" if config.use_mixup else "_no_mixup")
 
-def _teacher_for(config: Config, teacher, classes: list, device, progress: bool):
-    "The given teacher (a directory or checkpoint) or the setting's cached one; its classes must be `classes`."
-    if teacher is None:
+def config_splits(config: Config):
+    "The splits a config asks for: a DigitShift setting, or the settings' image folders."
+    if not config.student_domain: return load_setting(config.setting, seed=config.seed, shots=config.shots)
+    return folder_splits(config.student_domain, config.seed, config.shots, config.student_test or None,
+                         _names(config.teacher_domains), _names(config.classes) or None, config.image_size)
+
+def resolve_teacher(config: Config, splits, device, progress: bool = False, path=None, classes=None, norm=None):
+    """The run's teacher with its outputs in the student domain's class order: the file or directory `path`
+    (an augkd checkpoint, or a plain state dict of `config.teacher_arch` with `classes` and `norm`), or else
+    the setting's cached teacher (trained once; for folders, on the teacher-domain folders)."""
+    if path is not None:
+        path = Path(path)
+        norm = parse_norm(norm) if isinstance(norm, str) else norm
+        classes = _names(classes) if isinstance(classes, str) else classes
+        model, meta = load_teacher_file(path / "teacher.pt" if path.is_dir() else path, config.teacher_arch, classes, norm,
+                                        config.image_size, device)
+        return match_classes(model, meta["classes"], splits.classes)
+    if not config.student_domain:
         return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress)[0]
-    path = Path(teacher)
-    model, meta = load_teacher(path / "teacher.pt" if path.is_dir() else path, device)
-    if list(meta["classes"]) != list(classes):
-        raise ValueError(f"the teacher's classes differ from the student domain's: teacher {len(meta['classes'])} "
-                         f"{meta['classes']}, student domain {len(classes)} {classes}")
-    return model
+    if not config.teacher_domains:
+        raise ValueError("a setting made from folders needs a teacher: a file (--teacher FILE) or teacher-domain folders "
+                         "to train one on (--teacher-domains DIR ...)")
+    own = splits if config.seed == 0 else config_splits(dataclasses.replace(config, seed=0))  # one teacher for all seeds
+    key = _short_hash({"teacher_domains": config.teacher_domains, "classes": list(splits.classes), "size": config.image_size})
+    return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
+                          splits=own, key=key)[0]
 
 def _resume_hint(out, config: Config) -> str:
     return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
@@ -267,9 +303,10 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{config.setting}-{config.preset}-s{config.seed}"
 
 def run(config: Config = None, out=None, resume: bool = False, teacher=None, force: bool = False,
-        progress: bool = True, reuse=()) -> dict:
+        progress: bool = True, reuse=(), teacher_classes=None, teacher_norm=None) -> dict:
     """Run AuG-KD end to end into the directory `out`; returns the results (also in `out/results.json`).
-    `reuse`: run directories whose finished stages are copied in when their inputs equal this config's."""
+    `teacher`: a teacher file or directory (see `resolve_teacher`; `teacher_classes` and `teacher_norm` for a
+    plain state dict); `reuse`: run directories whose finished stages are copied in when their inputs match."""
     config = validate_config(config or make_config("default"))
     out = Path(out or default_run_dir(config))
     if (out / "config.json").exists() and not resume:
@@ -281,11 +318,13 @@ def run(config: Config = None, out=None, resume: bool = False, teacher=None, for
                              "use another output directory, or force the resume")
     start = time.time()
     device = resolve_device(config.device)
-    splits = load_setting(config.setting, seed=config.seed, shots=config.shots)
-    teacher_model = _teacher_for(config, teacher, splits.classes, device, progress)
+    splits = config_splits(config)
+    spec = {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes,
+            "norm": teacher_norm}
+    teacher_model = resolve_teacher(config, splits, device, progress, **spec)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     if not (resume and teacher is None and (out / "teacher.json").exists()):
-        (out / "teacher.json").write_text(json.dumps({"path": None if teacher is None else str(Path(teacher).resolve())}))
+        (out / "teacher.json").write_text(json.dumps(spec))
     for stage in reuse_stages(config, out, [Path(r) for r in reuse]):
         if progress: print(f"{stage}: reused from an earlier run with the same inputs")
     config.save(out / "config.json")
@@ -363,9 +402,9 @@ def load_run(run_dir, device=None, progress: bool = False) -> RunParts:
     if not (run_dir / "config.json").exists():
         raise ValueError(f"{run_dir} is not a run directory (no config.json); make one with `augkd run --out {run_dir}`")
     config, device = Config.load(run_dir), resolve_device(device or "cpu")
-    splits = load_setting(config.setting, seed=config.seed, shots=config.shots)
+    splits = config_splits(config)
     recorded = json.loads((run_dir / "teacher.json").read_text()) if (run_dir / "teacher.json").exists() else {}
-    teacher = _teacher_for(config, recorded.get("path"), splits.classes, device, progress).eval()
+    teacher = resolve_teacher(config, splits, device, progress, **recorded).eval()
     n_classes, d = len(splits.classes), config.latent_size
     models = {"generator": Generator(d, config.image_size, config.gen_width),
               "encoder": Encoder(d, n_classes, config.image_size, config.enc_width, config.enc_channels),

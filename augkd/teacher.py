@@ -14,7 +14,9 @@ from .models import Normalized, channel_stats, create_model
 from .train import evaluate, fit, resolve_device, seed_everything
 
 # %% auto #0
-__all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'save_teacher', 'load_teacher', 'train_teacher', 'teacher_run', 'cached_teacher']
+__all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'train_teacher', 'teacher_run',
+           'cached_teacher', 'plain_state_dict', 'classifier_outputs', 'parse_norm', 'load_teacher_file',
+           'match_classes']
 
 # %% ../nbs/03_teacher.ipynb #cell-006
 TEACHER_FORMAT = "augkd-teacher-1"
@@ -52,10 +54,10 @@ def train_teacher(splits: Splits, arch: str = "cnn_large", epochs: int = 6, seed
     return model, report
 
 def teacher_run(setting: str = "HP-M", out=None, arch: str = "cnn_large", epochs: int = 6, seed: int = 0,
-                device=None, progress: bool = True) -> dict:
-    "Build the setting's data, train its teacher and write `out/teacher.pt` and `out/teacher.json`."
+                device=None, progress: bool = True, splits: Splits = None) -> dict:
+    "Build the setting's data (or take `splits`), train its teacher and write `out/teacher.pt` and `out/teacher.json`."
     start = time.time()
-    splits = load_setting(setting, seed=seed)
+    splits = splits or load_setting(setting, seed=seed)
     model, report = train_teacher(splits, arch, epochs, seed, device=device, progress=progress)
     report["seconds"] = round(time.time() - start, 2)
     if out is not None:
@@ -68,10 +70,88 @@ def teacher_run(setting: str = "HP-M", out=None, arch: str = "cnn_large", epochs
 TEACHER_RECIPE = 2
 
 def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int = 6, seed: int = 0,
-                   device=None, progress: bool = True) -> tuple:
-    "The setting's teacher from the cache, trained and cached first if missing; returns `(model, report)`."
-    folder = cache_dir() / "teachers" / f"{setting}-{arch}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
+                   device=None, progress: bool = True, splits: Splits = None, key: str = None) -> tuple:
+    """The setting's teacher from the cache, trained and cached first if missing; returns `(model, report)`.
+    A setting made from folders passes its `splits` and a `key` naming their content."""
+    name = setting if key is None else f"{setting}-{key}"
+    folder = cache_dir() / "teachers" / f"{name}-{arch}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
     if not ((folder / "teacher.pt").exists() and (folder / "teacher.json").exists()):
-        teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress)
+        teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits)
     model, _ = load_teacher(folder / "teacher.pt", device)
     return model, json.loads((folder / "teacher.json").read_text())
+
+# %% ../nbs/03_teacher.ipynb #cell-016
+IMAGENET_NORM = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+def plain_state_dict(obj) -> dict:
+    "The tensors of a saved state dict, unwrapped from `state_dict`/`model` keys and `module.` prefixes."
+    while isinstance(obj, dict) and len(obj) and not any(torch.is_tensor(v) for v in obj.values()):
+        inner = obj.get("state_dict", obj.get("model"))
+        if inner is None: break
+        obj = inner
+    if not isinstance(obj, dict) or not any(torch.is_tensor(v) for v in obj.values()):
+        raise ValueError("holds no state dict (a mapping of parameter names to tensors)")
+    return {k.removeprefix("module."): v for k, v in obj.items() if torch.is_tensor(v)}
+
+def classifier_outputs(state: dict) -> int:
+    "The number of classes of a classifier's state dict: rows of its last 2-D weight."
+    weights = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
+    if not weights: raise ValueError("has no 2-D (linear) weight to read the number of classes from")
+    return weights[-1].shape[0]
+
+def parse_norm(text: str) -> tuple:
+    "`--teacher-norm`: 'mean,std' (one value for all channels) or 'm1,m2,m3,s1,s2,s3'."
+    values = [float(v) for v in text.split(",")]
+    if len(values) == 2: return [values[0]] * 3, [values[1]] * 3
+    if len(values) == 6: return values[:3], values[3:]
+    raise ValueError(f"teacher normalization {text!r}: give mean,std or three means then three stds")
+
+def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple = None, image_size: int = 32,
+                      device=None) -> tuple:
+    "A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint or a plain state dict."
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"teacher file {path} does not exist") from None
+    except Exception as e:
+        raise ValueError(f"teacher file {path} is unreadable as a PyTorch checkpoint: {e}") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == TEACHER_FORMAT: return load_teacher(path, device)
+    try:
+        state = plain_state_dict(ckpt)
+        outputs = classifier_outputs(state)
+    except ValueError as e:
+        raise ValueError(f"teacher file {path} {e}") from None
+    if arch is None:
+        raise ValueError(f"teacher file {path} is a plain state dict: name its architecture (--teacher-arch)")
+    if classes is None:
+        raise ValueError(f"teacher file {path} carries no class names: give the {outputs} names in the order of "
+                         "its outputs (--teacher-classes a,b,c)")
+    if len(classes) != outputs:
+        raise ValueError(f"teacher file {path} has {outputs} outputs but {len(classes)} class names were given: {list(classes)}")
+    net = create_model(arch, outputs, image_size)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"teacher file {path} does not fit architecture {arch!r} at {image_size}x{image_size}: "
+                         f"{str(e).splitlines()[0]}") from None
+    mean, std = norm or IMAGENET_NORM
+    model = Normalized(net, mean, std).to(resolve_device(device)).eval()
+    return model, {"format": "state_dict", "arch": arch, "classes": list(classes), "mean": list(mean), "std": list(std),
+                   "image_size": image_size}
+
+# %% ../nbs/03_teacher.ipynb #cell-020
+def match_classes(model: Normalized, teacher_classes: list, student_classes: list) -> Normalized:
+    "The teacher with its outputs in `student_classes` order; an error when the names differ."
+    teacher_classes, student_classes = list(teacher_classes), list(student_classes)
+    if teacher_classes == student_classes: return model
+    if sorted(teacher_classes) != sorted(student_classes):
+        raise ValueError(f"the teacher's classes differ from the student domain's: teacher {len(teacher_classes)} "
+                         f"{teacher_classes}, student domain {len(student_classes)} {student_classes}")
+    order = torch.tensor([teacher_classes.index(c) for c in student_classes])
+    state = model.net.state_dict()
+    weight = [k for k, v in state.items() if k.endswith("weight") and v.dim() == 2][-1]
+    bias = weight.removesuffix("weight") + "bias"
+    with torch.no_grad():
+        for key in (weight, bias):
+            if key in state: state[key].copy_(state[key][order.to(state[key].device)])
+    return model
