@@ -17,7 +17,17 @@ __all__ = ['parse_bool', 'build_parser', 'main']
 # %% ../nbs/12_cli.ipynb #cell-005
 def _train_teacher(args) -> int:
     from augkd.teacher import teacher_run
-    report = teacher_run(args.setting, args.out, arch=args.arch, epochs=args.epochs, seed=args.seed, device=args.device)
+    splits, setting = None, args.setting
+    if args.teacher_domains or args.student_domain:
+        if not (args.teacher_domains and args.student_domain):
+            raise ValueError("a teacher from folders needs --teacher-domains DIR ... and --student-domain DIR "
+                             "(scored on its test split)")
+        from augkd.data import folder_splits
+        splits = folder_splits(args.student_domain, args.seed, 0, args.student_test, args.teacher_domains,
+                               args.classes.split(",") if args.classes else None)
+        setting = splits.setting.name
+    report = teacher_run(setting, args.out, arch=args.arch, epochs=args.epochs, seed=args.seed, device=args.device,
+                         splits=splits)
     print(f"teacher {report['arch']} on {report['setting']}: own val top-1 {report['val']['acc']:.4f}, "
           f"student-domain test top-1 {report['student_test']['acc']:.4f} ({report['seconds']:.0f}s); "
           f"wrote {Path(args.out) / 'teacher.pt'} and teacher.json")
@@ -96,13 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="augkd", description="AuG-KD: out-of-domain knowledge distillation workbench")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     teacher = commands.add_parser("train-teacher", help="train a setting's teacher (the released-model stand-in)",
-                                  description="Train a teacher on a DigitShift setting's teacher domains.")
+                                  description="Train a teacher on a DigitShift setting's teacher domains, or on image folders.")
     teacher.add_argument("--setting", default="HP-M", choices=list(SETTINGS), help="DigitShift setting (default HP-M)")
     teacher.add_argument("--arch", default="cnn_large", choices=ARCHS, help="architecture (default cnn_large)")
     teacher.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
     teacher.add_argument("--seed", type=int, default=0, help="seed of splits and training (default 0)")
     teacher.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     teacher.add_argument("--out", required=True, type=Path, help="directory for teacher.pt and teacher.json")
+    teacher.add_argument("--teacher-domains", nargs="+", default=None, metavar="DIR", help="teacher-domain image folders")
+    teacher.add_argument("--student-domain", default=None, metavar="DIR", help="with --teacher-domains: the student domain")
+    teacher.add_argument("--student-test", default=None, metavar="DIR", help="with --student-domain: its test folder")
+    teacher.add_argument("--classes", default=None, metavar="A,B,C", help="with folders: the classes to use, in order")
     teacher.set_defaults(handler=_train_teacher)
 
     run = commands.add_parser("run", help="run AuG-KD end to end (stages 1-3), resumably",

@@ -252,7 +252,8 @@ def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: 
                                     line=dict(color="black", width=[2 if threshold is not None and v > threshold else 0 for v in values])),
                         hovertemplate="sample %{customdata}: energy %{marker.color:.2f}<extra>" + k + "</extra>")
     fig.update_layout(title="teacher energy -logsumexp f(x) on the map (lower: more certain)", template="plotly_white",
-                      height=480, xaxis_title="map 1", yaxis_title="map 2")
+                      height=500, xaxis_title="map 1", yaxis_title="map 2",
+                      legend=dict(orientation="h", yanchor="top", y=-0.15))  # the colour bar has the right side
     return fig
 
 def energy_histograms_figure(views: dict, threshold: float = None) -> go.Figure:

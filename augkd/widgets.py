@@ -76,7 +76,7 @@ class AnchorExplorer:
         self.image = W.Image(format="png", width=3 * 32 * 4)
         self.caption = W.Label()
         for trace in self.figure.data:
-            if trace.customdata is not None: trace.on_click(self.on_click)
+            if trace.customdata is not None: trace.on_click(self.on_click); trace.on_hover(self.on_click)
         self.select(0)
         self.widget = W.VBox([self.class_picker, self.figure, W.HTML("<b>x | G(z) | x_a</b>"), self.image, self.caption])
 

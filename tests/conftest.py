@@ -26,8 +26,8 @@ def cli(tmp_path):
     return run
 
 
-QUICK = ["--preset", "quick", "--seed", "0"]
-LONGER = QUICK + ["--anchor-epochs", "4", "--mixup-epochs", "5", "--report", "false"]  # stages long enough to be killed inside
+QUICK = ["--preset", "quick", "--seed", "0", "--report", "false"]  # tests that look at report.html ask for it
+LONGER = QUICK + ["--anchor-epochs", "4", "--mixup-epochs", "5"]  # stages long enough to be killed inside
 
 
 def metrics(run_dir):

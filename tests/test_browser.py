@@ -50,6 +50,8 @@ def _free_port():
 @pytest.fixture
 def jupyterlab(tmp_path):
     "JupyterLab on 127.0.0.1 with a token, serving a copy of the explorer notebook; yields its URL."
+    from augkd.widgets import quick_run_dir
+    quick_run_dir()  # the run the notebook opens, made here so the browser waits only for the notebook itself
     served = tmp_path / "lab"
     served.mkdir()
     shutil.copy(ROOT / "nbs" / "22_explore_mixup.ipynb", served / "explore_mixup.ipynb")
@@ -81,7 +83,7 @@ def _strip_and_marker(page):
 
 def test_mixup_explorer_in_jupyterlab(browser, jupyterlab, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
-    page.set_default_timeout(180_000)
+    page.set_default_timeout(300_000)
     page.goto(jupyterlab)
     page.locator(".jp-Notebook").wait_for()
     page.get_by_text("| Idle").wait_for()  # run-all before the kernel is up runs nothing
@@ -112,7 +114,7 @@ def test_mixup_explorer_in_jupyterlab(browser, jupyterlab, tmp_path):
 
 
 def test_report_renders_offline(browser, cli, tmp_path):
-    done = cli("run", *QUICK, "--out", tmp_path / "run")
+    done = cli("run", *QUICK, "--report", "true", "--out", tmp_path / "run")
     assert done.returncode == 0, done.stderr
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     requests = []

@@ -34,7 +34,7 @@ def teacher_args(own, classes=",".join(SHUFFLED)):
 
 def test_run_on_own_folders_and_plain_state_dict(cli, own, tmp_path):
     done = cli("run", "--preset", "quick", "--student-domain", own / "M", "--student-test", own / "M-test",
-               "--shots", "10", *teacher_args(own), "--out", tmp_path / "run")
+               "--shots", "10", "--image-size", "16", *teacher_args(own), "--out", tmp_path / "run")
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["setting"] == "M" and set(results["student"]) == {"acc", "acc3", "acc5"}
@@ -50,6 +50,16 @@ def test_bench_on_own_folders(cli, own, tmp_path):
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "b" / "bench.json").read_text())
     assert [(r["method"], r["setting"]) for r in rows] == [("teacher", "M"), ("wo_kd", "M")]
+
+
+def test_train_teacher_on_folders(cli, own, tmp_path):
+    done = cli("train-teacher", "--teacher-domains", own / "M-test", "--student-domain", own / "M", "--arch", "cnn_small",
+               "--epochs", "1", "--out", tmp_path / "t")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "t" / "teacher.json").read_text())
+    assert report["setting"] == "M-test-M" and set(report["student_test"]) == {"acc", "acc3", "acc5"}
+    half = cli("train-teacher", "--teacher-domains", own / "M-test", "--out", tmp_path / "u")
+    assert half.returncode == 2 and "needs --teacher-domains DIR ... and --student-domain DIR" in half.stderr
 
 
 def test_own_data_errors_are_one_line(cli, own, tmp_path):

@@ -7,7 +7,7 @@ from conftest import LONGER, QUICK, figures, metrics
 
 
 def test_quick_run_end_to_end_and_resume_of_a_finished_run(cli, tmp_path):
-    done = cli("run", *QUICK, "--out", tmp_path / "run")
+    done = cli("run", *QUICK, "--report", "true", "--out", tmp_path / "run")
     assert done.returncode == 0, done.stderr
     run = tmp_path / "run"
     results = json.loads((run / "results.json").read_text())

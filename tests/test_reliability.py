@@ -140,9 +140,14 @@ def test_nan_loss_stops_the_stage_and_keeps_the_last_good_checkpoint(tmp_path, m
 
 # --- interruption ----------------------------------------------------------------------------------
 
+def _default_sigint():
+    # a shell's background job ignores SIGINT, and children inherit that: restore the default so Ctrl-C works
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(run, *extra, env=None):
     return subprocess.Popen(["augkd", "run", *LONGER, "--out", str(run), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint)
 
 
 def wait_for(proc, condition, timeout=120):
