@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #cell-003
 from __future__ import annotations
-import os, warnings
+import hashlib, json, os, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +18,8 @@ from platformdirs import user_cache_dir
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES', 'Domain', 'concat_domains',
            'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain', 'cache_dir',
            'atomic_save', 'digitshift', 'domain_grid', 'Setting', 'get_setting', 'stratified_split', 'take_shots',
-           'Splits', 'make_splits', 'load_setting', 'image_folder_domain', 'write_image_folder', 'folder_setting_name',
-           'folder_domains', 'empty_domain', 'folder_splits']
+           'Splits', 'make_splits', 'load_setting', 'image_folder_domain', 'folder_fingerprint', 'write_image_folder',
+           'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -313,8 +313,8 @@ def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50) -> Splits:
 # %% ../nbs/00_data.ipynb #cell-051
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
-def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes: list = None) -> Domain:
-    "Decode an image folder (one sub-folder per class; only `classes`, in that order, if given) into a domain."
+def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes: list = None, cache: bool = True) -> Domain:
+    "Decode (once) an image folder, one sub-folder per class (only `classes`, in that order, if given), into a domain."
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist or is not a directory")
@@ -325,24 +325,42 @@ def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes:
     if missing:
         raise ValueError(f"image folder {root} lacks class folder(s) {', '.join(missing)}; it has {len(found)}: {found}")
     classes = list(classes or found)
-    images, labels, skipped = [], [], []
-    for label, cls in enumerate(classes):
-        files = sorted(p for p in (root / cls).rglob("*") if p.is_file())
-        for path in files:
-            try:
-                with Image.open(path) as im:
-                    rgb = im.convert("RGB").resize((size, size), Image.BILINEAR)
-            except Exception:
-                skipped.append(str(path)); continue
-            images.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()))
-            labels.append(label)
+    files = [(label, p) for label, cls in enumerate(classes) for p in sorted(q for q in (root / cls).rglob("*") if q.is_file())]
+    cached = cache_dir() / "folders" / f"{folder_fingerprint(root, files, classes, size)}.pt"
+    decoded = _load_decoded(cached) if cache else None
+    if decoded is None:
+        decoded = _decode(files, size)
+        if cache: atomic_save(decoded, cached)
+    images, labels, skipped = decoded["images"], decoded["labels"].tolist(), decoded["skipped"]
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable file(s) in {root}: " + ", ".join(skipped))
     empty = [c for c, n in zip(classes, np.bincount(labels, minlength=len(classes))) if n == 0]
     if empty:
         raise ValueError(f"image folder {root}: class folder(s) with no readable images: {', '.join(empty)}")
-    stacked = torch.stack(images).permute(0, 3, 1, 2).float() / 255
-    return Domain(name or root.name, stacked, torch.tensor(labels, dtype=torch.long), classes)
+    return Domain(name or root.name, images.float() / 255, torch.tensor(labels, dtype=torch.long), classes)
+
+def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
+    "A key for a folder's content: each file's relative path, size and modification time, the classes, the size."
+    stats = [(str(p.relative_to(root)), *(lambda st: (st.st_size, st.st_mtime_ns))(p.stat())) for _, p in files]
+    return hashlib.sha256(json.dumps([stats, list(classes), size]).encode()).hexdigest()[:24]
+
+def _decode(files: list, size: int) -> dict:
+    images, labels, skipped = [], [], []
+    for label, path in files:
+        try:
+            with Image.open(path) as im:
+                rgb = im.convert("RGB").resize((size, size), Image.BILINEAR)
+        except Exception:
+            skipped.append(str(path)); continue
+        images.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()))
+        labels.append(label)
+    stacked = torch.stack(images).permute(0, 3, 1, 2).contiguous() if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
+    return {"images": stacked, "labels": torch.tensor(labels, dtype=torch.long), "skipped": skipped}
+
+def _load_decoded(path: Path):
+    if not path.exists(): return None
+    try: return torch.load(path, weights_only=True)
+    except Exception: return None  # a damaged cache file is rebuilt
 
 # %% ../nbs/00_data.ipynb #cell-053
 def write_image_folder(domain: Domain, root) -> Path:
