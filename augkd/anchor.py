@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import Domain
-from .train import batches, check_finite, predict_logits, restore_training_state, training_state
+from .train import (autocast, batches, check_finite, is_main, parallel, predict_logits, restore_training_state, shard,
+                         sum_over_processes, training_state, world_size)
 
 # %% auto #0
 __all__ = ['UNCERTAINTIES', 'AnchorNet', 'energy', 'max_logit_range', 'normalized_energy', 'max_softmax_uncertainty',
@@ -102,7 +103,8 @@ def anchor_views(teacher, generator, encoder, anchor, images, labels) -> dict:
 def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, anchor: AnchorNet,
                  train: Domain, val: Domain, epochs: int = 200, batch_size: int = 256, lr_a: float = 1e-3,
                  alpha: float = 0.25, w_mask: float = 1.0, w_ce: float = 0.1, uncertainty_kind: str = "normalized_energy",
-                 energy_tau: float = 1.0, resume: dict = None, on_epoch_end=None, progress: bool = True) -> dict:
+                 energy_tau: float = 1.0, resume: dict = None, on_epoch_end=None, progress: bool = True,
+                 precision: str = "auto") -> dict:
     "Stage 2: train the AnchorNet against frozen T, G, E; return the best-validation AnchorNet and the history."
     device = next(teacher.parameters()).device
     for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
@@ -114,21 +116,24 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, a
     if resume is not None:
         start, history, extra = restore_training_state(resume, {"anchor": anchor}, {"anchor": opt}, {"anchor": sched})
     val_x, val_y = val.images.to(device), val.labels.to(device)
+    trained, progress = parallel(anchor), progress and is_main()
     for epoch in range(start, epochs):
         anchor.train()
         sums, n = {"loss": 0.0, "unc": 0.0, "mask": 0.0, "ce": 0.0}, 0
-        for x, y in tqdm(batches(train, batch_size, shuffle=True), desc=f"stage 2 epoch {epoch + 1}/{epochs}",
-                         leave=False, disable=not progress):
-            x, y = x.to(device), y.to(device)
-            with torch.no_grad(): z = encoder(x, y)[0]
-            z_a, m = anchor(z, y)
-            terms = anchor_terms(teacher(generator(z_a)), m, y, **score)
-            loss = anchor_loss(terms, w_mask, w_ce)
+        for x, y in tqdm(batches(train, batch_size, shuffle=True, drop_last=world_size() > 1),
+                         desc=f"stage 2 epoch {epoch + 1}/{epochs}", leave=False, disable=not progress):
+            x, y = shard(x.to(device), y.to(device))
+            with autocast(device, precision):
+                with torch.no_grad(): z = encoder(x, y)[0]
+                z_a, m = trained(z, y)
+                terms = anchor_terms(teacher(generator(z_a)), m, y, **score)
+                loss = anchor_loss(terms, w_mask, w_ce)
             check_finite("stage 2 (anchor)", epoch, terms)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             for k, v in {"loss": loss, **terms}.items(): sums[k] += v.item() * len(y)
             n += len(y)
         sched.step()
+        sums = sum_over_processes({**sums, "n": n}); n = sums.pop("n")
         anchor.eval()
         views = anchor_views(teacher, generator, encoder, anchor, val_x, val_y)
         with torch.no_grad():

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import torch
 
 from .baselines import METHODS, Cell, get_method
+from .data import DATASETS, SETTINGS
 from .pipeline import config_splits, make_config, resolve_teacher
 from .train import resolve_device
 
@@ -84,16 +85,18 @@ def run_group(setting: str, seed: int, methods: list, preset: str, out, progress
         if progress: print(f"{method} {setting} seed {seed}: top-1 {row['acc']:.4f} ({row['seconds']:.0f}s)", flush=True)
     return rows
 
-def bench(methods=None, settings=("HP-M", "PM-H", "HM-P"), seeds=(0, 1, 2), preset: str = "default", out="bench",
+def bench(methods=None, settings=None, seeds=(0, 1, 2), preset: str = "default", out="bench",
           progress: bool = True, jobs: int = 1, teacher: dict = None, table_only: bool = False, **overrides) -> list:
     """Run the grid of methods x settings x seeds into `out`, `jobs` groups at a time; returns every cell's row.
-    With `student_domain` (image folders) among the overrides, `settings` is that one folder setting;
+    `settings` default to DigitShift's, or with a `dataset` (office31, ...) among the overrides to all of its settings;
+    with `student_domain` (image folders) among the overrides, `settings` is that one folder setting;
     `teacher`: a teacher file for every cell, `{"path", "classes", "norm"}` (see `resolve_teacher`);
     `table_only`: run nothing, tabulate the cells finished so far (while a long grid runs elsewhere)."""
     methods = list(methods or METHODS)
     for m in methods: get_method(m)
     if jobs < 1: raise ValueError(f"jobs = {jobs} is out of range: allowed 1 or more")
     if overrides.get("student_domain"): settings = [make_config(preset, **overrides).setting]
+    settings = settings or (DATASETS[overrides["dataset"]].settings if overrides.get("dataset") in DATASETS else tuple(SETTINGS))
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     if table_only: return _write_tables(out, finished_cells(out, methods, settings, seeds))
     for setting in settings:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cli.ipynb #cell-002
 from __future__ import annotations
-import argparse, dataclasses, sys
+import argparse, dataclasses, json, os, subprocess, sys
 from pathlib import Path
 
 from .data import SETTINGS
@@ -12,7 +12,7 @@ from .models import ARCHS
 from .pipeline import PRESETS, Config, make_config
 
 # %% auto #0
-__all__ = ['parse_bool', 'build_parser', 'main']
+__all__ = ['launch', 'parse_bool', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #cell-005
 def _train_teacher(args) -> int:
@@ -44,12 +44,22 @@ def _teacher_file(args) -> dict:
 
 def _run(args) -> int:
     from augkd.pipeline import default_run_dir, run
+    from augkd.train import is_main
     config = make_config(args.preset, **_overrides(args))
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ: return launch(args.nproc, args.argv)
     out = args.out or default_run_dir(config)
     run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
         teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm)
-    if args.report: _write_report(out)
+    if args.report and is_main(): _write_report(out)
     return 0
+
+def launch(nproc: int, argv: list) -> int:
+    """Run `augkd ARGV` in `nproc` data-parallel processes under `torchrun` (one per GPU, or CPU processes
+    talking over gloo) and return its exit status."""
+    # the arguments travel in the environment: torchrun's own parser would take options such as --a for its own
+    code = "import json, os, sys; from augkd.cli import main; sys.exit(main(json.loads(os.environ['AUGKD_ARGV'])))"
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                           "--no-python", sys.executable, "-c", code], env={**os.environ, "AUGKD_ARGV": json.dumps(argv)}).returncode
 
 def _write_report(run_dir: Path) -> None:
     from augkd.report import write_report
@@ -66,7 +76,7 @@ def _bench(args) -> int:
         return 0
     from augkd.bench import bench
     methods = None if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
-    settings = [s.strip() for s in args.settings.split(",")]
+    settings = [s.strip() for s in args.settings.split(",")] if args.settings else None
     seeds = [int(s) for s in args.seeds.split(",")]
     teacher = _teacher_file(args) if args.teacher else None
     rows = bench(methods, settings, seeds, args.preset, args.out, jobs=args.jobs, teacher=teacher,
@@ -131,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="earlier run directories whose finished stages are reused where their inputs match this run's")
     run.add_argument("--report", type=parse_bool, default=True, metavar="BOOL",
                      help="write RUN/report.html when the run finishes (default true)")
+    run.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="train in N data-parallel processes (torchrun: one per GPU, or gloo on the CPU; default 1)")
     _add_teacher_file_options(run)
     _add_config_options(run)
     run.set_defaults(handler=_run)
@@ -143,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     grid = commands.add_parser("bench", help="run methods x settings x seeds and tabulate them",
                                description="Benchmark AuG-KD against baselines and ablations; finished cells are reused.")
     grid.add_argument("--methods", default="all", help="comma-separated method names, or all (default)")
-    grid.add_argument("--settings", default="HP-M,PM-H,HM-P", help="comma-separated settings (default HP-M,PM-H,HM-P)")
+    grid.add_argument("--settings", default=None,
+                      help="comma-separated settings (default HP-M,PM-H,HM-P, or with --dataset all of its settings)")
     grid.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     grid.add_argument("--preset", default="default", choices=list(PRESETS), help="hyperparameter preset (default: default)")
     grid.add_argument("--out", default=Path("bench"), type=Path, help="benchmark directory (default: bench)")
@@ -162,6 +175,7 @@ def main(argv=None) -> int:
     "Run the `augkd` command line; returns the exit status."
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.handler(args)
     except ValueError as e:

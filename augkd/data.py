@@ -15,11 +15,12 @@ from PIL import Image, ImageDraw, ImageFont
 from platformdirs import user_cache_dir
 
 # %% auto #0
-__all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES', 'Domain', 'concat_domains',
-           'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain', 'cache_dir',
-           'atomic_save', 'digitshift', 'domain_grid', 'Setting', 'get_setting', 'stratified_split', 'take_shots',
-           'Splits', 'make_splits', 'load_setting', 'image_folder_domain', 'folder_fingerprint', 'write_image_folder',
-           'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits']
+__all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES', 'DATASETS', 'Domain',
+           'concat_domains', 'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain',
+           'cache_dir', 'atomic_save', 'digitshift', 'domain_grid', 'Setting', 'get_setting', 'stratified_split',
+           'take_shots', 'Splits', 'make_splits', 'load_setting', 'image_folder_domain', 'folder_fingerprint',
+           'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark',
+           'dataset_folders']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -401,3 +402,58 @@ def folder_splits(student_root, seed: int = 0, shots: int = 50, student_test=Non
     student = domains[setting.student_domain]
     test = None if student_test is None else image_folder_domain(student_test, size, f"student-test:{Path(student_test).name}", student.classes)
     return make_splits(domains, setting, seed, shots, test)
+
+# %% ../nbs/00_data.ipynb #cell-062
+@dataclass(frozen=True)
+class Benchmark:
+    "A downloadable benchmark: its domains (letter to accepted folder names), class count and settings."
+    title: str
+    num_classes: int
+    domains: dict
+    settings: tuple
+
+DATASETS = {
+    "office31": Benchmark("Office-31", 31, {"A": ("amazon",), "D": ("dslr",), "W": ("webcam",)}, ("AW-D", "AD-W", "DW-A")),
+    "officehome": Benchmark("Office-Home", 65, {"A": ("Art",), "C": ("Clipart",), "P": ("Product",),
+                                                "R": ("Real World", "Real_World", "RealWorld")},
+                            ("ACP-R", "ACR-P", "APR-C", "CPR-A")),
+    "visda": Benchmark("VisDA-2017", 12, {"S": ("train",), "R": ("validation",)}, ("S-R",)),
+}
+
+def _domain_folder(root: Path, names: tuple):
+    for name in names:
+        folder = root / name
+        if (folder / "images").is_dir(): folder = folder / "images"
+        if folder.is_dir(): return folder
+    return None
+
+def dataset_folders(dataset: str, root, setting: str) -> tuple:
+    "The teacher-domain folders and the student-domain folder of a benchmark's setting, its layout checked."
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}: one of {', '.join(DATASETS)}")
+    bench = DATASETS[dataset]
+    if setting not in bench.settings:
+        raise ValueError(f"{bench.title} has no setting {setting!r}: one of {', '.join(bench.settings)}")
+    root = Path(root).expanduser()
+    if not str(root) or not root.is_dir():
+        raise FileNotFoundError(f"{bench.title} root {str(root)!r} does not exist or is not a directory "
+                                f"(download {bench.title}, then pass --root DIR: see the README)")
+    teachers, student = setting.split("-")
+    folders = {}
+    for letter in dict.fromkeys(teachers + student):
+        names = bench.domains[letter]
+        folders[letter] = _domain_folder(root, names)
+        if folders[letter] is None:
+            raise FileNotFoundError(f"{bench.title}: domain {letter} is missing: expected a folder {' or '.join(map(repr, names))} in {root}")
+    classes = {letter: sorted(p.name for p in f.iterdir() if p.is_dir() and not p.name.startswith(".")) for letter, f in folders.items()}
+    first = next(iter(classes))
+    for letter, names in classes.items():
+        if len(names) != bench.num_classes:
+            raise ValueError(f"{bench.title}: {folders[letter]} has {len(names)} class folders, expected {bench.num_classes}")
+        if names != classes[first]:
+            only = sorted(set(names) ^ set(classes[first]))
+            raise ValueError(f"{bench.title}: class folders differ between {folders[first]} and {folders[letter]}: {', '.join(only)}")
+        empty = [c for c in names if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in (folders[letter] / c).rglob("*"))]
+        if empty:
+            raise ValueError(f"{bench.title}: class folder(s) without images in {folders[letter]}: {', '.join(empty)}")
+    return [folders[t] for t in teachers], folders[student]

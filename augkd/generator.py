@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .models import bn_layers
-from .train import check_finite, restore_training_state, training_state
+from .train import (autocast, check_finite, is_main, mean_over_processes, parallel, restore_training_state, shard,
+                         sum_over_processes, training_state, world_size)
 
 # %% auto #0
 __all__ = ['Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy', 'generator_losses',
@@ -75,13 +76,13 @@ class BNStatistics:
 
     def _hook(self, i):
         def record(module, inputs, output):
-            x = inputs[0]
-            self.means[i] = x.mean((0, 2, 3))
-            self.vars[i] = x.var((0, 2, 3), unbiased=False)
+            x = inputs[0].float()
+            mean, square = mean_over_processes(torch.stack([x.mean((0, 2, 3)), x.pow(2).mean((0, 2, 3))])).unbind()
+            self.means[i], self.vars[i] = mean, square - mean.pow(2)
         return record
 
     def loss(self) -> torch.Tensor:
-        "The BN-statistics loss of the last forward pass."
+        "The BN-statistics loss of the last forward pass (over all processes' batches together)."
         mean_gap = torch.cat([m - l.running_mean for m, l in zip(self.means, self.layers)])
         var_gap = torch.cat([v - l.running_var for v, l in zip(self.vars, self.layers)])
         return mean_gap.norm() + var_gap.norm()
@@ -132,7 +133,7 @@ def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator
                     lr_g: float = 1e-3, lr_e: float = 1e-4, lr_s: float = 1e-3, wd_s: float = 1e-4,
                     w_adv: float = 1.0, w_oh: float = 1.0, w_ent: float = 20 / math.log(10), w_bn: float = 1.0,
                     beta: float = 2.5e-4, w_act: float = 0.0, resume: dict = None, on_epoch_end=None,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, precision: str = "auto") -> dict:
     "Stage 1: train G, E (unless None) and a first student against a frozen teacher; return them and the history."
     device = next(teacher.parameters()).device
     teacher.eval().requires_grad_(False)
@@ -149,28 +150,32 @@ def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator
     features = PenultimateFeatures(teacher) if w_act else None
     weights = {"adv": w_adv, "oh": w_oh, "ent": w_ent, "bn": w_bn, **({"act": w_act} if w_act else {})}
     loss_e = torch.zeros(())
+    g, s, e = parallel(generator), parallel(student), parallel(encoder) if encoder is not None else None
+    progress = progress and is_main()
     try:
         for epoch in range(start, epochs):
             for m in modules.values(): m.train()
             sums = dict.fromkeys(["loss_g", *weights, "loss_s", "loss_e", "t_conf", "agree"], 0.0)
             bar = tqdm(range(iters), desc=f"stage 1 epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
             for _ in bar:
-                x = generator(torch.randn(batch_size, d, device=device))
-                t_logits, s_logits = teacher(x), student(x)
-                terms = generator_losses(t_logits, s_logits, stats.loss(), features.value if features else None)
-                loss_g = sum(weights[n] * terms[n] for n in terms)
+                with autocast(device, precision):
+                    x = g(shard(torch.randn(batch_size, d, device=device)))
+                    t_logits, s_logits = teacher(x), s(x)
+                    terms = generator_losses(t_logits, s_logits, stats.loss(), features.value if features else None)
+                    loss_g = sum(weights[n] * terms[n] for n in terms)
                 check_finite("stage 1 (generator)", epoch, terms)
                 optimizers["generator"].zero_grad(set_to_none=True); loss_g.backward(); optimizers["generator"].step()
                 for _ in range(k):
-                    z = torch.randn(batch_size, d, device=device)
-                    with torch.no_grad():
-                        x = generator(z); t_logits = teacher(x)
-                    s_logits = student(x)
-                    loss_s = kl_div(t_logits, s_logits)
+                    z = shard(torch.randn(batch_size, d, device=device))
+                    with torch.no_grad(), autocast(device, precision):
+                        x = g(z); t_logits = teacher(x)
+                    with autocast(device, precision):
+                        s_logits = s(x)
+                        loss_s = kl_div(t_logits, s_logits)
                     check_finite("stage 1 (generator)", epoch, {"student_kl": loss_s})
                     optimizers["student"].zero_grad(set_to_none=True); loss_s.backward(); optimizers["student"].step()
                     if encoder is None: continue
-                    loss_e = encoder_loss(*encoder(x, t_logits.argmax(1)), z, beta)
+                    with autocast(device, precision): loss_e = encoder_loss(*e(x, t_logits.argmax(1)), z, beta)
                     check_finite("stage 1 (generator)", epoch, {"encoder": loss_e})
                     optimizers["encoder"].zero_grad(set_to_none=True); loss_e.backward(); optimizers["encoder"].step()
                 step = {"loss_g": loss_g.item(), **{n: v.item() for n, v in terms.items()}, "loss_s": loss_s.item(),
@@ -179,6 +184,7 @@ def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator
                 for n, v in step.items(): sums[n] += v / iters
                 bar.set_postfix(g=f"{step['loss_g']:.3f}", s=f"{step['loss_s']:.3f}", e=f"{step['loss_e']:.3f}")
             for sched in schedulers.values(): sched.step()
+            sums = {n: v / world_size() for n, v in sum_over_processes(sums).items()}
             history.append({"epoch": epoch, **sums})
             if progress:
                 tqdm.write(f"stage 1 epoch {epoch + 1}/{epochs}: L_G {sums['loss_g']:.3f} (bn {sums['bn']:.3f}), "

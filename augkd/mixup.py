@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 
 from .data import Domain
 from .generator import kl_div
-from .train import batches, check_finite, evaluate, restore_training_state, training_state
+from .train import (autocast, batches, check_finite, evaluate, is_main, parallel, restore_training_state, shard,
+                         sum_over_processes, training_state, world_size)
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'mixup_schedule', 'mix', 'mixup_loss', 'train_mixup']
@@ -46,7 +47,8 @@ def mixup_loss(s_logits: torch.Tensor, t_logits: torch.Tensor, y: torch.Tensor, 
 def train_mixup(teacher: nn.Module, student: nn.Module, generator: nn.Module, encoder: nn.Module, anchor: nn.Module,
                 train: Domain, val: Domain, epochs: int = 200, batch_size: int = 256, lr_s: float = 1e-3,
                 wd_s: float = 1e-4, a: float = 0.6, b: float = 0.2, schedule: str = "linear", u: float = 0.5,
-                tau: float = 10.0, mixup: bool = True, resume: dict = None, on_epoch_end=None, progress: bool = True) -> dict:
+                tau: float = 10.0, mixup: bool = True, resume: dict = None, on_epoch_end=None, progress: bool = True,
+                precision: str = "auto") -> dict:
     "Stage 3: train the final student on progressive mixes; return the best-validation student and the history."
     device = next(teacher.parameters()).device
     frozen = [m for m in (teacher, generator, encoder, anchor) if m is not None]
@@ -55,24 +57,28 @@ def train_mixup(teacher: nn.Module, student: nn.Module, generator: nn.Module, en
     start, history, extra = 0, [], {"best_acc": -1.0, "best_epoch": -1, "best_state": None}
     if resume is not None:
         start, history, extra = restore_training_state(resume, {"student": student}, {"student": opt})
+    trained, progress = parallel(student), progress and is_main()
     for epoch in range(start, epochs):
         s = mixup_schedule(epoch, epochs, a, b, schedule) if mixup else 0.0
         student.train()
         total, correct_mixed, n = 0.0, 0, 0
-        for x, y in tqdm(batches(train, batch_size, shuffle=True), desc=f"stage 3 epoch {epoch + 1}/{epochs} s={s:.2f}",
-                         leave=False, disable=not progress):
-            x, y = x.to(device), y.to(device)
-            x_m = mix(x, y, s, generator, encoder, anchor)
-            X, Y = torch.cat([x, x_m]), torch.cat([y, y])
-            with torch.no_grad(): t_logits = teacher(X)
-            s_logits = student(X)
-            loss = mixup_loss(s_logits, t_logits, Y, u, tau)
+        for x, y in tqdm(batches(train, batch_size, shuffle=True, drop_last=world_size() > 1),
+                         desc=f"stage 3 epoch {epoch + 1}/{epochs} s={s:.2f}", leave=False, disable=not progress):
+            x, y = shard(x.to(device), y.to(device))
+            with autocast(device, precision):
+                x_m = mix(x, y, s, generator, encoder, anchor).float()
+                X, Y = torch.cat([x, x_m]), torch.cat([y, y])
+                with torch.no_grad(): t_logits = teacher(X)
+                s_logits = trained(X)
+                loss = mixup_loss(s_logits, t_logits, Y, u, tau)
             check_finite("stage 3 (mixup)", epoch, {"L_3": loss})
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             total += loss.item() * len(y); n += len(y)
             correct_mixed += (s_logits[len(y):].argmax(1) == y).sum().item()
+        sums = sum_over_processes({"total": total, "correct": correct_mixed, "n": n})
         scores = evaluate(student, val)
-        row = {"epoch": epoch, "s": s, "loss": total / n, "train_mixed_acc": correct_mixed / n, "val": scores}
+        row = {"epoch": epoch, "s": s, "loss": sums["total"] / sums["n"], "train_mixed_acc": sums["correct"] / sums["n"],
+               "val": scores}
         history.append(row)
         if scores["acc"] > extra["best_acc"]:
             extra = {"best_acc": scores["acc"], "best_epoch": epoch, "best_state": copy.deepcopy(student.state_dict())}

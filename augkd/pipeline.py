@@ -13,17 +13,19 @@ import torchvision
 
 import augkd
 from .anchor import UNCERTAINTIES, AnchorNet, train_anchor
-from .data import SETTINGS, atomic_save, folder_setting_name, folder_splits, load_setting
+from .data import DATASETS, SETTINGS, atomic_save, dataset_folders, folder_setting_name, folder_splits, load_setting
 from .generator import Encoder, Generator, train_generator
 from .mixup import SCHEDULES, train_mixup
 from .models import ARCHS, Normalized, create_model
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
-from .train import evaluate, resolve_device, seed_everything, training_state
+from .train import (PRECISIONS, barrier, evaluate, init_distributed, is_main, resolve_device, seed_everything,
+                         training_state)
 
 # %% auto #0
-__all__ = ['FOLDER_FIELDS', 'STAGES', 'STAGE_FIELDS', 'PRESETS', 'Config', 'validate_config', 'make_config', 'checkpoint_path',
-           'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'method_name',
-           'config_splits', 'resolve_teacher', 'reuse_stages', 'default_run_dir', 'run', 'RunParts', 'load_run']
+__all__ = ['FOLDER_FIELDS', 'LATER_FIELDS', 'STAGES', 'STAGE_FIELDS', 'PRESETS', 'Config', 'validate_config', 'make_config',
+           'checkpoint_path', 'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics',
+           'method_name', 'config_splits', 'resolve_teacher', 'reuse_stages', 'default_run_dir', 'run', 'RunParts',
+           'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-005
 @dataclass
@@ -38,6 +40,8 @@ class Config:
     student_test: str = ""          # with student_domain: a separate test folder (else 80/10/10 of it)
     teacher_domains: str = ""       # with student_domain: teacher-domain folders, comma-separated (to train a teacher)
     classes: str = ""               # with student_domain: the class names to use, comma-separated, in this order
+    dataset: str = ""               # a downloaded benchmark (office31, officehome, visda): its setting's folders in root
+    root: str = ""                  # with dataset: the folder holding its domains
     # models
     teacher_arch: str = "resnet34"  # used when the pipeline trains (and caches) the teacher itself
     teacher_epochs: int = 6
@@ -83,6 +87,7 @@ class Config:
     # bookkeeping
     preset: str = "paper"
     device: str = "auto"
+    precision: str = "auto"         # auto (bf16 on a GPU that has it), bf16 or fp32
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -96,8 +101,8 @@ class Config:
         return _short_hash(self._hashed(later | {"device", "preset"}))
 
     def _hashed(self, leave_out: set) -> dict:
-        # unset folder fields are left out too, so runs made before they existed keep their hashes
-        return {k: v for k, v in self.to_dict().items() if k not in leave_out and not (k in FOLDER_FIELDS and v == "")}
+        # fields added later are left out while at their defaults, so runs made before they existed keep their hashes
+        return {k: v for k, v in self.to_dict().items() if k not in leave_out and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
     def save(self, path) -> Path:
         path = Path(path)
@@ -113,6 +118,7 @@ class Config:
 
 # %% ../nbs/07_pipeline.ipynb #cell-006
 FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
+LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "precision": "auto"}
 STAGES = ("generator", "anchor", "mixup")
 STAGE_FIELDS = {
     "generator": ("gen_epochs", "gen_iters", "k", "lr_g", "lr_e", "w_adv", "w_oh", "w_ent", "w_bn", "beta"),
@@ -144,6 +150,8 @@ def validate_config(config: Config) -> Config:
         ("student_arch", config.student_arch in ARCHS, f"one of {', '.join(ARCHS)}"),
         ("uncertainty", config.uncertainty in UNCERTAINTIES, f"one of {', '.join(UNCERTAINTIES)}"),
         ("schedule", config.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+        ("dataset", config.dataset in ("", *DATASETS), f"one of {', '.join(DATASETS)} (or empty)"),
+        ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         ("a", 0 < config.a <= 1, "0 < a <= 1"),
         ("b", 0 <= config.b <= 1, "0 <= b <= 1"),
         ("alpha", 0 <= config.alpha <= 1, "0 <= alpha <= 1"),
@@ -168,10 +176,18 @@ def make_config(preset: str = "default", **overrides) -> Config:
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}")
+    if overrides.get("dataset"): overrides = {**overrides, **_benchmark_fields(**overrides)}
     folders = {k: _absolute_paths(overrides[k]) for k in ("student_domain", "student_test", "teacher_domains") if overrides.get(k)}
     if folders.get("student_domain") and not overrides.get("setting"):
         folders["setting"] = folder_setting_name(_names(folders.get("teacher_domains", "")), folders["student_domain"])
     return validate_config(Config(**{**PRESETS[preset], **overrides, **folders, "preset": preset}))
+
+def _benchmark_fields(dataset: str, root: str = "", setting: str = None, **_) -> dict:
+    "The folder fields of a benchmark's setting (its first setting by default), the layout checked."
+    setting = setting or (DATASETS[dataset].settings[0] if dataset in DATASETS else "")
+    teachers, student = dataset_folders(dataset, root, setting)
+    return {"setting": setting, "root": str(Path(root).expanduser().resolve()), "student_domain": str(student),
+            "teacher_domains": ",".join(map(str, teachers))}
 
 def _names(text: str) -> list:
     "A comma-separated config field as a list."
@@ -229,19 +245,22 @@ def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, for
         for name, module in modules.items(): module.load_state_dict(ckpt["state"]["modules"][name])
         if progress: print(f"{stage}: finished earlier, skipped")
         return {"history": ckpt["state"]["history"], **ckpt["info"], "seconds": ckpt["seconds"]}
+    barrier()  # every process has read the checkpoint before rank 0 writes the next one
     if ckpt is None: seed_everything(config.seed + STAGES.index(stage) + 1)
     elif progress: print(f"{stage}: resuming after epoch {ckpt['state']['epoch']}")
     spent, start = (ckpt["seconds"] if ckpt else 0.0), time.time()
 
     def on_epoch_end(state):
+        if not is_main(): return
         save_checkpoint(run_dir, stage, config, state, spent + time.time() - start)
         append_metrics(run_dir, stage, state["history"][-1])
 
     result = train_fn(resume=ckpt["state"] if ckpt else None, on_epoch_end=on_epoch_end)
     info = {k: v for k, v in result.items() if k not in modules and k != "history"}
     seconds = spent + time.time() - start
-    save_checkpoint(run_dir, stage, config, training_state(len(result["history"]), modules, history=result["history"]),
-                    seconds, done=True, **info)
+    if is_main():
+        save_checkpoint(run_dir, stage, config, training_state(len(result["history"]), modules, history=result["history"]),
+                        seconds, done=True, **info)
     return {"history": result["history"], **info, "seconds": seconds}
 
 # %% ../nbs/07_pipeline.ipynb #cell-019
@@ -317,18 +336,21 @@ def run(config: Config = None, out=None, resume: bool = False, teacher=None, for
             raise ValueError(f"{out} holds a run with another config (hash {saved.hash()}, asked {config.hash()}); "
                              "use another output directory, or force the resume")
     start = time.time()
-    device = resolve_device(config.device)
+    device = init_distributed(config.device)
     splits = config_splits(config)
     spec = {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes,
             "norm": teacher_norm}
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
-    (out / "ckpt").mkdir(parents=True, exist_ok=True)
-    if not (resume and teacher is None and (out / "teacher.json").exists()):
-        (out / "teacher.json").write_text(json.dumps(spec))
-    for stage in reuse_stages(config, out, [Path(r) for r in reuse]):
-        if progress: print(f"{stage}: reused from an earlier run with the same inputs")
-    config.save(out / "config.json")
-    (out / "splits.json").write_text(json.dumps(splits.indices))
+    progress = progress and is_main()
+    if is_main():
+        (out / "ckpt").mkdir(parents=True, exist_ok=True)
+        if not (resume and teacher is None and (out / "teacher.json").exists()):
+            (out / "teacher.json").write_text(json.dumps(spec))
+        for stage in reuse_stages(config, out, [Path(r) for r in reuse]):
+            if progress: print(f"{stage}: reused from an earlier run with the same inputs")
+        config.save(out / "config.json")
+        (out / "splits.json").write_text(json.dumps(splits.indices))
+    barrier()
     try:
         return _run_stages(config, out, splits, teacher_model, device, start, force, progress)
     except KeyboardInterrupt:
@@ -337,7 +359,7 @@ def run(config: Config = None, out=None, resume: bool = False, teacher=None, for
 def _run_stages(config: Config, out: Path, splits, teacher_model, device, start: float, force: bool, progress: bool) -> dict:
     "Stages 1 to 3 and the results, for `run`."
     histories = {s: (load_checkpoint(out, s, config, force) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
-    rewrite_metrics(out, histories)
+    if is_main(): rewrite_metrics(out, histories)
     n_classes, d = len(splits.classes), config.latent_size
 
     seed_everything(config.seed)
@@ -346,26 +368,28 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, device, start:
     generator = Generator(d, config.image_size, config.gen_width).to(device)
     encoder = Encoder(d, n_classes, config.image_size, config.enc_width, config.enc_channels).to(device)
     anchor = AnchorNet(d, n_classes, config.anchor_hidden, config.anchor_channels).to(device)
+    if device.type == "cuda":  # convolutions run faster on NHWC tensors under mixed precision
+        for model in (teacher_model, student, generator, encoder): model.to(memory_format=torch.channels_last)
 
     stage1 = _run_stage(out, "generator", config, {"generator": generator, "encoder": encoder, "student": student},
         lambda **kw: train_generator(teacher_model, student, generator, encoder, epochs=config.gen_epochs,
             iters=config.gen_iters, batch_size=config.batch_size, k=config.k, lr_g=config.lr_g, lr_e=config.lr_e,
             lr_s=config.lr_s, wd_s=config.wd_s, w_adv=config.w_adv, w_oh=config.w_oh, w_ent=config.w_ent,
-            w_bn=config.w_bn, beta=config.beta, progress=progress, **kw), force, progress)
+            w_bn=config.w_bn, beta=config.beta, progress=progress, precision=config.precision, **kw), force, progress)
     stage1_student = evaluate(student, splits.student_val)
     if config.use_anchor:
         stage2 = _run_stage(out, "anchor", config, {"anchor": anchor},
             lambda **kw: train_anchor(teacher_model, generator, encoder, anchor, splits.student_train, splits.student_val,
                 epochs=config.anchor_epochs, batch_size=config.batch_size, lr_a=config.lr_a, alpha=config.alpha,
                 w_mask=config.w_mask, w_ce=config.w_ce, uncertainty_kind=config.uncertainty, energy_tau=config.energy_tau,
-                progress=progress, **kw), force, progress)
+                progress=progress, precision=config.precision, **kw), force, progress)
     else:
         anchor, stage2 = None, {"history": [], "skipped": "use_anchor is off: z_a = z"}
     stage3 = _run_stage(out, "mixup", config, {"student": student},
         lambda **kw: train_mixup(teacher_model, student, generator, encoder, anchor, splits.student_train,
             splits.student_val, epochs=config.mixup_epochs, batch_size=config.batch_size, lr_s=config.lr_s,
             wd_s=config.wd_s, a=config.a, b=config.b, schedule=config.schedule, u=config.u, tau=config.tau,
-            mixup=config.use_mixup, progress=progress, **kw), force, progress)
+            mixup=config.use_mixup, progress=progress, precision=config.precision, **kw), force, progress)
 
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history"}
     results = {"method": method_name(config), "setting": config.setting, "seed": config.seed, "preset": config.preset,
@@ -375,7 +399,7 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, device, start:
                           "anchor": stage_info(stage2), "mixup": stage_info(stage3)},
                "seconds": round(time.time() - start, 2),
                "versions": {"augkd": augkd.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__}}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    if is_main(): (out / "results.json").write_text(json.dumps(results, indent=2))
     if progress:
         print(f"student top-1 {results['student']['acc']:.4f}, teacher top-1 {results['teacher']['acc']:.4f} "
               f"on {config.setting}'s student-domain test split; results in {out / 'results.json'}")

@@ -11,7 +11,7 @@ import torch
 
 from .data import Splits, atomic_save, cache_dir, load_setting
 from .models import Normalized, channel_stats, create_model
-from .train import evaluate, fit, resolve_device, seed_everything
+from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
 
 # %% auto #0
 __all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'train_teacher', 'teacher_run',
@@ -60,7 +60,7 @@ def teacher_run(setting: str = "HP-M", out=None, arch: str = "cnn_large", epochs
     splits = splits or load_setting(setting, seed=seed)
     model, report = train_teacher(splits, arch, epochs, seed, device=device, progress=progress)
     report["seconds"] = round(time.time() - start, 2)
-    if out is not None:
+    if out is not None and is_main():
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
         save_teacher(out / "teacher.pt", model, arch, splits.classes, setting)
         (out / "teacher.json").write_text(json.dumps(report, indent=2))
@@ -77,6 +77,7 @@ def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int =
     folder = cache_dir() / "teachers" / f"{name}-{arch}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
     if not ((folder / "teacher.pt").exists() and (folder / "teacher.json").exists()):
         teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits)
+    barrier()  # with several processes, rank 0 writes the teacher the others then read
     model, _ = load_teacher(folder / "teacher.pt", device)
     return model, json.loads((folder / "teacher.json").read_text())
 

@@ -4,12 +4,14 @@
 
 # %% ../nbs/02_train.ipynb #cell-002
 from __future__ import annotations
-import random, copy, math
+import random, copy, math, os
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.distributed as dist
+import torch.distributed._functional_collectives as funcol
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 from tqdm.auto import tqdm
 
@@ -17,9 +19,11 @@ from .data import Domain
 from .models import recalibrate_bn
 
 # %% auto #0
-__all__ = ['seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state', 'training_state', 'to_cpu',
-           'restore_training_state', 'NonFiniteLoss', 'check_finite', 'batches', 'predict_logits', 'topk_accuracy',
-           'evaluate', 'random_shift', 'random_colour', 'cross_entropy_loss', 'fit']
+__all__ = ['PRECISIONS', 'seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state', 'training_state',
+           'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite', 'world_size', 'rank', 'is_main',
+           'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes', 'autocast',
+           'batches', 'predict_logits', 'topk_accuracy', 'evaluate', 'random_shift', 'random_colour',
+           'cross_entropy_loss', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -93,6 +97,70 @@ def check_finite(stage: str, epoch: int, terms: dict) -> None:
                                 "the last good checkpoint is kept (lower the learning rates or loss weights)")
 
 # %% ../nbs/02_train.ipynb #cell-017
+def world_size() -> int:
+    "How many processes train together (1 outside `torchrun`)."
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def rank() -> int:
+    "This process's rank, 0 to `world_size() - 1`."
+    return dist.get_rank() if world_size() > 1 else 0
+
+def is_main() -> bool:
+    "Whether this process writes files and prints progress."
+    return rank() == 0
+
+def init_distributed(device=None) -> torch.device:
+    """Join the process group `torchrun` describes in the environment, if any, and return this process's
+    device: `cuda:LOCAL_RANK` when CUDA is used, else `resolve_device(device)`."""
+    resolved = resolve_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
+    if resolved.type == "cuda" and dist.is_initialized():
+        resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(resolved)
+    return resolved
+
+def shard(*tensors):
+    "This process's rows of each tensor (every `world_size()`-th, from its rank); the tensors themselves in one process."
+    n = world_size()
+    if n == 1: return tensors if len(tensors) > 1 else tensors[0]
+    parts = tuple(t[rank()::n] for t in tensors)
+    return parts if len(parts) > 1 else parts[0]
+
+def parallel(model: nn.Module) -> nn.Module:
+    "`model` wrapped in `DistributedDataParallel` when several processes train, else `model`."
+    if world_size() == 1: return model
+    device = next(model.parameters()).device
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+def mean_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+    "The mean of `tensor` over processes, differentiable (gradients reach every process's input)."
+    if world_size() == 1: return tensor
+    return funcol.all_gather_single_autograd(tensor.unsqueeze(0), 0, dist.group.WORLD).mean(0)
+
+def barrier() -> None:
+    "Wait until every process gets here."
+    if world_size() > 1: dist.barrier()
+
+def sum_over_processes(values: dict) -> dict:
+    "Each number of `values` summed over processes (a loop's loss sums and counts)."
+    if world_size() == 1: return values
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    total = torch.tensor([float(v) for v in values.values()], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return dict(zip(values, total.tolist()))
+
+# %% ../nbs/02_train.ipynb #cell-020
+PRECISIONS = ("auto", "bf16", "fp32")
+
+def autocast(device, precision: str = "auto"):
+    "A context under which forward passes run in `precision` on `device` (see `PRECISIONS`)."
+    device = torch.device(device)
+    if precision not in PRECISIONS: raise ValueError(f"precision = {precision!r} is out of range: allowed one of {', '.join(PRECISIONS)}")
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+# %% ../nbs/02_train.ipynb #cell-023
 def batches(domain: Domain, batch_size: int, shuffle: bool = False, generator: torch.Generator = None,
             drop_last: bool = False) -> DataLoader:
     "Batches `(images, labels)` of a domain, shuffled with `generator` when `shuffle`."
@@ -100,7 +168,7 @@ def batches(domain: Domain, batch_size: int, shuffle: bool = False, generator: t
     sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
     return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last), batch_size=None)
 
-# %% ../nbs/02_train.ipynb #cell-020
+# %% ../nbs/02_train.ipynb #cell-026
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512, device=None) -> torch.Tensor:
     "Logits of `model` in eval mode on `images`, on the CPU."
@@ -121,7 +189,7 @@ def evaluate(model: nn.Module, domain: Domain, batch_size: int = 512) -> dict:
     "Top-1/3/5 accuracy of `model` on a domain."
     return topk_accuracy(predict_logits(model, domain.images, batch_size), domain.labels)
 
-# %% ../nbs/02_train.ipynb #cell-023
+# %% ../nbs/02_train.ipynb #cell-029
 def random_shift(images: torch.Tensor, shift: int, generator: torch.Generator = None) -> torch.Tensor:
     "Translate each image by its own random offset of up to `shift` pixels (zero padding)."
     if shift <= 0: return images
@@ -141,35 +209,38 @@ def random_colour(images: torch.Tensor, generator: torch.Generator = None) -> to
     gains = (0.5 + torch.rand(n, c, 1, 1, generator=generator)).to(images)
     return ((invert * (1 - images) + (1 - invert) * images) * gains).clamp(0, 1)
 
-# %% ../nbs/02_train.ipynb #cell-025
+# %% ../nbs/02_train.ipynb #cell-031
 def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     "The default loss of `fit`: cross-entropy of the model's logits."
     return F.cross_entropy(model(x), y)
 
 def fit(model: nn.Module, train: Domain, val: Domain = None, epochs: int = 5, lr: float = 1e-3,
         weight_decay: float = 1e-4, batch_size: int = 128, shift: int = 0, colour: bool = False, seed: int = 0,
-        desc: str = "fit", progress: bool = True, loss_fn=cross_entropy_loss) -> list:
+        desc: str = "fit", progress: bool = True, loss_fn=cross_entropy_loss, precision: str = "auto") -> list:
     "Train `model` on `train` with `loss_fn(model, x, y)` (CE by default); keep the best-validation weights."
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
+    trained = parallel(model)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    progress = progress and is_main()
     history, best, best_state = [], -1.0, None
     for epoch in range(epochs):
         model.train()
         total, count = 0.0, 0
-        bar = tqdm(batches(train, batch_size, shuffle=True, generator=gen), desc=f"{desc} {epoch + 1}/{epochs}",
-                   leave=False, disable=not progress)
+        bar = tqdm(batches(train, batch_size, shuffle=True, generator=gen, drop_last=world_size() > 1),
+                   desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not progress)
         for x, y in bar:
             x = random_shift(x, shift, gen)
             if colour: x = random_colour(x, gen)
-            x, y = x.to(device), y.to(device)
-            loss = loss_fn(model, x, y)
+            x, y = shard(x.to(device), y.to(device))
+            with autocast(device, precision): loss = loss_fn(trained, x, y)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             total, count = total + loss.item() * len(y), count + len(y)
             bar.set_postfix(loss=f"{total / count:.3f}")
         sched.step()
-        row = {"epoch": epoch, "loss": total / count}
+        sums = sum_over_processes({"total": total, "count": count})
+        row = {"epoch": epoch, "loss": sums["total"] / sums["count"]}
         if val is not None:
             row["val"] = evaluate(model, val)
             if row["val"]["acc"] > best:

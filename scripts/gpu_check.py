@@ -1,0 +1,56 @@
+"""The GPU check: the default preset on DigitShift, then the decode-once benchmark, with throughputs.
+
+    python scripts/gpu_check.py [--preset default] [--setting HP-M] [--device auto] [--precision auto] [--out DIR]
+
+Sized to finish in under 8 minutes on one H100. Prints the device, each stage's seconds and images per
+second (stage 1: generated images through G, T and S, k+1 batches per iteration; stage 2: student-domain
+images through E, A, G and T; stage 3: raw and mixed images through the student), the accuracies, then
+the decode-once benchmark's epoch times. Everything it writes goes to --out (a temporary folder by default).
+"""
+import argparse, json, subprocess, sys, tempfile, time
+from pathlib import Path
+
+import torch
+
+from augkd.pipeline import make_config, run
+from augkd.train import resolve_device
+
+
+def stage_images(config, n_train: int) -> dict:
+    "How many images each stage pushes through its networks."
+    return {"generator": config.gen_epochs * config.gen_iters * config.batch_size * (1 + config.k),
+            "anchor": config.anchor_epochs * n_train,
+            "mixup": config.mixup_epochs * n_train * 2}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--setting", default="HP-M")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--decode-images", type=int, default=3000)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    print(f"device {device} ({name}), torch {torch.__version__}, precision {args.precision}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp) / "run"
+        config = make_config(args.preset, setting=args.setting, device=args.device, precision=args.precision)
+        start = time.perf_counter()
+        results = run(config, out, progress=False)
+        total = time.perf_counter() - start
+        (student_split,) = json.loads((out / "splits.json").read_text())["student"].values()
+        n_train = len(student_split["train"])
+        for stage, images in stage_images(config, n_train).items():
+            seconds = results["stages"][stage]["seconds"]
+            print(f"stage {stage}: {seconds:.1f} s, {images / seconds:,.0f} images/s", flush=True)
+        print(f"run {total:.1f} s in all (teacher included); student top-1 {results['student']['acc']:.4f}, "
+              f"teacher top-1 {results['teacher']['acc']:.4f}", flush=True)
+    script = Path(__file__).with_name("decode_once_benchmark.py")
+    subprocess.run([sys.executable, str(script), "--images", str(args.decode_images)], check=True)
+
+
+if __name__ == "__main__":
+    main()
