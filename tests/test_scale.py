@@ -7,8 +7,9 @@ from PIL import Image
 
 from conftest import LONGER, QUICK, metrics
 
-# The `quick` preset's student top-1 on HP-M spreads over 0.10-0.23 across seeds 0-2 in one process
-# (std 0.08; measured here): a 2-process run of the same seed must land within about two of those.
+# The `quick` preset's student top-1 on HP-M spreads over 0.10-0.24 across seeds 0-4 in one process
+# (std 0.06), and 2-process runs of those seeds land -0.075 to +0.022 from their 1-process twins
+# (measured here): a 2-process run must land within about two and a half of those stds.
 NOISE = 0.15
 
 
