@@ -183,7 +183,8 @@ register("deepinv")(lambda cell: _deepinv(cell, plus=False))
 register("deepinv+")(lambda cell: _deepinv(cell, plus=True))
 
 # %% ../nbs/08_baselines.ipynb #cell-017
-AUGKD_VARIANTS = {"augkd": {}, "augkd_no_anchor": dict(use_anchor=False), "augkd_no_mixup": dict(use_mixup=False)}
+AUGKD_VARIANTS = {"augkd": {}, "augkd_no_anchor": dict(use_anchor=False), "augkd_no_mixup": dict(use_mixup=False),
+                  "augkd_ce": dict(u=1.0)}
 
 def _augkd(cell: Cell, name: str) -> dict:
     config = dataclasses.replace(cell.config, **AUGKD_VARIANTS[name])
