@@ -43,11 +43,13 @@ def _teacher_file(args) -> dict:
     return {"path": args.teacher, "classes": args.teacher_classes, "norm": args.teacher_norm}
 
 def _run(args) -> int:
-    from augkd.pipeline import default_run_dir, run
+    from augkd.pipeline import check_run_dir, default_run_dir, run
     from augkd.train import is_main
     config = make_config(args.preset, **_overrides(args))
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ: return launch(args.nproc, args.argv)
     out = args.out or default_run_dir(config)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        check_run_dir(config, out, args.resume, args.force)  # before any process starts: one clear error
+        return launch(args.nproc, args.argv)
     run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
         teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm)
     if args.report and is_main(): _write_report(out)

@@ -24,8 +24,8 @@ from .train import (PRECISIONS, barrier, evaluate, init_distributed, is_main, re
 # %% auto #0
 __all__ = ['FOLDER_FIELDS', 'LATER_FIELDS', 'STAGES', 'STAGE_FIELDS', 'PRESETS', 'Config', 'validate_config', 'make_config',
            'checkpoint_path', 'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics',
-           'method_name', 'config_splits', 'resolve_teacher', 'reuse_stages', 'default_run_dir', 'run', 'RunParts',
-           'load_run']
+           'method_name', 'config_splits', 'resolve_teacher', 'reuse_stages', 'default_run_dir', 'check_run_dir', 'run',
+           'RunParts', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-005
 @dataclass
@@ -321,13 +321,9 @@ def default_run_dir(config: Config) -> Path:
     "Where a run goes when no directory is given: `runs/SETTING-PRESET-sSEED`."
     return Path("runs") / f"{config.setting}-{config.preset}-s{config.seed}"
 
-def run(config: Config = None, out=None, resume: bool = False, teacher=None, force: bool = False,
-        progress: bool = True, reuse=(), teacher_classes=None, teacher_norm=None) -> dict:
-    """Run AuG-KD end to end into the directory `out`; returns the results (also in `out/results.json`).
-    `teacher`: a teacher file or directory (see `resolve_teacher`; `teacher_classes` and `teacher_norm` for a
-    plain state dict); `reuse`: run directories whose finished stages are copied in when their inputs match."""
-    config = validate_config(config or make_config("default"))
-    out = Path(out or default_run_dir(config))
+def check_run_dir(config: Config, out, resume: bool = False, force: bool = False) -> None:
+    "Refuse to start a run in a directory that holds one, or to resume one made under another config."
+    out = Path(out)
     if (out / "config.json").exists() and not resume:
         raise ValueError(f"{out} already holds a run: pass resume=True (--resume) to continue it, or choose another output directory")
     if resume and (out / "config.json").exists():
@@ -335,13 +331,23 @@ def run(config: Config = None, out=None, resume: bool = False, teacher=None, for
         if saved.hash() != config.hash() and not force:
             raise ValueError(f"{out} holds a run with another config (hash {saved.hash()}, asked {config.hash()}); "
                              "use another output directory, or force the resume")
+
+def run(config: Config = None, out=None, resume: bool = False, teacher=None, force: bool = False,
+        progress: bool = True, reuse=(), teacher_classes=None, teacher_norm=None) -> dict:
+    """Run AuG-KD end to end into the directory `out`; returns the results (also in `out/results.json`).
+    `teacher`: a teacher file or directory (see `resolve_teacher`; `teacher_classes` and `teacher_norm` for a
+    plain state dict); `reuse`: run directories whose finished stages are copied in when their inputs match."""
+    config = validate_config(config or make_config("default"))
+    out = Path(out or default_run_dir(config))
     start = time.time()
     device = init_distributed(config.device)
+    progress = progress and is_main()
+    check_run_dir(config, out, resume, force)
+    barrier()  # every process has looked at the directory before rank 0 writes to it
     splits = config_splits(config)
     spec = {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes,
             "norm": teacher_norm}
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
-    progress = progress and is_main()
     if is_main():
         (out / "ckpt").mkdir(parents=True, exist_ok=True)
         if not (resume and teacher is None and (out / "teacher.json").exists()):

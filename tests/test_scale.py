@@ -32,6 +32,14 @@ def test_dataset_with_missing_root_is_refused_clearly(cli, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_several_processes_refuse_a_used_directory_before_starting(cli, tmp_path):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "config.json").write_text("{}")
+    done = cli("run", *QUICK, "--nproc", "2", "--out", "used")
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("or choose another output directory") and "Traceback" not in done.stderr
+
+
 def test_office31_shaped_tree_runs_quick_end_to_end(cli, tmp_path):
     root = office31_like(tmp_path / "office31")
     grid = cli("bench", "--dataset", "office31", "--root", root, "--settings", "AW-D", "--methods", "teacher,wo_kd",
