@@ -77,8 +77,9 @@ class BNStatistics:
     def _hook(self, i):
         def record(module, inputs, output):
             x = inputs[0].float()
-            mean, square = mean_over_processes(torch.stack([x.mean((0, 2, 3)), x.pow(2).mean((0, 2, 3))])).unbind()
-            self.means[i], self.vars[i] = mean, square - mean.pow(2)
+            mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)
+            self.means[i] = mean_over_processes(mean)  # with several processes: the statistics of all their batches
+            self.vars[i] = mean_over_processes(var + (mean - self.means[i]).pow(2))
         return record
 
     def loss(self) -> torch.Tensor:
