@@ -18,9 +18,9 @@ from platformdirs import user_cache_dir
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES', 'DATASETS', 'Domain',
            'concat_domains', 'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain',
            'cache_dir', 'atomic_save', 'digitshift', 'domain_grid', 'Setting', 'get_setting', 'stratified_split',
-           'take_shots', 'Splits', 'make_splits', 'load_setting', 'image_folder_domain', 'folder_fingerprint',
-           'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark',
-           'dataset_folders']
+           'take_shots', 'Splits', 'make_splits', 'load_setting', 'class_folders', 'image_folder_domain',
+           'folder_fingerprint', 'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain',
+           'folder_splits', 'Benchmark', 'dataset_folders']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -314,12 +314,16 @@ def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50) -> Splits:
 # %% ../nbs/00_data.ipynb #cell-051
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
+def class_folders(root) -> list:
+    "The class names of an image folder: its sub-folders, sorted, hidden ones left out."
+    return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
+
 def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes: list = None, cache: bool = True) -> Domain:
     "Decode (once) an image folder, one sub-folder per class (only `classes`, in that order, if given), into a domain."
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist or is not a directory")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = class_folders(root)
     if not found:
         raise ValueError(f"image folder {root} has no class sub-folders")
     missing = [c for c in classes or [] if c not in found]
@@ -445,7 +449,7 @@ def dataset_folders(dataset: str, root, setting: str) -> tuple:
         folders[letter] = _domain_folder(root, names)
         if folders[letter] is None:
             raise FileNotFoundError(f"{bench.title}: domain {letter} is missing: expected a folder {' or '.join(map(repr, names))} in {root}")
-    classes = {letter: sorted(p.name for p in f.iterdir() if p.is_dir() and not p.name.startswith(".")) for letter, f in folders.items()}
+    classes = {letter: class_folders(f) for letter, f in folders.items()}
     first = next(iter(classes))
     for letter, names in classes.items():
         if len(names) != bench.num_classes:
