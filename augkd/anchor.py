@@ -4,25 +4,29 @@
 
 # %% ../nbs/05_anchor.ipynb #cell-002
 from __future__ import annotations
-import copy, math
+import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .data import Domain
-from .train import (autocast, batches, check_finite, is_main, parallel, predict_logits, restore_training_state, shard,
-                         sum_over_processes, training_state, world_size)
+from .train import (BestState, Learner, ShowProgress, Validate, autocast, backward_step, batches, parallel,
+                         predict_logits, shard, world_size)
 
 # %% auto #0
 __all__ = ['UNCERTAINTIES', 'AnchorNet', 'energy', 'max_logit_range', 'normalized_energy', 'max_softmax_uncertainty',
-           'entropy_uncertainty', 'uncertainty', 'anchor_terms', 'anchor_loss', 'anchor_views', 'train_anchor']
+           'entropy_uncertainty', 'uncertainty_score', 'anchor_terms', 'anchor_loss', 'anchor_views', 'anchor_step',
+           'anchor_validation', 'train_anchor']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
     "Class mask `m(y)` and latent mapping `psi`: `z_a = m * psi(z * m) + (1 - m) * z`."
-    def __init__(self, latent_size: int = 100, num_classes: int = 10, hidden: int = 128, channels: int = 16):
+    def __init__(self,
+                 latent_size: int = 100, # d, the size of the latents it moves
+                 num_classes: int = 10, # C, the classes the mask depends on
+                 hidden: int = 128, # width of the mask MLP
+                 channels: int = 16): # channels of psi's 1-D convolutions
         super().__init__()
         self.num_classes = num_classes
         self.mask_net = nn.Sequential(nn.Linear(num_classes, hidden), nn.ReLU(inplace=True),
@@ -46,33 +50,45 @@ class AnchorNet(nn.Module):
         return m * self.psi(z * m) + (1 - m) * z, m
 
 # %% ../nbs/05_anchor.ipynb #cell-008
-def energy(logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+def energy(logits: torch.Tensor, # (B, C) logits
+           tau: float = 1.0, # temperature
+          ) -> torch.Tensor:
     "The energy score -tau * logsumexp(logits / tau) per sample (lower = more certain)."
     return -tau * torch.logsumexp(logits / tau, 1)
 
-def max_logit_range(logits: torch.Tensor) -> tuple:
+def max_logit_range(logits: torch.Tensor, # the teacher's logits on a set of samples
+                   ) -> tuple:
     "The smallest and largest max-logit over a set of samples: the teacher's range `(f_min, f_max)`."
     top = logits.max(1).values
     return top.min().item(), top.max().item()
 
-def normalized_energy(logits: torch.Tensor, f_min: float, f_max: float, tau: float = 1.0) -> torch.Tensor:
+def normalized_energy(logits: torch.Tensor, # (B, C) logits
+                      f_min: float, f_max: float, # the teacher's range of max-logits (`max_logit_range`)
+                      tau: float = 1.0, # temperature
+                     ) -> torch.Tensor:
     "The energy mapped to [0,1] with the teacher's max-logit range (0 = certain, 1 = uncertain)."
     log_c = tau * math.log(logits.shape[1])
     return ((log_c + f_max + energy(logits, tau)) / (f_max - f_min + log_c)).clamp(0, 1)
 
-def max_softmax_uncertainty(logits: torch.Tensor) -> torch.Tensor:
+# %% ../nbs/05_anchor.ipynb #cell-011
+def max_softmax_uncertainty(logits: torch.Tensor, # (B, C) logits
+                           ) -> torch.Tensor:
     "1 - the largest softmax probability, per sample."
     return 1 - F.softmax(logits, 1).max(1).values
 
-def entropy_uncertainty(logits: torch.Tensor) -> torch.Tensor:
+def entropy_uncertainty(logits: torch.Tensor, # (B, C) logits
+                       ) -> torch.Tensor:
     "The entropy of the softmax divided by log C, per sample (0 = one-hot, 1 = uniform)."
     logp = F.log_softmax(logits, 1)
     return -(logp.exp() * logp).sum(1) / math.log(logits.shape[1])
 
 UNCERTAINTIES = ("normalized_energy", "energy", "max_softmax", "entropy")
 
-def uncertainty(logits: torch.Tensor, kind: str = "normalized_energy", f_min: float = 0.0, f_max: float = 1.0,
-                tau: float = 1.0) -> torch.Tensor:
+def uncertainty_score(logits: torch.Tensor, # (B, C) logits
+                      kind: str = "normalized_energy", # one of `UNCERTAINTIES`
+                      f_min: float = 0.0, f_max: float = 1.0, # with normalized_energy: the max-logit range
+                      tau: float = 1.0, # temperature of the energy scores
+                     ) -> torch.Tensor:
     "The uncertainty score `kind` (one of `UNCERTAINTIES`) per sample."
     if kind == "normalized_energy": return normalized_energy(logits, f_min, f_max, tau)
     if kind == "energy": return energy(logits, tau)
@@ -80,80 +96,102 @@ def uncertainty(logits: torch.Tensor, kind: str = "normalized_energy", f_min: fl
     if kind == "entropy": return entropy_uncertainty(logits)
     raise ValueError(f"unknown uncertainty {kind!r}; choose one of {', '.join(UNCERTAINTIES)}")
 
-# %% ../nbs/05_anchor.ipynb #cell-011
-def anchor_terms(t_logits: torch.Tensor, mask: torch.Tensor, y: torch.Tensor, alpha: float = 0.25,
-                 kind: str = "normalized_energy", f_min: float = 0.0, f_max: float = 1.0, tau: float = 1.0) -> dict:
+# %% ../nbs/05_anchor.ipynb #cell-014
+def anchor_terms(t_logits: torch.Tensor, # the teacher's logits on the anchor images
+                 mask: torch.Tensor, # the class masks m(y), (B, d)
+                 y: torch.Tensor, # the samples' labels
+                 alpha: float = 0.25, # the invariant ratio
+                 kind: str = "normalized_energy", f_min: float = 0.0, f_max: float = 1.0, tau: float = 1.0, # see `uncertainty_score`
+                ) -> dict:
     "The three terms of L_A, unweighted: uncertainty, mask-fraction constraint, class CE."
-    return {"unc": uncertainty(t_logits, kind, f_min, f_max, tau).mean(),
+    return {"unc": uncertainty_score(t_logits, kind, f_min, f_max, tau).mean(),
             "mask": (mask.mean(1) - (1 - alpha)).abs().mean(),
             "ce": F.cross_entropy(t_logits, y)}
 
-def anchor_loss(terms: dict, w_mask: float = 1.0, w_ce: float = 0.1) -> torch.Tensor:
+def anchor_loss(terms: dict, # the terms of `anchor_terms`
+                w_mask: float = 1.0, w_ce: float = 0.1, # the weights of the mask and class terms
+               ) -> torch.Tensor:
     "L_A from its terms."
     return terms["unc"] + w_mask * terms["mask"] + w_ce * terms["ce"]
 
-# %% ../nbs/05_anchor.ipynb #cell-014
+# %% ../nbs/05_anchor.ipynb #cell-017
 @torch.no_grad()
-def anchor_views(teacher, generator, encoder, anchor, images, labels) -> dict:
+def anchor_views(teacher, generator, encoder, anchor, # the run's models (the teacher is not used)
+                 images, labels, # a batch of student-domain samples
+                ) -> dict:
     "Latents, anchors, masks and images for a batch: z = E(x,y), z_a, m, G(z), x_a = G(z_a)."
     z = encoder(images, labels)[0]
     z_a, m = anchor(z, labels)
     return {"z": z, "z_a": z_a, "mask": m, "x_rec": generator(z), "x_a": generator(z_a)}
 
-def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, anchor: AnchorNet,
-                 train: Domain, val: Domain, epochs: int = 200, batch_size: int = 256, lr_a: float = 1e-3,
-                 alpha: float = 0.25, w_mask: float = 1.0, w_ce: float = 0.1, uncertainty_kind: str = "normalized_energy",
-                 energy_tau: float = 1.0, resume: dict = None, on_epoch_end=None, progress: bool = True,
-                 precision: str = "auto") -> dict:
-    "Stage 2: train the AnchorNet against frozen T, G, E; return the best-validation AnchorNet and the history."
+# %% ../nbs/05_anchor.ipynb #cell-019
+def anchor_step(teacher, generator, encoder, # frozen, in eval mode
+                anchor: nn.Module, # the AnchorNet (wrapped by `parallel`)
+                optimizer: torch.optim.Optimizer, # its optimizer
+                score: dict, # `anchor_terms`' keyword arguments: alpha, kind, f_min, f_max, tau
+                w_mask: float, w_ce: float, # the weights of L_A's mask and class terms
+                precision: str = "auto"): # see `autocast`
+    "A `Learner` step of stage 2: one AnchorNet update on a batch of student-domain samples."
     device = next(teacher.parameters()).device
-    for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
-    f_min, f_max = max_logit_range(predict_logits(teacher, train.images))
-    score = dict(alpha=alpha, kind=uncertainty_kind, f_min=f_min, f_max=f_max, tau=energy_tau)
-    opt = torch.optim.Adam(anchor.parameters(), lr=lr_a)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    start, history, extra = 0, [], {"best_loss": math.inf, "best_epoch": -1, "best_state": None}
-    if resume is not None:
-        start, history, extra = restore_training_state(resume, {"anchor": anchor}, {"anchor": opt}, {"anchor": sched})
+    def step(learn, batch):
+        x, y = shard(batch[0].to(device), batch[1].to(device))
+        with autocast(device, precision):
+            with torch.no_grad(): z = encoder(x, y)[0]
+            z_a, m = anchor(z, y)
+            terms = anchor_terms(teacher(generator(z_a)), m, y, **score)
+            loss = anchor_loss(terms, w_mask, w_ce)
+        backward_step(optimizer, loss)
+        return len(y), {**terms, "loss": loss}  # the terms first: a NaN is reported by the term it came from
+    return step
+
+# %% ../nbs/05_anchor.ipynb #cell-021
+def anchor_validation(teacher, generator, encoder, anchor, # the models, the AnchorNet in training
+                      val: Domain, # the student domain's validation split
+                      score: dict, w_mask: float, w_ce: float): # as for `anchor_step`
+    "A `Validate` function for stage 2: validation L_A, mask fraction, uncertainty and teacher accuracy before/after."
+    device = next(teacher.parameters()).device
     val_x, val_y = val.images.to(device), val.labels.to(device)
-    trained, progress = parallel(anchor), progress and is_main()
-    for epoch in range(start, epochs):
-        anchor.train()
-        sums, n = {"loss": 0.0, "unc": 0.0, "mask": 0.0, "ce": 0.0}, 0
-        for x, y in tqdm(batches(train, batch_size, shuffle=True, drop_last=world_size() > 1),
-                         desc=f"stage 2 epoch {epoch + 1}/{epochs}", leave=False, disable=not progress):
-            x, y = shard(x.to(device), y.to(device))
-            with autocast(device, precision):
-                with torch.no_grad(): z = encoder(x, y)[0]
-                z_a, m = trained(z, y)
-                terms = anchor_terms(teacher(generator(z_a)), m, y, **score)
-                loss = anchor_loss(terms, w_mask, w_ce)
-            check_finite("stage 2 (anchor)", epoch, terms)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            for k, v in {"loss": loss, **terms}.items(): sums[k] += v.item() * len(y)
-            n += len(y)
-        sched.step()
-        sums = sum_over_processes({**sums, "n": n}); n = sums.pop("n")
+    def evaluate(learn) -> dict:
         anchor.eval()
         views = anchor_views(teacher, generator, encoder, anchor, val_x, val_y)
         with torch.no_grad():
             t_rec, t_anchor = teacher(views["x_rec"]), teacher(views["x_a"])
             val_terms = anchor_terms(t_anchor, views["mask"], val_y, **score)
-            val_loss = anchor_loss(val_terms, w_mask, w_ce).item()
-        row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}, "val_loss": val_loss,
-               "mask_open": views["mask"].mean().item(),
-               "unc_before": uncertainty(t_rec, **{k: score[k] for k in ("kind", "f_min", "f_max", "tau")}).mean().item(),
-               "unc_after": val_terms["unc"].item(),
-               "teacher_acc_before": (t_rec.argmax(1) == val_y).float().mean().item(),
-               "teacher_acc_after": (t_anchor.argmax(1) == val_y).float().mean().item()}
-        history.append(row)
-        if val_loss < extra["best_loss"]:
-            extra = {"best_loss": val_loss, "best_epoch": epoch, "best_state": copy.deepcopy(anchor.state_dict())}
-        if progress:
-            tqdm.write(f"stage 2 epoch {epoch + 1}/{epochs}: L_A {row['loss']:.4f}, val L_A {val_loss:.4f}, "
-                       f"uncertainty {row['unc_before']:.3f} -> {row['unc_after']:.3f}, mask open {row['mask_open']:.2f}")
-        if on_epoch_end is not None:
-            on_epoch_end(training_state(epoch + 1, {"anchor": anchor}, {"anchor": opt}, {"anchor": sched}, history, **extra))
-    if extra["best_state"] is not None: anchor.load_state_dict(extra["best_state"])
+        scored = {k: score[k] for k in ("kind", "f_min", "f_max", "tau")}
+        return {"val_loss": anchor_loss(val_terms, w_mask, w_ce).item(), "mask_open": views["mask"].mean().item(),
+                "unc_before": uncertainty_score(t_rec, **scored).mean().item(), "unc_after": val_terms["unc"].item(),
+                "teacher_acc_before": (t_rec.argmax(1) == val_y).float().mean().item(),
+                "teacher_acc_after": (t_anchor.argmax(1) == val_y).float().mean().item()}
+    return evaluate
+
+# %% ../nbs/05_anchor.ipynb #cell-023
+def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, # frozen T, G and E
+                 anchor: AnchorNet, # the AnchorNet to train
+                 train: Domain, # the student domain's training split
+                 val: Domain, # its validation split (selects the best epoch)
+                 anchor_epochs: int = 200, # epochs of stage 2
+                 batch_size: int = 2048, # samples per step
+                 lr_a: float = 1e-3, # Adam learning rate of the AnchorNet, cosine-decayed
+                 alpha: float = 0.25, # invariant ratio: the mask should leave this fraction of dimensions alone
+                 w_mask: float = 1.0, # weight of the mask-fraction term
+                 w_ce: float = 0.1, # weight of the class term
+                 uncertainty: str = "normalized_energy", # the uncertainty score (one of `UNCERTAINTIES`)
+                 energy_tau: float = 1.0, # temperature of the energy scores
+                 precision: str = "auto", # see `autocast`
+                 progress: bool = True, # show a bar per epoch
+                 callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
+    "Stage 2: train the AnchorNet against frozen T, G, E; return the best-validation AnchorNet and the history."
+    for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
+    f_min, f_max = max_logit_range(predict_logits(teacher, train.images))
+    score = dict(alpha=alpha, kind=uncertainty, f_min=f_min, f_max=f_max, tau=energy_tau)
+    opt = torch.optim.Adam(anchor.parameters(), lr=lr_a)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=anchor_epochs)
+    best = BestState("anchor", lambda row: row["val_loss"], lower_is_better=True)
+    epoch_batches = lambda epoch: batches(train, batch_size, shuffle=True, drop_last=world_size() > 1)
+    learn = Learner("stage 2 (anchor)", anchor_step(teacher, generator, encoder, parallel(anchor), opt, score, w_mask, w_ce, precision),
+                    epoch_batches, anchor_epochs, {"anchor": anchor}, {"anchor": opt}, {"anchor": sched},
+                    [Validate(anchor_validation(teacher, generator, encoder, anchor, val, score, w_mask, w_ce)), best,
+                     ShowProgress(("loss", "val_loss", "unc_before", "unc_after", "mask_open"), progress), *callbacks])
+    history = learn.fit()
     anchor.eval()
-    return {"anchor": anchor, "history": history, "best_epoch": extra["best_epoch"], "f_min": f_min, "f_max": f_max}
+    return {"anchor": anchor, "history": history, "best_epoch": best.best_epoch, "f_min": f_min, "f_max": f_max}

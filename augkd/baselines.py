@@ -10,14 +10,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .data import atomic_save
-from .generator import BNStatistics, Generator, kl_div, train_generator
+from .generator import BNStatistics, kl_div, train_generator
 from .mixup import mixup_loss
-from .models import Normalized, create_model
-from .pipeline import Config, config_splits, resolve_teacher, run
-from .train import evaluate, fit, resolve_device, seed_everything
+from .pipeline import Config, build_models, config_splits, resolve_teacher, run
+from .train import Learner, ShowProgress, autocast, backward_step, evaluate, fit, resolve_device
 
 # %% auto #0
 __all__ = ['METHODS', 'DATA_FREE_WEIGHTS', 'AUGKD_VARIANTS', 'Cell', 'register', 'get_method', 'cell_parts', 'teacher_method',
@@ -50,15 +48,16 @@ def get_method(name: str):
     return METHODS[name]
 
 # %% ../nbs/08_baselines.ipynb #cell-008
-def cell_parts(cell: Cell) -> tuple:
-    "The splits, the teacher and a fresh (seeded) student for a cell."
+def cell_parts(cell: Cell, # the method's job
+               models: tuple = ("student",), # which of the run's models to build (see `build_models`)
+              ) -> tuple:
+    "The splits, the teacher and fresh (seeded) models for a cell: `(splits, teacher, student)` or `(splits, teacher, models)`."
     c = cell.config
     device = resolve_device(c.device)
     splits = config_splits(c)
     teacher = resolve_teacher(c, splits, device, cell.progress, **(cell.teacher or {}))
-    seed_everything(c.seed)
-    student = Normalized(create_model(c.student_arch, len(splits.classes), c.image_size), teacher.mean, teacher.std).to(device)
-    return splits, teacher, student
+    built = build_models(c, len(splits.classes), teacher, device, models)
+    return splits, teacher, (built["student"] if models == ("student",) else built)
 
 # %% ../nbs/08_baselines.ipynb #cell-010
 @register("teacher")
@@ -116,11 +115,10 @@ def shared_student(cell: Cell, name: str, student, train) -> None:
 
 def _generator_kd(cell: Cell, name: str, weights: dict, plus: bool) -> dict:
     c = cell.config
-    splits, teacher, student = cell_parts(cell)
-    generator = Generator(c.latent_size, c.image_size, c.gen_width).to(next(teacher.parameters()).device)
-    shared_student(cell, name, student, lambda: train_generator(teacher, student, generator, None, epochs=c.gen_epochs,
-        iters=c.gen_iters, batch_size=c.batch_size, k=c.k, lr_g=c.lr_g, lr_s=c.lr_s, wd_s=c.wd_s,
-        progress=cell.progress, **weights))
+    splits, teacher, models = cell_parts(cell, ("student", "generator"))
+    student, generator = models["student"], models["generator"]
+    shared_student(cell, name, student, lambda: train_generator(teacher, student, generator, None,
+        **{**c.stage_args(train_generator), **weights}, progress=cell.progress))
     if plus: fine_tune(cell, splits, student)
     return evaluate(student, splits.student_test)
 
@@ -139,50 +137,68 @@ def js_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tenso
     m = (0.5 * (p + q)).clamp_min(1e-12).log()
     return 0.5 * (F.kl_div(m, p, reduction="batchmean") + F.kl_div(m, q, reduction="batchmean"))
 
-def deep_inversion(teacher, student, rounds: int, iters: int, batch_size: int, num_classes: int, image_size: int = 32,
-                   lr_x: float = 0.1, lr_s: float = 1e-3, wd_s: float = 1e-4, w_bn: float = 1.0, w_tv: float = 1e-2,
-                   w_l2: float = 1e-4, w_comp: float = 1.0, progress: bool = False) -> torch.Tensor:
+# %% ../nbs/08_baselines.ipynb #cell-017
+def deep_inversion(teacher, # the frozen teacher
+                   student, # the student, distilled on the synthesized images
+                   rounds: int, # rounds of synthesis and distillation (the loop's epochs)
+                   iters: int, # image steps, then student steps, per round
+                   batch_size: int, # images synthesized per round, and per student step
+                   num_classes: int, # classes the targets are drawn from
+                   image_size: int = 32, # height and width of the images
+                   lr_x: float = 0.1, # Adam learning rate of the images
+                   lr_s: float = 1e-3, wd_s: float = 1e-4, # the student's Adam learning rate and weight decay
+                   w_bn: float = 1.0, w_tv: float = 1e-2, w_l2: float = 1e-4, w_comp: float = 1.0, # the terms' weights
+                   precision: str = "auto", # see `autocast`
+                   progress: bool = False) -> torch.Tensor: # show a bar per round
     "Synthesize images against the teacher round by round and distill the student on them; returns the pool."
     device = next(teacher.parameters()).device
     teacher.eval().requires_grad_(False)
     opt_s = torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s)
     stats, pool = BNStatistics(teacher), []
-    try:
-        for r in tqdm(range(rounds), desc="deepinv", disable=not progress):
-            raw = torch.randn(batch_size, 3, image_size, image_size, device=device, requires_grad=True)
-            targets = torch.randint(0, num_classes, (batch_size,), device=device)
-            opt_x = torch.optim.Adam([raw], lr=lr_x)
-            student.eval()
-            for _ in range(iters):
-                x = torch.sigmoid(raw)
+
+    def step(learn, _):
+        raw = torch.randn(batch_size, 3, image_size, image_size, device=device, requires_grad=True)
+        targets = torch.randint(0, num_classes, (batch_size,), device=device)
+        opt_x = torch.optim.Adam([raw], lr=lr_x)
+        student.eval()
+        for _ in range(iters):
+            x = torch.sigmoid(raw)
+            with autocast(device, precision):
                 t_logits = teacher(x)
-                loss = (F.cross_entropy(t_logits, targets) + w_bn * stats.loss() + w_tv * total_variation(x)
-                        + w_l2 * x.pow(2).mean() + w_comp * (1 - js_divergence(t_logits, student(x))))
-                opt_x.zero_grad(set_to_none=True); loss.backward(); opt_x.step()
-            pool.append(torch.sigmoid(raw).detach())
-            images = torch.cat(pool)
-            student.train()
-            for _ in range(iters):
-                x = images[torch.randint(0, len(images), (batch_size,), device=device)]
+                loss_x = (F.cross_entropy(t_logits, targets) + w_bn * stats.loss() + w_tv * total_variation(x)
+                          + w_l2 * x.pow(2).mean() + w_comp * (1 - js_divergence(t_logits, student(x))))
+            backward_step(opt_x, loss_x)
+        pool.append(torch.sigmoid(raw).detach())
+        images = torch.cat(pool)
+        student.train()
+        for _ in range(iters):
+            x = images[torch.randint(0, len(images), (batch_size,), device=device)]
+            with autocast(device, precision):
                 with torch.no_grad(): t_logits = teacher(x)
-                loss = kl_div(t_logits, student(x))
-                opt_s.zero_grad(set_to_none=True); loss.backward(); opt_s.step()
-    finally:
-        stats.remove()
+                loss_s = kl_div(t_logits, student(x))
+            backward_step(opt_s, loss_s)
+        return batch_size, {"loss_x": loss_x, "loss_s": loss_s}
+
+    learn = Learner("deepinv", step, lambda epoch: [None], rounds, {"student": student}, {"student": opt_s},
+                    callbacks=[ShowProgress(("loss_x", "loss_s"), progress)])
+    try: learn.fit()
+    finally: stats.remove()
     return torch.cat(pool)
 
+# %% ../nbs/08_baselines.ipynb #cell-019
 def _deepinv(cell: Cell, plus: bool) -> dict:
     c = cell.config
     splits, teacher, student = cell_parts(cell)
     shared_student(cell, "deepinv", student, lambda: deep_inversion(teacher, student, c.gen_epochs, c.gen_iters,
-        c.batch_size, len(splits.classes), c.image_size, lr_s=c.lr_s, wd_s=c.wd_s, w_bn=c.w_bn, progress=cell.progress))
+        c.batch_size, len(splits.classes), c.image_size, lr_s=c.lr_s, wd_s=c.wd_s, w_bn=c.w_bn, precision=c.precision,
+        progress=cell.progress))
     if plus: fine_tune(cell, splits, student)
     return evaluate(student, splits.student_test)
 
 register("deepinv")(lambda cell: _deepinv(cell, plus=False))
 register("deepinv+")(lambda cell: _deepinv(cell, plus=True))
 
-# %% ../nbs/08_baselines.ipynb #cell-017
+# %% ../nbs/08_baselines.ipynb #cell-021
 AUGKD_VARIANTS = {"augkd": {}, "augkd_no_anchor": dict(use_anchor=False), "augkd_no_mixup": dict(use_mixup=False),
                   "augkd_ce": dict(u=1.0)}
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_bench.ipynb #cell-002
 from __future__ import annotations
-import json, multiprocessing, os, statistics, time
+import hashlib, json, multiprocessing, os, statistics, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -12,27 +12,42 @@ import plotly.graph_objects as go
 import torch
 
 from .baselines import METHODS, Cell, get_method
-from .data import DATASETS, SETTINGS
+from .data import DATASETS, SETTINGS, exclusive
 from .pipeline import config_splits, make_config, resolve_teacher
+from .teacher import teacher_fingerprint
 from .train import resolve_device
 
 # %% auto #0
-__all__ = ['run_cell', 'summarize', 'bench_markdown', 'bench_figure', 'run_group', 'bench', 'finished_cells']
+__all__ = ['cell_key', 'run_cell', 'summarize', 'bench_markdown', 'bench_figure', 'run_group', 'bench', 'finished_cells']
 
 # %% ../nbs/09_bench.ipynb #cell-005
+def cell_key(config, # the cell's config (its hash leaves out only the device)
+             teacher: dict = None, # the cell's teacher file, `{"path", "classes", "norm"}`, or None
+            ) -> str:
+    "A short hash of everything that shapes a cell: its config and its teacher."
+    fingerprint = teacher_fingerprint(**(teacher or {}))
+    return hashlib.sha256(json.dumps([config.hash(), fingerprint]).encode()).hexdigest()[:12]
+
+def _cell_folders(out, method: str, config, teacher: dict = None) -> tuple:
+    group = f"{config.setting}-s{config.seed}-{cell_key(config, teacher)}"
+    return Path(out) / "cells" / method / group, Path(out) / "shared" / group
+
 def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, teacher: dict = None,
              **overrides) -> dict:
-    "Run (or reuse) one cell and return its row: method, setting, seed, acc, acc3, acc5, seconds."
-    group = f"{setting}-s{seed}"
-    folder, shared = Path(out) / "cells" / method / group, Path(out) / "shared" / group
+    "Run (or reuse) one cell and return its row: method, setting, seed, acc, acc3, acc5, seconds, key, config, teacher."
+    config = make_config(preset, setting=setting, seed=seed, **overrides)
+    folder, shared = _cell_folders(out, method, config, teacher)
     done = folder / "cell.json"
     if done.exists(): return json.loads(done.read_text())
     fn = get_method(method)
-    folder.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    scores = fn(Cell(make_config(preset, setting=setting, seed=seed, **overrides), folder, progress, shared, teacher))
-    row = {"method": method, "setting": setting, "seed": seed, **scores, "seconds": round(time.time() - start, 2)}
-    tmp = done.with_suffix(".tmp"); tmp.write_text(json.dumps(row)); tmp.replace(done)
+    with exclusive(folder / ".lock", f"benchmark cell {folder}"):
+        if done.exists(): return json.loads(done.read_text())  # finished while this process waited to start it
+        start = time.time()
+        scores = fn(Cell(config, folder, progress, shared, teacher))
+        row = {"method": method, "setting": setting, "seed": seed, **scores, "seconds": round(time.time() - start, 2),
+               "key": cell_key(config, teacher), "config": config.to_dict(),
+               "teacher": {**(teacher or {}), "fingerprint": teacher_fingerprint(**(teacher or {}))}}
+        tmp = done.with_suffix(".tmp"); tmp.write_text(json.dumps(row)); tmp.replace(done)
     return row
 
 # %% ../nbs/09_bench.ipynb #cell-007
@@ -98,7 +113,7 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2), preset: str = "default",
     if overrides.get("student_domain"): settings = [make_config(preset, **overrides).setting]
     settings = settings or (DATASETS[overrides["dataset"]].settings if overrides.get("dataset") in DATASETS else tuple(SETTINGS))
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    if table_only: return _write_tables(out, finished_cells(out, methods, settings, seeds))
+    if table_only: return _write_tables(out, finished_cells(out, methods, settings, seeds, preset, teacher, **overrides))
     for setting in settings:
         c = make_config(preset, setting=setting, **overrides)
         resolve_teacher(c, config_splits(c), resolve_device(c.device), progress, **(teacher or {}))
@@ -110,9 +125,11 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2), preset: str = "default",
             grouped = list(pool.map(run_group, *zip(*groups)))
     return _write_tables(out, [row for group in grouped for row in group])
 
-def finished_cells(out, methods, settings, seeds) -> list:
-    "The rows of the grid's cells that have finished, in grid order."
-    paths = [Path(out) / "cells" / m / f"{s}-s{k}" / "cell.json" for s in settings for k in seeds for m in methods]
+# %% ../nbs/09_bench.ipynb #cell-012
+def finished_cells(out, methods, settings, seeds, preset: str = "default", teacher: dict = None, **overrides) -> list:
+    "The rows of the grid's cells (under this preset, teacher and overrides) that have finished, in grid order."
+    paths = [_cell_folders(out, m, make_config(preset, setting=s, seed=k, **overrides), teacher)[0] / "cell.json"
+             for s in settings for k in seeds for m in methods]
     return [json.loads(p.read_text()) for p in paths if p.exists()]
 
 def _write_tables(out: Path, rows: list) -> list:

@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_data.ipynb #cell-003
 from __future__ import annotations
-import hashlib, json, os, warnings
+import hashlib, json, os, socket, sys, time, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,15 +13,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
+from filelock import FileLock, Timeout
 from platformdirs import user_cache_dir
 
 # %% auto #0
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES', 'DATASETS', 'Domain',
            'concat_domains', 'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain',
-           'cache_dir', 'atomic_save', 'digitshift', 'domain_grid', 'Setting', 'get_setting', 'stratified_split',
-           'take_shots', 'Splits', 'make_splits', 'load_setting', 'class_folders', 'image_folder_domain',
-           'folder_fingerprint', 'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain',
-           'folder_splits', 'Benchmark', 'dataset_folders']
+           'cache_dir', 'atomic_save', 'Busy', 'exclusive', 'digitshift', 'domain_grid', 'Setting', 'get_setting',
+           'stratified_split', 'take_shots', 'Splits', 'make_splits', 'load_setting', 'class_folders',
+           'image_folder_domain', 'folder_fingerprint', 'write_image_folder', 'folder_setting_name', 'folder_domains',
+           'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -172,6 +174,36 @@ def atomic_save(obj, path) -> Path:
         tmp.unlink(missing_ok=True)
     return path
 
+# %% ../nbs/00_data.ipynb #cell-032
+class Busy(ValueError):
+    "Another process holds the lock of what this one would write."
+
+def _holder() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+@contextmanager
+def exclusive(path, # the lock file (its folder is made if missing)
+              what: str, # what the lock protects, for the error message ("run directory runs/x")
+              wait: bool = False): # wait for the holder to finish instead of failing at once
+    "Hold the lock file `path` while the block runs; without `wait`, raise `Busy` naming the holder if another process has it."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock, holder_file = FileLock(path), path.with_name(path.name + ".holder")
+    try: lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        try: holder = json.loads(holder_file.read_text())
+        except (OSError, ValueError): holder = {}
+        by = (f"process {holder['pid']} on {holder['host']} (`{holder['command']}`, since {holder['since']})"
+              if holder else "another process")
+        raise Busy(f"{what} is being written by {by}; wait for it to finish or use another directory") from None
+    try:
+        holder_file.write_text(json.dumps(_holder()))
+        yield
+    finally:
+        holder_file.unlink(missing_ok=True)
+        lock.release()
+
+# %% ../nbs/00_data.ipynb #cell-035
 def _build_digitshift() -> dict:
     builders = {"handwritten": handwritten_domain, "printed": printed_domain, "photo": photo_domain}
     out = {"format": _DIGITSHIFT_FORMAT, "classes": list(DIGIT_CLASSES)}
@@ -189,24 +221,29 @@ def _valid_digitshift(blob) -> bool:
         return False
 
 def digitshift(cache: bool = True) -> dict:
-    "The three DigitShift domains by name, built on first use and cached on disk."
+    "The three DigitShift domains by name, built on first use and cached on disk (one process builds, others wait)."
     path = cache_dir() / f"digitshift-v{_DIGITSHIFT_FORMAT}.pt"
-    blob = None
-    if cache and path.exists():
-        try:
-            blob = torch.load(path, weights_only=True)
-        except Exception as e:
-            warnings.warn(f"DigitShift cache {path} is unreadable ({e}); rebuilding it")
-        if blob is not None and not _valid_digitshift(blob):
-            warnings.warn(f"DigitShift cache {path} is not a valid format-{_DIGITSHIFT_FORMAT} cache; rebuilding it")
-            blob = None
-    if blob is None:
-        blob = _build_digitshift()
-        if cache: atomic_save(blob, path)
+    if not cache: return _digitshift_domains(_build_digitshift())
+    with exclusive(path.with_suffix(".lock"), f"the DigitShift cache {path}", wait=True):
+        blob = None
+        if path.exists():
+            try:
+                blob = torch.load(path, weights_only=True)
+            except Exception as e:
+                warnings.warn(f"DigitShift cache {path} is unreadable ({e}); rebuilding it")
+            if blob is not None and not _valid_digitshift(blob):
+                warnings.warn(f"DigitShift cache {path} is not a valid format-{_DIGITSHIFT_FORMAT} cache; rebuilding it")
+                blob = None
+        if blob is None:
+            blob = _build_digitshift()
+            atomic_save(blob, path)
+    return _digitshift_domains(blob)
+
+def _digitshift_domains(blob: dict) -> dict:
     return {name: Domain(name, blob[name]["images"].float() / 255, blob[name]["labels"].long(), list(blob["classes"]))
             for name in DIGITSHIFT_DOMAINS.values()}
 
-# %% ../nbs/00_data.ipynb #cell-033
+# %% ../nbs/00_data.ipynb #cell-039
 def domain_grid(domain: Domain, per_class: int = 10, scale: int = 2) -> Image.Image:
     "A PIL image of `per_class` images of each class, one row per class."
     from torchvision.utils import make_grid
@@ -221,7 +258,7 @@ def domain_grid(domain: Domain, per_class: int = 10, scale: int = 2) -> Image.Im
     img = Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
-# %% ../nbs/00_data.ipynb #cell-039
+# %% ../nbs/00_data.ipynb #cell-045
 @dataclass(frozen=True)
 class Setting:
     "Which domains the teacher was trained on and which one the student must master."
@@ -241,7 +278,7 @@ def get_setting(name: str) -> Setting:
         raise ValueError(f"unknown setting {name!r}; DigitShift settings are {', '.join(SETTINGS)}")
     return SETTINGS[name]
 
-# %% ../nbs/00_data.ipynb #cell-042
+# %% ../nbs/00_data.ipynb #cell-048
 def stratified_split(labels: torch.Tensor, fractions, seed: int = 0) -> list:
     "Index tensors, one per fraction, cutting each class's seeded permutation at the fractions."
     if abs(sum(fractions) - 1) > 1e-6:
@@ -257,7 +294,7 @@ def stratified_split(labels: torch.Tensor, fractions, seed: int = 0) -> list:
     order = torch.Generator().manual_seed(seed + 1)
     return [torch.cat(p)[torch.randperm(sum(len(q) for q in p), generator=order)] for p in parts]
 
-# %% ../nbs/00_data.ipynb #cell-045
+# %% ../nbs/00_data.ipynb #cell-051
 def take_shots(indices: torch.Tensor, labels: torch.Tensor, shots: int) -> torch.Tensor:
     "The first `shots` indices of each class, in their given (already seeded) order; 0 keeps all."
     if shots <= 0: return indices
@@ -268,7 +305,7 @@ def take_shots(indices: torch.Tensor, labels: torch.Tensor, shots: int) -> torch
             kept.append(i); seen[c] = seen.get(c, 0) + 1
     return torch.tensor(kept, dtype=torch.long)
 
-# %% ../nbs/00_data.ipynb #cell-048
+# %% ../nbs/00_data.ipynb #cell-054
 @dataclass
 class Splits:
     "The five splits of a setting, and the indices that made them."
@@ -283,6 +320,7 @@ class Splits:
     @property
     def classes(self): return self.student_train.classes
 
+# %% ../nbs/00_data.ipynb #cell-056
 def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50, test: Domain = None) -> Splits:
     """Split a setting's domains: teacher domains 80/20, student domain 80/10/10 with `shots` per class
     (or, given a `test` domain, student domain 8:1 train/val and `test` as the test split)."""
@@ -311,13 +349,14 @@ def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50) -> Splits:
     "The splits of a DigitShift setting."
     return make_splits(digitshift(), get_setting(name), seed, shots)
 
-# %% ../nbs/00_data.ipynb #cell-051
+# %% ../nbs/00_data.ipynb #cell-059
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 def class_folders(root) -> list:
     "The class names of an image folder: its sub-folders, sorted, hidden ones left out."
     return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
 
+# %% ../nbs/00_data.ipynb #cell-062
 def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes: list = None, cache: bool = True) -> Domain:
     "Decode (once) an image folder, one sub-folder per class (only `classes`, in that order, if given), into a domain."
     root = Path(root)
@@ -344,6 +383,7 @@ def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes:
         raise ValueError(f"image folder {root}: class folder(s) with no readable images: {', '.join(empty)}")
     return Domain(name or root.name, images.float() / 255, torch.tensor(labels, dtype=torch.long), classes)
 
+# %% ../nbs/00_data.ipynb #cell-064
 def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
     "A key for a folder's content: each file's relative path, size and modification time, the classes, the size."
     stats = [(str(p.relative_to(root)), *(lambda st: (st.st_size, st.st_mtime_ns))(p.stat())) for _, p in files]
@@ -367,7 +407,7 @@ def _load_decoded(path: Path):
     try: return torch.load(path, weights_only=True)
     except Exception: return None  # a damaged cache file is rebuilt
 
-# %% ../nbs/00_data.ipynb #cell-053
+# %% ../nbs/00_data.ipynb #cell-066
 def write_image_folder(domain: Domain, root) -> Path:
     "Write a domain as an image folder of PNGs, one sub-folder per class."
     root = Path(root)
@@ -377,7 +417,7 @@ def write_image_folder(domain: Domain, root) -> Path:
         Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(folder / f"{i:05d}.png")
     return root
 
-# %% ../nbs/00_data.ipynb #cell-056
+# %% ../nbs/00_data.ipynb #cell-069
 def folder_setting_name(teacher_roots, student_root) -> str:
     "A setting's name from its folders, DigitShift style: `TEACHER+TEACHER-STUDENT` (just `STUDENT` without teachers)."
     return "-".join(filter(None, ["+".join(Path(r).name for r in teacher_roots), Path(student_root).name]))
@@ -394,7 +434,7 @@ def folder_domains(teacher_roots, student_root, size: int = IMAGE_SIZE, classes:
     domains = {d.name: d for d in (*teacher, student)}
     return domains, Setting(folder_setting_name(teacher_roots, student_root), tuple(d.name for d in teacher), student.name)
 
-# %% ../nbs/00_data.ipynb #cell-059
+# %% ../nbs/00_data.ipynb #cell-072
 def empty_domain(name: str, classes: list, size: int = IMAGE_SIZE) -> Domain:
     "A domain with no images."
     return Domain(name, torch.empty(0, 3, size, size), torch.empty(0, dtype=torch.long), list(classes))
@@ -407,7 +447,7 @@ def folder_splits(student_root, seed: int = 0, shots: int = 50, student_test=Non
     test = None if student_test is None else image_folder_domain(student_test, size, f"student-test:{Path(student_test).name}", student.classes)
     return make_splits(domains, setting, seed, shots, test)
 
-# %% ../nbs/00_data.ipynb #cell-062
+# %% ../nbs/00_data.ipynb #cell-075
 @dataclass(frozen=True)
 class Benchmark:
     "A downloadable benchmark: its domains (letter to accepted folder names), class count and settings."
@@ -424,6 +464,7 @@ DATASETS = {
     "visda": Benchmark("VisDA-2017", 12, {"S": ("train",), "R": ("validation",)}, ("S-R",)),
 }
 
+# %% ../nbs/00_data.ipynb #cell-078
 def _domain_folder(root: Path, names: tuple):
     for name in names:
         folder = root / name

@@ -9,20 +9,22 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .models import bn_layers
-from .train import (autocast, check_finite, is_main, mean_over_processes, parallel, restore_training_state, shard,
-                         sum_over_processes, training_state, world_size)
+from .train import Learner, ShowProgress, autocast, backward_step, mean_over_processes, parallel, shard
 
 # %% auto #0
 __all__ = ['Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy', 'generator_losses',
-           'PenultimateFeatures', 'encoder_loss', 'train_generator']
+           'PenultimateFeatures', 'encoder_loss', 'generator_step', 'train_generator']
 
 # %% ../nbs/04_generator.ipynb #cell-005
 class Generator(nn.Module):
     "Latent `z` (B,d) to an image in [0,1] (B,channels,size,size)."
-    def __init__(self, latent_size: int = 100, image_size: int = 32, width: int = 256, channels: int = 3):
+    def __init__(self,
+                 latent_size: int = 100, # d, the size of the latent z
+                 image_size: int = 32, # height and width of the images (a multiple of 4)
+                 width: int = 256, # channels after the first linear layer, halved by each block
+                 channels: int = 3): # channels of the images
         super().__init__()
         self.latent_size, self.width, self.init_size = latent_size, width, image_size // 4
         self.project = nn.Sequential(nn.Linear(latent_size, width * self.init_size ** 2))
@@ -40,8 +42,13 @@ class Generator(nn.Module):
 # %% ../nbs/04_generator.ipynb #cell-008
 class Encoder(nn.Module):
     "A conditional VAE encoder: (image in [0,1], label) to the mean and log-variance of a latent."
-    def __init__(self, latent_size: int = 100, num_classes: int = 10, image_size: int = 32, width: int = 64,
-                 out_channels: int = 256, channels: int = 3):
+    def __init__(self,
+                 latent_size: int = 100, # d, the size of the latent
+                 num_classes: int = 10, # C, the classes the label input takes
+                 image_size: int = 32, # height and width of the images (a multiple of 4)
+                 width: int = 64, # channels of the first block (doubled by the second)
+                 out_channels: int = 256, # channels of the last convolution
+                 channels: int = 3): # channels of the images
         super().__init__()
         self.image_size = image_size
         self.label_plane = nn.Linear(num_classes, image_size * image_size)
@@ -60,14 +67,16 @@ class Encoder(nn.Module):
         h = self.body(torch.cat([x, plane.view(-1, 1, self.image_size, self.image_size)], 1))
         return self.mu(h), self.logvar(h).clamp(-5, 3)
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+def reparameterize(mu: torch.Tensor, # the mean of the latent's distribution
+                   logvar: torch.Tensor, # its log-variance
+                  ) -> torch.Tensor:
     "A sample of N(mu, exp(logvar)) that gradients flow through."
     return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
 
 # %% ../nbs/04_generator.ipynb #cell-011
 class BNStatistics:
     "Forward hooks on a model's BatchNorm2d layers that record the batch statistics of their inputs."
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module): # the teacher, whose BatchNorm2d layers get a hook each
         self.layers = bn_layers(model)
         if not self.layers:
             raise ValueError("the teacher has no BatchNorm2d layers: stage 1 needs their running statistics")
@@ -92,17 +101,25 @@ class BNStatistics:
         for h in self.handles: h.remove()
 
 # %% ../nbs/04_generator.ipynb #cell-015
-def kl_div(teacher_logits: torch.Tensor, student_logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+def kl_div(teacher_logits: torch.Tensor, # the target distribution's logits
+           student_logits: torch.Tensor, # the logits that should match them
+           tau: float = 1.0, # temperature of both softmaxes
+          ) -> torch.Tensor:
     "KL(softmax(t/tau) || softmax(s/tau)), averaged over the batch."
     return F.kl_div(F.log_softmax(student_logits / tau, 1), F.log_softmax(teacher_logits / tau, 1),
                     reduction="batchmean", log_target=True)
 
-def class_balance_entropy(logits: torch.Tensor) -> torch.Tensor:
+def class_balance_entropy(logits: torch.Tensor, # (B, C) logits of a batch
+                         ) -> torch.Tensor:
     "Entropy (nats) of the batch's mean predicted class distribution; high when classes are balanced."
     mean_p = F.softmax(logits, 1).mean(0)
     return -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
 
-def generator_losses(t_logits, s_logits, bn_loss, features=None) -> dict:
+def generator_losses(t_logits, # the teacher's logits on the generated batch
+                     s_logits, # the student's logits on it
+                     bn_loss, # `BNStatistics.loss()` of the teacher's forward pass
+                     features = None, # the teacher's penultimate features, for DAFL's activation term
+                    ) -> dict:
     "The four terms of L_G, unweighted; with the teacher's penultimate `features`, DAFL's activation term too."
     terms = {"adv": -kl_div(t_logits, s_logits), "oh": F.cross_entropy(t_logits, t_logits.argmax(1)),
              "ent": -class_balance_entropy(t_logits), "bn": bn_loss}
@@ -111,7 +128,7 @@ def generator_losses(t_logits, s_logits, bn_loss, features=None) -> dict:
 
 class PenultimateFeatures:
     "A hook that records the input of a model's last linear layer (the features its classifier sees)."
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module): # the model whose last linear layer's input is recorded
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if not linears: raise ValueError("the model has no linear layer to read features from")
         self.value = None
@@ -122,76 +139,91 @@ class PenultimateFeatures:
     def remove(self): self.handle.remove()
 
 # %% ../nbs/04_generator.ipynb #cell-018
-def encoder_loss(mu, logvar, z, beta: float = 2.5e-4) -> torch.Tensor:
+def encoder_loss(mu, logvar, # the encoder's mean and log-variance for a batch of generated images
+                 z, # the latents the images were generated from
+                 beta: float = 2.5e-4, # weight of the prior term
+                ) -> torch.Tensor:
     "Latent reconstruction plus beta times the KL of q(z|x,y) to the standard normal prior."
     recon = F.mse_loss(reparameterize(mu, logvar), z)
     prior_kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
     return recon + beta * prior_kl
 
 # %% ../nbs/04_generator.ipynb #cell-021
-def train_generator(teacher: nn.Module, student: nn.Module, generator: Generator, encoder: Encoder = None,
-                    epochs: int = 200, iters: int = 200, batch_size: int = 256, k: int = 5,
-                    lr_g: float = 1e-3, lr_e: float = 1e-4, lr_s: float = 1e-3, wd_s: float = 1e-4,
-                    w_adv: float = 1.0, w_oh: float = 1.0, w_ent: float = 20 / math.log(10), w_bn: float = 1.0,
-                    beta: float = 2.5e-4, w_act: float = 0.0, resume: dict = None, on_epoch_end=None,
-                    progress: bool = True, precision: str = "auto") -> dict:
-    "Stage 1: train G, E (unless None) and a first student against a frozen teacher; return them and the history."
+def generator_step(teacher: nn.Module, # frozen, in eval mode
+                   modules: dict, # "generator", "student" and optionally "encoder" (wrapped by `parallel`)
+                   optimizers: dict, # their optimizers, by the same names
+                   stats: BNStatistics, # hooks on the teacher's BatchNorm layers
+                   weights: dict, # the weight of each term of L_G ("adv", "oh", "ent", "bn", optionally "act")
+                   features: PenultimateFeatures = None, # the teacher's penultimate features (DAFL's "act" term)
+                   batch_size: int = 256, # latents per step (over all processes)
+                   k: int = 5, # student and encoder steps per generator step
+                   beta: float = 2.5e-4, # weight of the encoder's prior term
+                   precision: str = "auto"): # see `autocast`
+    "A `Learner` step of stage 1: one generator update, then `k` student (and encoder) updates."
+    g, s, e = modules["generator"], modules["student"], modules.get("encoder")
+    d = (g.module if hasattr(g, "module") else g).latent_size
     device = next(teacher.parameters()).device
+    loss_e = torch.zeros((), device=device)
+
+    def step(learn, _):
+        nonlocal loss_e
+        with autocast(device, precision):
+            x = g(shard(torch.randn(batch_size, d, device=device)))
+            t_logits, s_logits = teacher(x), s(x)
+            terms = generator_losses(t_logits, s_logits, stats.loss(), features.value if features else None)
+            loss_g = sum(weights[n] * terms[n] for n in terms)
+        backward_step(optimizers["generator"], loss_g)
+        for _ in range(k):
+            z = shard(torch.randn(batch_size, d, device=device))
+            with torch.no_grad(), autocast(device, precision):
+                x = g(z); t_logits = teacher(x)
+            with autocast(device, precision): s_logits = s(x); loss_s = kl_div(t_logits, s_logits)
+            backward_step(optimizers["student"], loss_s)
+            if e is None: continue
+            with autocast(device, precision): loss_e = encoder_loss(*e(x, t_logits.argmax(1)), z, beta)
+            backward_step(optimizers["encoder"], loss_e)
+        return len(x), {**terms, "loss_g": loss_g, "loss_s": loss_s, "loss_e": loss_e,  # terms first: a NaN is named by its term
+                        "t_conf": F.softmax(t_logits.float(), 1).max(1).values.mean(),
+                        "agree": (s_logits.argmax(1) == t_logits.argmax(1)).float().mean()}
+    return step
+
+# %% ../nbs/04_generator.ipynb #cell-023
+def train_generator(teacher: nn.Module, # the frozen teacher
+                    student: nn.Module, # the first student, distilled on generated images
+                    generator: Generator, # G
+                    encoder: Encoder = None, # E (None: the data-free baselines train no encoder)
+                    gen_epochs: int = 200, # epochs of stage 1
+                    gen_iters: int = 200, # generator steps per epoch
+                    batch_size: int = 2048, # latents per step
+                    k: int = 5, # student and encoder steps per generator step
+                    lr_g: float = 1e-3, # Adam learning rate of G
+                    lr_e: float = 1e-4, # Adam learning rate of E
+                    lr_s: float = 1e-3, # Adam learning rate of the student
+                    wd_s: float = 1e-4, # weight decay of the student
+                    w_adv: float = 1.0, # weight of the adversarial term of L_G
+                    w_oh: float = 1.0, # weight of the one-hot term
+                    w_ent: float = 20 / math.log(10), # weight of the class-balance term (20 on a base-10 log, in nats)
+                    w_bn: float = 1.0, # weight of the BatchNorm-statistics term
+                    beta: float = 2.5e-4, # weight of the encoder's prior term
+                    precision: str = "auto", # see `autocast`
+                    w_act: float = 0.0, # DAFL's activation term (not part of AuG-KD)
+                    progress: bool = True, # show a bar per epoch
+                    callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
+    "Stage 1: train G, E (unless None) and a first student against a frozen teacher; return them and the history."
     teacher.eval().requires_grad_(False)
-    d = generator.latent_size
     modules = {"generator": generator, "student": student, **({"encoder": encoder} if encoder is not None else {})}
     optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=lr_g),
                   "student": torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s)}
     if encoder is not None: optimizers["encoder"] = torch.optim.Adam(encoder.parameters(), lr=lr_e)
-    schedulers = {n: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs) for n, o in optimizers.items()}
-    start, history = 0, []
-    if resume is not None:
-        start, history, _ = restore_training_state(resume, modules, optimizers, schedulers)
+    schedulers = {n: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=gen_epochs) for n, o in optimizers.items()}
     stats = BNStatistics(teacher)
     features = PenultimateFeatures(teacher) if w_act else None
     weights = {"adv": w_adv, "oh": w_oh, "ent": w_ent, "bn": w_bn, **({"act": w_act} if w_act else {})}
-    loss_e = torch.zeros(())
-    g, s, e = parallel(generator), parallel(student), parallel(encoder) if encoder is not None else None
-    progress = progress and is_main()
-    try:
-        for epoch in range(start, epochs):
-            for m in modules.values(): m.train()
-            sums = dict.fromkeys(["loss_g", *weights, "loss_s", "loss_e", "t_conf", "agree"], 0.0)
-            bar = tqdm(range(iters), desc=f"stage 1 epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
-            for _ in bar:
-                with autocast(device, precision):
-                    x = g(shard(torch.randn(batch_size, d, device=device)))
-                    t_logits, s_logits = teacher(x), s(x)
-                    terms = generator_losses(t_logits, s_logits, stats.loss(), features.value if features else None)
-                    loss_g = sum(weights[n] * terms[n] for n in terms)
-                check_finite("stage 1 (generator)", epoch, terms)
-                optimizers["generator"].zero_grad(set_to_none=True); loss_g.backward(); optimizers["generator"].step()
-                for _ in range(k):
-                    z = shard(torch.randn(batch_size, d, device=device))
-                    with torch.no_grad(), autocast(device, precision):
-                        x = g(z); t_logits = teacher(x)
-                    with autocast(device, precision):
-                        s_logits = s(x)
-                        loss_s = kl_div(t_logits, s_logits)
-                    check_finite("stage 1 (generator)", epoch, {"student_kl": loss_s})
-                    optimizers["student"].zero_grad(set_to_none=True); loss_s.backward(); optimizers["student"].step()
-                    if encoder is None: continue
-                    with autocast(device, precision): loss_e = encoder_loss(*e(x, t_logits.argmax(1)), z, beta)
-                    check_finite("stage 1 (generator)", epoch, {"encoder": loss_e})
-                    optimizers["encoder"].zero_grad(set_to_none=True); loss_e.backward(); optimizers["encoder"].step()
-                step = {"loss_g": loss_g.item(), **{n: v.item() for n, v in terms.items()}, "loss_s": loss_s.item(),
-                        "loss_e": loss_e.item(), "t_conf": F.softmax(t_logits, 1).max(1).values.mean().item(),
-                        "agree": (s_logits.argmax(1) == t_logits.argmax(1)).float().mean().item()}
-                for n, v in step.items(): sums[n] += v / iters
-                bar.set_postfix(g=f"{step['loss_g']:.3f}", s=f"{step['loss_s']:.3f}", e=f"{step['loss_e']:.3f}")
-            for sched in schedulers.values(): sched.step()
-            sums = {n: v / world_size() for n, v in sum_over_processes(sums).items()}
-            history.append({"epoch": epoch, **sums})
-            if progress:
-                tqdm.write(f"stage 1 epoch {epoch + 1}/{epochs}: L_G {sums['loss_g']:.3f} (bn {sums['bn']:.3f}), "
-                           f"student KL {sums['loss_s']:.3f}, encoder {sums['loss_e']:.3f}, teacher conf {sums['t_conf']:.3f}")
-            if on_epoch_end is not None:
-                on_epoch_end(training_state(epoch + 1, modules, optimizers, schedulers, history))
+    step = generator_step(teacher, {n: parallel(m) for n, m in modules.items()}, optimizers, stats, weights, features,
+                          batch_size, k, beta, precision)
+    learn = Learner("stage 1 (generator)", step, lambda epoch: range(gen_iters), gen_epochs, modules, optimizers,
+                    schedulers, [ShowProgress(("loss_g", "bn", "loss_s", "loss_e", "t_conf"), progress), *callbacks])
+    try: history = learn.fit()
     finally:
         stats.remove()
         if features: features.remove()

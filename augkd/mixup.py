@@ -4,25 +4,30 @@
 
 # %% ../nbs/06_mixup.ipynb #cell-002
 from __future__ import annotations
-import copy, math
+import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .data import Domain
 from .generator import kl_div
-from .train import (autocast, batches, check_finite, evaluate, is_main, parallel, restore_training_state, shard,
-                         sum_over_processes, training_state, world_size)
+from .train import (BestState, Callback, Learner, ShowProgress, Validate, autocast, backward_step, batches, evaluate,
+                         parallel, shard, world_size)
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'mixup_schedule', 'mix', 'mixup_loss', 'train_mixup']
+__all__ = ['SCHEDULES', 'mixup_schedule', 'mix', 'mixup_loss', 'MixupSchedule', 'mixup_step', 'train_mixup']
 
 # %% ../nbs/06_mixup.ipynb #cell-005
 SCHEDULES = ("linear", "step")
 
-def mixup_schedule(epoch: int, epochs: int, a: float = 0.6, b: float = 0.2, kind: str = "linear", steps: int = 4) -> float:
+def mixup_schedule(epoch: int, # e, from 0
+                   epochs: int, # E_3, the stage's epochs
+                   a: float = 0.6, # fraction of the epochs until s reaches 1
+                   b: float = 0.2, # s at the first epoch
+                   kind: str = "linear", # one of `SCHEDULES`
+                   steps: int = 4, # with "step": the number of stairs
+                  ) -> float:
     "The mixup weight s(e) of raw data at `epoch` of `epochs`."
     progress = epoch / (a * epochs)
     if kind == "step": progress = math.floor(progress * steps) / steps
@@ -31,61 +36,87 @@ def mixup_schedule(epoch: int, epochs: int, a: float = 0.6, b: float = 0.2, kind
 
 # %% ../nbs/06_mixup.ipynb #cell-008
 @torch.no_grad()
-def mix(x: torch.Tensor, y: torch.Tensor, s: float, generator: nn.Module, encoder: nn.Module,
-        anchor: nn.Module = None) -> torch.Tensor:
+def mix(x: torch.Tensor, # a batch of student-domain images in [0, 1]
+        y: torch.Tensor, # their labels
+        s: float, # the mixup weight of the raw images
+        generator: nn.Module, encoder: nn.Module, # G and E
+        anchor: nn.Module = None, # the AnchorNet (None: z_a = z)
+       ) -> torch.Tensor:
     "The mixed images x_m = (1-s) G((1-s) z_a + s z) + s x for a batch."
     z = encoder(x, y)[0]
     z_a = anchor(z, y)[0] if anchor is not None else z
     return (1 - s) * generator((1 - s) * z_a + s * z) + s * x
 
 # %% ../nbs/06_mixup.ipynb #cell-011
-def mixup_loss(s_logits: torch.Tensor, t_logits: torch.Tensor, y: torch.Tensor, u: float = 0.5, tau: float = 10.0) -> torch.Tensor:
+def mixup_loss(s_logits: torch.Tensor, # the student's logits
+               t_logits: torch.Tensor, # the teacher's logits on the same images
+               y: torch.Tensor, # the labels
+               u: float = 0.5, # weight of CE (1 - u weighs the KD term)
+               tau: float = 10.0, # KD temperature
+              ) -> torch.Tensor:
     "u * CE(S, y) + (1 - u) * tau^2 * KL(T || S) at temperature tau."
     return u * F.cross_entropy(s_logits, y) + (1 - u) * tau ** 2 * kl_div(t_logits, s_logits, tau)
 
 # %% ../nbs/06_mixup.ipynb #cell-014
-def train_mixup(teacher: nn.Module, student: nn.Module, generator: nn.Module, encoder: nn.Module, anchor: nn.Module,
-                train: Domain, val: Domain, epochs: int = 200, batch_size: int = 256, lr_s: float = 1e-3,
-                wd_s: float = 1e-4, a: float = 0.6, b: float = 0.2, schedule: str = "linear", u: float = 0.5,
-                tau: float = 10.0, mixup: bool = True, resume: dict = None, on_epoch_end=None, progress: bool = True,
-                precision: str = "auto") -> dict:
-    "Stage 3: train the final student on progressive mixes; return the best-validation student and the history."
+class MixupSchedule(Callback):
+    "Set `learn.row['s']` to the mixup weight s(e) of each epoch (0 without mixup: raw samples and anchors)."
+    def __init__(self, a: float, b: float, kind: str = "linear", # the schedule, see `mixup_schedule`
+                 enabled: bool = True): # False: s = 0 every epoch (the w/o Mixup ablation)
+        self.a, self.b, self.kind, self.enabled = a, b, kind, enabled
+    def before_epoch(self, learn):
+        learn.row["s"] = mixup_schedule(learn.epoch, learn.epochs, self.a, self.b, self.kind) if self.enabled else 0.0
+
+def mixup_step(teacher, generator, encoder, anchor, # frozen; `anchor` None for z_a = z
+               student: nn.Module, # the student in training (wrapped by `parallel`)
+               optimizer: torch.optim.Optimizer, # its optimizer
+               u: float, tau: float, # L_3's CE weight and KD temperature
+               precision: str = "auto"): # see `autocast`
+    "A `Learner` step of stage 3: one student update on a batch of raw samples and their mixes at the epoch's s."
     device = next(teacher.parameters()).device
-    frozen = [m for m in (teacher, generator, encoder, anchor) if m is not None]
-    for m in frozen: m.eval().requires_grad_(False)
+    def step(learn, batch):
+        x, y = shard(batch[0].to(device), batch[1].to(device))
+        with autocast(device, precision):
+            x_m = mix(x, y, learn.row["s"], generator, encoder, anchor).float()
+            X, Y = torch.cat([x, x_m]), torch.cat([y, y])
+            with torch.no_grad(): t_logits = teacher(X)
+            s_logits = student(X)
+            loss = mixup_loss(s_logits, t_logits, Y, u, tau)
+        backward_step(optimizer, loss)
+        return len(y), {"loss": loss, "train_mixed_acc": (s_logits[len(y):].argmax(1) == y).float().mean()}
+    return step
+
+# %% ../nbs/06_mixup.ipynb #cell-016
+def train_mixup(teacher: nn.Module, # the frozen teacher
+                student: nn.Module, # the final student (starts from the stage-1 student)
+                generator: nn.Module, encoder: nn.Module, # frozen G and E
+                anchor: nn.Module, # the frozen AnchorNet (None: z_a = z)
+                train: Domain, # the student domain's training split
+                val: Domain, # its validation split (selects the best epoch)
+                mixup_epochs: int = 200, # epochs of stage 3
+                batch_size: int = 2048, # raw samples per step (as many mixed ones join them)
+                lr_s: float = 1e-3, # Adam learning rate of the student
+                wd_s: float = 1e-4, # its weight decay
+                a: float = 0.6, # fraction of the epochs until s reaches 1
+                b: float = 0.2, # s at the first epoch
+                schedule: str = "linear", # the shape of s(e), one of `SCHEDULES`
+                u: float = 0.5, # weight of CE in L_3 (1 - u weighs the KD term)
+                tau: float = 10.0, # KD temperature
+                use_mixup: bool = True, # False: s = 0 throughout (the w/o Mixup ablation)
+                use_anchor: bool = True, # False: z_a = z (the w/o Anchor ablation)
+                precision: str = "auto", # see `autocast`
+                progress: bool = True, # show a bar per epoch
+                callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
+    "Stage 3: train the final student on progressive mixes; return the best-validation student and the history."
+    anchor = anchor if use_anchor else None
+    for m in (teacher, generator, encoder, anchor):
+        if m is not None: m.eval().requires_grad_(False)
     opt = torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s)
-    start, history, extra = 0, [], {"best_acc": -1.0, "best_epoch": -1, "best_state": None}
-    if resume is not None:
-        start, history, extra = restore_training_state(resume, {"student": student}, {"student": opt})
-    trained, progress = parallel(student), progress and is_main()
-    for epoch in range(start, epochs):
-        s = mixup_schedule(epoch, epochs, a, b, schedule) if mixup else 0.0
-        student.train()
-        total, correct_mixed, n = 0.0, 0, 0
-        for x, y in tqdm(batches(train, batch_size, shuffle=True, drop_last=world_size() > 1),
-                         desc=f"stage 3 epoch {epoch + 1}/{epochs} s={s:.2f}", leave=False, disable=not progress):
-            x, y = shard(x.to(device), y.to(device))
-            with autocast(device, precision):
-                x_m = mix(x, y, s, generator, encoder, anchor).float()
-                X, Y = torch.cat([x, x_m]), torch.cat([y, y])
-                with torch.no_grad(): t_logits = teacher(X)
-                s_logits = trained(X)
-                loss = mixup_loss(s_logits, t_logits, Y, u, tau)
-            check_finite("stage 3 (mixup)", epoch, {"L_3": loss})
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            total += loss.item() * len(y); n += len(y)
-            correct_mixed += (s_logits[len(y):].argmax(1) == y).sum().item()
-        sums = sum_over_processes({"total": total, "correct": correct_mixed, "n": n})
-        scores = evaluate(student, val)
-        row = {"epoch": epoch, "s": s, "loss": sums["total"] / sums["n"], "train_mixed_acc": sums["correct"] / sums["n"],
-               "val": scores}
-        history.append(row)
-        if scores["acc"] > extra["best_acc"]:
-            extra = {"best_acc": scores["acc"], "best_epoch": epoch, "best_state": copy.deepcopy(student.state_dict())}
-        if progress:
-            tqdm.write(f"stage 3 epoch {epoch + 1}/{epochs}: s {s:.2f}, L_3 {row['loss']:.4f}, val acc {scores['acc']:.4f}")
-        if on_epoch_end is not None:
-            on_epoch_end(training_state(epoch + 1, {"student": student}, {"student": opt}, None, history, **extra))
-    if extra["best_state"] is not None: student.load_state_dict(extra["best_state"])
+    best = BestState("student", lambda row: row["val"]["acc"])
+    epoch_batches = lambda epoch: batches(train, batch_size, shuffle=True, drop_last=world_size() > 1)
+    learn = Learner("stage 3 (mixup)", mixup_step(teacher, generator, encoder, anchor, parallel(student), opt, u, tau, precision),
+                    epoch_batches, mixup_epochs, {"student": student}, {"student": opt}, None,
+                    [MixupSchedule(a, b, schedule, use_mixup), Validate(lambda learn: {"val": evaluate(student, val)}), best,
+                     ShowProgress(("s", "loss", "val"), progress), *callbacks])
+    history = learn.fit()
     student.eval()
-    return {"student": student, "history": history, "best_epoch": extra["best_epoch"], "best_val": extra["best_acc"]}
+    return {"student": student, "history": history, "best_epoch": best.best_epoch, "best_val": best.best_value}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_pipeline.ipynb #cell-002
 from __future__ import annotations
-import dataclasses, hashlib, json, math, shutil, time
+import contextlib, dataclasses, hashlib, inspect, json, shutil, time
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
@@ -13,24 +13,37 @@ import torchvision
 
 import augkd
 from .anchor import UNCERTAINTIES, AnchorNet, train_anchor
-from .data import DATASETS, SETTINGS, atomic_save, dataset_folders, folder_setting_name, folder_splits, load_setting
+from .data import (DATASETS, SETTINGS, atomic_save, dataset_folders, exclusive, folder_setting_name, folder_splits,
+                        load_setting)
 from .generator import Encoder, Generator, train_generator
 from .mixup import SCHEDULES, train_mixup
 from .models import ARCHS, Normalized, create_model
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
-from .train import (PRECISIONS, barrier, evaluate, init_distributed, is_main, resolve_device, seed_everything,
-                         training_state)
+from .train import (PRECISIONS, Checkpoint, barrier, evaluate, init_distributed, is_main, resolve_device,
+                         seed_everything, training_state)
 
 # %% auto #0
-__all__ = ['FOLDER_FIELDS', 'LATER_FIELDS', 'STAGES', 'STAGE_FIELDS', 'PRESETS', 'Config', 'validate_config', 'make_config',
-           'checkpoint_path', 'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics',
-           'method_name', 'config_splits', 'resolve_teacher', 'reuse_stages', 'default_run_dir', 'check_run_dir', 'run',
-           'RunParts', 'load_run']
+__all__ = ['STAGE_FUNCTIONS', 'STAGES', 'FOLDER_FIELDS', 'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'PRESETS',
+           'MODEL_NAMES', 'stage_default', 'Config', 'validate_config', 'make_config', 'checkpoint_path',
+           'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'build_models',
+           'config_stages', 'method_name', 'config_splits', 'resolve_teacher', 'default_run_dir', 'check_run_dir',
+           'reuse_stages', 'run', 'RunParts', 'load_run']
 
-# %% ../nbs/07_pipeline.ipynb #cell-005
+# %% ../nbs/07_pipeline.ipynb #cell-006
+STAGE_FUNCTIONS = {"generator": train_generator, "anchor": train_anchor, "mixup": train_mixup}
+STAGES = tuple(STAGE_FUNCTIONS)
+
+def stage_default(name: str):
+    "The default of parameter `name` in the first stage function that takes it."
+    for fn in STAGE_FUNCTIONS.values():
+        parameter = inspect.signature(fn).parameters.get(name)
+        if parameter is not None: return parameter.default
+    raise KeyError(f"no stage function takes {name!r}")
+
+# %% ../nbs/07_pipeline.ipynb #cell-008
 @dataclass
 class Config:
-    "All the settings of one AuG-KD run; defaults are METHOD.md's reference values."
+    "All the settings of one AuG-KD run; defaults are the method page's reference values (a stage's, from its function)."
     # data
     setting: str = "HP-M"           # DigitShift setting: teacher domains - student domain (a name, with folders)
     seed: int = 0                   # seed of the student-domain split and of all training
@@ -52,44 +65,48 @@ class Config:
     enc_channels: int = 256         # channels of E's last convolution
     anchor_hidden: int = 128        # width of the mask MLP
     anchor_channels: int = 16       # channels of psi's 1-D convolutions
-    batch_size: int = 2048
+    batch_size: int = stage_default("batch_size")
     # stage 1: data-free learning
-    gen_epochs: int = 200
-    gen_iters: int = 200
-    k: int = 5                      # student and encoder steps per generator step
-    lr_g: float = 1e-3
-    lr_e: float = 1e-4
-    lr_s: float = 1e-3
-    wd_s: float = 1e-4
-    w_adv: float = 1.0
-    w_oh: float = 1.0
-    w_ent: float = 20 / math.log(10)  # 20 on a base-10 log, in nats
-    w_bn: float = 1.0
-    beta: float = 2.5e-4
+    gen_epochs: int = stage_default("gen_epochs")
+    gen_iters: int = stage_default("gen_iters")
+    k: int = stage_default("k")  # student and encoder steps per generator step
+    lr_g: float = stage_default("lr_g")
+    lr_e: float = stage_default("lr_e")
+    lr_s: float = stage_default("lr_s")
+    wd_s: float = stage_default("wd_s")
+    w_adv: float = stage_default("w_adv")
+    w_oh: float = stage_default("w_oh")
+    w_ent: float = stage_default("w_ent")  # 20 on a base-10 log, in nats
+    w_bn: float = stage_default("w_bn")
+    beta: float = stage_default("beta")
     # stage 2: anchor learning
-    anchor_epochs: int = 200
-    lr_a: float = 1e-3
-    alpha: float = 0.25             # invariant ratio
-    w_mask: float = 1.0
-    w_ce: float = 0.1
-    uncertainty: str = "normalized_energy"
-    energy_tau: float = 1.0
+    anchor_epochs: int = stage_default("anchor_epochs")
+    lr_a: float = stage_default("lr_a")
+    alpha: float = stage_default("alpha")  # invariant ratio
+    w_mask: float = stage_default("w_mask")
+    w_ce: float = stage_default("w_ce")
+    uncertainty: str = stage_default("uncertainty")
+    energy_tau: float = stage_default("energy_tau")
     # stage 3: mixup learning
-    mixup_epochs: int = 200
-    a: float = 0.6                  # fraction of epochs until pure student-domain data
-    b: float = 0.2                  # start value of s(e)
-    schedule: str = "linear"
-    u: float = 0.5                  # CE weight
-    tau: float = 10.0               # KD temperature
+    mixup_epochs: int = stage_default("mixup_epochs")
+    a: float = stage_default("a")  # fraction of epochs until pure student-domain data
+    b: float = stage_default("b")  # start value of s(e)
+    schedule: str = stage_default("schedule")
+    u: float = stage_default("u")  # CE weight
+    tau: float = stage_default("tau")  # KD temperature
     # ablations
-    use_anchor: bool = True         # False: z_a = z and no stage 2 (the "w/o Anchor" ablation)
-    use_mixup: bool = True          # False: raw samples plus anchor images, no schedule ("w/o Mixup")
+    use_anchor: bool = stage_default("use_anchor")  # False: z_a = z and no stage 2 (the "w/o Anchor" ablation)
+    use_mixup: bool = stage_default("use_mixup")  # False: raw samples plus anchor images, no schedule ("w/o Mixup")
     # bookkeeping
     preset: str = "paper"
     device: str = "auto"
-    precision: str = "auto"         # auto (bf16 on a GPU that has it), bf16 or fp32
+    precision: str = stage_default("precision")  # auto (bf16 on a GPU that has it), bf16 or fp32
 
     def to_dict(self) -> dict: return asdict(self)
+
+    def stage_args(self, fn) -> dict:
+        "The config's values of the parameters of `fn` that are config fields, by name."
+        return {name: getattr(self, name) for name in inspect.signature(fn).parameters if name in CONFIG_FIELDS}
 
     def hash(self) -> str:
         "A short hash of everything that changes results (the device does not count)."
@@ -116,20 +133,22 @@ class Config:
         data = json.loads((path / "config.json" if path.is_dir() else path).read_text())
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
-# %% ../nbs/07_pipeline.ipynb #cell-006
+# %% ../nbs/07_pipeline.ipynb #cell-009
 FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
 LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "precision": "auto"}
-STAGES = ("generator", "anchor", "mixup")
-STAGE_FIELDS = {
-    "generator": ("gen_epochs", "gen_iters", "k", "lr_g", "lr_e", "w_adv", "w_oh", "w_ent", "w_bn", "beta"),
-    "anchor": ("anchor_epochs", "lr_a", "alpha", "w_mask", "w_ce", "uncertainty", "energy_tau", "use_anchor"),
-    "mixup": ("mixup_epochs", "a", "b", "schedule", "u", "tau", "use_mixup"),
-}
+CONFIG_FIELDS = tuple(f.name for f in fields(Config))
+
+def _stage_fields(stage: str) -> tuple:
+    "The config fields that `stage`'s function takes and no earlier stage's does."
+    earlier = {p for s in STAGES[:STAGES.index(stage)] for p in inspect.signature(STAGE_FUNCTIONS[s]).parameters}
+    return tuple(p for p in inspect.signature(STAGE_FUNCTIONS[stage]).parameters if p in CONFIG_FIELDS and p not in earlier)
+
+STAGE_FIELDS = {stage: _stage_fields(stage) for stage in STAGES}
 
 def _short_hash(fields: dict) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
-# %% ../nbs/07_pipeline.ipynb #cell-010
+# %% ../nbs/07_pipeline.ipynb #cell-013
 PRESETS = {
     "quick": dict(teacher_arch="cnn_small", teacher_epochs=1, student_arch="cnn_small", latent_size=32, gen_width=32,
                   enc_width=8, enc_channels=32, anchor_hidden=32, anchor_channels=4, batch_size=64, gen_epochs=2,
@@ -140,7 +159,8 @@ PRESETS = {
     "paper": dict(),
 }
 
-def validate_config(config: Config) -> Config:
+def validate_config(config: Config, # the config to check
+                   ) -> Config: # the same config, when every field is in range
     "Raise a one-line `ValueError` naming the first out-of-range field, its value and what is allowed."
     checks = [
         ("preset", config.preset in PRESETS, f"one of {', '.join(PRESETS)}"),
@@ -168,8 +188,11 @@ def validate_config(config: Config) -> Config:
             raise ValueError(f"config field {name} = {getattr(config, name)!r} is out of range: allowed {allowed}")
     return config
 
-def make_config(preset: str = "default", **overrides) -> Config:
-    "A validated config: the preset's values, then `overrides`."
+# %% ../nbs/07_pipeline.ipynb #cell-016
+def make_config(preset: str = "default", # one of `PRESETS`
+                **overrides, # config fields to set over the preset's values
+               ) -> Config:
+    "A validated config: the preset's values, then `overrides` (a benchmark's or folders' paths resolved)."
     if preset not in PRESETS:
         raise ValueError(f"config field preset = {preset!r} is out of range: allowed one of {', '.join(PRESETS)}")
     names = {f.name for f in fields(Config)}
@@ -196,16 +219,27 @@ def _names(text: str) -> list:
 def _absolute_paths(text: str) -> str:
     return ",".join(str(Path(p).expanduser().resolve()) for p in _names(text))
 
-# %% ../nbs/07_pipeline.ipynb #cell-013
-def checkpoint_path(run_dir, stage: str) -> Path:
+# %% ../nbs/07_pipeline.ipynb #cell-019
+def checkpoint_path(run_dir, # a run directory
+                    stage: str, # one of `STAGES`
+                   ) -> Path:
+    "Where `stage`'s checkpoint lives in a run directory."
     return Path(run_dir) / "ckpt" / f"{stage}.pt"
 
-def save_checkpoint(run_dir, stage: str, config: Config, state: dict, seconds: float, done: bool = False, **info) -> Path:
+def save_checkpoint(run_dir, stage: str, # where, and which stage
+                    config: Config, # the run's config (its hashes are recorded)
+                    state: dict, # a `training_state` snapshot
+                    seconds: float, # seconds the stage has trained so far
+                    done: bool = False, # whether the stage has finished
+                    **info, # what the stage returned beside its models and history
+                   ) -> Path:
     "Write a stage checkpoint atomically."
     return atomic_save({"stage": stage, "config_hash": config.hash(), "stage_hash": config.stage_hash(stage),
                         "done": done, "seconds": seconds, "state": state, "info": info}, checkpoint_path(run_dir, stage))
 
-def load_checkpoint(run_dir, stage: str, config: Config = None, force: bool = False):
+def load_checkpoint(run_dir, stage: str, # where, and which stage
+                    config: Config = None, # the run's config: refuse a checkpoint of other stage inputs (None: no check)
+                    force: bool = False): # accept a checkpoint of other stage inputs
     "The stage's checkpoint, or None; refuses one whose stage inputs differ from `config`'s unless `force`."
     path = checkpoint_path(run_dir, stage)
     if not path.exists(): return None
@@ -218,26 +252,31 @@ def load_checkpoint(run_dir, stage: str, config: Config = None, force: bool = Fa
                          f"this run {config.stage_hash(stage)}); use another output directory, or force the resume")
     return ckpt
 
-# %% ../nbs/07_pipeline.ipynb #cell-015
+# %% ../nbs/07_pipeline.ipynb #cell-021
 def _metric_lines(stage: str, history: list) -> list:
     return [json.dumps({"stage": stage, **row}) for row in history]
 
-def rewrite_metrics(run_dir, histories: dict) -> None:
+def rewrite_metrics(run_dir, # a run directory
+                    histories: dict, # each stage's history, by stage
+                   ):
     "Write `metrics.jsonl` anew from the stages' histories."
     lines = [line for stage in STAGES for line in _metric_lines(stage, histories.get(stage, []))]
     path = Path(run_dir) / "metrics.jsonl"
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(l + "\n" for l in lines)); tmp.replace(path)
 
-def append_metrics(run_dir, stage: str, row: dict) -> None:
+def append_metrics(run_dir, stage: str, # where, and which stage
+                   row: dict): # one epoch's row
+    "Add one epoch's row to `metrics.jsonl`."
     with open(Path(run_dir) / "metrics.jsonl", "a") as f: f.write(_metric_lines(stage, [row])[0] + "\n")
 
-def read_metrics(run_dir) -> list:
+def read_metrics(run_dir, # a run directory
+                ) -> list:
     "The rows of a run's `metrics.jsonl`."
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
 
-# %% ../nbs/07_pipeline.ipynb #cell-017
+# %% ../nbs/07_pipeline.ipynb #cell-023
 def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, force: bool, progress: bool) -> dict:
     "Run, resume or skip one stage; returns the stage function's result and the stage's info."
     ckpt = load_checkpoint(run_dir, stage, config, force)
@@ -250,12 +289,12 @@ def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, for
     elif progress: print(f"{stage}: resuming after epoch {ckpt['state']['epoch']}")
     spent, start = (ckpt["seconds"] if ckpt else 0.0), time.time()
 
-    def on_epoch_end(state):
+    def save(state):
         if not is_main(): return
         save_checkpoint(run_dir, stage, config, state, spent + time.time() - start)
         append_metrics(run_dir, stage, state["history"][-1])
 
-    result = train_fn(resume=ckpt["state"] if ckpt else None, on_epoch_end=on_epoch_end)
+    result = train_fn(callbacks=[Checkpoint(ckpt["state"] if ckpt else None, save)])
     info = {k: v for k, v in result.items() if k not in modules and k != "history"}
     seconds = spent + time.time() - start
     if is_main():
@@ -263,21 +302,49 @@ def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, for
                         seconds, done=True, **info)
     return {"history": result["history"], **info, "seconds": seconds}
 
-# %% ../nbs/07_pipeline.ipynb #cell-019
+# %% ../nbs/07_pipeline.ipynb #cell-025
+MODEL_NAMES = ("student", "generator", "encoder", "anchor")
+
+def build_models(config: Config, # the architectures and widths
+                 num_classes: int, # classes of the student domain
+                 teacher: Normalized, # the teacher, whose input normalization the student takes
+                 device = None, # where the models go (default: the CPU)
+                 names: tuple = MODEL_NAMES, # which models, built in this order after seeding with `config.seed`
+                ) -> dict:
+    "The run's student, generator, encoder and AnchorNet (those in `names`), freshly initialized from the config's seed."
+    seed_everything(config.seed)
+    d = config.latent_size
+    makers = {"student": lambda: Normalized(create_model(config.student_arch, num_classes, config.image_size), teacher.mean, teacher.std),
+              "generator": lambda: Generator(d, config.image_size, config.gen_width),
+              "encoder": lambda: Encoder(d, num_classes, config.image_size, config.enc_width, config.enc_channels),
+              "anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels)}
+    return {name: makers[name]().to(device or "cpu") for name in names}
+
+# %% ../nbs/07_pipeline.ipynb #cell-028
+def config_stages(config: Config) -> tuple:
+    "The stages a config runs: all three, or stages 1 and 3 when `use_anchor` is off (z_a = z needs no AnchorNet)."
+    return tuple(s for s in STAGES if s != "anchor" or config.use_anchor)
+
 def method_name(config: Config) -> str:
     "`augkd`, or the name of the ablation the config's switches select."
     return "augkd" + ("" if config.use_anchor else "_no_anchor") + ("" if config.use_mixup else "_no_mixup")
 
 def config_splits(config: Config):
-    "The splits a config asks for: a DigitShift setting, or the settings' image folders."
+    "The splits a config asks for: a DigitShift setting, or the setting's image folders."
     if not config.student_domain: return load_setting(config.setting, seed=config.seed, shots=config.shots)
     return folder_splits(config.student_domain, config.seed, config.shots, config.student_test or None,
                          _names(config.teacher_domains), _names(config.classes) or None, config.image_size)
 
-def resolve_teacher(config: Config, splits, device, progress: bool = False, path=None, classes=None, norm=None):
-    """The run's teacher with its outputs in the student domain's class order: the file or directory `path`
-    (an augkd checkpoint, or a plain state dict of `config.teacher_arch` with `classes` and `norm`), or else
-    the setting's cached teacher (trained once; for folders, on the teacher-domain folders)."""
+# %% ../nbs/07_pipeline.ipynb #cell-031
+def resolve_teacher(config: Config, # the run's config (setting, teacher architecture and epochs, image size)
+                    splits, # the run's splits (their class order is the one the teacher must follow)
+                    device, # where the teacher goes
+                    progress: bool = False, # show the teacher's training, if it must be trained
+                    path = None, # a teacher file or directory, or None for the setting's cached teacher
+                    classes = None, # with a plain state dict: its class names, in the order of its outputs
+                    norm = None, # with a plain state dict: its input normalization ("mean,std" or six numbers)
+                   ):
+    "The run's teacher with its outputs in the student domain's class order: the file `path`, or the setting's cached teacher."
     if path is not None:
         path = Path(path)
         norm = parse_norm(norm) if isinstance(norm, str) else norm
@@ -295,14 +362,32 @@ def resolve_teacher(config: Config, splits, device, progress: bool = False, path
     return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
                           splits=own, key=key)[0]
 
-def _resume_hint(out, config: Config) -> str:
-    return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
-            f"`augkd run --out {out} --resume` and the same options (preset {config.preset}, setting {config.setting}, seed {config.seed})")
+# %% ../nbs/07_pipeline.ipynb #cell-034
+def default_run_dir(config: Config) -> Path:
+    "Where a run goes when no directory is given: `runs/SETTING-PRESET-sSEED`."
+    return Path("runs") / f"{config.setting}-{config.preset}-s{config.seed}"
 
-def reuse_stages(config: Config, out, sources) -> list:
-    "Copy into `out` the finished stages of the runs in `sources` whose stage inputs equal `config`'s; their names."
+def check_run_dir(config: Config, # the config about to run
+                  out, # the run directory
+                  resume: bool = False, # continue the run in `out`
+                  force: bool = False): # with `resume`: accept a run made under another config
+    "Refuse to start a run in a directory that holds one, or to resume one made under another config."
+    out = Path(out)
+    if (out / "config.json").exists() and not resume:
+        raise ValueError(f"{out} already holds a run: pass resume=True (--resume) to continue it, or choose another output directory")
+    if resume and (out / "config.json").exists():
+        saved = Config.load(out)
+        if saved.hash() != config.hash() and not force:
+            raise ValueError(f"{out} holds a run with another config (hash {saved.hash()}, asked {config.hash()}); "
+                             "use another output directory, or force the resume")
+
+def reuse_stages(config: Config, # the config about to run
+                 out, # its run directory
+                 sources, # run directories whose finished stages may be copied in
+                ) -> list: # the names of the stages copied in
+    "Copy into `out` the finished stages of the runs in `sources` whose stage inputs equal `config`'s."
     reused = []
-    for stage in STAGES:
+    for stage in config_stages(config):
         if checkpoint_path(out, stage).exists(): continue
         match = next((checkpoint_path(src, stage) for src in sources if _finished_as(src, stage, config)), None)
         if match is None: break
@@ -317,85 +402,29 @@ def _finished_as(run_dir, stage: str, config: Config) -> bool:
     except ValueError: return False
     return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] == config.stage_hash(stage)
 
-def default_run_dir(config: Config) -> Path:
-    "Where a run goes when no directory is given: `runs/SETTING-PRESET-sSEED`."
-    return Path("runs") / f"{config.setting}-{config.preset}-s{config.seed}"
-
-def check_run_dir(config: Config, out, resume: bool = False, force: bool = False) -> None:
-    "Refuse to start a run in a directory that holds one, or to resume one made under another config."
-    out = Path(out)
-    if (out / "config.json").exists() and not resume:
-        raise ValueError(f"{out} already holds a run: pass resume=True (--resume) to continue it, or choose another output directory")
-    if resume and (out / "config.json").exists():
-        saved = Config.load(out)
-        if saved.hash() != config.hash() and not force:
-            raise ValueError(f"{out} holds a run with another config (hash {saved.hash()}, asked {config.hash()}); "
-                             "use another output directory, or force the resume")
-
-def run(config: Config = None, out=None, resume: bool = False, teacher=None, force: bool = False,
-        progress: bool = True, reuse=(), teacher_classes=None, teacher_norm=None) -> dict:
-    """Run AuG-KD end to end into the directory `out`; returns the results (also in `out/results.json`).
-    `teacher`: a teacher file or directory (see `resolve_teacher`; `teacher_classes` and `teacher_norm` for a
-    plain state dict); `reuse`: run directories whose finished stages are copied in when their inputs match."""
-    config = validate_config(config or make_config("default"))
-    out = Path(out or default_run_dir(config))
-    start = time.time()
-    device = init_distributed(config.device)
-    progress = progress and is_main()
-    check_run_dir(config, out, resume, force)
-    barrier()  # every process has looked at the directory before rank 0 writes to it
-    splits = config_splits(config)
-    spec = {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes,
-            "norm": teacher_norm}
-    teacher_model = resolve_teacher(config, splits, device, progress, **spec)
-    if is_main():
-        (out / "ckpt").mkdir(parents=True, exist_ok=True)
-        if not (resume and teacher is None and (out / "teacher.json").exists()):
-            (out / "teacher.json").write_text(json.dumps(spec))
-        for stage in reuse_stages(config, out, [Path(r) for r in reuse]):
-            if progress: print(f"{stage}: reused from an earlier run with the same inputs")
-        config.save(out / "config.json")
-        (out / "splits.json").write_text(json.dumps(splits.indices))
-    barrier()
-    try:
-        return _run_stages(config, out, splits, teacher_model, device, start, force, progress)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(_resume_hint(out, config)) from None
-
+# %% ../nbs/07_pipeline.ipynb #cell-037
 def _run_stages(config: Config, out: Path, splits, teacher_model, device, start: float, force: bool, progress: bool) -> dict:
     "Stages 1 to 3 and the results, for `run`."
     histories = {s: (load_checkpoint(out, s, config, force) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
     if is_main(): rewrite_metrics(out, histories)
-    n_classes, d = len(splits.classes), config.latent_size
-
-    seed_everything(config.seed)
-    student = Normalized(create_model(config.student_arch, n_classes, config.image_size), teacher_model.mean,
-                         teacher_model.std).to(device)
-    generator = Generator(d, config.image_size, config.gen_width).to(device)
-    encoder = Encoder(d, n_classes, config.image_size, config.enc_width, config.enc_channels).to(device)
-    anchor = AnchorNet(d, n_classes, config.anchor_hidden, config.anchor_channels).to(device)
+    models = build_models(config, len(splits.classes), teacher_model, device)
+    student, generator, encoder, anchor = (models[n] for n in MODEL_NAMES)
     if device.type == "cuda":  # convolutions run faster on NHWC tensors under mixed precision
         for model in (teacher_model, student, generator, encoder): model.to(memory_format=torch.channels_last)
+    stage = lambda fn, **models: (lambda **kw: fn(teacher_model, **models, **config.stage_args(fn), progress=progress, **kw))
+    student_domain = dict(train=splits.student_train, val=splits.student_val)
 
     stage1 = _run_stage(out, "generator", config, {"generator": generator, "encoder": encoder, "student": student},
-        lambda **kw: train_generator(teacher_model, student, generator, encoder, epochs=config.gen_epochs,
-            iters=config.gen_iters, batch_size=config.batch_size, k=config.k, lr_g=config.lr_g, lr_e=config.lr_e,
-            lr_s=config.lr_s, wd_s=config.wd_s, w_adv=config.w_adv, w_oh=config.w_oh, w_ent=config.w_ent,
-            w_bn=config.w_bn, beta=config.beta, progress=progress, precision=config.precision, **kw), force, progress)
+                        stage(train_generator, student=student, generator=generator, encoder=encoder), force, progress)
     stage1_student = evaluate(student, splits.student_val)
-    if config.use_anchor:
+    if "anchor" in config_stages(config):
         stage2 = _run_stage(out, "anchor", config, {"anchor": anchor},
-            lambda **kw: train_anchor(teacher_model, generator, encoder, anchor, splits.student_train, splits.student_val,
-                epochs=config.anchor_epochs, batch_size=config.batch_size, lr_a=config.lr_a, alpha=config.alpha,
-                w_mask=config.w_mask, w_ce=config.w_ce, uncertainty_kind=config.uncertainty, energy_tau=config.energy_tau,
-                progress=progress, precision=config.precision, **kw), force, progress)
+                            stage(train_anchor, generator=generator, encoder=encoder, anchor=anchor, **student_domain), force, progress)
     else:
         anchor, stage2 = None, {"history": [], "skipped": "use_anchor is off: z_a = z"}
     stage3 = _run_stage(out, "mixup", config, {"student": student},
-        lambda **kw: train_mixup(teacher_model, student, generator, encoder, anchor, splits.student_train,
-            splits.student_val, epochs=config.mixup_epochs, batch_size=config.batch_size, lr_s=config.lr_s,
-            wd_s=config.wd_s, a=config.a, b=config.b, schedule=config.schedule, u=config.u, tau=config.tau,
-            mixup=config.use_mixup, progress=progress, precision=config.precision, **kw), force, progress)
+                        stage(train_mixup, student=student, generator=generator, encoder=encoder, anchor=anchor, **student_domain),
+                        force, progress)
 
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history"}
     results = {"method": method_name(config), "setting": config.setting, "seed": config.seed, "preset": config.preset,
@@ -411,7 +440,50 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, device, start:
               f"on {config.setting}'s student-domain test split; results in {out / 'results.json'}")
     return results
 
-# %% ../nbs/07_pipeline.ipynb #cell-025
+# %% ../nbs/07_pipeline.ipynb #cell-039
+def _resume_hint(out, config: Config) -> str:
+    return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
+            f"`augkd run --out {out} --resume` and the same options (preset {config.preset}, setting {config.setting}, seed {config.seed})")
+
+def run(config: Config = None, # the run's settings (default: the `default` preset)
+        out = None, # the run directory (default: `default_run_dir(config)`)
+        resume: bool = False, # continue the run in `out` from its last checkpoint
+        teacher = None, # a teacher file or directory (default: the setting's cached teacher)
+        force: bool = False, # with `resume`: accept checkpoints written under another config
+        progress: bool = True, # show progress bars and a line per epoch
+        reuse = (), # run directories whose finished stages are copied in when their inputs match
+        teacher_classes = None, # with a plain state dict `teacher`: its class names, in output order
+        teacher_norm = None, # with a plain state dict `teacher`: its input normalization
+       ) -> dict: # the results, also in `out/results.json`
+    "Run AuG-KD end to end into the directory `out`."
+    config = validate_config(config or make_config("default"))
+    out = Path(out or default_run_dir(config))
+    start = time.time()
+    device = init_distributed(config.device)
+    progress = progress and is_main()
+    check_run_dir(config, out, resume, force)
+    barrier()  # every process has looked at the directory before rank 0 writes to it
+    splits = config_splits(config)
+    spec = {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes,
+            "norm": teacher_norm}
+    teacher_model = resolve_teacher(config, splits, device, progress, **spec)
+    with exclusive(out / ".lock", f"run directory {out}") if is_main() else contextlib.nullcontext():
+        if is_main():
+            check_run_dir(config, out, resume, force)  # again: a run started meanwhile has finished or failed
+            (out / "ckpt").mkdir(parents=True, exist_ok=True)
+            if not (resume and teacher is None and (out / "teacher.json").exists()):
+                (out / "teacher.json").write_text(json.dumps(spec))
+            for stage in reuse_stages(config, out, [Path(r) for r in reuse]):
+                if progress: print(f"{stage}: reused from an earlier run with the same inputs")
+            config.save(out / "config.json")
+            (out / "splits.json").write_text(json.dumps(splits.indices))
+        barrier()
+        try:
+            return _run_stages(config, out, splits, teacher_model, device, start, force, progress)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_resume_hint(out, config)) from None
+
+# %% ../nbs/07_pipeline.ipynb #cell-045
 @dataclass
 class RunParts:
     "What a run directory holds, loaded: config, splits, teacher, G, E, AnchorNet, students, metrics, results."
@@ -426,7 +498,10 @@ class RunParts:
     metrics: list
     results: dict | None
 
-def load_run(run_dir, device=None, progress: bool = False) -> RunParts:
+def load_run(run_dir, # a run directory written by `run`
+             device = None, # where the models go (default: the CPU)
+             progress: bool = False, # show the teacher's training, if the cached teacher must be trained
+            ) -> RunParts:
     "Open a run directory written by `run`."
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
@@ -435,11 +510,7 @@ def load_run(run_dir, device=None, progress: bool = False) -> RunParts:
     splits = config_splits(config)
     recorded = json.loads((run_dir / "teacher.json").read_text()) if (run_dir / "teacher.json").exists() else {}
     teacher = resolve_teacher(config, splits, device, progress, **recorded).eval()
-    n_classes, d = len(splits.classes), config.latent_size
-    models = {"generator": Generator(d, config.image_size, config.gen_width),
-              "encoder": Encoder(d, n_classes, config.image_size, config.enc_width, config.enc_channels),
-              "anchor": AnchorNet(d, n_classes, config.anchor_hidden, config.anchor_channels),
-              "student": Normalized(create_model(config.student_arch, n_classes, config.image_size), teacher.mean, teacher.std)}
+    models = build_models(config, len(splits.classes), teacher)
     loaded = {}
     for stage, names in (("generator", ("generator", "encoder")), ("anchor", ("anchor",)), ("mixup", ("student",))):
         ckpt = load_checkpoint(run_dir, stage)

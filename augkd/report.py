@@ -56,6 +56,7 @@ def report_sections(run_dir, kind: str = None, sample: int = 0) -> list:
     if parts.anchor is not None: sections.append(("Class masks", mask_heatmap_figure(parts)))
     return sections
 
+# %% ../nbs/11_report.ipynb #cell-011
 def write_report(run_dir, out=None, kind: str = None) -> Path:
     "Write the run's self-contained `report.html` (or `out`); returns its path."
     run_dir = Path(run_dir)

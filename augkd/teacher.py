@@ -4,19 +4,19 @@
 
 # %% ../nbs/03_teacher.ipynb #cell-003
 from __future__ import annotations
-import json, time
+import hashlib, json, time
 from pathlib import Path
 
 import torch
 
-from .data import Splits, atomic_save, cache_dir, load_setting
+from .data import Splits, atomic_save, cache_dir, exclusive, load_setting
 from .models import Normalized, channel_stats, create_model
 from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
 
 # %% auto #0
 __all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'train_teacher', 'teacher_run',
            'cached_teacher', 'plain_state_dict', 'classifier_outputs', 'parse_norm', 'load_teacher_file',
-           'match_classes']
+           'teacher_fingerprint', 'match_classes']
 
 # %% ../nbs/03_teacher.ipynb #cell-006
 TEACHER_FORMAT = "augkd-teacher-1"
@@ -75,8 +75,9 @@ def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int =
     A setting made from folders passes its `splits` and a `key` naming their content."""
     name = setting if key is None else f"{setting}-{key}"
     folder = cache_dir() / "teachers" / f"{name}-{arch}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
-    if not ((folder / "teacher.pt").exists() and (folder / "teacher.json").exists()):
-        teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits)
+    with exclusive(folder.with_name(folder.name + ".lock"), f"the teacher cache {folder}", wait=True):
+        if not ((folder / "teacher.pt").exists() and (folder / "teacher.json").exists()):
+            teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits)
     barrier()  # with several processes, rank 0 writes the teacher the others then read
     model, _ = load_teacher(folder / "teacher.pt", device)
     return model, json.loads((folder / "teacher.json").read_text())
@@ -107,6 +108,7 @@ def parse_norm(text: str) -> tuple:
     if len(values) == 6: return values[:3], values[3:]
     raise ValueError(f"teacher normalization {text!r}: give mean,std or three means then three stds")
 
+# %% ../nbs/03_teacher.ipynb #cell-019
 def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple = None, image_size: int = 32,
                       device=None) -> tuple:
     "A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint or a plain state dict."
@@ -140,7 +142,31 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
     return model, {"format": "state_dict", "arch": arch, "classes": list(classes), "mean": list(mean), "std": list(std),
                    "image_size": image_size}
 
-# %% ../nbs/03_teacher.ipynb #cell-020
+# %% ../nbs/03_teacher.ipynb #cell-022
+def teacher_fingerprint(path = None, # a teacher file or directory (None: the setting's cached teacher)
+                        classes = None, norm = None, # as given for a plain state dict
+                       ) -> str:
+    "A short key for a teacher: a hash of its file's tensors and metadata and the given classes and normalization, or 'cached'."
+    if path is None: return "cached"
+    path = Path(path)
+    file = path / "teacher.pt" if path.is_dir() else path
+    digest = hashlib.sha256()
+    _digest_content(torch.load(file, map_location="cpu", weights_only=True), digest)
+    digest.update(json.dumps([classes, norm], default=str).encode())
+    return digest.hexdigest()[:16]
+
+def _digest_content(obj, digest) -> None:
+    "Feed `obj` (nested dicts, lists and tensors) into `digest` by content, keys sorted: a file's name inside its archive does not count."
+    if torch.is_tensor(obj):
+        obj = obj.detach().cpu().contiguous()
+        digest.update(f"{obj.dtype}{tuple(obj.shape)}".encode()); digest.update(obj.view(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        for key in sorted(obj, key=str): digest.update(str(key).encode()); _digest_content(obj[key], digest)
+    elif isinstance(obj, (list, tuple)):
+        for item in obj: _digest_content(item, digest)
+    else: digest.update(json.dumps(obj, default=str).encode())
+
+# %% ../nbs/03_teacher.ipynb #cell-026
 def match_classes(model: Normalized, teacher_classes: list, student_classes: list) -> Normalized:
     "The teacher with its outputs in `student_classes` order; an error when the names differ."
     teacher_classes, student_classes = list(teacher_classes), list(student_classes)

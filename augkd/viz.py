@@ -4,7 +4,8 @@
 
 # %% ../nbs/10_viz.ipynb #cell-003
 from __future__ import annotations
-import base64, io, os, pickle
+import base64, io, os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,9 @@ from .mixup import mixup_schedule
 from .pipeline import RunParts
 
 # %% auto #0
-__all__ = ['PALETTE', 'run_views', 'default_reducer', 'make_reducer', 'run_reducer', 'png_data_uri', 'decode_data_uri',
-           'image_mosaic', 'generated_samples_figure', 'anchor_pairs_figure', 'class_colour', 'arrows',
-           'anchor_map_figure', 'mixup_path', 'schedule_marks', 'nearest_step', 'mixup_strip_figure',
+__all__ = ['PALETTE', 'run_views', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map', 'run_reducer', 'png_data_uri',
+           'decode_data_uri', 'image_mosaic', 'generated_samples_figure', 'anchor_pairs_figure', 'class_colour',
+           'arrows', 'anchor_map_figure', 'mixup_path', 'schedule_marks', 'nearest_step', 'mixup_strip_figure',
            'mixup_path_figure', 'smoothed_field', 'uncertainty_map_figure', 'energy_histograms_figure',
            'mask_heatmap_figure', 'training_curves_figure']
 
@@ -50,7 +51,8 @@ def default_reducer() -> str:
     "`pca` under tests or when `AUGKD_REDUCER=pca`, else `umap`."
     return os.environ.get("AUGKD_REDUCER") or ("pca" if os.environ.get("IN_TEST") else "umap")
 
-def make_reducer(kind: str = None, seed: int = 0):
+def make_reducer(kind: str = None, # "umap" or "pca" (default: `default_reducer()`)
+                 seed: int = 0): # the reducer's random state
     "An unfitted 2-D reducer with `fit` and `transform`."
     kind = kind or default_reducer()
     if kind == "umap":
@@ -61,20 +63,65 @@ def make_reducer(kind: str = None, seed: int = 0):
         return PCA(n_components=2, random_state=seed)
     raise ValueError(f"unknown reducer {kind!r}; choose umap or pca")
 
-def run_reducer(run_dir, views: dict, kind: str = None):
-    "The run's reducer, fitted on `z`, `z_a` and `z_p` of `views` the first time, then loaded from `RUN/viz/`."
-    kind = kind or default_reducer()
-    path = Path(run_dir) / "viz" / f"reducer-{kind}.pkl"
-    if path.exists():
-        with open(path, "rb") as f: return pickle.load(f)
-    reducer = make_reducer(kind).fit(np.concatenate([views["z"], views["z_a"], views["z_p"]]))
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f: pickle.dump(reducer, f)
-    tmp.replace(path)
-    return reducer
+# %% ../nbs/10_viz.ipynb #cell-013
+@dataclass
+class StoredMap:
+    "A fitted 2-D map as plain arrays: fitted latents, their positions, and a linear map's projection."
+    kind: str # "umap" or "pca"
+    points: np.ndarray # (N, d) the latents it was fitted on
+    embedding: np.ndarray # (N, 2) their positions on the map
+    mean: np.ndarray = None # with a linear map: x -> (x - mean) @ components.T
+    components: np.ndarray = None # (2, d)
+    neighbours: int = 15 # for a non-linear map: how many fitted latents place a new one
 
-# %% ../nbs/10_viz.ipynb #cell-014
+    def transform(self, latents) -> np.ndarray:
+        "2-D positions of `latents` (M, d)."
+        latents = np.asarray(latents, dtype=np.float64)
+        if self.components is not None: return (latents - self.mean) @ self.components.T
+        squared = (latents ** 2).sum(1)[:, None] + (self.points ** 2).sum(1)[None] - 2 * latents @ self.points.T
+        distance = np.sqrt(np.clip(squared, 0, None))
+        nearest = np.argsort(distance, 1)[:, :self.neighbours]
+        weights = 1 / (np.take_along_axis(distance, nearest, 1) + 1e-9)
+        return (weights[..., None] * self.embedding[nearest]).sum(1) / weights.sum(1, keepdims=True)
+
+    def save(self, path) -> Path:
+        arrays = {k: v for k, v in asdict(self).items() if v is not None}
+        tmp = Path(path).with_suffix(".tmp.npz")
+        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+        tmp.replace(path)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path) -> StoredMap:
+        "A map saved by `save`; refuses (ValueError) a file holding objects, which would need unpickling."
+        with np.load(path, allow_pickle=False) as data:
+            return cls(**{k: (data[k].item() if data[k].ndim == 0 else data[k]) for k in data.files})
+
+def fit_map(latents: np.ndarray, # (N, d) the latents to fit on
+            kind: str = None) -> StoredMap: # "umap" or "pca" (default: `default_reducer()`)
+    "Fit a reducer on `latents` and keep the result as a `StoredMap`."
+    kind = kind or default_reducer()
+    latents = np.asarray(latents, dtype=np.float64)
+    reducer = make_reducer(kind).fit(latents)
+    if kind == "pca": return StoredMap(kind, latents, reducer.transform(latents), reducer.mean_, reducer.components_)
+    return StoredMap(kind, latents, np.asarray(reducer.embedding_, dtype=np.float64))
+
+# %% ../nbs/10_viz.ipynb #cell-016
+def run_reducer(run_dir, # a run directory (the map is kept in its `viz/` folder)
+                views: dict, # `run_views` of the run: the map is fitted on its `z`, `z_a` and `z_p`
+                kind: str = None) -> StoredMap: # "umap" or "pca" (default: `default_reducer()`)
+    "The run's 2-D map, fitted on `z`, `z_a` and `z_p` of `views` the first time, then loaded from `RUN/viz/`."
+    kind = kind or default_reducer()
+    path = Path(run_dir) / "viz" / f"map-{kind}.npz"
+    if path.exists():
+        try: return StoredMap.load(path)
+        except (ValueError, OSError, KeyError, TypeError): pass  # unreadable as plain arrays: fitted anew below
+    fitted = fit_map(np.concatenate([views["z"], views["z_a"], views["z_p"]]), kind)
+    path.parent.mkdir(exist_ok=True)
+    fitted.save(path)
+    return fitted
+
+# %% ../nbs/10_viz.ipynb #cell-019
 def png_data_uri(pixels: np.ndarray) -> str:
     "An `H x W x 3` uint8 array as a `data:image/png;base64,...` URI."
     buffer = io.BytesIO()
@@ -106,7 +153,7 @@ def image_mosaic(images: np.ndarray, captions: list = None, cols: int = 10, scal
     fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
     return fig
 
-# %% ../nbs/10_viz.ipynb #cell-017
+# %% ../nbs/10_viz.ipynb #cell-022
 def _teacher_captions(logits: np.ndarray, classes: list) -> list:
     p = torch.softmax(torch.as_tensor(logits), 1)
     conf, cls = p.max(1)
@@ -126,7 +173,7 @@ def anchor_pairs_figure(views: dict, per_class: int = 2) -> go.Figure:
     return image_mosaic(images, captions, cols=2 * per_class * 2,
                         title="student-domain images x and their anchors x_a (teacher's class and confidence)")
 
-# %% ../nbs/10_viz.ipynb #cell-020
+# %% ../nbs/10_viz.ipynb #cell-025
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 def class_colour(c: int) -> str: return PALETTE[c % len(PALETTE)]
@@ -158,7 +205,7 @@ def anchor_map_figure(views: dict, reducer, classes: list = None) -> go.Figure:
                       xaxis_title="map 1", yaxis_title="map 2", height=520)
     return fig
 
-# %% ../nbs/10_viz.ipynb #cell-023
+# %% ../nbs/10_viz.ipynb #cell-028
 @torch.no_grad()
 def mixup_path(parts: RunParts, views: dict, sample: int, steps: int = 11) -> dict:
     "For `views`' sample number `sample`: the grid `s`, the latent path and the mixed images along it."
@@ -180,7 +227,7 @@ def nearest_step(path: dict, s: float) -> int:
     "The index of the grid point of `path` closest to `s`."
     return int(np.abs(path["s"] - s).argmin())
 
-# %% ../nbs/10_viz.ipynb #cell-026
+# %% ../nbs/10_viz.ipynb #cell-031
 def mixup_strip_figure(path: dict, current: int = None) -> go.Figure:
     "The mixed images x_m(s) along the path, captioned with s; the step `current` marked."
     captions = [("> " if i == current else "") + f"s={v:.2f}" for i, v in enumerate(path["s"])]
@@ -218,7 +265,7 @@ def mixup_path_figure(path: dict, reducer, views: dict, marks: np.ndarray, curre
                       xaxis_title="map 1", yaxis_title="map 2")
     return fig
 
-# %% ../nbs/10_viz.ipynb #cell-029
+# %% ../nbs/10_viz.ipynb #cell-034
 def smoothed_field(xy: np.ndarray, values: np.ndarray, grid: int = 40, bandwidth: float = 0.1) -> tuple:
     "A kernel-smoothed field of `values` at points `xy` on a `grid x grid` lattice: (xs, ys, field)."
     lo, hi = xy.min(0), xy.max(0)
@@ -256,6 +303,7 @@ def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: 
                       legend=dict(orientation="h", yanchor="top", y=-0.15))  # the colour bar has the right side
     return fig
 
+# %% ../nbs/10_viz.ipynb #cell-036
 def energy_histograms_figure(views: dict, threshold: float = None) -> go.Figure:
     "Overlaid histograms of the teacher's energy on student-domain images and on their anchor images."
     both = np.concatenate([views["energy_x"], views["energy_x_a"]])
@@ -268,7 +316,7 @@ def energy_histograms_figure(views: dict, threshold: float = None) -> go.Figure:
                       xaxis_title="energy", yaxis_title="samples", height=320)
     return fig
 
-# %% ../nbs/10_viz.ipynb #cell-032
+# %% ../nbs/10_viz.ipynb #cell-039
 @torch.no_grad()
 def mask_heatmap_figure(parts: RunParts) -> go.Figure:
     "The AnchorNet's class masks m(y) as a classes x latent dimensions heatmap."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_widgets.ipynb #cell-003
 from __future__ import annotations
-import base64, fcntl
+import base64
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
-from .data import cache_dir
+from .data import cache_dir, exclusive
 from .pipeline import RunParts, load_run, make_config, run
 from .viz import (anchor_map_figure, energy_histograms_figure, mixup_path,
                        mixup_path_figure, mixup_strip_figure, nearest_step, png_data_uri, run_reducer, run_views,
@@ -34,9 +34,7 @@ class Workbench:
 def quick_run_dir() -> Path:
     "A `quick` HP-M run in the cache directory, run the first time it is asked for."
     out = cache_dir() / "runs" / "quick-HP-M-s0"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / ".quick.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(out.parent / ".quick.lock", "the workbench's quick run", wait=True):
         if not (out / "results.json").exists(): run(make_config("quick"), out, resume=True, progress=False)
     return out
 
@@ -63,6 +61,7 @@ def class_visibility(trace_groups: list, chosen) -> list:
     "Which traces to show for class `chosen` (None: all); `trace_groups` holds each trace's class or None."
     return [g is None or chosen is None or g == chosen for g in trace_groups]
 
+# %% ../nbs/13_widgets.ipynb #cell-012
 class AnchorExplorer:
     "The anchor map, a class picker and the clicked sample's images."
     def __init__(self, wb: Workbench):
@@ -95,7 +94,7 @@ class AnchorExplorer:
 def _png_bytes(uri: str) -> bytes:
     return base64.b64decode(uri.split(",", 1)[1])
 
-# %% ../nbs/13_widgets.ipynb #cell-012
+# %% ../nbs/13_widgets.ipynb #cell-015
 class MixupExplorer:
     "A sample's mixup path: strip and map, driven by an s slider and an epoch slider."
     def __init__(self, wb: Workbench, sample: int = 0, steps: int = 11):
@@ -139,7 +138,7 @@ def _replace(widget: go.FigureWidget, figure: go.Figure) -> None:
         widget.add_traces(figure.data)
         widget.layout = figure.layout
 
-# %% ../nbs/13_widgets.ipynb #cell-015
+# %% ../nbs/13_widgets.ipynb #cell-018
 def above_threshold(views: dict, threshold: float) -> dict:
     "How many samples the teacher is less certain about than `threshold`, before and after anchoring."
     return {"before": int((views["energy_x"] > threshold).sum()), "after": int((views["energy_x_a"] > threshold).sum()),

@@ -1,5 +1,6 @@
 """The `augkd` command end to end, as a user runs it from a shell."""
 import json, subprocess, sys
+from pathlib import Path
 
 import torch
 
@@ -49,4 +50,4 @@ def test_modules_import_from_any_directory(tmp_path):
     done = subprocess.run([sys.executable, "-c", "import augkd.data, augkd.models, augkd.teacher, augkd; print(augkd.__version__)"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip()
+    assert done.stdout.strip() == (Path(__file__).resolve().parents[1] / "settings.ini").read_text().split("version = ")[1].split()[0]

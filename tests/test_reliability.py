@@ -1,6 +1,6 @@
 """Faults a researcher meets on shared machines: bad values, bad folders, broken checkpoints, NaN losses,
 Ctrl-C, SIGKILL at any point, and output that cannot be written. Each test would fail without its handling."""
-import json, os, signal, subprocess, sys, time, warnings
+import json, os, signal, subprocess, sys, threading, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +158,13 @@ def wait_for(proc, condition, timeout=120):
     return False
 
 
+def collect(stream) -> list:
+    "The characters of a process's stream, gathered by a background thread as they come."
+    seen = []
+    threading.Thread(target=lambda: seen.extend(iter(lambda: stream.read(1), "")), daemon=True).start()
+    return seen
+
+
 def reached(run, stage):
     return lambda: (run / "metrics.jsonl").exists() and any(m["stage"] == stage for m in metrics(run))
 
@@ -221,7 +228,8 @@ def test_sigkill_during_teacher_training_then_resume(tmp_path, uninterrupted):
     subprocess.run([sys.executable, "-c", "from augkd.data import digitshift; digitshift()"], env=env, check=True)
     run = tmp_path / "r"
     proc = start(run, env=env)
-    time.sleep(4.0)  # start-up takes about 2 s, the quick teacher's training about 6 s more
+    progress = collect(proc.stderr)
+    assert wait_for(proc, lambda: "teacher cnn_small" in "".join(progress)), "the run never started training its teacher"
     assert proc.poll() is None and not (run / "config.json").exists() and not (cache / "teachers").exists(), \
         "the run should still be training its teacher"
     proc.kill(); proc.wait()

@@ -1,5 +1,5 @@
 """Notebooks and library stay in sync: exporting the notebooks reproduces `augkd/` exactly."""
-import shutil, subprocess
+import re, shutil, subprocess
 from pathlib import Path
 
 from conftest import ROOT
@@ -26,3 +26,23 @@ def test_every_module_has_its_notebook():
         text = nb.read_text()
         owners |= {m for m in modules if f"#| default_exp {m}\\n" in text or f'"#| default_exp {m}"' in text}
     assert owners == modules, f"modules without a notebook: {modules - owners}"
+
+
+def test_readme_is_the_export_of_the_index_notebook():
+    import sys
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_readme import PICTURES, readme
+    text, pictures = readme()
+    assert (ROOT / "README.md").read_text() == text, "README.md is not the export of nbs/index.ipynb: run python scripts/make_readme.py"
+    committed = {str(p.relative_to(ROOT)): p.read_bytes() for p in (ROOT / PICTURES).glob("*")}
+    assert committed == pictures, "nbs/index_files/ is not the export of nbs/index.ipynb: run python scripts/make_readme.py"
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    outside = [t for t in targets if "://" in t or not (ROOT / t.split("#")[0]).exists()]
+    assert not outside, f"README links outside the repository: {outside}"
+
+
+def test_notebook_cell_ids_are_unique():
+    import json
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        ids = [cell.get("id") for cell in json.loads(nb.read_text())["cells"]]
+        assert len(set(ids)) == len(ids), f"{nb.name} repeats cell ids"

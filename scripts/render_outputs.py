@@ -1,0 +1,33 @@
+"""Run the notebooks that show pictures and keep their outputs, so they show them when opened unrun.
+
+Plotly figures are kept as PNG images (plotly's `png` renderer, through kaleido and a Chromium
+browser: `pip install kaleido`, Debian's `chromium`), so they show on code hosts and in a fresh
+JupyterLab alike; then `nbdev_clean` strips the metadata. Every notebook's size after rendering is
+checked against BUDGET_KB. Run it after changing what these notebooks show:
+
+    python scripts/render_outputs.py            # all of NOTEBOOKS
+    python scripts/render_outputs.py 20_tutorial
+"""
+import os, shutil, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ["index", "04_generator", "05_anchor", "06_mixup", "10_viz", "20_tutorial"]
+BUDGET_KB = 400  # per notebook, outputs included
+
+
+def render(name: str) -> int:
+    "Execute `nbs/NAME.ipynb` in place with figures rendered as PNG; return its size in KB."
+    env = {**os.environ, "PLOTLY_RENDERER": "png", "AUGKD_REDUCER": os.environ.get("AUGKD_REDUCER", "pca"),
+           "BROWSER_PATH": os.environ.get("BROWSER_PATH") or shutil.which("chromium") or ""}
+    path = ROOT / "nbs" / f"{name}.ipynb"
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                    "--ExecutePreprocessor.timeout=1200", str(path)], cwd=ROOT / "nbs", env=env, check=True)
+    subprocess.run(["nbdev_clean", "--fname", str(path)], cwd=ROOT, check=True)
+    return path.stat().st_size // 1024
+
+
+if __name__ == "__main__":
+    sizes = {name: render(name) for name in (sys.argv[1:] or NOTEBOOKS)}
+    for name, kb in sizes.items(): print(f"{name}: {kb} KB" + ("  OVER BUDGET" if kb > BUDGET_KB else ""))
+    sys.exit(any(kb > BUDGET_KB for kb in sizes.values()))
