@@ -8,8 +8,10 @@ checked against BUDGET_KB. Run it after changing what these notebooks show:
     python scripts/render_outputs.py            # all of NOTEBOOKS
     python scripts/render_outputs.py 20_tutorial
 """
-import os, shutil, subprocess, sys
+import base64, io, json, os, shutil, subprocess, sys
 from pathlib import Path
+
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["index", "04_generator", "05_anchor", "06_mixup", "10_viz", "20_tutorial"]
@@ -23,8 +25,24 @@ def render(name: str) -> int:
     path = ROOT / "nbs" / f"{name}.ipynb"
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
                     "--ExecutePreprocessor.timeout=1200", str(path)], cwd=ROOT / "nbs", env=env, check=True)
+    shrink_pictures(path)
     subprocess.run(["nbdev_clean", "--fname", str(path)], cwd=ROOT, check=True)
     return path.stat().st_size // 1024
+
+
+def shrink_pictures(path: Path) -> None:
+    "Keep one PNG per picture (no JPEG twin), re-encoded with a 256-colour palette: a fraction of the bytes."
+    notebook = json.loads(path.read_text())
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" not in data: continue
+            data.pop("image/jpeg", None)
+            picture = Image.open(io.BytesIO(base64.b64decode("".join(data["image/png"])))).convert("RGB")
+            buffer = io.BytesIO()
+            picture.quantize(256, method=Image.Quantize.MEDIANCUT).save(buffer, format="PNG", optimize=True)
+            data["image/png"] = base64.b64encode(buffer.getvalue()).decode()
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -46,3 +46,14 @@ def test_notebook_cell_ids_are_unique():
     for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
         ids = [cell.get("id") for cell in json.loads(nb.read_text())["cells"]]
         assert len(set(ids)) == len(ids), f"{nb.name} repeats cell ids"
+
+
+def test_notebooks_keep_their_pictures_within_the_size_budget():
+    import json, sys
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from render_outputs import BUDGET_KB, NOTEBOOKS
+    for name in NOTEBOOKS:
+        path = ROOT / "nbs" / f"{name}.ipynb"
+        pictures = [o for c in json.loads(path.read_text())["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert pictures, f"{name} shows no picture when opened unrun: python scripts/render_outputs.py {name}"
+        assert path.stat().st_size <= BUDGET_KB * 1024, f"{name} is over its {BUDGET_KB} KB budget"
