@@ -112,11 +112,12 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2), preset: str = "default",
     if jobs < 1: raise ValueError(f"jobs = {jobs} is out of range: allowed 1 or more")
     if overrides.get("student_domain"): settings = [make_config(preset, **overrides).setting]
     settings = settings or (DATASETS[overrides["dataset"]].settings if overrides.get("dataset") in DATASETS else tuple(SETTINGS))
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
     if table_only: return _write_tables(out, finished_cells(out, methods, settings, seeds, preset, teacher, **overrides))
-    for setting in settings:
+    for setting in settings:  # every teacher is trained (or checked) before anything is written
         c = make_config(preset, setting=setting, **overrides)
         resolve_teacher(c, config_splits(c), resolve_device(c.device), progress, **(teacher or {}))
+    out.mkdir(parents=True, exist_ok=True)
     groups = [(setting, seed, methods, preset, out, progress, teacher, overrides) for setting in settings for seed in seeds]
     if jobs == 1: grouped = [run_group(*g) for g in groups]
     else:

@@ -69,7 +69,8 @@ def _add_run_command(commands) -> None:
     "The `augkd run` subcommand."
     run = commands.add_parser("run", help="run AuG-KD end to end (stages 1-3), resumably",
                               description="Run AuG-KD on a DigitShift setting: generator, anchors, mixup.")
-    run.add_argument("--preset", default="default", choices=list(PRESETS), help="hyperparameter preset (default: default)")
+    run.add_argument("--preset", default=None, choices=list(PRESETS),
+                     help="hyperparameter preset (default: default; with --resume, the run's own)")
     run.add_argument("--teacher", default=None,
                      help="teacher directory, augkd checkpoint or plain state dict (default: the setting's cached teacher)")
     run.add_argument("--out", default=None, type=Path, help="run directory (default: runs/SETTING-PRESET-sSEED)")
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 # %% ../nbs/12_cli.ipynb #cell-018
 def _train_teacher(args) -> int:
     from augkd.teacher import teacher_run
+    if args.epochs < 1: raise ValueError(f"--epochs {args.epochs} is out of range: allowed 1 or more (an untrained teacher teaches nothing)")
     splits, setting = None, args.setting
     if args.teacher_domains or args.student_domain:
         if not (args.teacher_domains and args.student_domain):
@@ -148,10 +150,25 @@ def _overrides(args) -> dict:
 def _teacher_file(args) -> dict:
     return {"path": args.teacher, "classes": args.teacher_classes, "norm": args.teacher_norm}
 
+def _run_config(args) -> Config:
+    "The config `augkd run` asks for: on `--resume` of a run directory, its own config with the options given over it."
+    saved = args.out / "config.json" if args.resume and args.out else None
+    if saved is None or not saved.exists(): return make_config(args.preset or "default", **_overrides(args))
+    recorded = Config.load(saved)
+    fields = {k: v for k, v in recorded.to_dict().items() if k != "preset"}
+    return make_config(args.preset or recorded.preset, **{**fields, **_overrides(args)})
+
+def _check_teacher_arch(args) -> None:
+    "A plain state dict does not say which architecture it is for: `--teacher-arch` must name it."
+    from augkd.teacher import is_teacher_checkpoint
+    if args.teacher and args.teacher_arch is None and Path(args.teacher).exists() and not is_teacher_checkpoint(args.teacher):
+        raise ValueError(f"teacher file {args.teacher} is a plain state dict: name its architecture (--teacher-arch)")
+
 def _run(args) -> int:
     from augkd.pipeline import check_run_dir, default_run_dir, run
     from augkd.train import is_main
-    config = make_config(args.preset, **_overrides(args))
+    _check_teacher_arch(args)
+    config = _run_config(args)
     out = args.out or default_run_dir(config)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(config, out, args.resume, args.force)  # before any process starts: one clear error
@@ -184,6 +201,7 @@ def _bench(args) -> int:
         print("\n".join(METHODS))
         return 0
     from augkd.bench import bench
+    _check_teacher_arch(args)
     methods = None if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     settings = [s.strip() for s in args.settings.split(",")] if args.settings else None
     seeds = [int(s) for s in args.seeds.split(",")]

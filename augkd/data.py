@@ -19,10 +19,10 @@ from platformdirs import user_cache_dir
 # %% auto #0
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES', 'DATASETS', 'Domain',
            'concat_domains', 'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain',
-           'cache_dir', 'atomic_save', 'Busy', 'exclusive', 'digitshift', 'domain_grid', 'Setting', 'get_setting',
-           'stratified_split', 'take_shots', 'Splits', 'make_splits', 'load_setting', 'class_folders',
-           'image_folder_domain', 'folder_fingerprint', 'write_image_folder', 'folder_setting_name', 'folder_domains',
-           'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders']
+           'cache_dir', 'atomic_save', 'content_hash', 'Busy', 'exclusive', 'digitshift', 'domain_grid', 'Setting',
+           'get_setting', 'stratified_split', 'min_per_class', 'take_shots', 'Splits', 'make_splits', 'load_setting',
+           'class_folders', 'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder',
+           'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -175,6 +175,24 @@ def atomic_save(obj, path) -> Path:
     return path
 
 # %% ../nbs/00_data.ipynb #cell-032
+def content_hash(obj, # nested dicts, lists, tensors, numbers and strings
+                ) -> str:
+    "A short hash of `obj`'s content: tensors by dtype, shape and bytes, dicts with their keys sorted."
+    digest = hashlib.sha256()
+    def feed(o):
+        if torch.is_tensor(o):
+            o = o.detach().cpu().contiguous()
+            digest.update(f"{o.dtype}{tuple(o.shape)}".encode()); digest.update(o.view(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(o, dict):
+            for key in sorted(o, key=str): digest.update(repr(key).encode()); feed(o[key])
+        elif isinstance(o, (list, tuple)):
+            digest.update(f"[{len(o)}".encode())
+            for item in o: feed(item)
+        else: digest.update(json.dumps(o, default=str).encode())
+    feed(obj)
+    return digest.hexdigest()[:16]
+
+# %% ../nbs/00_data.ipynb #cell-035
 class Busy(ValueError):
     "Another process holds the lock of what this one would write."
 
@@ -203,7 +221,7 @@ def exclusive(path, # the lock file (its folder is made if missing)
         holder_file.unlink(missing_ok=True)
         lock.release()
 
-# %% ../nbs/00_data.ipynb #cell-035
+# %% ../nbs/00_data.ipynb #cell-038
 def _build_digitshift() -> dict:
     builders = {"handwritten": handwritten_domain, "printed": printed_domain, "photo": photo_domain}
     out = {"format": _DIGITSHIFT_FORMAT, "classes": list(DIGIT_CLASSES)}
@@ -243,7 +261,7 @@ def _digitshift_domains(blob: dict) -> dict:
     return {name: Domain(name, blob[name]["images"].float() / 255, blob[name]["labels"].long(), list(blob["classes"]))
             for name in DIGITSHIFT_DOMAINS.values()}
 
-# %% ../nbs/00_data.ipynb #cell-039
+# %% ../nbs/00_data.ipynb #cell-042
 def domain_grid(domain: Domain, per_class: int = 10, scale: int = 2) -> Image.Image:
     "A PIL image of `per_class` images of each class, one row per class."
     from torchvision.utils import make_grid
@@ -258,7 +276,7 @@ def domain_grid(domain: Domain, per_class: int = 10, scale: int = 2) -> Image.Im
     img = Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
-# %% ../nbs/00_data.ipynb #cell-045
+# %% ../nbs/00_data.ipynb #cell-048
 @dataclass(frozen=True)
 class Setting:
     "Which domains the teacher was trained on and which one the student must master."
@@ -278,7 +296,7 @@ def get_setting(name: str) -> Setting:
         raise ValueError(f"unknown setting {name!r}; DigitShift settings are {', '.join(SETTINGS)}")
     return SETTINGS[name]
 
-# %% ../nbs/00_data.ipynb #cell-048
+# %% ../nbs/00_data.ipynb #cell-051
 def stratified_split(labels: torch.Tensor, fractions, seed: int = 0) -> list:
     "Index tensors, one per fraction, cutting each class's seeded permutation at the fractions."
     if abs(sum(fractions) - 1) > 1e-6:
@@ -294,7 +312,12 @@ def stratified_split(labels: torch.Tensor, fractions, seed: int = 0) -> list:
     order = torch.Generator().manual_seed(seed + 1)
     return [torch.cat(p)[torch.randperm(sum(len(q) for q in p), generator=order)] for p in parts]
 
-# %% ../nbs/00_data.ipynb #cell-051
+def min_per_class(fractions) -> int:
+    "The fewest images a class needs so that `stratified_split` gives it at least one in every part (for it and any larger count)."
+    cuts = lambda n: np.diff(np.round(np.cumsum([0, *fractions]) * n).astype(int))
+    return next(n for n in range(1, 10_000) if all(cuts(m).min() >= 1 for m in range(n, n + 100)))
+
+# %% ../nbs/00_data.ipynb #cell-054
 def take_shots(indices: torch.Tensor, labels: torch.Tensor, shots: int) -> torch.Tensor:
     "The first `shots` indices of each class, in their given (already seeded) order; 0 keeps all."
     if shots <= 0: return indices
@@ -305,7 +328,7 @@ def take_shots(indices: torch.Tensor, labels: torch.Tensor, shots: int) -> torch
             kept.append(i); seen[c] = seen.get(c, 0) + 1
     return torch.tensor(kept, dtype=torch.long)
 
-# %% ../nbs/00_data.ipynb #cell-054
+# %% ../nbs/00_data.ipynb #cell-057
 @dataclass
 class Splits:
     "The five splits of a setting, and the indices that made them."
@@ -320,13 +343,21 @@ class Splits:
     @property
     def classes(self): return self.student_train.classes
 
-# %% ../nbs/00_data.ipynb #cell-056
+# %% ../nbs/00_data.ipynb #cell-059
 def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50, test: Domain = None) -> Splits:
     """Split a setting's domains: teacher domains 80/20, student domain 80/10/10 with `shots` per class
     (or, given a `test` domain, student domain 8:1 train/val and `test` as the test split)."""
     missing = [d for d in (*setting.teacher_domains, setting.student_domain) if d not in domains]
     if missing:
         raise ValueError(f"setting {setting.name!r} needs domains {missing}, have {sorted(domains)}")
+    student_fractions = (0.8, 0.1, 0.1) if test is None else (8 / 9, 1 / 9)
+    for name, fractions in [*((t, (0.8, 0.2)) for t in setting.teacher_domains), (setting.student_domain, student_fractions)]:
+        counts, least = domains[name].class_counts(), min_per_class(fractions)
+        short = [f"{c} ({n})" for c, n in zip(domains[name].classes, counts) if n < least]
+        if short:
+            split = "/".join(f"{round(100 * f)}" for f in fractions)
+            raise ValueError(f"domain {domains[name].name}: the {split} split needs at least {least} images per class; "
+                             f"too few in {', '.join(short)}")
     indices, train, val = {"teacher": {}, "student": {}}, [], []
     for name in setting.teacher_domains:
         tr, va = stratified_split(domains[name].labels, (0.8, 0.2), seed)
@@ -349,14 +380,14 @@ def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50) -> Splits:
     "The splits of a DigitShift setting."
     return make_splits(digitshift(), get_setting(name), seed, shots)
 
-# %% ../nbs/00_data.ipynb #cell-059
+# %% ../nbs/00_data.ipynb #cell-062
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 def class_folders(root) -> list:
     "The class names of an image folder: its sub-folders, sorted, hidden ones left out."
     return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
 
-# %% ../nbs/00_data.ipynb #cell-062
+# %% ../nbs/00_data.ipynb #cell-065
 def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes: list = None, cache: bool = True) -> Domain:
     "Decode (once) an image folder, one sub-folder per class (only `classes`, in that order, if given), into a domain."
     root = Path(root)
@@ -383,18 +414,27 @@ def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes:
         raise ValueError(f"image folder {root}: class folder(s) with no readable images: {', '.join(empty)}")
     return Domain(name or root.name, images.float() / 255, torch.tensor(labels, dtype=torch.long), classes)
 
-# %% ../nbs/00_data.ipynb #cell-064
+# %% ../nbs/00_data.ipynb #cell-067
 def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
     "A key for a folder's content: each file's relative path, size and modification time, the classes, the size."
     stats = [(str(p.relative_to(root)), *(lambda st: (st.st_size, st.st_mtime_ns))(p.stat())) for _, p in files]
     return hashlib.sha256(json.dumps([stats, list(classes), size]).encode()).hexdigest()[:24]
+
+def as_rgb(im: Image.Image) -> Image.Image:
+    "An image as 8-bit RGB: 16- and 32-bit grey scaled to 8 bits (not clipped to white), palettes with transparency through RGBA."
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(im, dtype=np.float64)
+        full = 65535.0 if im.mode.startswith("I;16") or grey.max() <= 65535 else grey.max()
+        return Image.fromarray((grey / full * 255).round().clip(0, 255).astype(np.uint8)).convert("RGB")
+    if im.mode == "P" and "transparency" in im.info: im = im.convert("RGBA")
+    return im.convert("RGB")
 
 def _decode(files: list, size: int) -> dict:
     images, labels, skipped = [], [], []
     for label, path in files:
         try:
             with Image.open(path) as im:
-                rgb = im.convert("RGB").resize((size, size), Image.BILINEAR)
+                rgb = as_rgb(im).resize((size, size), Image.BILINEAR)
         except Exception:
             skipped.append(str(path)); continue
         images.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()))
@@ -407,7 +447,7 @@ def _load_decoded(path: Path):
     try: return torch.load(path, weights_only=True)
     except Exception: return None  # a damaged cache file is rebuilt
 
-# %% ../nbs/00_data.ipynb #cell-066
+# %% ../nbs/00_data.ipynb #cell-070
 def write_image_folder(domain: Domain, root) -> Path:
     "Write a domain as an image folder of PNGs, one sub-folder per class."
     root = Path(root)
@@ -417,7 +457,7 @@ def write_image_folder(domain: Domain, root) -> Path:
         Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(folder / f"{i:05d}.png")
     return root
 
-# %% ../nbs/00_data.ipynb #cell-069
+# %% ../nbs/00_data.ipynb #cell-073
 def folder_setting_name(teacher_roots, student_root) -> str:
     "A setting's name from its folders, DigitShift style: `TEACHER+TEACHER-STUDENT` (just `STUDENT` without teachers)."
     return "-".join(filter(None, ["+".join(Path(r).name for r in teacher_roots), Path(student_root).name]))
@@ -434,7 +474,7 @@ def folder_domains(teacher_roots, student_root, size: int = IMAGE_SIZE, classes:
     domains = {d.name: d for d in (*teacher, student)}
     return domains, Setting(folder_setting_name(teacher_roots, student_root), tuple(d.name for d in teacher), student.name)
 
-# %% ../nbs/00_data.ipynb #cell-072
+# %% ../nbs/00_data.ipynb #cell-076
 def empty_domain(name: str, classes: list, size: int = IMAGE_SIZE) -> Domain:
     "A domain with no images."
     return Domain(name, torch.empty(0, 3, size, size), torch.empty(0, dtype=torch.long), list(classes))
@@ -447,7 +487,7 @@ def folder_splits(student_root, seed: int = 0, shots: int = 50, student_test=Non
     test = None if student_test is None else image_folder_domain(student_test, size, f"student-test:{Path(student_test).name}", student.classes)
     return make_splits(domains, setting, seed, shots, test)
 
-# %% ../nbs/00_data.ipynb #cell-075
+# %% ../nbs/00_data.ipynb #cell-079
 @dataclass(frozen=True)
 class Benchmark:
     "A downloadable benchmark: its domains (letter to accepted folder names), class count and settings."
@@ -464,7 +504,7 @@ DATASETS = {
     "visda": Benchmark("VisDA-2017", 12, {"S": ("train",), "R": ("validation",)}, ("S-R",)),
 }
 
-# %% ../nbs/00_data.ipynb #cell-078
+# %% ../nbs/00_data.ipynb #cell-082
 def _domain_folder(root: Path, names: tuple):
     for name in names:
         folder = root / name

@@ -4,30 +4,32 @@
 
 # %% ../nbs/07_pipeline.ipynb #cell-002
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, inspect, json, shutil, time
+import contextlib, dataclasses, hashlib, inspect, json, math, shlex, shutil, time
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 import torchvision
 
 import augkd
 from .anchor import UNCERTAINTIES, AnchorNet, train_anchor
-from .data import (DATASETS, SETTINGS, atomic_save, dataset_folders, exclusive, folder_setting_name, folder_splits,
+from .data import (DATASETS, SETTINGS, atomic_save, content_hash, dataset_folders, exclusive, folder_setting_name, folder_splits,
                         load_setting)
 from .generator import Encoder, Generator, train_generator
 from .mixup import SCHEDULES, train_mixup
 from .models import ARCHS, Normalized, create_model
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
-from .train import (PRECISIONS, Checkpoint, barrier, evaluate, init_distributed, is_main, resolve_device,
-                         seed_everything, training_state)
+from .train import (PRECISIONS, Checkpoint, barrier, evaluate, init_distributed, is_main, predict_logits,
+                         resolve_device, seed_everything, training_state)
 
 # %% auto #0
 __all__ = ['STAGE_FUNCTIONS', 'STAGES', 'FOLDER_FIELDS', 'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'PRESETS',
-           'MODEL_NAMES', 'stage_default', 'Config', 'validate_config', 'make_config', 'checkpoint_path',
+           'LOSS_WEIGHTS', 'MAX_BATCH', 'PROVENANCE', 'MODEL_NAMES', 'stage_default', 'Config', 'device_problem',
+           'validate_config', 'make_config', 'provenance', 'stage_key', 'differences', 'checkpoint_path',
            'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'build_models',
            'config_stages', 'method_name', 'config_splits', 'resolve_teacher', 'default_run_dir', 'check_run_dir',
-           'reuse_stages', 'run', 'RunParts', 'load_run']
+           'reuse_stages', 'run_teacher', 'run', 'RunParts', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-006
 STAGE_FUNCTIONS = {"generator": train_generator, "anchor": train_anchor, "mixup": train_mixup}
@@ -121,9 +123,10 @@ class Config:
         # fields added later are left out while at their defaults, so runs made before they existed keep their hashes
         return {k: v for k, v in self.to_dict().items() if k not in leave_out and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
-    def save(self, path) -> Path:
+    def save(self, path, provenance: dict = None) -> Path:
+        "Write the config, its hash and, for a run, its provenance (see `provenance`) as JSON."
         path = Path(path)
-        path.write_text(json.dumps({**self.to_dict(), "hash": self.hash()}, indent=2))
+        path.write_text(json.dumps({**self.to_dict(), "hash": self.hash(), **({"provenance": provenance} if provenance else {})}, indent=2))
         return path
 
     @classmethod
@@ -159,10 +162,26 @@ PRESETS = {
     "paper": dict(),
 }
 
+LOSS_WEIGHTS = ("w_adv", "w_oh", "w_ent", "w_bn", "beta", "w_mask", "w_ce")
+MAX_BATCH = 65536
+
+def device_problem(device: str) -> str:
+    "Why `device` cannot be used on this machine ('' when it can): a name torch does not know, or no such device."
+    if device == "auto": return ""
+    try: resolved = torch.device(device)
+    except (RuntimeError, ValueError): return "not a device name (auto, cpu, cuda, cuda:N, mps)"
+    if resolved.type == "cuda" and not torch.cuda.is_available(): return "no CUDA GPU is available here"
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    if resolved.type == "mps" and not torch.backends.mps.is_available(): return "Apple's MPS is not available here"
+    if resolved.type not in ("cpu", "cuda", "mps"): return "augkd runs on cpu, cuda or mps"
+    return ""
+
 def validate_config(config: Config, # the config to check
                    ) -> Config: # the same config, when every field is in range
     "Raise a one-line `ValueError` naming the first out-of-range field, its value and what is allowed."
-    checks = [
+    numbers = [f.name for f in fields(Config) if isinstance(getattr(config, f.name), float)]
+    checks = [(n, math.isfinite(getattr(config, n)), "a finite number") for n in numbers] + [
         ("preset", config.preset in PRESETS, f"one of {', '.join(PRESETS)}"),
         ("setting", config.setting in SETTINGS or bool(config.student_domain),
          f"one of {', '.join(SETTINGS)} (or any name with student_domain)"),
@@ -172,13 +191,22 @@ def validate_config(config: Config, # the config to check
         ("schedule", config.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
         ("dataset", config.dataset in ("", *DATASETS), f"one of {', '.join(DATASETS)} (or empty)"),
         ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+        ("device", not device_problem(config.device), f"a device this machine has ({device_problem(config.device)})"),
+        ("seed", 0 <= config.seed < 2 ** 32, "an integer from 0 to 2^32 - 1"),
         ("a", 0 < config.a <= 1, "0 < a <= 1"),
         ("b", 0 <= config.b <= 1, "0 <= b <= 1"),
         ("alpha", 0 <= config.alpha <= 1, "0 <= alpha <= 1"),
         ("u", 0 <= config.u <= 1, "0 <= u <= 1"),
-        ("batch_size", config.batch_size >= 2, "an integer >= 2"),
+        ("batch_size", 2 <= config.batch_size <= MAX_BATCH, f"an integer from 2 to {MAX_BATCH}"),
         ("shots", config.shots >= 0, "an integer >= 0 (0 keeps all)"),
         ("image_size", config.image_size >= 8 and config.image_size % 4 == 0, "a multiple of 4, at least 8"),
+        ("image_size", config.image_size == 32 or bool(config.student_domain),
+         "32 for DigitShift, whose images are 32x32 (other sizes with image folders or a dataset)"),
+        ("wd_s", config.wd_s >= 0, "a number >= 0"),
+    ] + [(n, getattr(config, n) >= 0, "a weight >= 0") for n in LOSS_WEIGHTS] + [
+        (n, not getattr(config, n) or bool(config.student_domain), "only with student_domain (image folders); leave it empty")
+        for n in ("student_test", "teacher_domains", "classes")] + [
+        ("root", not config.root or bool(config.dataset), "only with dataset; leave it empty")
     ] + [(n, getattr(config, n) > 0, "a positive number")
          for n in ("latent_size", "gen_width", "enc_width", "enc_channels", "anchor_hidden", "anchor_channels",
                    "teacher_epochs", "gen_epochs", "gen_iters", "k", "anchor_epochs", "mixup_epochs",
@@ -220,6 +248,28 @@ def _absolute_paths(text: str) -> str:
     return ",".join(str(Path(p).expanduser().resolve()) for p in _names(text))
 
 # %% ../nbs/07_pipeline.ipynb #cell-019
+PROVENANCE = {"teacher": "the teacher's weights", "data": "the student domain's data", "augkd": "augkd's version"}
+
+def provenance(splits, # the run's splits
+               teacher: nn.Module, # the run's teacher, its outputs in the student domain's class order
+              ) -> dict:
+    "What a run's stages depend on beyond its config, by content: the teacher's weights, the student domain's splits, augkd's version."
+    student = {k: [getattr(splits, k).images, getattr(splits, k).labels, list(getattr(splits, k).classes)]
+               for k in ("student_train", "student_val", "student_test")}
+    return {"teacher": content_hash(teacher.state_dict()), "data": content_hash(student), "augkd": augkd.__version__}
+
+def stage_key(config: Config, stage: str, provenance: dict) -> str:
+    "The key of `stage`'s inputs: the config's stage hash and the run's provenance."
+    return _short_hash({"config": config.stage_hash(stage), **provenance})
+
+def differences(recorded_config: dict, recorded_provenance: dict, config: Config, provenance: dict, leave_out=()) -> list:
+    "What differs between a recorded config and provenance and these, as `field old -> new` and provenance names."
+    if recorded_config is None: return ["its inputs (written by an earlier augkd, which recorded none)"]
+    changed = [f"{k} {recorded_config.get(k, LATER_FIELDS.get(k))!r} -> {v!r}" for k, v in config.to_dict().items()
+               if k not in leave_out and recorded_config.get(k, LATER_FIELDS.get(k)) != v]
+    return changed + [PROVENANCE[k] for k in PROVENANCE if (recorded_provenance or {}).get(k) != provenance.get(k)]
+
+# %% ../nbs/07_pipeline.ipynb #cell-021
 def checkpoint_path(run_dir, # a run directory
                     stage: str, # one of `STAGES`
                    ) -> Path:
@@ -227,32 +277,38 @@ def checkpoint_path(run_dir, # a run directory
     return Path(run_dir) / "ckpt" / f"{stage}.pt"
 
 def save_checkpoint(run_dir, stage: str, # where, and which stage
-                    config: Config, # the run's config (its hashes are recorded)
+                    config: Config, # the run's config
+                    provenance: dict, # the run's `provenance`
                     state: dict, # a `training_state` snapshot
                     seconds: float, # seconds the stage has trained so far
                     done: bool = False, # whether the stage has finished
+                    trained_under: list = None, # every config the stage trained under (default: `config` alone)
                     **info, # what the stage returned beside its models and history
                    ) -> Path:
     "Write a stage checkpoint atomically."
-    return atomic_save({"stage": stage, "config_hash": config.hash(), "stage_hash": config.stage_hash(stage),
+    return atomic_save({"stage": stage, "stage_hash": stage_key(config, stage, provenance), "config": config.to_dict(),
+                        "provenance": provenance, "trained_under": trained_under or [config.to_dict()],
                         "done": done, "seconds": seconds, "state": state, "info": info}, checkpoint_path(run_dir, stage))
 
 def load_checkpoint(run_dir, stage: str, # where, and which stage
-                    config: Config = None, # the run's config: refuse a checkpoint of other stage inputs (None: no check)
-                    force: bool = False): # accept a checkpoint of other stage inputs
-    "The stage's checkpoint, or None; refuses one whose stage inputs differ from `config`'s unless `force`."
+                    config: Config = None, # the run's config: refuse a checkpoint of other inputs (None: no check)
+                    provenance: dict = None, # the run's `provenance` (with `config`)
+                    force: bool = False): # accept a checkpoint of other inputs
+    "The stage's checkpoint, or None; refuses one whose inputs differ from `config`'s and `provenance`'s unless `force`, naming what differs."
     path = checkpoint_path(run_dir, stage)
     if not path.exists(): return None
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupt): {e}") from None
-    if config is not None and ckpt["stage_hash"] != config.stage_hash(stage) and not force:
-        raise ValueError(f"checkpoint {path} was written under another config (stage hash {ckpt['stage_hash']}, "
-                         f"this run {config.stage_hash(stage)}); use another output directory, or force the resume")
+    if config is not None and ckpt["stage_hash"] != stage_key(config, stage, provenance) and not force:
+        later = {f for s in STAGES[STAGES.index(stage) + 1:] for f in STAGE_FIELDS[s]} | {"device", "preset"}
+        what = differences(ckpt.get("config"), ckpt.get("provenance"), config, provenance, later)
+        raise ValueError(f"checkpoint {path} was made from other inputs ({', '.join(what)}); "
+                         "use another output directory, or force the resume")
     return ckpt
 
-# %% ../nbs/07_pipeline.ipynb #cell-021
+# %% ../nbs/07_pipeline.ipynb #cell-023
 def _metric_lines(stage: str, history: list) -> list:
     return [json.dumps({"stage": stage, **row}) for row in history]
 
@@ -276,14 +332,16 @@ def read_metrics(run_dir, # a run directory
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
 
-# %% ../nbs/07_pipeline.ipynb #cell-023
-def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, force: bool, progress: bool) -> dict:
-    "Run, resume or skip one stage; returns the stage function's result and the stage's info."
-    ckpt = load_checkpoint(run_dir, stage, config, force)
+# %% ../nbs/07_pipeline.ipynb #cell-025
+def _run_stage(run_dir, stage: str, config: Config, prov: dict, modules: dict, train_fn, force: bool, progress: bool) -> dict:
+    "Run, resume or skip one stage; returns the stage function's result, the stage's info and the configs it trained under."
+    ckpt = load_checkpoint(run_dir, stage, config, prov, force)
+    trained_under = list((ckpt or {}).get("trained_under") or [])
     if ckpt is not None and ckpt["done"]:
         for name, module in modules.items(): module.load_state_dict(ckpt["state"]["modules"][name])
         if progress: print(f"{stage}: finished earlier, skipped")
-        return {"history": ckpt["state"]["history"], **ckpt["info"], "seconds": ckpt["seconds"]}
+        return {"history": ckpt["state"]["history"], **ckpt["info"], "seconds": ckpt["seconds"], "trained_under": trained_under}
+    if config.to_dict() not in trained_under: trained_under.append(config.to_dict())
     barrier()  # every process has read the checkpoint before rank 0 writes the next one
     if ckpt is None: seed_everything(config.seed + STAGES.index(stage) + 1)
     elif progress: print(f"{stage}: resuming after epoch {ckpt['state']['epoch']}")
@@ -291,18 +349,18 @@ def _run_stage(run_dir, stage: str, config: Config, modules: dict, train_fn, for
 
     def save(state):
         if not is_main(): return
-        save_checkpoint(run_dir, stage, config, state, spent + time.time() - start)
+        save_checkpoint(run_dir, stage, config, prov, state, spent + time.time() - start, trained_under=trained_under)
         append_metrics(run_dir, stage, state["history"][-1])
 
     result = train_fn(callbacks=[Checkpoint(ckpt["state"] if ckpt else None, save)])
     info = {k: v for k, v in result.items() if k not in modules and k != "history"}
     seconds = spent + time.time() - start
     if is_main():
-        save_checkpoint(run_dir, stage, config, training_state(len(result["history"]), modules, history=result["history"]),
-                        seconds, done=True, **info)
-    return {"history": result["history"], **info, "seconds": seconds}
+        save_checkpoint(run_dir, stage, config, prov, training_state(len(result["history"]), modules, history=result["history"]),
+                        seconds, done=True, trained_under=trained_under, **info)
+    return {"history": result["history"], **info, "seconds": seconds, "trained_under": trained_under}
 
-# %% ../nbs/07_pipeline.ipynb #cell-025
+# %% ../nbs/07_pipeline.ipynb #cell-027
 MODEL_NAMES = ("student", "generator", "encoder", "anchor")
 
 def build_models(config: Config, # the architectures and widths
@@ -320,7 +378,7 @@ def build_models(config: Config, # the architectures and widths
               "anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels)}
     return {name: makers[name]().to(device or "cpu") for name in names}
 
-# %% ../nbs/07_pipeline.ipynb #cell-028
+# %% ../nbs/07_pipeline.ipynb #cell-030
 def config_stages(config: Config) -> tuple:
     "The stages a config runs: all three, or stages 1 and 3 when `use_anchor` is off (z_a = z needs no AnchorNet)."
     return tuple(s for s in STAGES if s != "anchor" or config.use_anchor)
@@ -335,7 +393,7 @@ def config_splits(config: Config):
     return folder_splits(config.student_domain, config.seed, config.shots, config.student_test or None,
                          _names(config.teacher_domains), _names(config.classes) or None, config.image_size)
 
-# %% ../nbs/07_pipeline.ipynb #cell-031
+# %% ../nbs/07_pipeline.ipynb #cell-033
 def resolve_teacher(config: Config, # the run's config (setting, teacher architecture and epochs, image size)
                     splits, # the run's splits (their class order is the one the teacher must follow)
                     device, # where the teacher goes
@@ -345,6 +403,16 @@ def resolve_teacher(config: Config, # the run's config (setting, teacher archite
                     norm = None, # with a plain state dict: its input normalization ("mean,std" or six numbers)
                    ):
     "The run's teacher with its outputs in the student domain's class order: the file `path`, or the setting's cached teacher."
+    return _finite_outputs(_teacher(config, splits, device, progress, path, classes, norm), splits)
+
+def _finite_outputs(teacher, splits):
+    "The teacher, once its outputs on the student domain's first training images are finite (broken weights are refused)."
+    logits = predict_logits(teacher, splits.student_train.images[:256])
+    if not torch.isfinite(logits).all():
+        raise ValueError("the teacher's outputs on the student domain are not finite (NaN or inf): its weights are broken")
+    return teacher
+
+def _teacher(config: Config, splits, device, progress: bool, path, classes, norm):
     if path is not None:
         path = Path(path)
         norm = parse_norm(norm) if isinstance(norm, str) else norm
@@ -362,7 +430,7 @@ def resolve_teacher(config: Config, # the run's config (setting, teacher archite
     return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
                           splits=own, key=key)[0]
 
-# %% ../nbs/07_pipeline.ipynb #cell-034
+# %% ../nbs/07_pipeline.ipynb #cell-037
 def default_run_dir(config: Config) -> Path:
     "Where a run goes when no directory is given: `runs/SETTING-PRESET-sSEED`."
     return Path("runs") / f"{config.setting}-{config.preset}-s{config.seed}"
@@ -370,26 +438,30 @@ def default_run_dir(config: Config) -> Path:
 def check_run_dir(config: Config, # the config about to run
                   out, # the run directory
                   resume: bool = False, # continue the run in `out`
-                  force: bool = False): # with `resume`: accept a run made under another config
-    "Refuse to start a run in a directory that holds one, or to resume one made under another config."
+                  force: bool = False, # with `resume`: accept a run made under another config
+                  provenance: dict = None): # the run's `provenance`, once known: compared with the recorded one
+    "Refuse to start a run in a directory that holds one, or to resume one made from other inputs, naming what differs."
     out = Path(out)
     if (out / "config.json").exists() and not resume:
         raise ValueError(f"{out} already holds a run: pass resume=True (--resume) to continue it, or choose another output directory")
-    if resume and (out / "config.json").exists():
-        saved = Config.load(out)
-        if saved.hash() != config.hash() and not force:
-            raise ValueError(f"{out} holds a run with another config (hash {saved.hash()}, asked {config.hash()}); "
+    if resume and (out / "config.json").exists() and not force:
+        recorded = json.loads((out / "config.json").read_text())
+        what = differences(recorded, recorded.get("provenance"), config, provenance or recorded.get("provenance") or {},
+                           leave_out={"device"})
+        if what:
+            raise ValueError(f"{out} holds a run with another config or inputs ({', '.join(what)}); "
                              "use another output directory, or force the resume")
 
 def reuse_stages(config: Config, # the config about to run
+                 provenance: dict, # its `provenance`: the teacher and data must match too
                  out, # its run directory
                  sources, # run directories whose finished stages may be copied in
                 ) -> list: # the names of the stages copied in
-    "Copy into `out` the finished stages of the runs in `sources` whose stage inputs equal `config`'s."
+    "Copy into `out` the finished stages of the runs in `sources` whose stage inputs equal this run's."
     reused = []
     for stage in config_stages(config):
         if checkpoint_path(out, stage).exists(): continue
-        match = next((checkpoint_path(src, stage) for src in sources if _finished_as(src, stage, config)), None)
+        match = next((checkpoint_path(src, stage) for src in sources if _finished_as(src, stage, config, provenance)), None)
         if match is None: break
         tmp = checkpoint_path(out, stage).with_suffix(".tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -397,15 +469,16 @@ def reuse_stages(config: Config, # the config about to run
         reused.append(stage)
     return reused
 
-def _finished_as(run_dir, stage: str, config: Config) -> bool:
+def _finished_as(run_dir, stage: str, config: Config, provenance: dict) -> bool:
     try: ckpt = load_checkpoint(run_dir, stage)
     except ValueError: return False
-    return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] == config.stage_hash(stage)
+    return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] == stage_key(config, stage, provenance)
 
-# %% ../nbs/07_pipeline.ipynb #cell-037
-def _run_stages(config: Config, out: Path, splits, teacher_model, device, start: float, force: bool, progress: bool) -> dict:
+# %% ../nbs/07_pipeline.ipynb #cell-040
+def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, device, start: float, force: bool,
+                progress: bool) -> dict:
     "Stages 1 to 3 and the results, for `run`."
-    histories = {s: (load_checkpoint(out, s, config, force) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
+    histories = {s: (load_checkpoint(out, s, config, prov, force) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
     if is_main(): rewrite_metrics(out, histories)
     models = build_models(config, len(splits.classes), teacher_model, device)
     student, generator, encoder, anchor = (models[n] for n in MODEL_NAMES)
@@ -414,21 +487,22 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, device, start:
     stage = lambda fn, **models: (lambda **kw: fn(teacher_model, **models, **config.stage_args(fn), progress=progress, **kw))
     student_domain = dict(train=splits.student_train, val=splits.student_val)
 
-    stage1 = _run_stage(out, "generator", config, {"generator": generator, "encoder": encoder, "student": student},
+    stage1 = _run_stage(out, "generator", config, prov, {"generator": generator, "encoder": encoder, "student": student},
                         stage(train_generator, student=student, generator=generator, encoder=encoder), force, progress)
     stage1_student = evaluate(student, splits.student_val)
     if "anchor" in config_stages(config):
-        stage2 = _run_stage(out, "anchor", config, {"anchor": anchor},
+        stage2 = _run_stage(out, "anchor", config, prov, {"anchor": anchor},
                             stage(train_anchor, generator=generator, encoder=encoder, anchor=anchor, **student_domain), force, progress)
     else:
         anchor, stage2 = None, {"history": [], "skipped": "use_anchor is off: z_a = z"}
-    stage3 = _run_stage(out, "mixup", config, {"student": student},
+    stage3 = _run_stage(out, "mixup", config, prov, {"student": student},
                         stage(train_mixup, student=student, generator=generator, encoder=encoder, anchor=anchor, **student_domain),
                         force, progress)
 
-    stage_info = lambda r: {k: v for k, v in r.items() if k != "history"}
+    # a stage trained under another config too (a forced resume) says so: the records match what was trained
+    stage_info = lambda r: {k: v for k, v in r.items() if k != "history" and (k != "trained_under" or v not in ([], [config.to_dict()]))}
     results = {"method": method_name(config), "setting": config.setting, "seed": config.seed, "preset": config.preset,
-               "config": config.to_dict(), "teacher": evaluate(teacher_model, splits.student_test),
+               "config": config.to_dict(), "provenance": prov, "teacher": evaluate(teacher_model, splits.student_test),
                "student": evaluate(student, splits.student_test),
                "stages": {"generator": {**stage_info(stage1), "student_val": stage1_student},
                           "anchor": stage_info(stage2), "mixup": stage_info(stage3)},
@@ -440,15 +514,21 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, device, start:
               f"on {config.setting}'s student-domain test split; results in {out / 'results.json'}")
     return results
 
-# %% ../nbs/07_pipeline.ipynb #cell-039
-def _resume_hint(out, config: Config) -> str:
+# %% ../nbs/07_pipeline.ipynb #cell-042
+def _resume_hint(out) -> str:
     return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
-            f"`augkd run --out {out} --resume` and the same options (preset {config.preset}, setting {config.setting}, seed {config.seed})")
+            f"`augkd run --out {shlex.quote(str(out))} --resume` (the run's own config and teacher are used)")
+
+def run_teacher(out, teacher = None, teacher_classes = None, teacher_norm = None, resume: bool = False) -> dict:
+    "The run's teacher as `resolve_teacher` takes it: the one given, or on a resume without one, the run's own (`teacher.json`)."
+    if teacher is None and resume and (Path(out) / "teacher.json").exists():
+        return json.loads((Path(out) / "teacher.json").read_text())
+    return {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes, "norm": teacher_norm}
 
 def run(config: Config = None, # the run's settings (default: the `default` preset)
         out = None, # the run directory (default: `default_run_dir(config)`)
         resume: bool = False, # continue the run in `out` from its last checkpoint
-        teacher = None, # a teacher file or directory (default: the setting's cached teacher)
+        teacher = None, # a teacher file or directory (default: the setting's cached teacher; on a resume, the run's own)
         force: bool = False, # with `resume`: accept checkpoints written under another config
         progress: bool = True, # show progress bars and a line per epoch
         reuse = (), # run directories whose finished stages are copied in when their inputs match
@@ -462,28 +542,29 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
     device = init_distributed(config.device)
     progress = progress and is_main()
     check_run_dir(config, out, resume, force)
-    barrier()  # every process has looked at the directory before rank 0 writes to it
     splits = config_splits(config)
-    spec = {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes,
-            "norm": teacher_norm}
+    spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume)
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
+    prov = provenance(splits, teacher_model)
+    check_run_dir(config, out, resume, force, prov)  # nothing is written before every check has passed
+    for stage in STAGES: load_checkpoint(out, stage, config, prov, force)
+    barrier()  # every process has looked at the directory before rank 0 writes to it
     with exclusive(out / ".lock", f"run directory {out}") if is_main() else contextlib.nullcontext():
         if is_main():
-            check_run_dir(config, out, resume, force)  # again: a run started meanwhile has finished or failed
+            check_run_dir(config, out, resume, force, prov)  # again: a run started meanwhile has finished or failed
             (out / "ckpt").mkdir(parents=True, exist_ok=True)
-            if not (resume and teacher is None and (out / "teacher.json").exists()):
-                (out / "teacher.json").write_text(json.dumps(spec))
-            for stage in reuse_stages(config, out, [Path(r) for r in reuse]):
+            (out / "teacher.json").write_text(json.dumps(spec))
+            for stage in reuse_stages(config, prov, out, [Path(r) for r in reuse]):
                 if progress: print(f"{stage}: reused from an earlier run with the same inputs")
-            config.save(out / "config.json")
+            config.save(out / "config.json", prov)
             (out / "splits.json").write_text(json.dumps(splits.indices))
         barrier()
         try:
-            return _run_stages(config, out, splits, teacher_model, device, start, force, progress)
+            return _run_stages(config, out, splits, teacher_model, prov, device, start, force, progress)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(_resume_hint(out, config)) from None
+            raise KeyboardInterrupt(_resume_hint(out)) from None
 
-# %% ../nbs/07_pipeline.ipynb #cell-045
+# %% ../nbs/07_pipeline.ipynb #cell-048
 @dataclass
 class RunParts:
     "What a run directory holds, loaded: config, splits, teacher, G, E, AnchorNet, students, metrics, results."

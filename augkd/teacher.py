@@ -4,19 +4,19 @@
 
 # %% ../nbs/03_teacher.ipynb #cell-003
 from __future__ import annotations
-import hashlib, json, time
+import json, time
 from pathlib import Path
 
 import torch
 
-from .data import Splits, atomic_save, cache_dir, exclusive, load_setting
+from .data import Splits, atomic_save, cache_dir, content_hash, exclusive, load_setting
 from .models import Normalized, channel_stats, create_model
 from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
 
 # %% auto #0
-__all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'train_teacher', 'teacher_run',
-           'cached_teacher', 'plain_state_dict', 'classifier_outputs', 'parse_norm', 'load_teacher_file',
-           'teacher_fingerprint', 'match_classes']
+__all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'is_teacher_checkpoint',
+           'train_teacher', 'teacher_run', 'cached_teacher', 'plain_state_dict', 'classifier_outputs', 'parse_norm',
+           'load_teacher_file', 'teacher_fingerprint', 'match_classes']
 
 # %% ../nbs/03_teacher.ipynb #cell-006
 TEACHER_FORMAT = "augkd-teacher-1"
@@ -36,6 +36,14 @@ def load_teacher(path, device=None) -> tuple:
     net.load_state_dict(ckpt["state_dict"])
     model = Normalized(net, ckpt["mean"], ckpt["std"]).to(resolve_device(device)).eval()
     return model, {k: v for k, v in ckpt.items() if k != "state_dict"}
+
+def is_teacher_checkpoint(path) -> bool:
+    "Whether `path` (a file, or a directory holding `teacher.pt`) is an augkd teacher checkpoint, which names its architecture."
+    path = Path(path)
+    file = path / "teacher.pt" if path.is_dir() else path
+    try: ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception: return False
+    return isinstance(ckpt, dict) and ckpt.get("format") == TEACHER_FORMAT
 
 # %% ../nbs/03_teacher.ipynb #cell-009
 def train_teacher(splits: Splits, arch: str = "cnn_large", epochs: int = 6, seed: int = 0, batch_size: int = 128,
@@ -146,25 +154,11 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
 def teacher_fingerprint(path = None, # a teacher file or directory (None: the setting's cached teacher)
                         classes = None, norm = None, # as given for a plain state dict
                        ) -> str:
-    "A short key for a teacher: a hash of its file's tensors and metadata and the given classes and normalization, or 'cached'."
+    "A short key for a teacher: the `content_hash` of its file's tensors and metadata with the given classes and normalization, or 'cached'."
     if path is None: return "cached"
     path = Path(path)
     file = path / "teacher.pt" if path.is_dir() else path
-    digest = hashlib.sha256()
-    _digest_content(torch.load(file, map_location="cpu", weights_only=True), digest)
-    digest.update(json.dumps([classes, norm], default=str).encode())
-    return digest.hexdigest()[:16]
-
-def _digest_content(obj, digest) -> None:
-    "Feed `obj` (nested dicts, lists and tensors) into `digest` by content, keys sorted: a file's name inside its archive does not count."
-    if torch.is_tensor(obj):
-        obj = obj.detach().cpu().contiguous()
-        digest.update(f"{obj.dtype}{tuple(obj.shape)}".encode()); digest.update(obj.view(-1).view(torch.uint8).numpy().tobytes())
-    elif isinstance(obj, dict):
-        for key in sorted(obj, key=str): digest.update(str(key).encode()); _digest_content(obj[key], digest)
-    elif isinstance(obj, (list, tuple)):
-        for item in obj: _digest_content(item, digest)
-    else: digest.update(json.dumps(obj, default=str).encode())
+    return content_hash([torch.load(file, map_location="cpu", weights_only=True), classes, norm])
 
 # %% ../nbs/03_teacher.ipynb #cell-026
 def match_classes(model: Normalized, teacher_classes: list, student_classes: list) -> Normalized:

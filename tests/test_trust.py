@@ -57,3 +57,91 @@ def test_two_writers_of_one_run_directory(tmp_path):
     assert "is being written by process" in refused or "already holds a run" in refused
     rows = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == len(set(rows)) == 7, "each epoch's metrics once"
+
+
+def test_the_teacher_and_data_are_part_of_a_runs_identity(cli, tmp_path):
+    assert cli("run", *QUICK, "--out", "a").returncode == 0
+    other = cli("train-teacher", "--setting", "HP-M", "--arch", "cnn_small", "--epochs", "1", "--seed", "1", "--out", "t")
+    assert other.returncode == 0, other.stderr
+
+    reused = cli("run", *QUICK, "--teacher", "t", "--out", "b", "--reuse", "a")
+    assert reused.returncode == 0, reused.stderr
+    assert "reused" not in reused.stdout, "stages trained with another teacher must not be reused"
+
+    recorded = (tmp_path / "a" / "teacher.json").read_bytes()
+    refused = cli("run", *QUICK, "--teacher", "t", "--out", "a", "--resume")
+    assert refused.returncode == 2 and "the teacher's weights" in refused.stderr, refused.stderr
+    assert (tmp_path / "a" / "teacher.json").read_bytes() == recorded, "a refused command writes nothing"
+
+    before = json.loads((tmp_path / "b" / "results.json").read_text())
+    again = cli("run", "--out", "b", "--resume", "--report", "false")  # the run's own config and teacher, nothing retyped
+    assert again.returncode == 0, again.stderr
+    after = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert (after["teacher"], after["student"], after["provenance"]) == (before["teacher"], before["student"], before["provenance"])
+
+    other_data = cli("run", *QUICK, "--shots", "20", "--out", "a", "--resume")
+    assert other_data.returncode == 2 and "shots 50 -> 20" in other_data.stderr
+
+
+def test_a_forced_resume_records_what_each_stage_was_trained_under(cli, tmp_path):
+    assert cli("run", *QUICK, "--out", "r").returncode == 0
+    forced = cli("run", *QUICK, "--a", "0.3", "--out", "r", "--resume", "--force")
+    assert forced.returncode == 0, forced.stderr
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["config"]["a"] == 0.3
+    assert [c["a"] for c in results["stages"]["mixup"]["trained_under"]] == [0.6], "stage 3 was trained with a = 0.6"
+
+
+# --- every value checked before anything is written ------------------------------------------------
+
+import pytest, torch
+from PIL import Image
+
+
+def plain_state_dict(path, nan=False):
+    from augkd.models import create_model
+    net = create_model("cnn_small", 10)
+    if nan:
+        with torch.no_grad(): next(net.parameters()).fill_(float("nan"))
+    torch.save(net.state_dict(), path)
+    return path
+
+
+TEACHER_FILE = ["--teacher-arch", "cnn_small", "--teacher-classes", ",".join(map(str, range(10))), "--teacher-norm", "0.5,0.25"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--w-bn", "-5"], "config field w_bn = -5.0 is out of range: allowed a weight >= 0"),
+    (["--lr-s", "inf"], "config field lr_s = inf is out of range: allowed a finite number"),
+    (["--wd-s", "-1"], "config field wd_s = -1.0 is out of range"),
+    (["--seed", "-1"], "config field seed = -1 is out of range"),
+    (["--batch-size", "100000000"], "config field batch_size = 100000000 is out of range"),
+    (["--image-size", "64"], "allowed 32 for DigitShift"),
+    (["--classes", "a,b"], "config field classes = 'a,b' is out of range: allowed only with student_domain"),
+    (["--device", "cuda:7"], "config field device = 'cuda:7' is out of range: allowed a device this machine has"),
+])
+def test_bad_values_are_refused_before_anything_is_written(cli, tmp_path, options, message):
+    done = cli("run", *QUICK, *options, "--out", "r")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == f"augkd run: error: {message}" or message in done.stderr.strip().splitlines()[0]
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_teacher_files_and_folders_are_checked_up_front(cli, tmp_path):
+    plain = plain_state_dict(tmp_path / "plain.pt")
+    no_arch = cli("run", *QUICK, "--teacher", plain, "--out", "r")
+    assert no_arch.returncode == 2 and "plain state dict: name its architecture (--teacher-arch)" in no_arch.stderr
+    broken = plain_state_dict(tmp_path / "nan.pt", nan=True)
+    for method in ("teacher", "kd"):
+        done = cli("bench", "--methods", method, "--settings", "HP-M", "--seeds", "0", "--preset", "quick",
+                   "--teacher", broken, *TEACHER_FILE, "--out", "b")
+        assert done.returncode == 2 and "the teacher's outputs on the student domain are not finite" in done.stderr, done.stderr
+    tiny = tmp_path / "tiny"
+    for c in range(10):
+        (tiny / str(c)).mkdir(parents=True)
+        for i in range(2): Image.new("RGB", (8, 8), (20 * c, 10 * i, 0)).save(tiny / str(c) / f"{i}.png")
+    few = cli("run", *QUICK, "--student-domain", tiny, "--teacher", plain, *TEACHER_FILE, "--out", "r")
+    assert few.returncode == 2 and "needs at least 8 images per class" in few.stderr, few.stderr
+    untrained = cli("train-teacher", "--epochs", "0", "--out", "t")
+    assert untrained.returncode == 2 and "--epochs 0 is out of range" in untrained.stderr
+    assert not any((tmp_path / name).exists() for name in ("r", "b", "t"))
