@@ -564,7 +564,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         except KeyboardInterrupt:
             raise KeyboardInterrupt(_resume_hint(out)) from None
 
-# %% ../nbs/07_pipeline.ipynb #cell-048
+# %% ../nbs/07_pipeline.ipynb #cell-049
 @dataclass
 class RunParts:
     "What a run directory holds, loaded: config, splits, teacher, G, E, AnchorNet, students, metrics, results."

@@ -1,10 +1,22 @@
 """Runs you can trust and share: no code runs from a run directory, benchmark cells are keyed by everything
 that shapes them, and one process writes a run directory at a time."""
-import json, os, pickle, subprocess, sys
+import json, os, pickle, shutil, subprocess, sys
 
 import numpy as np
+import pytest
+import torch
+from PIL import Image
 
 from conftest import QUICK
+
+
+@pytest.fixture(scope="session")
+def finished_quick_run(tmp_path_factory, augkd_cache):
+    "One finished `quick` run, made once; tests work on copies of it."
+    run = tmp_path_factory.mktemp("finished") / "run"
+    done = subprocess.run(["augkd", "run", *QUICK, "--out", str(run)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return run
 
 
 class Payload:
@@ -13,9 +25,8 @@ class Payload:
     def __reduce__(self): return (os.system, (f"touch {self.marker}",))
 
 
-def test_crafted_pickles_in_a_run_directory_never_run(cli, tmp_path):
-    run = tmp_path / "run"
-    assert cli("run", *QUICK, "--out", run).returncode == 0
+def test_crafted_pickles_in_a_run_directory_never_run(cli, tmp_path, finished_quick_run):
+    run = shutil.copytree(finished_quick_run, tmp_path / "run")
     viz, marker = run / "viz", tmp_path / "code-ran"
     viz.mkdir()
     for kind in ("pca", "umap"):
@@ -59,8 +70,8 @@ def test_two_writers_of_one_run_directory(tmp_path):
     assert len(rows) == len(set(rows)) == 7, "each epoch's metrics once"
 
 
-def test_the_teacher_and_data_are_part_of_a_runs_identity(cli, tmp_path):
-    assert cli("run", *QUICK, "--out", "a").returncode == 0
+def test_the_teacher_and_data_are_part_of_a_runs_identity(cli, tmp_path, finished_quick_run):
+    shutil.copytree(finished_quick_run, tmp_path / "a")
     other = cli("train-teacher", "--setting", "HP-M", "--arch", "cnn_small", "--epochs", "1", "--seed", "1", "--out", "t")
     assert other.returncode == 0, other.stderr
 
@@ -83,8 +94,8 @@ def test_the_teacher_and_data_are_part_of_a_runs_identity(cli, tmp_path):
     assert other_data.returncode == 2 and "shots 50 -> 20" in other_data.stderr
 
 
-def test_a_forced_resume_records_what_each_stage_was_trained_under(cli, tmp_path):
-    assert cli("run", *QUICK, "--out", "r").returncode == 0
+def test_a_forced_resume_records_what_each_stage_was_trained_under(cli, tmp_path, finished_quick_run):
+    shutil.copytree(finished_quick_run, tmp_path / "r")
     forced = cli("run", *QUICK, "--a", "0.3", "--out", "r", "--resume", "--force")
     assert forced.returncode == 0, forced.stderr
     results = json.loads((tmp_path / "r" / "results.json").read_text())
@@ -93,9 +104,6 @@ def test_a_forced_resume_records_what_each_stage_was_trained_under(cli, tmp_path
 
 
 # --- every value checked before anything is written ------------------------------------------------
-
-import pytest, torch
-from PIL import Image
 
 
 def plain_state_dict(path, nan=False):
