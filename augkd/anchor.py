@@ -37,14 +37,16 @@ class AnchorNet(nn.Module):
             nn.Conv1d(channels, 1, 3, padding=1), nn.Flatten())
         self.psi_linear = nn.Linear(latent_size, latent_size)
 
-    def mask(self, y: torch.Tensor) -> torch.Tensor:
+    def mask(self, y: torch.Tensor) -> torch.Tensor: # (B,) labels
         "The class mask m(y) in (0,1)^d."
         return self.mask_net(F.one_hot(y, self.num_classes).float())
 
-    def psi(self, z: torch.Tensor) -> torch.Tensor:
+    def psi(self, z: torch.Tensor) -> torch.Tensor: # (B, d) masked latents
+        "The latent mapping psi."
         return self.psi_linear(self.psi_conv(z.unsqueeze(1)))
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor) -> tuple:
+    def forward(self, z: torch.Tensor, # (B, d) latents E(x, y)
+                y: torch.Tensor) -> tuple: # (B,) their labels
         "The anchor latent z_a and the mask m."
         m = self.mask(y)
         return m * self.psi(z * m) + (1 - m) * z, m
@@ -151,16 +153,20 @@ def anchor_validation(teacher, generator, encoder, anchor, # the models, the Anc
     "A `Validate` function for stage 2: validation L_A, mask fraction, uncertainty and teacher accuracy before/after."
     device = next(teacher.parameters()).device
     val_x, val_y = val.images.to(device), val.labels.to(device)
+    scored = {k: score[k] for k in ("kind", "f_min", "f_max", "tau")}
+    with torch.no_grad():  # T, G and E are frozen: the "before" figures are the same every epoch, so computed once
+        t_rec = teacher(generator(encoder(val_x, val_y)[0]))
+        before = {"unc_before": uncertainty_score(t_rec, **scored).mean().item(),
+                  "teacher_acc_before": (t_rec.argmax(1) == val_y).float().mean().item()}
     def evaluate(learn) -> dict:
         anchor.eval()
-        views = anchor_views(teacher, generator, encoder, anchor, val_x, val_y)
         with torch.no_grad():
-            t_rec, t_anchor = teacher(views["x_rec"]), teacher(views["x_a"])
-            val_terms = anchor_terms(t_anchor, views["mask"], val_y, **score)
-        scored = {k: score[k] for k in ("kind", "f_min", "f_max", "tau")}
-        return {"val_loss": anchor_loss(val_terms, w_mask, w_ce).item(), "mask_open": views["mask"].mean().item(),
-                "unc_before": uncertainty_score(t_rec, **scored).mean().item(), "unc_after": val_terms["unc"].item(),
-                "teacher_acc_before": (t_rec.argmax(1) == val_y).float().mean().item(),
+            z_a, mask = anchor(encoder(val_x, val_y)[0], val_y)
+            t_anchor = teacher(generator(z_a))
+            val_terms = anchor_terms(t_anchor, mask, val_y, **score)
+        return {"val_loss": anchor_loss(val_terms, w_mask, w_ce).item(), "mask_open": mask.mean().item(),
+                "unc_before": before["unc_before"], "unc_after": val_terms["unc"].item(),
+                "teacher_acc_before": before["teacher_acc_before"],
                 "teacher_acc_after": (t_anchor.argmax(1) == val_y).float().mean().item()}
     return evaluate
 

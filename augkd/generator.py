@@ -36,7 +36,7 @@ class Generator(nn.Module):
             nn.BatchNorm2d(width // 4), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width // 4, channels, 3, padding=1), nn.Sigmoid())
 
-    def forward(self, z):
+    def forward(self, z): # (B, d) latents
         return self.body(self.project(z).view(len(z), self.width, self.init_size, self.init_size))
 
 # %% ../nbs/04_generator.ipynb #cell-008
@@ -62,7 +62,8 @@ class Encoder(nn.Module):
         features = out_channels * (image_size // 4) ** 2
         self.mu, self.logvar = nn.Linear(features, latent_size), nn.Linear(features, latent_size)
 
-    def forward(self, x, y) -> tuple:
+    def forward(self, x, # (B, channels, size, size) images in [0, 1]
+                y) -> tuple: # (B,) labels
         plane = self.label_plane(F.one_hot(y, self.label_plane.in_features).float())
         h = self.body(torch.cat([x, plane.view(-1, 1, self.image_size, self.image_size)], 1))
         return self.mu(h), self.logvar(h).clamp(-5, 3)

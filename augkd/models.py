@@ -11,8 +11,9 @@ import torch.nn as nn
 import torchvision
 
 # %% auto #0
-__all__ = ['TORCHVISION_ARCHS', 'SMALL_CNNS', 'ARCHS', 'conv_bn_relu', 'small_cnn', 'load_matching', 'set_bn_momentum',
-           'create_model', 'Normalized', 'channel_stats', 'bn_layers', 'recalibrate_bn']
+__all__ = ['TORCHVISION_ARCHS', 'SMALL_CNNS', 'ARCHS', 'STEMS', 'conv_bn_relu', 'small_cnn', 'resolve_stem', 'detect_stem',
+           'load_matching', 'set_bn_momentum', 'create_model', 'Normalized', 'channel_stats', 'bn_layers',
+           'recalibrate_bn']
 
 # %% ../nbs/01_models.ipynb #cell-005
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -52,8 +53,22 @@ TORCHVISION_ARCHS = {
 SMALL_CNNS = {"cnn_large": dict(widths=(32, 64, 128, 256), convs_per_width=1),
               "cnn_small": dict(widths=(16, 32, 64), convs_per_width=2)}
 ARCHS = [*SMALL_CNNS, *TORCHVISION_ARCHS]
+STEMS = ("auto", "small", "standard")
 
-# %% ../nbs/01_models.ipynb #cell-010
+def resolve_stem(stem: str, # one of `STEMS`
+                 image_size: int) -> str: # the input size
+    "`small` or `standard`: `auto` is `small` up to 64x64 inputs."
+    if stem not in STEMS: raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
+    return ("small" if image_size <= 64 else "standard") if stem == "auto" else stem
+
+def detect_stem(arch: str, # a name of `ARCHS`
+                state: dict) -> str: # a state dict for it
+    "The stem a ResNet state dict was trained with, from its first convolution's kernel; None where weights cannot tell."
+    kernel = state.get("conv1.weight")
+    if not arch.startswith("resnet") or kernel is None: return None
+    return "standard" if kernel.shape[-1] == 7 else "small"
+
+# %% ../nbs/01_models.ipynb #cell-011
 def load_matching(model: nn.Module, state: dict, source: str = "weights") -> list:
     "Load the tensors of `state` whose names and shapes match `model`; warn about the rest and return their names."
     own = model.state_dict()
@@ -71,13 +86,19 @@ def set_bn_momentum(model: nn.Module, momentum: float = 0.1) -> nn.Module:
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.momentum = momentum
     return model
 
-def create_model(arch: str, num_classes: int, image_size: int = 32, weights=None) -> nn.Module:
-    "A classifier by name (see `ARCHS`), adapted to `image_size`, optionally loaded from a local state-dict file."
+def create_model(arch: str, # one of `ARCHS`
+                 num_classes: int, # outputs of the classifier
+                 image_size: int = 32, # the input size (picks the stem when `stem` is auto)
+                 weights = None, # a local state-dict file to load what fits from
+                 stem: str = "auto", # a torchvision model's stem: small, standard or auto (see `resolve_stem`)
+                ) -> nn.Module:
+    "A classifier by name (see `ARCHS`) with the chosen stem, optionally loaded from a local state-dict file."
+    stem = resolve_stem(stem, image_size)
     if arch in SMALL_CNNS:
         model = small_cnn(num_classes=num_classes, **SMALL_CNNS[arch])
     elif arch in TORCHVISION_ARCHS:
         model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
-        if image_size <= 64: TORCHVISION_ARCHS[arch](model)
+        if stem == "small": TORCHVISION_ARCHS[arch](model)
     else:
         raise ValueError(f"unknown model {arch!r}; choose one of {', '.join(ARCHS)}")
     set_bn_momentum(model, 0.1)
@@ -85,7 +106,7 @@ def create_model(arch: str, num_classes: int, image_size: int = 32, weights=None
         load_matching(model, torch.load(weights, map_location="cpu", weights_only=True), str(weights))
     return model
 
-# %% ../nbs/01_models.ipynb #cell-015
+# %% ../nbs/01_models.ipynb #cell-016
 class Normalized(nn.Module):
     "A classifier that normalizes its [0,1] input with a per-channel `mean` and `std` first."
     def __init__(self, net: nn.Module, mean, std):
@@ -100,12 +121,12 @@ def channel_stats(images: torch.Tensor) -> tuple:
     "Per-channel mean and std of (N,C,H,W) images, as lists."
     return images.mean((0, 2, 3)).tolist(), images.std((0, 2, 3)).clamp_min(1e-3).tolist()
 
-# %% ../nbs/01_models.ipynb #cell-018
+# %% ../nbs/01_models.ipynb #cell-019
 def bn_layers(model: nn.Module) -> list:
     "The BatchNorm2d layers of `model`, in forward order."
     return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
 
-# %% ../nbs/01_models.ipynb #cell-021
+# %% ../nbs/01_models.ipynb #cell-022
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> nn.Module:
     "Re-estimate every BatchNorm's running mean and variance on `images` (in [0,1])."

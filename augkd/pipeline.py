@@ -18,7 +18,7 @@ from .data import (DATASETS, SETTINGS, atomic_save, content_hash, dataset_folder
                         load_setting)
 from .generator import Encoder, Generator, train_generator
 from .mixup import SCHEDULES, train_mixup
-from .models import ARCHS, Normalized, create_model
+from .models import ARCHS, STEMS, Normalized, create_model
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
 from .train import (PRECISIONS, Checkpoint, barrier, evaluate, init_distributed, is_main, predict_logits,
                          resolve_device, seed_everything, training_state)
@@ -35,7 +35,7 @@ __all__ = ['STAGE_FUNCTIONS', 'STAGES', 'FOLDER_FIELDS', 'LATER_FIELDS', 'CONFIG
 STAGE_FUNCTIONS = {"generator": train_generator, "anchor": train_anchor, "mixup": train_mixup}
 STAGES = tuple(STAGE_FUNCTIONS)
 
-def stage_default(name: str):
+def stage_default(name: str): # a config field that a stage function takes
     "The default of parameter `name` in the first stage function that takes it."
     for fn in STAGE_FUNCTIONS.values():
         parameter = inspect.signature(fn).parameters.get(name)
@@ -61,6 +61,8 @@ class Config:
     teacher_arch: str = "resnet34"  # used when the pipeline trains (and caches) the teacher itself
     teacher_epochs: int = 6
     student_arch: str = "mobilenet_v3_small"
+    teacher_stem: str = "auto"      # a torchvision teacher's stem: auto (small up to 64x64), small, standard; a ResNet file's own is read
+    student_stem: str = "auto"      # the student's stem: auto, small (keeps small images' resolution) or standard (torchvision's)
     latent_size: int = 100          # d
     gen_width: int = 256            # channels after G's first linear layer
     enc_width: int = 64             # channels of E's first block
@@ -106,7 +108,7 @@ class Config:
 
     def to_dict(self) -> dict: return asdict(self)
 
-    def stage_args(self, fn) -> dict:
+    def stage_args(self, fn) -> dict: # a stage function (or any function taking config fields by name)
         "The config's values of the parameters of `fn` that are config fields, by name."
         return {name: getattr(self, name) for name in inspect.signature(fn).parameters if name in CONFIG_FIELDS}
 
@@ -114,7 +116,7 @@ class Config:
         "A short hash of everything that changes results (the device does not count)."
         return _short_hash(self._hashed({"device"}))
 
-    def stage_hash(self, stage: str) -> str:
+    def stage_hash(self, stage: str) -> str: # one of `STAGES`
         "A short hash of what `stage`'s result depends on: the fields of that stage and of the stages before it."
         later = {f for s in STAGES[STAGES.index(stage) + 1:] for f in STAGE_FIELDS[s]}
         return _short_hash(self._hashed(later | {"device", "preset"}))
@@ -123,14 +125,16 @@ class Config:
         # fields added later are left out while at their defaults, so runs made before they existed keep their hashes
         return {k: v for k, v in self.to_dict().items() if k not in leave_out and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
-    def save(self, path, provenance: dict = None) -> Path:
-        "Write the config, its hash and, for a run, its provenance (see `provenance`) as JSON."
+    def save(self, path, # where config.json goes
+             provenance: dict = None) -> Path: # the run's `provenance`, recorded beside the config
+        "Write the config, its hash and, for a run, its provenance (see `provenance`) and the hash of both as JSON."
         path = Path(path)
-        path.write_text(json.dumps({**self.to_dict(), "hash": self.hash(), **({"provenance": provenance} if provenance else {})}, indent=2))
+        run = {"provenance": provenance, "run_hash": _short_hash({"config": self.hash(), **provenance})} if provenance else {}
+        path.write_text(json.dumps({**self.to_dict(), "hash": self.hash(), **run}, indent=2))
         return path
 
     @classmethod
-    def load(cls, path) -> Config:
+    def load(cls, path) -> Config: # a config.json, or the run directory holding one
         "The config saved at `path` (a config.json or a run directory)."
         path = Path(path)
         data = json.loads((path / "config.json" if path.is_dir() else path).read_text())
@@ -138,7 +142,8 @@ class Config:
 
 # %% ../nbs/07_pipeline.ipynb #cell-009
 FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
-LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "precision": "auto"}
+LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "precision": "auto", "teacher_stem": "auto",
+                "student_stem": "auto"}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 
 def _stage_fields(stage: str) -> tuple:
@@ -165,7 +170,7 @@ PRESETS = {
 LOSS_WEIGHTS = ("w_adv", "w_oh", "w_ent", "w_bn", "beta", "w_mask", "w_ce")
 MAX_BATCH = 65536
 
-def device_problem(device: str) -> str:
+def device_problem(device: str) -> str: # a device name, as the config's `device` field
     "Why `device` cannot be used on this machine ('' when it can): a name torch does not know, or no such device."
     if device == "auto": return ""
     try: resolved = torch.device(device)
@@ -191,6 +196,8 @@ def validate_config(config: Config, # the config to check
         ("schedule", config.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
         ("dataset", config.dataset in ("", *DATASETS), f"one of {', '.join(DATASETS)} (or empty)"),
         ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+        ("teacher_stem", config.teacher_stem in STEMS, f"one of {', '.join(STEMS)}"),
+        ("student_stem", config.student_stem in STEMS, f"one of {', '.join(STEMS)}"),
         ("device", not device_problem(config.device), f"a device this machine has ({device_problem(config.device)})"),
         ("seed", 0 <= config.seed < 2 ** 32, "an integer from 0 to 2^32 - 1"),
         ("a", 0 < config.a <= 1, "0 < a <= 1"),
@@ -258,11 +265,15 @@ def provenance(splits, # the run's splits
                for k in ("student_train", "student_val", "student_test")}
     return {"teacher": content_hash(teacher.state_dict()), "data": content_hash(student), "augkd": augkd.__version__}
 
-def stage_key(config: Config, stage: str, provenance: dict) -> str:
+def stage_key(config: Config, # the run's config
+              stage: str, # one of `STAGES`
+              provenance: dict) -> str: # the run's `provenance`
     "The key of `stage`'s inputs: the config's stage hash and the run's provenance."
     return _short_hash({"config": config.stage_hash(stage), **provenance})
 
-def differences(recorded_config: dict, recorded_provenance: dict, config: Config, provenance: dict, leave_out=()) -> list:
+def differences(recorded_config: dict, recorded_provenance: dict, # what a checkpoint or config.json recorded
+                config: Config, provenance: dict, # this run's
+                leave_out = ()) -> list: # fields that do not count (a later stage's, the device)
     "What differs between a recorded config and provenance and these, as `field old -> new` and provenance names."
     if recorded_config is None: return ["its inputs (written by an earlier augkd, which recorded none)"]
     changed = [f"{k} {recorded_config.get(k, LATER_FIELDS.get(k))!r} -> {v!r}" for k, v in config.to_dict().items()
@@ -372,22 +383,23 @@ def build_models(config: Config, # the architectures and widths
     "The run's student, generator, encoder and AnchorNet (those in `names`), freshly initialized from the config's seed."
     seed_everything(config.seed)
     d = config.latent_size
-    makers = {"student": lambda: Normalized(create_model(config.student_arch, num_classes, config.image_size), teacher.mean, teacher.std),
+    makers = {"student": lambda: Normalized(create_model(config.student_arch, num_classes, config.image_size, stem=config.student_stem),
+                                                teacher.mean, teacher.std),
               "generator": lambda: Generator(d, config.image_size, config.gen_width),
               "encoder": lambda: Encoder(d, num_classes, config.image_size, config.enc_width, config.enc_channels),
               "anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels)}
     return {name: makers[name]().to(device or "cpu") for name in names}
 
 # %% ../nbs/07_pipeline.ipynb #cell-030
-def config_stages(config: Config) -> tuple:
+def config_stages(config: Config) -> tuple: # the run's config
     "The stages a config runs: all three, or stages 1 and 3 when `use_anchor` is off (z_a = z needs no AnchorNet)."
     return tuple(s for s in STAGES if s != "anchor" or config.use_anchor)
 
-def method_name(config: Config) -> str:
+def method_name(config: Config) -> str: # the run's config
     "`augkd`, or the name of the ablation the config's switches select."
     return "augkd" + ("" if config.use_anchor else "_no_anchor") + ("" if config.use_mixup else "_no_mixup")
 
-def config_splits(config: Config):
+def config_splits(config: Config): # the run's config (setting or folders, seed, shots, image size)
     "The splits a config asks for: a DigitShift setting, or the setting's image folders."
     if not config.student_domain: return load_setting(config.setting, seed=config.seed, shots=config.shots)
     return folder_splits(config.student_domain, config.seed, config.shots, config.student_test or None,
@@ -418,20 +430,21 @@ def _teacher(config: Config, splits, device, progress: bool, path, classes, norm
         norm = parse_norm(norm) if isinstance(norm, str) else norm
         classes = _names(classes) if isinstance(classes, str) else classes
         model, meta = load_teacher_file(path / "teacher.pt" if path.is_dir() else path, config.teacher_arch, classes, norm,
-                                        config.image_size, device)
+                                        config.image_size, device, config.teacher_stem)
         return match_classes(model, meta["classes"], splits.classes)
     if not config.student_domain:
-        return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress)[0]
+        return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
+                              stem=config.teacher_stem)[0]
     if not config.teacher_domains:
         raise ValueError("a setting made from folders needs a teacher: a file (--teacher FILE) or teacher-domain folders "
                          "to train one on (--teacher-domains DIR ...)")
     own = splits if config.seed == 0 else config_splits(dataclasses.replace(config, seed=0))  # one teacher for all seeds
     key = _short_hash({"teacher_domains": config.teacher_domains, "classes": list(splits.classes), "size": config.image_size})
     return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
-                          splits=own, key=key)[0]
+                          splits=own, key=key, stem=config.teacher_stem)[0]
 
 # %% ../nbs/07_pipeline.ipynb #cell-037
-def default_run_dir(config: Config) -> Path:
+def default_run_dir(config: Config) -> Path: # the run's config
     "Where a run goes when no directory is given: `runs/SETTING-PRESET-sSEED`."
     return Path("runs") / f"{config.setting}-{config.preset}-s{config.seed}"
 
@@ -519,7 +532,9 @@ def _resume_hint(out) -> str:
     return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
             f"`augkd run --out {shlex.quote(str(out))} --resume` (the run's own config and teacher are used)")
 
-def run_teacher(out, teacher = None, teacher_classes = None, teacher_norm = None, resume: bool = False) -> dict:
+def run_teacher(out, # the run directory
+                teacher = None, teacher_classes = None, teacher_norm = None, # as `run` takes them
+                resume: bool = False) -> dict: # whether the run resumes (then its own teacher is the default)
     "The run's teacher as `resolve_teacher` takes it: the one given, or on a resume without one, the run's own (`teacher.json`)."
     if teacher is None and resume and (Path(out) / "teacher.json").exists():
         return json.loads((Path(out) / "teacher.json").read_text())

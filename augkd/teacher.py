@@ -10,21 +10,21 @@ from pathlib import Path
 import torch
 
 from .data import Splits, atomic_save, cache_dir, content_hash, exclusive, load_setting
-from .models import Normalized, channel_stats, create_model
+from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem
 from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
 
 # %% auto #0
 __all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'is_teacher_checkpoint',
            'train_teacher', 'teacher_run', 'cached_teacher', 'plain_state_dict', 'classifier_outputs', 'parse_norm',
-           'load_teacher_file', 'teacher_fingerprint', 'match_classes']
+           'state_dict_misfits', 'load_teacher_file', 'teacher_fingerprint', 'match_classes']
 
 # %% ../nbs/03_teacher.ipynb #cell-006
 TEACHER_FORMAT = "augkd-teacher-1"
 
-def save_teacher(path, model: Normalized, arch: str, classes: list, setting: str, image_size: int = 32) -> Path:
+def save_teacher(path, model: Normalized, arch: str, classes: list, setting: str, image_size: int = 32, stem: str = "auto") -> Path:
     "Write a teacher checkpoint (atomically)."
     return atomic_save({"format": TEACHER_FORMAT, "arch": arch, "classes": list(classes), "setting": setting,
-                        "image_size": image_size, "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+                        "image_size": image_size, "stem": resolve_stem(stem, image_size), "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
                         "state_dict": {k: v.detach().cpu() for k, v in model.net.state_dict().items()}}, path)
 
 def load_teacher(path, device=None) -> tuple:
@@ -32,7 +32,7 @@ def load_teacher(path, device=None) -> tuple:
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != TEACHER_FORMAT:
         raise ValueError(f"{path} is not an augkd teacher checkpoint (format {TEACHER_FORMAT})")
-    net = create_model(ckpt["arch"], len(ckpt["classes"]), ckpt["image_size"])
+    net = create_model(ckpt["arch"], len(ckpt["classes"]), ckpt["image_size"], stem=ckpt.get("stem", "auto"))
     net.load_state_dict(ckpt["state_dict"])
     model = Normalized(net, ckpt["mean"], ckpt["std"]).to(resolve_device(device)).eval()
     return model, {k: v for k, v in ckpt.items() if k != "state_dict"}
@@ -47,12 +47,12 @@ def is_teacher_checkpoint(path) -> bool:
 
 # %% ../nbs/03_teacher.ipynb #cell-009
 def train_teacher(splits: Splits, arch: str = "cnn_large", epochs: int = 6, seed: int = 0, batch_size: int = 128,
-                  lr: float = 2e-3, device=None, progress: bool = True) -> tuple:
+                  lr: float = 2e-3, device=None, progress: bool = True, stem: str = "auto") -> tuple:
     "Train a teacher on the teacher domains of `splits`; return it and its report."
     start = time.time()
     seed_everything(seed)
     mean, std = channel_stats(splits.teacher_train.images)
-    model = Normalized(create_model(arch, len(splits.classes)), mean, std).to(resolve_device(device))
+    model = Normalized(create_model(arch, len(splits.classes), stem=stem), mean, std).to(resolve_device(device))
     history = fit(model, splits.teacher_train, splits.teacher_val, epochs=epochs, lr=lr, batch_size=batch_size,
                   shift=2, colour=True, seed=seed, desc=f"teacher {arch}", progress=progress)
     model.eval()
@@ -62,15 +62,15 @@ def train_teacher(splits: Splits, arch: str = "cnn_large", epochs: int = 6, seed
     return model, report
 
 def teacher_run(setting: str = "HP-M", out=None, arch: str = "cnn_large", epochs: int = 6, seed: int = 0,
-                device=None, progress: bool = True, splits: Splits = None) -> dict:
+                device=None, progress: bool = True, splits: Splits = None, stem: str = "auto") -> dict:
     "Build the setting's data (or take `splits`), train its teacher and write `out/teacher.pt` and `out/teacher.json`."
     start = time.time()
     splits = splits or load_setting(setting, seed=seed)
-    model, report = train_teacher(splits, arch, epochs, seed, device=device, progress=progress)
+    model, report = train_teacher(splits, arch, epochs, seed, device=device, progress=progress, stem=stem)
     report["seconds"] = round(time.time() - start, 2)
     if out is not None and is_main():
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
-        save_teacher(out / "teacher.pt", model, arch, splits.classes, setting)
+        save_teacher(out / "teacher.pt", model, arch, splits.classes, setting, stem=stem)
         (out / "teacher.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -78,14 +78,16 @@ def teacher_run(setting: str = "HP-M", out=None, arch: str = "cnn_large", epochs
 TEACHER_RECIPE = 2
 
 def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int = 6, seed: int = 0,
-                   device=None, progress: bool = True, splits: Splits = None, key: str = None) -> tuple:
+                   device=None, progress: bool = True, splits: Splits = None, key: str = None, stem: str = "auto") -> tuple:
     """The setting's teacher from the cache, trained and cached first if missing; returns `(model, report)`.
     A setting made from folders passes its `splits` and a `key` naming their content."""
     name = setting if key is None else f"{setting}-{key}"
-    folder = cache_dir() / "teachers" / f"{name}-{arch}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
+    stem_tag = "" if stem == "auto" else f"-{stem}"  # auto keeps the names of teachers cached before stems were a choice
+    folder = cache_dir() / "teachers" / f"{name}-{arch}{stem_tag}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
     with exclusive(folder.with_name(folder.name + ".lock"), f"the teacher cache {folder}", wait=True):
         if not ((folder / "teacher.pt").exists() and (folder / "teacher.json").exists()):
-            teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits)
+            teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits,
+                        stem=stem)
     barrier()  # with several processes, rank 0 writes the teacher the others then read
     model, _ = load_teacher(folder / "teacher.pt", device)
     return model, json.loads((folder / "teacher.json").read_text())
@@ -117,8 +119,17 @@ def parse_norm(text: str) -> tuple:
     raise ValueError(f"teacher normalization {text!r}: give mean,std or three means then three stds")
 
 # %% ../nbs/03_teacher.ipynb #cell-019
+def state_dict_misfits(expected: dict, # the model's own state dict
+                       given: dict, # the file's
+                      ) -> list:
+    "Each tensor that differs between two state dicts: missing, unexpected, or of another shape (with both shapes)."
+    shapes = [f"{k}: file {tuple(given[k].shape)}, model {tuple(v.shape)}" for k, v in expected.items() if k in given and given[k].shape != v.shape]
+    return (shapes + [f"{k}: missing from the file" for k in expected if k not in given]
+            + [f"{k}: not in the model" for k in given if k not in expected])
+
+# %% ../nbs/03_teacher.ipynb #cell-021
 def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple = None, image_size: int = 32,
-                      device=None) -> tuple:
+                      device=None, stem: str = "auto") -> tuple:
     "A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint or a plain state dict."
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -139,18 +150,19 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
                          "its outputs (--teacher-classes a,b,c)")
     if len(classes) != outputs:
         raise ValueError(f"teacher file {path} has {outputs} outputs but {len(classes)} class names were given: {list(classes)}")
-    net = create_model(arch, outputs, image_size)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"teacher file {path} does not fit architecture {arch!r} at {image_size}x{image_size}: "
-                         f"{str(e).splitlines()[0]}") from None
+    stem = detect_stem(arch, state) or resolve_stem(stem, image_size)
+    net = create_model(arch, outputs, image_size, stem=stem)
+    misfits = state_dict_misfits(net.state_dict(), state)
+    if misfits:
+        raise ValueError(f"teacher file {path} does not fit architecture {arch!r} ({stem} stem) at {image_size}x{image_size}: "
+                         + "; ".join(misfits[:6]) + (f"; and {len(misfits) - 6} more" if len(misfits) > 6 else ""))
+    net.load_state_dict(state)
     mean, std = norm or IMAGENET_NORM
     model = Normalized(net, mean, std).to(resolve_device(device)).eval()
-    return model, {"format": "state_dict", "arch": arch, "classes": list(classes), "mean": list(mean), "std": list(std),
+    return model, {"format": "state_dict", "arch": arch, "stem": stem, "classes": list(classes), "mean": list(mean), "std": list(std),
                    "image_size": image_size}
 
-# %% ../nbs/03_teacher.ipynb #cell-022
+# %% ../nbs/03_teacher.ipynb #cell-024
 def teacher_fingerprint(path = None, # a teacher file or directory (None: the setting's cached teacher)
                         classes = None, norm = None, # as given for a plain state dict
                        ) -> str:
@@ -160,7 +172,7 @@ def teacher_fingerprint(path = None, # a teacher file or directory (None: the se
     file = path / "teacher.pt" if path.is_dir() else path
     return content_hash([torch.load(file, map_location="cpu", weights_only=True), classes, norm])
 
-# %% ../nbs/03_teacher.ipynb #cell-026
+# %% ../nbs/03_teacher.ipynb #cell-028
 def match_classes(model: Normalized, teacher_classes: list, student_classes: list) -> Normalized:
     "The teacher with its outputs in `student_classes` order; an error when the names differ."
     teacher_classes, student_classes = list(teacher_classes), list(student_classes)

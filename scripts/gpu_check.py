@@ -5,7 +5,8 @@
 Sized to finish in under 8 minutes on one H100. Prints the device, each stage's seconds and images per
 second (stage 1: generated images through G, T and S, k+1 batches per iteration; stage 2: student-domain
 images through E, A, G and T; stage 3: raw and mixed images through the student), the accuracies, then
-the decode-once benchmark's epoch times. Everything it writes goes to --out (a temporary folder by default).
+the throughput benchmark at the reference code's architectures and budgets (scripts/throughput.py
+--reference) and the decode-once benchmark's epoch times. Everything it writes goes to --out (a temporary folder by default).
 """
 import argparse, json, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -48,6 +49,8 @@ def main():
             print(f"stage {stage}: {seconds:.1f} s, {images / seconds:,.0f} images/s", flush=True)
         print(f"run {total:.1f} s in all (teacher included); student top-1 {results['student']['acc']:.4f}, "
               f"teacher top-1 {results['teacher']['acc']:.4f}", flush=True)
+    throughput = Path(__file__).with_name("throughput.py")
+    subprocess.run([sys.executable, str(throughput), "--reference", "--device", args.device], check=True)
     script = Path(__file__).with_name("decode_once_benchmark.py")
     subprocess.run([sys.executable, str(script), "--images", str(args.decode_images)], check=True)
 

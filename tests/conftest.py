@@ -47,3 +47,13 @@ def uninterrupted(tmp_path_factory, augkd_cache):
     done = subprocess.run(["augkd", "run", *LONGER, "--out", str(run)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return figures(run)
+
+
+def in_process(*args) -> tuple:
+    "Run the `augkd` command line in this process (no interpreter start-up): its exit status and what it wrote to stderr."
+    import contextlib, io
+    from augkd.cli import main
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([str(a) for a in args])
+    return code, err.getvalue()

@@ -1,13 +1,13 @@
 """A property of the command line: whatever values a user types, and whatever small image folder they point at,
 `augkd run` either refuses at once (one line, exit 2, no run directory) or runs to completion."""
-import contextlib, io, math
+import math
 
 import numpy as np
 import torch
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from PIL import Image
 
-from augkd.cli import main
+from conftest import in_process as augkd
 
 NUMBERS = st.sampled_from([-1.0, 0.0, 1e-4, 0.001, 0.3, 0.6, 1.0, 2.0, math.inf, -math.inf, math.nan])
 OPTIONS = st.fixed_dictionaries({}, optional={
@@ -27,14 +27,6 @@ def budget(examples: int):
     "Settings for a property test that runs `examples` commands: no deadline, the same examples every run (CI)."
     return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-def augkd(*args) -> tuple:
-    "Run the command line in this process: exit status and what it wrote to stderr."
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main([str(a) for a in args])
-    return code, err.getvalue()
 
 
 def refused_or_completed(code: int, err: str, out) -> None:
