@@ -11,13 +11,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import Domain
+from .generator import PenultimateFeatures, reparameterize
 from .train import (BestState, Learner, ShowProgress, Validate, autocast, backward_step, batches, parallel,
                          predict_logits, shard, world_size)
 
 # %% auto #0
-__all__ = ['UNCERTAINTIES', 'AnchorNet', 'energy', 'max_logit_range', 'normalized_energy', 'max_softmax_uncertainty',
-           'entropy_uncertainty', 'uncertainty_score', 'anchor_terms', 'anchor_loss', 'anchor_views', 'anchor_step',
-           'anchor_validation', 'train_anchor']
+__all__ = ['UNCERTAINTIES', 'ANCHOR_SELECTIONS', 'AnchorNet', 'energy', 'max_logit_range', 'normalized_energy',
+           'max_softmax_uncertainty', 'entropy_uncertainty', 'uncertainty_score', 'anchor_terms', 'anchor_loss',
+           'anchor_views', 'anchor_step', 'anchor_validation', 'invert_encoder', 'train_anchor', 'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
@@ -104,17 +105,21 @@ def anchor_terms(t_logits: torch.Tensor, # the teacher's logits on the anchor im
                  y: torch.Tensor, # the samples' labels
                  alpha: float = 0.25, # the invariant ratio
                  kind: str = "normalized_energy", f_min: float = 0.0, f_max: float = 1.0, tau: float = 1.0, # see `uncertainty_score`
+                 z: torch.Tensor = None, z_a: torch.Tensor = None, # the latents and their anchors, for the proximity term
                 ) -> dict:
-    "The three terms of L_A, unweighted: uncertainty, mask-fraction constraint, class CE."
-    return {"unc": uncertainty_score(t_logits, kind, f_min, f_max, tau).mean(),
-            "mask": (mask.mean(1) - (1 - alpha)).abs().mean(),
-            "ce": F.cross_entropy(t_logits, y)}
+    "The terms of L_A, unweighted: uncertainty, mask-fraction constraint, class CE (and, given z and z_a, proximity)."
+    terms = {"unc": uncertainty_score(t_logits, kind, f_min, f_max, tau).mean(),
+             "mask": (mask.mean(1) - (1 - alpha)).abs().mean(),
+             "ce": F.cross_entropy(t_logits, y)}
+    if z is not None: terms["prox"] = (z_a - z).pow(2).mean()
+    return terms
 
 def anchor_loss(terms: dict, # the terms of `anchor_terms`
                 w_mask: float = 1.0, w_ce: float = 0.1, # the weights of the mask and class terms
+                w_prox: float = 0.0, # the weight of the proximity term (0: the method page's L_A)
                ) -> torch.Tensor:
     "L_A from its terms."
-    return terms["unc"] + w_mask * terms["mask"] + w_ce * terms["ce"]
+    return terms["unc"] + w_mask * terms["mask"] + w_ce * terms["ce"] + w_prox * terms.get("prox", 0.0)
 
 # %% ../nbs/05_anchor.ipynb #cell-017
 @torch.no_grad()
@@ -132,7 +137,8 @@ def anchor_step(teacher, generator, encoder, # frozen, in eval mode
                 optimizer: torch.optim.Optimizer, # its optimizer
                 score: dict, # `anchor_terms`' keyword arguments: alpha, kind, f_min, f_max, tau
                 w_mask: float, w_ce: float, # the weights of L_A's mask and class terms
-                precision: str = "auto"): # see `autocast`
+                precision: str = "auto", # see `autocast`
+                w_prox: float = 0.0): # the weight of L_A's proximity term
     "A `Learner` step of stage 2: one AnchorNet update on a batch of student-domain samples."
     device = next(teacher.parameters()).device
     def step(learn, batch):
@@ -140,8 +146,8 @@ def anchor_step(teacher, generator, encoder, # frozen, in eval mode
         with autocast(device, precision):
             with torch.no_grad(): z = encoder(x, y)[0]
             z_a, m = anchor(z, y)
-            terms = anchor_terms(teacher(generator(z_a)), m, y, **score)
-            loss = anchor_loss(terms, w_mask, w_ce)
+            terms = anchor_terms(teacher(generator(z_a)), m, y, **score, **({"z": z, "z_a": z_a} if w_prox else {}))
+            loss = anchor_loss(terms, w_mask, w_ce, w_prox)
         backward_step(optimizer, loss)
         return len(y), {**terms, "loss": loss}  # the terms first: a NaN is reported by the term it came from
     return step
@@ -149,7 +155,7 @@ def anchor_step(teacher, generator, encoder, # frozen, in eval mode
 # %% ../nbs/05_anchor.ipynb #cell-021
 def anchor_validation(teacher, generator, encoder, anchor, # the models, the AnchorNet in training
                       val: Domain, # the student domain's validation split
-                      score: dict, w_mask: float, w_ce: float): # as for `anchor_step`
+                      score: dict, w_mask: float, w_ce: float, w_prox: float = 0.0): # as for `anchor_step`
     "A `Validate` function for stage 2: validation L_A, mask fraction, uncertainty and teacher accuracy before/after."
     device = next(teacher.parameters()).device
     val_x, val_y = val.images.to(device), val.labels.to(device)
@@ -161,16 +167,52 @@ def anchor_validation(teacher, generator, encoder, anchor, # the models, the Anc
     def evaluate(learn) -> dict:
         anchor.eval()
         with torch.no_grad():
-            z_a, mask = anchor(encoder(val_x, val_y)[0], val_y)
+            z = encoder(val_x, val_y)[0]
+            z_a, mask = anchor(z, val_y)
             t_anchor = teacher(generator(z_a))
-            val_terms = anchor_terms(t_anchor, mask, val_y, **score)
-        return {"val_loss": anchor_loss(val_terms, w_mask, w_ce).item(), "mask_open": mask.mean().item(),
+            val_terms = anchor_terms(t_anchor, mask, val_y, **score, **({"z": z, "z_a": z_a} if w_prox else {}))
+        return {"val_loss": anchor_loss(val_terms, w_mask, w_ce, w_prox).item(), "mask_open": mask.mean().item(),
                 "unc_before": before["unc_before"], "unc_after": val_terms["unc"].item(),
                 "teacher_acc_before": before["teacher_acc_before"],
                 "teacher_acc_after": (t_anchor.argmax(1) == val_y).float().mean().item()}
     return evaluate
 
-# %% ../nbs/05_anchor.ipynb #cell-023
+# %% ../nbs/05_anchor.ipynb #cell-024
+ANCHOR_SELECTIONS = ("loss", "teacher_acc")
+
+def invert_encoder(teacher, generator, # frozen T and G
+                   encoder: nn.Module, # E, trained here
+                   train: Domain, # the student domain's training split
+                   epochs: int, batch_size: int, lr: float = 3e-3, # the inversion's budget and learning rate
+                   w_feat: float = 1.0, # weight of the teacher-feature term
+                   beta: float = 2.5e-4, # weight of the prior term
+                   precision: str = "auto", progress: bool = True) -> list:
+    "Train E to invert the training images through the frozen G (pixels, teacher features, prior); the history."
+    for frozen in (teacher, generator): frozen.eval().requires_grad_(False)
+    encoder.requires_grad_(True)
+    device = next(teacher.parameters()).device
+    opt = torch.optim.Adam(encoder.parameters(), lr=lr)
+    features = PenultimateFeatures(teacher)
+
+    def step(learn, batch):
+        x, y = shard(batch[0].to(device), batch[1].to(device))
+        with autocast(device, precision):
+            with torch.no_grad(): teacher(x); f_x = features.value.flatten(1).float()
+            mu, logvar = encoder(x, y)
+            x_rec = generator(mu)  # later stages read the mean code, so the mean must reproduce the image
+            teacher(x_rec); f_rec = features.value.flatten(1).float()
+            pixels, feats = F.mse_loss(x_rec.float(), x), F.mse_loss(f_rec, f_x)
+            prior = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+            loss = pixels + w_feat * feats + beta * prior
+        backward_step(opt, loss)
+        return len(y), {"pixels": pixels, "features": feats, "prior": prior, "loss": loss}
+
+    learn = Learner("stage 2 (encoder inversion)", step, lambda epoch: batches(train, batch_size, shuffle=True, drop_last=world_size() > 1),
+                    epochs, {"encoder": encoder}, {"encoder": opt}, callbacks=[ShowProgress(("pixels", "features"), progress)])
+    try: return learn.fit()
+    finally: features.remove()
+
+# %% ../nbs/05_anchor.ipynb #cell-025
 def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, # frozen T, G and E
                  anchor: AnchorNet, # the AnchorNet to train
                  train: Domain, # the student domain's training split
@@ -184,20 +226,79 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
                  uncertainty: str = "normalized_energy", # the uncertainty score (one of `UNCERTAINTIES`)
                  energy_tau: float = 1.0, # temperature of the energy scores
                  precision: str = "auto", # see `autocast`
+                 w_prox: float = 0.0, # weight of the proximity term (0: the method page's L_A)
+                 anchor_select: str = "loss", # the best epoch: lowest validation "loss" L_A, or highest "teacher_acc" on validation anchors
+                 invert_epochs: int = 0, # epochs of encoder inversion on the training split before the anchors (0: none)
+                 lr_inv: float = 3e-3, # Adam learning rate of the encoder during inversion
+                 w_inv_feat: float = 1.0, # weight of the teacher-feature term of the inversion loss
                  progress: bool = True, # show a bar per epoch
                  callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
-    "Stage 2: train the AnchorNet against frozen T, G, E; return the best-validation AnchorNet and the history."
+    "Stage 2: (optionally invert the encoder on the training split, then) train the AnchorNet against frozen T, G, E."
+    if anchor_select not in ANCHOR_SELECTIONS:
+        raise ValueError(f"unknown anchor_select {anchor_select!r}: one of {', '.join(ANCHOR_SELECTIONS)}")
+    inversion = invert_encoder(teacher, generator, encoder, train, invert_epochs, batch_size, lr_inv, w_inv_feat,
+                               precision=precision, progress=progress) if invert_epochs else []
     for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
     f_min, f_max = max_logit_range(predict_logits(teacher, train.images))
     score = dict(alpha=alpha, kind=uncertainty, f_min=f_min, f_max=f_max, tau=energy_tau)
     opt = torch.optim.Adam(anchor.parameters(), lr=lr_a)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=anchor_epochs)
-    best = BestState("anchor", lambda row: row["val_loss"], lower_is_better=True)
+    best = (BestState("anchor", lambda row: row["val_loss"], lower_is_better=True) if anchor_select == "loss"
+            else BestState("anchor", lambda row: row["teacher_acc_after"]))
     epoch_batches = lambda epoch: batches(train, batch_size, shuffle=True, drop_last=world_size() > 1)
-    learn = Learner("stage 2 (anchor)", anchor_step(teacher, generator, encoder, parallel(anchor), opt, score, w_mask, w_ce, precision),
+    learn = Learner("stage 2 (anchor)", anchor_step(teacher, generator, encoder, parallel(anchor), opt, score, w_mask, w_ce, precision, w_prox),
                     epoch_batches, anchor_epochs, {"anchor": anchor}, {"anchor": opt}, {"anchor": sched},
-                    [Validate(anchor_validation(teacher, generator, encoder, anchor, val, score, w_mask, w_ce)), best,
+                    [Validate(anchor_validation(teacher, generator, encoder, anchor, val, score, w_mask, w_ce, w_prox)), best,
                      ShowProgress(("loss", "val_loss", "unc_before", "unc_after", "mask_open"), progress), *callbacks])
     history = learn.fit()
     anchor.eval()
-    return {"anchor": anchor, "history": history, "best_epoch": best.best_epoch, "f_min": f_min, "f_max": f_max}
+    return {"anchor": anchor, "history": history, "best_epoch": best.best_epoch, "f_min": f_min, "f_max": f_max,
+            **({"encoder": encoder, "inversion": inversion} if invert_epochs else {})}
+
+# %% ../nbs/05_anchor.ipynb #cell-034
+def _pairwise_mean(features: torch.Tensor) -> float:
+    "Mean Euclidean distance between the different rows of `features` (0 for fewer than two)."
+    n = len(features)
+    return torch.cdist(features, features).sum().item() / (n * (n - 1)) if n > 1 else 0.0
+
+def _class_spread(features: torch.Tensor, labels: torch.Tensor) -> float:
+    return sum(_pairwise_mean(features[labels == c]) for c in labels.unique().tolist()) / len(labels.unique())
+
+@torch.no_grad()
+def stage_diagnostics(teacher, generator, encoder, # the frozen (or training) T, G and E
+                      anchor, # the AnchorNet, or None (before stage 2, or z_a = z)
+                      val: Domain, # the student domain's validation split
+                      kind: str = "normalized_energy", f_min: float = 0.0, f_max: float = 1.0, tau: float = 1.0, # see `uncertainty_score`
+                     ) -> dict:
+    "The teacher's top-1 and uncertainty on x, G(E(x, y)) and the anchors, the encoder's label sensitivity, the clamped share, and how far and how diverse anchors are."
+    modules = [m for m in (teacher, generator, encoder, anchor) if m is not None]
+    modes = [m.training for m in modules]
+    for m in modules: m.eval()
+    device = next(teacher.parameters()).device
+    x, y = val.images.to(device), val.labels.to(device)
+    features = PenultimateFeatures(teacher)
+    try:
+        def teacher_view(images):
+            logits = teacher(images).float()
+            return logits, features.value.flatten(1).float()
+        score = lambda logits: uncertainty_score(logits, kind, f_min, f_max, tau)
+        t_x, f_x = teacher_view(x)
+        z = encoder(x, y)[0]
+        t_rec, f_rec = teacher_view(generator(z))
+        other = encoder(x, (y + 1) % t_x.shape[1])[0]
+        out = {"acc_x": (t_x.argmax(1) == y).float().mean().item(), "unc_x": score(t_x).mean().item(),
+               "acc_rec": (t_rec.argmax(1) == y).float().mean().item(), "unc_rec": score(t_rec).mean().item(),
+               "label_sensitivity": ((z - other).pow(2).mean() / z.pow(2).mean().clamp_min(1e-12)).item()}
+        last = t_rec
+        if anchor is not None:
+            t_a, f_a = teacher_view(generator(anchor(z, y)[0]))
+            out.update({"acc_anchor": (t_a.argmax(1) == y).float().mean().item(), "unc_anchor": score(t_a).mean().item(),
+                        "anchor_move": ((f_a - f_x).norm(dim=1).mean() / max(_pairwise_mean(f_x), 1e-12)).item(),
+                        "anchor_spread": _class_spread(f_a, y) / max(_class_spread(f_x, y), 1e-12)})
+            last = t_a
+        normalized = normalized_energy(last, f_min, f_max, tau) if kind == "normalized_energy" else None
+        out["clamped"] = ((normalized <= 0) | (normalized >= 1)).float().mean().item() if normalized is not None else 0.0
+    finally:
+        features.remove()
+        for m, mode in zip(modules, modes): m.train(mode)
+    return out

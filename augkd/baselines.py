@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_baselines.ipynb #cell-003
 from __future__ import annotations
-import dataclasses
+import copy, dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +15,13 @@ from .data import atomic_save
 from .generator import BNStatistics, kl_div, train_generator
 from .mixup import mixup_loss
 from .pipeline import Config, build_models, config_splits, resolve_teacher, run
-from .train import Learner, ShowProgress, autocast, backward_step, evaluate, fit, resolve_device
+from .models import recalibrate_bn
+from .train import Learner, ShowProgress, autocast, backward_step, cross_entropy_loss, evaluate, fit, resolve_device
 
 # %% auto #0
-__all__ = ['METHODS', 'DATA_FREE_WEIGHTS', 'AUGKD_VARIANTS', 'Cell', 'register', 'get_method', 'cell_parts', 'teacher_method',
-           'without_kd', 'kd_loss', 'plain_kd', 'fine_tune', 'shared_student', 'total_variation', 'js_divergence',
+__all__ = ['METHODS', 'ABOUT', 'DATA_FREE_WEIGHTS', 'DATA_FREE_ABOUT', 'AUGKD_VARIANTS', 'AUGKD_ABOUT', 'Cell', 'register',
+           'get_method', 'cell_parts', 'teacher_method', 'train_by_recipe', 'without_kd', 'kd_loss', 'plain_kd',
+           'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'total_variation', 'js_divergence',
            'deep_inversion']
 
 # %% ../nbs/08_baselines.ipynb #cell-006
@@ -32,12 +34,15 @@ class Cell:
     shared: Path | None = None  # shared by the cells of one setting and seed: work several methods repeat, done once
     teacher: dict | None = None  # a teacher file instead of the setting's cached teacher: path, classes, norm
 
-METHODS = {}
+METHODS, ABOUT = {}, {}
 
-def register(name: str):
-    "Register a method `fn(cell) -> {'acc', 'acc3', 'acc5'}` under `name`."
+def register(name: str, # the method's name in the benchmark
+             about: str = None): # one line on what it does (default: the function's docstring)
+    "Register a method `fn(cell) -> {'acc', 'acc3', 'acc5', ...}` under `name`."
     def add(fn):
-        METHODS[name] = fn
+        line = about or (fn.__doc__ or "").strip().split("\n")[0]
+        if not line: raise ValueError(f"method {name!r} needs a line on what it does (about=, or a docstring)")
+        METHODS[name], ABOUT[name] = fn, line
         return fn
     return add
 
@@ -66,18 +71,18 @@ def teacher_method(cell: Cell) -> dict:
     splits, teacher, _ = cell_parts(cell)
     return evaluate(teacher, splits.student_test)
 
-def _train_student(cell: Cell, loss_fn=None) -> dict:
+def train_by_recipe(cell: Cell, splits, model, loss_fn=cross_entropy_loss, desc: str = "student") -> dict:
+    "Train `model` on the cell's student-domain split by the student recipe with `loss_fn`; its test top-1/3/5."
     c = cell.config
-    splits, teacher, student = cell_parts(cell)
-    extra = {} if loss_fn is None else {"loss_fn": loss_fn(teacher)}
-    fit(student, splits.student_train, splits.student_val, epochs=c.mixup_epochs, lr=c.lr_s, weight_decay=c.wd_s,
-        batch_size=c.batch_size, seed=c.seed, progress=cell.progress, desc="student", **extra)
-    return evaluate(student, splits.student_test)
+    fit(model, splits.student_train, splits.student_val, epochs=c.mixup_epochs, lr=c.lr_s, weight_decay=c.wd_s,
+        batch_size=c.batch_size, seed=c.seed, progress=cell.progress, desc=desc, loss_fn=loss_fn, precision=c.precision)
+    return evaluate(model, splits.student_test)
 
 @register("wo_kd")
 def without_kd(cell: Cell) -> dict:
     "The student trained with CE on the student domain alone."
-    return _train_student(cell)
+    splits, _, student = cell_parts(cell)
+    return train_by_recipe(cell, splits, student)
 
 def kd_loss(teacher, u: float, tau: float):
     "A `fit` loss: u * CE + (1 - u) * tau^2 * KL(T || S) on the batch."
@@ -86,10 +91,33 @@ def kd_loss(teacher, u: float, tau: float):
         return mixup_loss(model(x), t_logits, y, u, tau)
     return loss
 
+def _distill(cell: Cell, adapt=None) -> dict:
+    "KD to a fresh student from the teacher, or from `adapt(cell, teacher, splits)` (whose test scores join the row)."
+    c = cell.config
+    splits, teacher, student = cell_parts(cell)
+    extra = {}
+    if adapt is not None:
+        teacher = adapt(cell, copy.deepcopy(teacher), splits).eval().requires_grad_(False)
+        extra = {"teacher_acc": evaluate(teacher, splits.student_test)["acc"]}
+    return {**train_by_recipe(cell, splits, student, kd_loss(teacher, c.u, c.tau)), **extra}
+
 @register("kd")
 def plain_kd(cell: Cell) -> dict:
     "The student trained on the student domain with CE plus KL to the teacher."
-    return _train_student(cell, lambda teacher: kd_loss(teacher, cell.config.u, cell.config.tau))
+    return _distill(cell)
+
+@register("kd_adabn")
+def kd_adabn(cell: Cell) -> dict:
+    "KD from the teacher with its BatchNorm statistics re-estimated on the student-domain training images (AdaBN)."
+    return _distill(cell, lambda cell, teacher, splits: recalibrate_bn(teacher, splits.student_train.images))
+
+@register("kd_ft")
+def kd_fine_tuned(cell: Cell) -> dict:
+    "KD from the teacher fine-tuned with CE on the student-domain training split (the student recipe)."
+    def fine_tuned(cell, teacher, splits):
+        train_by_recipe(cell, splits, teacher.requires_grad_(True), desc="teacher fine-tune")
+        return teacher
+    return _distill(cell, fine_tuned)
 
 # %% ../nbs/08_baselines.ipynb #cell-012
 DATA_FREE_WEIGHTS = {
@@ -99,10 +127,8 @@ DATA_FREE_WEIGHTS = {
 }
 
 def fine_tune(cell: Cell, splits, student) -> None:
-    "Fine-tune a student with CE on the student domain for stage 3's epochs (the '+' variants)."
-    c = cell.config
-    fit(student, splits.student_train, splits.student_val, epochs=c.mixup_epochs, lr=c.lr_s, weight_decay=c.wd_s,
-        batch_size=c.batch_size, seed=c.seed, progress=cell.progress, desc="fine-tune")
+    "Fine-tune a student with CE on the student domain by the student recipe (the '+' variants)."
+    train_by_recipe(cell, splits, student, desc="fine-tune")
 
 def shared_student(cell: Cell, name: str, student, train) -> None:
     """Train `student` with `train()`, or load what an earlier cell of the same setting, seed and config left
@@ -122,9 +148,13 @@ def _generator_kd(cell: Cell, name: str, weights: dict, plus: bool) -> dict:
     if plus: fine_tune(cell, splits, student)
     return evaluate(student, splits.student_test)
 
+DATA_FREE_ABOUT = {"dafl": "data-free: a generator trained by DAFL's one-hot, activation and entropy terms, the student distilled on its images",
+                   "zskt": "data-free: a generator that seeks teacher-student disagreement (ZSKT's adversarial term)",
+                   "dfq": "data-free: an adversarial generator that also matches the teacher's BatchNorm statistics (DFQ)"}
 for _name, _weights in DATA_FREE_WEIGHTS.items():
-    register(_name)(lambda cell, n=_name, w=_weights: _generator_kd(cell, n, w, plus=False))
-    register(_name + "+")(lambda cell, n=_name, w=_weights: _generator_kd(cell, n, w, plus=True))
+    register(_name, DATA_FREE_ABOUT[_name])(lambda cell, n=_name, w=_weights: _generator_kd(cell, n, w, plus=False))
+    register(_name + "+", f"{_name}, then fine-tuned with CE on the student domain")(
+        lambda cell, n=_name, w=_weights: _generator_kd(cell, n, w, plus=True))
 
 # %% ../nbs/08_baselines.ipynb #cell-014
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -195,8 +225,9 @@ def _deepinv(cell: Cell, plus: bool) -> dict:
     if plus: fine_tune(cell, splits, student)
     return evaluate(student, splits.student_test)
 
-register("deepinv")(lambda cell: _deepinv(cell, plus=False))
-register("deepinv+")(lambda cell: _deepinv(cell, plus=True))
+register("deepinv", "data-free: images optimized from noise to match the teacher's BatchNorm statistics (DeepInversion)")(
+    lambda cell: _deepinv(cell, plus=False))
+register("deepinv+", "deepinv, then fine-tuned with CE on the student domain")(lambda cell: _deepinv(cell, plus=True))
 
 # %% ../nbs/08_baselines.ipynb #cell-021
 AUGKD_VARIANTS = {"augkd": {}, "augkd_no_anchor": dict(use_anchor=False), "augkd_no_mixup": dict(use_mixup=False),
@@ -210,4 +241,8 @@ def _augkd(cell: Cell, name: str) -> dict:
     return run(config, out, resume=True, reuse=reuse, progress=cell.progress, teacher=given.get("path"),
                teacher_classes=given.get("classes"), teacher_norm=given.get("norm"))["student"]
 
-for _name in AUGKD_VARIANTS: register(_name)(lambda cell, n=_name: _augkd(cell, n))
+AUGKD_ABOUT = {"augkd": "AuG-KD: data-free generator and encoder, uncertainty-guided anchors, progressive mixup",
+               "augkd_no_anchor": "AuG-KD without stage 2: mixes toward G(E(x, y)) itself (z_a = z)",
+               "augkd_no_mixup": "AuG-KD with stage 3 on raw samples and anchor images, no progressive schedule",
+               "augkd_ce": "AuG-KD with a stage 3 of cross-entropy alone (u = 1)"}
+for _name in AUGKD_VARIANTS: register(_name, AUGKD_ABOUT[_name])(lambda cell, n=_name: _augkd(cell, n))

@@ -4,21 +4,23 @@
 
 # %% ../nbs/09_bench.ipynb #cell-002
 from __future__ import annotations
-import hashlib, json, multiprocessing, os, statistics, time
+import hashlib, json, math, multiprocessing, os, statistics, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import plotly.graph_objects as go
 import torch
+from scipy import stats
 
 from .baselines import METHODS, Cell, get_method
-from .data import DATASETS, SETTINGS, exclusive
+from .data import DATASETS, SETTINGS, exclusive, validation_shots
 from .pipeline import config_splits, make_config, resolve_teacher
 from .teacher import teacher_fingerprint
 from .train import resolve_device
 
 # %% auto #0
-__all__ = ['cell_key', 'run_cell', 'summarize', 'bench_markdown', 'bench_figure', 'run_group', 'bench', 'finished_cells']
+__all__ = ['HEADLINE', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference', 'column_statistics',
+           'bench_markdown', 'bench_figure', 'grid_columns', 'run_group', 'bench', 'finished_cells']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out only the device)
@@ -29,12 +31,12 @@ def cell_key(config, # the cell's config (its hash leaves out only the device)
     return hashlib.sha256(json.dumps([config.hash(), fingerprint]).encode()).hexdigest()[:12]
 
 def _cell_folders(out, method: str, config, teacher: dict = None) -> tuple:
-    group = f"{config.setting}-s{config.seed}-{cell_key(config, teacher)}"
+    group = f"{config.setting}-{config.shots}shot-s{config.seed}-{cell_key(config, teacher)}"
     return Path(out) / "cells" / method / group, Path(out) / "shared" / group
 
 def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, teacher: dict = None,
              **overrides) -> dict:
-    "Run (or reuse) one cell and return its row: method, setting, seed, acc, acc3, acc5, seconds, key, config, teacher."
+    "Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, config, teacher."
     config = make_config(preset, setting=setting, seed=seed, **overrides)
     folder, shared = _cell_folders(out, method, config, teacher)
     done = folder / "cell.json"
@@ -44,81 +46,146 @@ def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: b
         if done.exists(): return json.loads(done.read_text())  # finished while this process waited to start it
         start = time.time()
         scores = fn(Cell(config, folder, progress, shared, teacher))
-        row = {"method": method, "setting": setting, "seed": seed, **scores, "seconds": round(time.time() - start, 2),
+        row = {"method": method, "setting": setting, "shots": config.shots,
+               "val_shots": validation_shots(config.shots, config.val_shots), "seed": seed, **scores, "seconds": round(time.time() - start, 2),
                "key": cell_key(config, teacher), "config": config.to_dict(),
                "teacher": {**(teacher or {}), "fingerprint": teacher_fingerprint(**(teacher or {}))}}
         tmp = done.with_suffix(".tmp"); tmp.write_text(json.dumps(row)); tmp.replace(done)
     return row
 
 # %% ../nbs/09_bench.ipynb #cell-007
+def column_name(setting: str, shots: int) -> str:
+    "How tables call a setting at a shot count."
+    return f"{setting} {shots}-shot" if shots else f"{setting} all"
+
 def summarize(rows: list) -> dict:
-    "`{method: {setting: [top-1 of each seed]}}`, in the order the rows came."
+    "`{method: {column: {seed: top-1}}}`, in the order the rows came."
     table = {}
-    for r in rows: table.setdefault(r["method"], {}).setdefault(r["setting"], []).append(r["acc"])
+    for r in rows: table.setdefault(r["method"], {}).setdefault(column_name(r["setting"], r["shots"]), {})[r["seed"]] = r["acc"]
     return table
 
 def _mean_std(values) -> tuple:
+    values = list(values)
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
-def bench_markdown(rows: list) -> str:
-    "The benchmark as a Markdown table of mean +- std top-1 (%), best per column in bold."
+def paired_difference(a: dict, b: dict, # top-1 by seed of two methods in one column
+                      confidence: float = 0.95) -> dict:
+    "Mean of the per-seed differences a - b over their common seeds, its t interval and whether it excludes zero."
+    seeds = [k for k in a if k in b]
+    d = [a[k] - b[k] for k in seeds]
+    if not d: return {"diff": math.nan, "low": math.nan, "high": math.nan, "n": 0, "ahead": False, "behind": False}
+    mean = statistics.mean(d)
+    half = float(stats.t.ppf((1 + confidence) / 2, len(d) - 1)) * statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+    low, high = mean - half, mean + half
+    return {"diff": mean, "low": low, "high": high, "n": len(d), "ahead": low > 0, "behind": high < 0}
+
+def column_statistics(rows: list, baseline: str = "wo_kd") -> dict:
+    "`{column: {method: {mean, std, n, vs_baseline, vs_best_other}}}`: the figures of `bench.md` and `bench.json`."
     table = summarize(rows)
-    settings = list(dict.fromkeys(r["setting"] for r in rows))
-    best = {s: max(_mean_std(v[s])[0] for v in table.values() if s in v) for s in settings}
-    lines = ["| method | " + " | ".join(settings) + " | mean |", "| --- |" + " --- |" * (len(settings) + 1)]
-    for method, by_setting in table.items():
+    columns = list(dict.fromkeys(column_name(r["setting"], r["shots"]) for r in rows))
+    out = {}
+    for col in columns:
+        here = {m: by_col[col] for m, by_col in table.items() if col in by_col}
+        means = {m: _mean_std(v.values())[0] for m, v in here.items()}
+        out[col] = {}
+        for m, v in here.items():
+            mean, std = _mean_std(v.values())
+            others = {o: mu for o, mu in means.items() if o != m}
+            best = max(others, key=others.get) if others else None
+            out[col][m] = {"mean": mean, "std": std, "n": len(v),
+                           "vs_baseline": {"method": baseline, **paired_difference(v, here[baseline])} if baseline in here and m != baseline else None,
+                           "vs_best_other": {"method": best, **paired_difference(v, here[best])} if best else None}
+    return out
+
+def _difference(d: dict) -> str:
+    if d is None: return "-"
+    if d["n"] < 2 or math.isnan(d["low"]): return f"{100 * d['diff']:+.1f}"
+    mark = " ▲" if d["ahead"] else " ▼" if d["behind"] else ""
+    return f"{100 * d['diff']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]{mark}"
+
+def bench_markdown(rows: list, baseline: str = "wo_kd") -> str:
+    "The benchmark in Markdown: mean +- std top-1 (%), best per column in bold, then the paired differences."
+    figures = column_statistics(rows, baseline)
+    columns, methods = list(figures), list(summarize(rows))
+    head = lambda first: ["| " + first + " | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    best = {c: max(f["mean"] for f in figures[c].values()) for c in columns}
+    lines = ["Top-1 (%) on the student domain's test split, mean +- std over seeds:", ""] + head("method")
+    for m in methods:
         cells = []
-        for s in settings:
-            if s not in by_setting: cells.append("-"); continue
-            mean, std = _mean_std(by_setting[s])
-            text = f"{100 * mean:.1f} +- {100 * std:.1f}"
-            cells.append(f"**{text}**" if mean == best[s] else text)
-        overall = statistics.mean(_mean_std(v)[0] for v in by_setting.values())
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {100 * overall:.1f} |")
+        for c in columns:
+            f = figures[c].get(m)
+            text = "-" if f is None else f"{100 * f['mean']:.1f} +- {100 * f['std']:.1f}"
+            cells.append(f"**{text}**" if f is not None and f["mean"] == best[c] else text)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", f"Paired difference to `{baseline}` in points, mean [95% interval] over seeds (▲ ahead, ▼ behind: "
+              "the interval excludes zero):", ""] + head("method")
+    lines += [f"| {m} | " + " | ".join(_difference((figures[c].get(m) or {}).get("vs_baseline")) for c in columns) + " |"
+              for m in methods if m != baseline]
+    lines += ["", "Paired difference to the best other method of the column (named), as above:", ""] + head("method")
+    for m in methods:
+        cells = [_difference(vs) + f" ({vs['method']})" if (vs := (figures[c].get(m) or {}).get("vs_best_other")) else "-"
+                 for c in columns]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 def bench_figure(rows: list) -> go.Figure:
-    "Grouped bars: mean top-1 per setting and method, with the std over seeds as error bars."
-    table = summarize(rows)
-    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    "Grouped bars: mean top-1 per column and method, with the std over seeds as error bars."
+    figures = column_statistics(rows)
+    columns = list(figures)
     fig = go.Figure()
-    for method, by_setting in table.items():
-        stats = [_mean_std(by_setting[s]) if s in by_setting else (None, None) for s in settings]
-        fig.add_bar(name=method, x=settings, y=[None if m is None else 100 * m for m, _ in stats],
-                    error_y=dict(type="data", array=[None if d is None else 100 * d for _, d in stats]))
+    for method in summarize(rows):
+        stats_ = [figures[c].get(method) for c in columns]
+        fig.add_bar(name=method, x=columns, y=[None if f is None else 100 * f["mean"] for f in stats_],
+                    error_y=dict(type="data", array=[None if f is None else 100 * f["std"] for f in stats_]))
     fig.update_layout(barmode="group", yaxis_title="top-1 on the student test split (%)",
-                      xaxis_title="setting", title="AuG-KD benchmark", template="plotly_white")
+                      xaxis_title="setting and shots", title="AuG-KD benchmark", template="plotly_white")
     return fig
 
 # %% ../nbs/09_bench.ipynb #cell-010
-def run_group(setting: str, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict, overrides: dict) -> list:
-    "The cells of one setting and seed, in `methods` order; their rows."
+HEADLINE = {"HP-M": 20, "PM-H": 5, "HM-P": 10}  # (setting, shots) pairs of the headline grid: see "Calibration" below
+
+def grid_columns(settings: list = None, # settings, or None for every setting of the data
+                 shots: list = None, # shot counts, or None
+                 all_settings: tuple = tuple(SETTINGS), # the data's settings
+                 preset_shots: int = 50, # the config's shots, for settings without a headline shot count
+                ) -> list:
+    """The grid's (setting, shots) columns: settings x shots; a setting without given shots at its headline shot
+    count (the config's `shots` outside the headline); nothing given on DigitShift: the headline grid."""
+    if settings is None and shots is None and tuple(all_settings) == tuple(SETTINGS): return list(HEADLINE.items())
+    return [(s, k) for s in (settings or all_settings) for k in (shots or [HEADLINE.get(s, preset_shots)])]
+
+def run_group(setting: str, shots: int, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict,
+              overrides: dict) -> list:
+    "The cells of one setting, shot count and seed, in `methods` order; their rows."
     rows = []
     for method in methods:
-        row = run_cell(method, setting, seed, preset, out, teacher=teacher, **overrides)
+        row = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=shots, **overrides)
         rows.append(row)
-        if progress: print(f"{method} {setting} seed {seed}: top-1 {row['acc']:.4f} ({row['seconds']:.0f}s)", flush=True)
+        if progress: print(f"{method} {column_name(setting, shots)} seed {seed}: top-1 {row['acc']:.4f} ({row['seconds']:.0f}s)", flush=True)
     return rows
 
-def bench(methods=None, settings=None, seeds=(0, 1, 2), preset: str = "default", out="bench",
+def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset: str = "default", out="bench",
           progress: bool = True, jobs: int = 1, teacher: dict = None, table_only: bool = False, **overrides) -> list:
-    """Run the grid of methods x settings x seeds into `out`, `jobs` groups at a time; returns every cell's row.
-    `settings` default to DigitShift's, or with a `dataset` (office31, ...) among the overrides to all of its settings;
-    with `student_domain` (image folders) among the overrides, `settings` is that one folder setting;
+    """Run the grid of methods x columns (setting, shots) x seeds into `out`, `jobs` groups at a time; returns every
+    cell's row. With no `settings` and no `shots` on DigitShift: the headline grid (`HEADLINE`); `settings` default
+    to DigitShift's, or with a `dataset` (office31, ...) among the overrides to all of its settings; with
+    `student_domain` (image folders) among the overrides, `settings` is that one folder setting;
     `teacher`: a teacher file for every cell, `{"path", "classes", "norm"}` (see `resolve_teacher`);
     `table_only`: run nothing, tabulate the cells finished so far (while a long grid runs elsewhere)."""
     methods = list(methods or METHODS)
     for m in methods: get_method(m)
     if jobs < 1: raise ValueError(f"jobs = {jobs} is out of range: allowed 1 or more")
-    if overrides.get("student_domain"): settings = [make_config(preset, **overrides).setting]
-    settings = settings or (DATASETS[overrides["dataset"]].settings if overrides.get("dataset") in DATASETS else tuple(SETTINGS))
+    all_settings = (DATASETS[overrides["dataset"]].settings if overrides.get("dataset") in DATASETS
+                    else (make_config(preset, **overrides).setting,) if overrides.get("student_domain") else tuple(SETTINGS))
+    columns = grid_columns(settings, shots, all_settings, make_config(preset, **overrides).shots)
     out = Path(out)
-    if table_only: return _write_tables(out, finished_cells(out, methods, settings, seeds, preset, teacher, **overrides))
-    for setting in settings:  # every teacher is trained (or checked) before anything is written
+    if table_only: return _write_tables(out, finished_cells(out, methods, columns, seeds, preset, teacher, **overrides))
+    for setting in dict.fromkeys(s for s, _ in columns):  # every teacher is trained (or checked) before anything is written
         c = make_config(preset, setting=setting, **overrides)
         resolve_teacher(c, config_splits(c), resolve_device(c.device), progress, **(teacher or {}))
     out.mkdir(parents=True, exist_ok=True)
-    groups = [(setting, seed, methods, preset, out, progress, teacher, overrides) for setting in settings for seed in seeds]
+    # seed by seed: a grid stopped early has every column, with fewer seeds
+    groups = [(setting, k, seed, methods, preset, out, progress, teacher, overrides) for seed in seeds for setting, k in columns]
     if jobs == 1: grouped = [run_group(*g) for g in groups]
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -127,15 +194,15 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2), preset: str = "default",
     return _write_tables(out, [row for group in grouped for row in group])
 
 # %% ../nbs/09_bench.ipynb #cell-012
-def finished_cells(out, methods, settings, seeds, preset: str = "default", teacher: dict = None, **overrides) -> list:
-    "The rows of the grid's cells (under this preset, teacher and overrides) that have finished, in grid order."
-    paths = [_cell_folders(out, m, make_config(preset, setting=s, seed=k, **overrides), teacher)[0] / "cell.json"
-             for s in settings for k in seeds for m in methods]
+def finished_cells(out, methods, columns, seeds, preset: str = "default", teacher: dict = None, **overrides) -> list:
+    "The rows of the grid's cells (columns of (setting, shots), under this preset, teacher and overrides) finished so far, in grid order."
+    paths = [_cell_folders(out, m, make_config(preset, setting=s, shots=k, seed=seed, **overrides), teacher)[0] / "cell.json"
+             for seed in seeds for s, k in columns for m in methods]
     return [json.loads(p.read_text()) for p in paths if p.exists()]
 
 def _write_tables(out: Path, rows: list) -> list:
     if not rows: raise ValueError(f"{out} has no finished cells of this grid yet")
-    (out / "bench.json").write_text(json.dumps(rows, indent=2))
+    (out / "bench.json").write_text(json.dumps({"cells": rows, "columns": column_statistics(rows)}, indent=2))
     (out / "bench.md").write_text(bench_markdown(rows))
     bench_figure(rows).write_html(out / "bench.html", include_plotlyjs=True, full_html=True)
     return rows

@@ -96,12 +96,14 @@ def _add_report_command(commands) -> None:
 
 def _add_bench_command(commands) -> None:
     "The `augkd bench` subcommand."
-    grid = commands.add_parser("bench", help="run methods x settings x seeds and tabulate them",
+    grid = commands.add_parser("bench", help="run methods x settings x shots x seeds and tabulate them",
                                description="Benchmark AuG-KD against baselines and ablations; finished cells are reused.")
     grid.add_argument("--methods", default="all", help="comma-separated method names, or all (default)")
     grid.add_argument("--settings", default=None,
-                      help="comma-separated settings (default HP-M,PM-H,HM-P, or with --dataset all of its settings)")
-    grid.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+                      help="comma-separated settings (default: the headline grid, or with --dataset all of its settings)")
+    grid.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default 0,1,2,3,4)")
+    grid.add_argument("--shots", dest="shot_counts", default=None, help="comma-separated labeled training images per class, a grid axis "
+                      "(default: each setting's headline shot count; with neither --settings nor --shots, the headline grid)")
     grid.add_argument("--preset", default="default", choices=list(PRESETS), help="hyperparameter preset (default: default)")
     grid.add_argument("--out", default=Path("bench"), type=Path, help="benchmark directory (default: bench)")
     grid.add_argument("--jobs", type=int, default=1,
@@ -110,7 +112,7 @@ def _add_bench_command(commands) -> None:
     grid.add_argument("--table-only", action="store_true", help="run nothing: tabulate the cells finished so far")
     grid.add_argument("--teacher", default=None, help="a teacher file or directory for every cell (default: each setting's cached teacher)")
     _add_teacher_file_options(grid)
-    _add_config_options(grid, leave_out=("setting", "seed"))
+    _add_config_options(grid, leave_out=("setting", "seed", "shots"))
     grid.set_defaults(handler=_bench)
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,17 +198,18 @@ def _report(args) -> int:
     return 0
 
 def _bench(args) -> int:
-    from augkd.baselines import METHODS
+    from augkd.baselines import ABOUT, METHODS
     if args.list:
-        print("\n".join(METHODS))
+        print("\n".join(f"{name:<16} {ABOUT[name]}" for name in METHODS))
         return 0
     from augkd.bench import bench
     _check_teacher_arch(args)
     methods = None if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     settings = [s.strip() for s in args.settings.split(",")] if args.settings else None
     seeds = [int(s) for s in args.seeds.split(",")]
+    shots = [int(s) for s in args.shot_counts.split(",")] if args.shot_counts else None
     teacher = _teacher_file(args) if args.teacher else None
-    rows = bench(methods, settings, seeds, args.preset, args.out, jobs=args.jobs, teacher=teacher,
+    rows = bench(methods, settings, seeds, shots, args.preset, args.out, jobs=args.jobs, teacher=teacher,
                  table_only=args.table_only, **_overrides(args))
     if args.table_only: print(f"{len(rows)} finished cells tabulated")
     print(f"wrote {args.out / 'bench.json'}, bench.md and bench.html")

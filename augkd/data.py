@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #cell-003
 from __future__ import annotations
-import hashlib, json, os, socket, sys, time, warnings
+import hashlib, json, math, os, socket, sys, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +20,10 @@ from platformdirs import user_cache_dir
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES', 'DATASETS', 'Domain',
            'concat_domains', 'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain',
            'cache_dir', 'atomic_save', 'content_hash', 'Busy', 'exclusive', 'digitshift', 'domain_grid', 'Setting',
-           'get_setting', 'stratified_split', 'min_per_class', 'take_shots', 'Splits', 'make_splits', 'load_setting',
-           'class_folders', 'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder',
-           'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders']
+           'get_setting', 'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits',
+           'make_splits', 'load_setting', 'class_folders', 'image_folder_domain', 'folder_fingerprint', 'as_rgb',
+           'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark',
+           'dataset_folders', 'synthetic_benchmark']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -329,6 +330,14 @@ def take_shots(indices: torch.Tensor, labels: torch.Tensor, shots: int) -> torch
     return torch.tensor(kept, dtype=torch.long)
 
 # %% ../nbs/00_data.ipynb #cell-057
+def validation_shots(shots: int, # labeled training images per class (0: all)
+                     val_shots: int = -1, # -1: from `shots` (the rule above); 0: the whole validation part
+                    ) -> int:
+    "Validation images per class for `shots` training images per class (0 keeps the whole validation part)."
+    if val_shots >= 0: return val_shots
+    return 0 if shots <= 0 else max(2, math.ceil(shots / 8))
+
+# %% ../nbs/00_data.ipynb #cell-060
 @dataclass
 class Splits:
     "The five splits of a setting, and the indices that made them."
@@ -343,10 +352,12 @@ class Splits:
     @property
     def classes(self): return self.student_train.classes
 
-# %% ../nbs/00_data.ipynb #cell-059
-def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50, test: Domain = None) -> Splits:
-    """Split a setting's domains: teacher domains 80/20, student domain 80/10/10 with `shots` per class
-    (or, given a `test` domain, student domain 8:1 train/val and `test` as the test split)."""
+# %% ../nbs/00_data.ipynb #cell-062
+def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50, test: Domain = None,
+                val_shots: int = -1) -> Splits:
+    """Split a setting's domains: teacher domains 80/20, student domain 80/10/10 with `shots` training and
+    `validation_shots(shots, val_shots)` validation images per class (or, given a `test` domain, student domain
+    8:1 train/val and `test` as the test split)."""
     missing = [d for d in (*setting.teacher_domains, setting.student_domain) if d not in domains]
     if missing:
         raise ValueError(f"setting {setting.name!r} needs domains {missing}, have {sorted(domains)}")
@@ -369,25 +380,26 @@ def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50,
         test, test_index = student.subset(te, f"{student.name}-test"), te.tolist()
     else:
         (tr, va), test_index = stratified_split(student.labels, (8 / 9, 1 / 9), seed), f"all of {test.name}"
-    tr = take_shots(tr, student.labels, shots)
-    indices["student"][student.name] = {"train": tr.tolist(), "val": va.tolist(), "test": test_index}
+    tr, va = take_shots(tr, student.labels, shots), take_shots(va, student.labels, validation_shots(shots, val_shots))
+    indices["student"][student.name] = {"train": tr.tolist(), "val": va.tolist(), "test": test_index,
+                                        "shots": shots, "val_shots": validation_shots(shots, val_shots)}
     empty = lambda split: empty_domain(f"teacher-{split}", student.classes, student.images.shape[-1])
     return Splits(setting, concat_domains(train, "teacher-train") if train else empty("train"),
                   concat_domains(val, "teacher-val") if val else empty("val"),
                   student.subset(tr, f"{student.name}-train"), student.subset(va, f"{student.name}-val"), test, indices)
 
-def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50) -> Splits:
+def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50, val_shots: int = -1) -> Splits:
     "The splits of a DigitShift setting."
-    return make_splits(digitshift(), get_setting(name), seed, shots)
+    return make_splits(digitshift(), get_setting(name), seed, shots, val_shots=val_shots)
 
-# %% ../nbs/00_data.ipynb #cell-062
+# %% ../nbs/00_data.ipynb #cell-065
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 def class_folders(root) -> list:
     "The class names of an image folder: its sub-folders, sorted, hidden ones left out."
     return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
 
-# %% ../nbs/00_data.ipynb #cell-065
+# %% ../nbs/00_data.ipynb #cell-068
 def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes: list = None, cache: bool = True) -> Domain:
     "Decode (once) an image folder, one sub-folder per class (only `classes`, in that order, if given), into a domain."
     root = Path(root)
@@ -414,7 +426,7 @@ def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes:
         raise ValueError(f"image folder {root}: class folder(s) with no readable images: {', '.join(empty)}")
     return Domain(name or root.name, images.float() / 255, torch.tensor(labels, dtype=torch.long), classes)
 
-# %% ../nbs/00_data.ipynb #cell-067
+# %% ../nbs/00_data.ipynb #cell-070
 def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
     "A key for a folder's content: each file's relative path, size and modification time, the classes, the size."
     stats = [(str(p.relative_to(root)), *(lambda st: (st.st_size, st.st_mtime_ns))(p.stat())) for _, p in files]
@@ -447,7 +459,7 @@ def _load_decoded(path: Path):
     try: return torch.load(path, weights_only=True)
     except Exception: return None  # a damaged cache file is rebuilt
 
-# %% ../nbs/00_data.ipynb #cell-070
+# %% ../nbs/00_data.ipynb #cell-073
 def write_image_folder(domain: Domain, root) -> Path:
     "Write a domain as an image folder of PNGs, one sub-folder per class."
     root = Path(root)
@@ -457,7 +469,7 @@ def write_image_folder(domain: Domain, root) -> Path:
         Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(folder / f"{i:05d}.png")
     return root
 
-# %% ../nbs/00_data.ipynb #cell-073
+# %% ../nbs/00_data.ipynb #cell-076
 def folder_setting_name(teacher_roots, student_root) -> str:
     "A setting's name from its folders, DigitShift style: `TEACHER+TEACHER-STUDENT` (just `STUDENT` without teachers)."
     return "-".join(filter(None, ["+".join(Path(r).name for r in teacher_roots), Path(student_root).name]))
@@ -474,20 +486,20 @@ def folder_domains(teacher_roots, student_root, size: int = IMAGE_SIZE, classes:
     domains = {d.name: d for d in (*teacher, student)}
     return domains, Setting(folder_setting_name(teacher_roots, student_root), tuple(d.name for d in teacher), student.name)
 
-# %% ../nbs/00_data.ipynb #cell-076
+# %% ../nbs/00_data.ipynb #cell-079
 def empty_domain(name: str, classes: list, size: int = IMAGE_SIZE) -> Domain:
     "A domain with no images."
     return Domain(name, torch.empty(0, 3, size, size), torch.empty(0, dtype=torch.long), list(classes))
 
 def folder_splits(student_root, seed: int = 0, shots: int = 50, student_test=None, teacher_roots=(),
-                  classes: list = None, size: int = IMAGE_SIZE) -> Splits:
+                  classes: list = None, size: int = IMAGE_SIZE, val_shots: int = -1) -> Splits:
     "The splits of a setting made from image folders."
     domains, setting = folder_domains(teacher_roots, student_root, size, classes)
     student = domains[setting.student_domain]
     test = None if student_test is None else image_folder_domain(student_test, size, f"student-test:{Path(student_test).name}", student.classes)
-    return make_splits(domains, setting, seed, shots, test)
+    return make_splits(domains, setting, seed, shots, test, val_shots)
 
-# %% ../nbs/00_data.ipynb #cell-079
+# %% ../nbs/00_data.ipynb #cell-082
 @dataclass(frozen=True)
 class Benchmark:
     "A downloadable benchmark: its domains (letter to accepted folder names), class count and settings."
@@ -504,7 +516,7 @@ DATASETS = {
     "visda": Benchmark("VisDA-2017", 12, {"S": ("train",), "R": ("validation",)}, ("S-R",)),
 }
 
-# %% ../nbs/00_data.ipynb #cell-082
+# %% ../nbs/00_data.ipynb #cell-085
 def _domain_folder(root: Path, names: tuple):
     for name in names:
         folder = root / name
@@ -542,3 +554,20 @@ def dataset_folders(dataset: str, root, setting: str) -> tuple:
         if empty:
             raise ValueError(f"{bench.title}: class folder(s) without images in {folders[letter]}: {', '.join(empty)}")
     return [folders[t] for t in teachers], folders[student]
+
+# %% ../nbs/00_data.ipynb #cell-086
+def synthetic_benchmark(dataset: str, # one of `DATASETS`
+                        root, # the folder to fill (created)
+                        per_class: int = 10, # images per class and domain
+                        ) -> Path: # `root`
+    """A tree laid out like a downloaded benchmark (DOMAIN/images/CLASS/*.jpg), each class a plain colour shifted
+    per domain, in sizes that vary: `--dataset` runs, layouts and throughput can be tried without the download."""
+    bench = DATASETS[dataset]
+    for d, names in enumerate(bench.domains.values()):
+        for c in range(bench.num_classes):
+            folder = Path(root) / names[0] / "images" / f"class_{c:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                colour = ((8 * c) % 256, (37 * c + 60 * d) % 256, (10 * i) % 256)
+                Image.new("RGB", (48 + i % 16, 40), colour).save(folder / f"frame_{i:04d}.jpg")
+    return Path(root)

@@ -5,6 +5,7 @@
 # %% ../nbs/04_generator.ipynb #cell-002
 from __future__ import annotations
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -81,11 +82,12 @@ class BNStatistics:
         self.layers = bn_layers(model)
         if not self.layers:
             raise ValueError("the teacher has no BatchNorm2d layers: stage 1 needs their running statistics")
-        self.means, self.vars = [None] * len(self.layers), [None] * len(self.layers)
+        self.means, self.vars, self.recording = [None] * len(self.layers), [None] * len(self.layers), True
         self.handles = [layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(self.layers)]
 
     def _hook(self, i):
         def record(module, inputs, output):
+            if not self.recording: return
             x = inputs[0].float()
             mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)
             self.means[i] = mean_over_processes(mean)  # with several processes: the statistics of all their batches
@@ -97,6 +99,13 @@ class BNStatistics:
         mean_gap = torch.cat([m - l.running_mean for m, l in zip(self.means, self.layers)])
         var_gap = torch.cat([v - l.running_var for v, l in zip(self.vars, self.layers)])
         return mean_gap.norm() + var_gap.norm()
+
+    @contextmanager
+    def paused(self):
+        "Record nothing inside the block: teacher passes whose statistics no loss uses cost no extra work."
+        self.recording = False
+        try: yield
+        finally: self.recording = True
 
     def remove(self):
         for h in self.handles: h.remove()
@@ -176,7 +185,7 @@ def generator_step(teacher: nn.Module, # frozen, in eval mode
         backward_step(optimizers["generator"], loss_g)
         for _ in range(k):
             z = shard(torch.randn(batch_size, d, device=device))
-            with torch.no_grad(), autocast(device, precision):
+            with torch.no_grad(), stats.paused(), autocast(device, precision):
                 x = g(z); t_logits = teacher(x)
             with autocast(device, precision): s_logits = s(x); loss_s = kl_div(t_logits, s_logits)
             backward_step(optimizers["student"], loss_s)

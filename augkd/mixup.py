@@ -12,11 +12,11 @@ import torch.nn.functional as F
 
 from .data import Domain
 from .generator import kl_div
-from .train import (BestState, Callback, Learner, ShowProgress, Validate, autocast, backward_step, batches, evaluate,
-                         parallel, shard, world_size)
+from .train import BestState, Callback, autocast, parallel, recipe_learner
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'mixup_schedule', 'mix', 'mixup_loss', 'MixupSchedule', 'mixup_step', 'train_mixup']
+__all__ = ['SCHEDULES', 'HANDOVER_TARGETS', 'mixup_schedule', 'mix', 'mixup_loss', 'handover_loss', 'MixupSchedule',
+           'mixup_loss_step', 'train_mixup']
 
 # %% ../nbs/06_mixup.ipynb #cell-005
 SCHEDULES = ("linear", "step")
@@ -41,11 +41,13 @@ def mix(x: torch.Tensor, # a batch of student-domain images in [0, 1]
         s: float, # the mixup weight of the raw images
         generator: nn.Module, encoder: nn.Module, # G and E
         anchor: nn.Module = None, # the AnchorNet (None: z_a = z)
+        with_anchor: bool = False, # also return the anchor images x_a = G(z_a)
        ) -> torch.Tensor:
-    "The mixed images x_m = (1-s) G((1-s) z_a + s z) + s x for a batch."
+    "The mixed images x_m = (1-s) G((1-s) z_a + s z) + s x for a batch (and `(x_m, x_a)` `with_anchor`)."
     z = encoder(x, y)[0]
     z_a = anchor(z, y)[0] if anchor is not None else z
-    return (1 - s) * generator((1 - s) * z_a + s * z) + s * x
+    x_m = (1 - s) * generator((1 - s) * z_a + s * z) + s * x
+    return (x_m, generator(z_a)) if with_anchor else x_m
 
 # %% ../nbs/06_mixup.ipynb #cell-011
 def mixup_loss(s_logits: torch.Tensor, # the student's logits
@@ -58,6 +60,23 @@ def mixup_loss(s_logits: torch.Tensor, # the student's logits
     return u * F.cross_entropy(s_logits, y) + (1 - u) * tau ** 2 * kl_div(t_logits, s_logits, tau)
 
 # %% ../nbs/06_mixup.ipynb #cell-014
+HANDOVER_TARGETS = ("mixed", "anchor")
+
+def handover_loss(s_raw: torch.Tensor, # the student's logits on the raw samples
+                  s_mixed: torch.Tensor, # its logits on their mixes
+                  t_target: torch.Tensor, # the teacher's logits on the target images (mixes or anchors)
+                  y: torch.Tensor, # the labels
+                  s: float, # the epoch's mixup weight
+                  tau: float = 10.0, # KD temperature
+                  trusted: torch.Tensor = None, # 1 where the teacher's term counts (default: everywhere)
+                 ) -> torch.Tensor:
+    "CE on raw samples; on mixed ones (1 - s) tau^2 KL(T || S) (where trusted) plus s CE."
+    kd = tau ** 2 * F.kl_div(F.log_softmax(s_mixed / tau, 1), F.log_softmax(t_target / tau, 1), reduction="none",
+                             log_target=True).sum(1)
+    if trusted is not None: kd = kd * trusted
+    return (F.cross_entropy(s_raw, y) + (1 - s) * kd.mean() + s * F.cross_entropy(s_mixed, y)) / 2
+
+# %% ../nbs/06_mixup.ipynb #cell-017
 class MixupSchedule(Callback):
     "Set `learn.row['s']` to the mixup weight s(e) of each epoch (0 without mixup: raw samples and anchors)."
     def __init__(self, a: float, b: float, kind: str = "linear", # the schedule, see `mixup_schedule`
@@ -66,26 +85,33 @@ class MixupSchedule(Callback):
     def before_epoch(self, learn):
         learn.row["s"] = mixup_schedule(learn.epoch, learn.epochs, self.a, self.b, self.kind) if self.enabled else 0.0
 
-def mixup_step(teacher, generator, encoder, anchor, # frozen; `anchor` None for z_a = z
-               student: nn.Module, # the student in training (wrapped by `parallel`)
-               optimizer: torch.optim.Optimizer, # its optimizer
-               u: float, tau: float, # L_3's CE weight and KD temperature
-               precision: str = "auto"): # see `autocast`
-    "A `Learner` step of stage 3: one student update on a batch of raw samples and their mixes at the epoch's s."
+def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None for z_a = z
+                    student: nn.Module, # the student in training (wrapped by `parallel`)
+                    u: float, tau: float, # L_3's CE weight and KD temperature
+                    precision: str = "auto", # see `autocast`
+                    handover: bool = False, handover_target: str = "mixed", handover_trusted: bool = False): # see `handover_loss`
+    "The loss of stage 3 for the student recipe: a batch of raw samples and their mixes at the epoch's s."
     device = next(teacher.parameters()).device
-    def step(learn, batch):
-        x, y = shard(batch[0].to(device), batch[1].to(device))
+    def loss_step(learn, x, y):
+        if handover:
+            with autocast(device, precision):
+                x_m, x_a = mix(x, y, learn.row["s"], generator, encoder, anchor, with_anchor=True)
+                with torch.no_grad():
+                    t_target = teacher(x_m.float() if handover_target == "mixed" else x_a.float())
+                    trusted = (teacher(x_a.float()).argmax(1) == y).float() if handover_trusted else None
+                s_logits = student(torch.cat([x, x_m.float()]))
+                loss = handover_loss(s_logits[:len(y)], s_logits[len(y):], t_target, y, learn.row["s"], tau, trusted)
+            return loss, {"train_mixed_acc": (s_logits[len(y):].argmax(1) == y).float().mean()}
         with autocast(device, precision):
             x_m = mix(x, y, learn.row["s"], generator, encoder, anchor).float()
             X, Y = torch.cat([x, x_m]), torch.cat([y, y])
             with torch.no_grad(): t_logits = teacher(X)
             s_logits = student(X)
             loss = mixup_loss(s_logits, t_logits, Y, u, tau)
-        backward_step(optimizer, loss)
-        return len(y), {"loss": loss, "train_mixed_acc": (s_logits[len(y):].argmax(1) == y).float().mean()}
-    return step
+        return loss, {"train_mixed_acc": (s_logits[len(y):].argmax(1) == y).float().mean()}
+    return loss_step
 
-# %% ../nbs/06_mixup.ipynb #cell-016
+# %% ../nbs/06_mixup.ipynb #cell-019
 def train_mixup(teacher: nn.Module, # the frozen teacher
                 student: nn.Module, # the final student (starts from the stage-1 student)
                 generator: nn.Module, encoder: nn.Module, # frozen G and E
@@ -104,19 +130,24 @@ def train_mixup(teacher: nn.Module, # the frozen teacher
                 use_mixup: bool = True, # False: s = 0 throughout (the w/o Mixup ablation)
                 use_anchor: bool = True, # False: z_a = z (the w/o Anchor ablation)
                 precision: str = "auto", # see `autocast`
+                handover: bool = False, # True: the loss hands over from teacher to labels as s rises (`handover_loss`)
+                handover_target: str = "mixed", # where the teacher's target is taken: "mixed" images or "anchor" images
+                handover_trusted: bool = False, # the teacher's term only where it classifies the anchor correctly
                 progress: bool = True, # show a bar per epoch
                 callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
-    "Stage 3: train the final student on progressive mixes; return the best-validation student and the history."
+    "Stage 3: train the final student on progressive mixes by the student recipe; return it (best validation epoch) and the history."
     anchor = anchor if use_anchor else None
     for m in (teacher, generator, encoder, anchor):
         if m is not None: m.eval().requires_grad_(False)
-    opt = torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s)
-    best = BestState("student", lambda row: row["val"]["acc"])
-    epoch_batches = lambda epoch: batches(train, batch_size, shuffle=True, drop_last=world_size() > 1)
-    learn = Learner("stage 3 (mixup)", mixup_step(teacher, generator, encoder, anchor, parallel(student), opt, u, tau, precision),
-                    epoch_batches, mixup_epochs, {"student": student}, {"student": opt}, None,
-                    [MixupSchedule(a, b, schedule, use_mixup), Validate(lambda learn: {"val": evaluate(student, val)}), best,
-                     ShowProgress(("s", "loss", "val"), progress), *callbacks])
+    if handover_target not in HANDOVER_TARGETS:
+        raise ValueError(f"unknown handover_target {handover_target!r}: one of {', '.join(HANDOVER_TARGETS)}")
+    loss_step = mixup_loss_step(teacher, generator, encoder, anchor, parallel(student), u, tau, precision,
+                                handover, handover_target, handover_trusted)
+    learn = recipe_learner("stage 3 (mixup)", student, loss_step, train, val, mixup_epochs, lr_s, wd_s, batch_size,
+                           progress=progress, show=("s", "loss", "val"),
+                           callbacks=[MixupSchedule(a, b, schedule, use_mixup), *callbacks], module="student")
     history = learn.fit()
+    best = next((cb for cb in learn.callbacks if isinstance(cb, BestState)), None)  # none: the recipe keeps the last epoch
     student.eval()
-    return {"student": student, "history": history, "best_epoch": best.best_epoch, "best_val": best.best_value}
+    return {"student": student, "history": history, "best_epoch": best.best_epoch if best else len(history) - 1,
+            "best_val": best.best_value if best else history[-1]["val"]["acc"]}

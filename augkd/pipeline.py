@@ -13,14 +13,14 @@ import torch.nn as nn
 import torchvision
 
 import augkd
-from .anchor import UNCERTAINTIES, AnchorNet, train_anchor
+from .anchor import ANCHOR_SELECTIONS, UNCERTAINTIES, AnchorNet, max_logit_range, stage_diagnostics, train_anchor
 from .data import (DATASETS, SETTINGS, atomic_save, content_hash, dataset_folders, exclusive, folder_setting_name, folder_splits,
                         load_setting)
 from .generator import Encoder, Generator, train_generator
-from .mixup import SCHEDULES, train_mixup
-from .models import ARCHS, STEMS, Normalized, create_model
+from .mixup import HANDOVER_TARGETS, SCHEDULES, train_mixup
+from .models import ARCHS, STEMS, Normalized, create_model, to_device
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
-from .train import (PRECISIONS, Checkpoint, barrier, evaluate, init_distributed, is_main, predict_logits,
+from .train import (PRECISIONS, Checkpoint, Validate, barrier, evaluate, init_distributed, is_main, predict_logits,
                          resolve_device, seed_everything, training_state)
 
 # %% auto #0
@@ -50,6 +50,7 @@ class Config:
     setting: str = "HP-M"           # DigitShift setting: teacher domains - student domain (a name, with folders)
     seed: int = 0                   # seed of the student-domain split and of all training
     shots: int = 50                 # labeled student-domain training images per class (0: all)
+    val_shots: int = -1             # student-domain validation images per class: -1 from shots (max(2, ceil(shots/8))), 0 all
     image_size: int = 32
     student_domain: str = ""        # an image folder (one sub-folder per class) instead of DigitShift
     student_test: str = ""          # with student_domain: a separate test folder (else 80/10/10 of it)
@@ -91,6 +92,11 @@ class Config:
     w_ce: float = stage_default("w_ce")
     uncertainty: str = stage_default("uncertainty")
     energy_tau: float = stage_default("energy_tau")
+    w_prox: float = stage_default("w_prox")  # weight of the anchors' proximity term (0: the method page's L_A)
+    anchor_select: str = stage_default("anchor_select")  # the best anchor epoch: lowest validation "loss" or best "teacher_acc"
+    invert_epochs: int = stage_default("invert_epochs")  # epochs of encoder inversion on student-domain images before anchors
+    lr_inv: float = stage_default("lr_inv")
+    w_inv_feat: float = stage_default("w_inv_feat")  # weight of the teacher-feature term of the inversion loss
     # stage 3: mixup learning
     mixup_epochs: int = stage_default("mixup_epochs")
     a: float = stage_default("a")  # fraction of epochs until pure student-domain data
@@ -101,6 +107,9 @@ class Config:
     # ablations
     use_anchor: bool = stage_default("use_anchor")  # False: z_a = z and no stage 2 (the "w/o Anchor" ablation)
     use_mixup: bool = stage_default("use_mixup")  # False: raw samples plus anchor images, no schedule ("w/o Mixup")
+    handover: bool = stage_default("handover")  # True: stage 3 hands over from the teacher (weight 1 - s) to the labels
+    handover_target: str = stage_default("handover_target")  # the teacher's target: "mixed" images or "anchor" images
+    handover_trusted: bool = stage_default("handover_trusted")  # the teacher's term only where it is right on the anchor
     # bookkeeping
     preset: str = "paper"
     device: str = "auto"
@@ -143,7 +152,8 @@ class Config:
 # %% ../nbs/07_pipeline.ipynb #cell-009
 FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
 LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "precision": "auto", "teacher_stem": "auto",
-                "student_stem": "auto"}
+                "student_stem": "auto",
+                "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0, "handover": False, "handover_target": "mixed", "handover_trusted": False}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 
 def _stage_fields(stage: str) -> tuple:
@@ -167,7 +177,7 @@ PRESETS = {
     "paper": dict(),
 }
 
-LOSS_WEIGHTS = ("w_adv", "w_oh", "w_ent", "w_bn", "beta", "w_mask", "w_ce")
+LOSS_WEIGHTS = ("w_adv", "w_oh", "w_ent", "w_bn", "beta", "w_mask", "w_ce", "w_prox", "w_inv_feat")
 MAX_BATCH = 65536
 
 def device_problem(device: str) -> str: # a device name, as the config's `device` field
@@ -194,6 +204,9 @@ def validate_config(config: Config, # the config to check
         ("student_arch", config.student_arch in ARCHS, f"one of {', '.join(ARCHS)}"),
         ("uncertainty", config.uncertainty in UNCERTAINTIES, f"one of {', '.join(UNCERTAINTIES)}"),
         ("schedule", config.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+        ("handover_target", config.handover_target in HANDOVER_TARGETS, f"one of {', '.join(HANDOVER_TARGETS)}"),
+        ("anchor_select", config.anchor_select in ANCHOR_SELECTIONS, f"one of {', '.join(ANCHOR_SELECTIONS)}"),
+        ("invert_epochs", config.invert_epochs >= 0, "an integer >= 0 (0: no encoder inversion)"),
         ("dataset", config.dataset in ("", *DATASETS), f"one of {', '.join(DATASETS)} (or empty)"),
         ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         ("teacher_stem", config.teacher_stem in STEMS, f"one of {', '.join(STEMS)}"),
@@ -206,6 +219,7 @@ def validate_config(config: Config, # the config to check
         ("u", 0 <= config.u <= 1, "0 <= u <= 1"),
         ("batch_size", 2 <= config.batch_size <= MAX_BATCH, f"an integer from 2 to {MAX_BATCH}"),
         ("shots", config.shots >= 0, "an integer >= 0 (0 keeps all)"),
+        ("val_shots", config.val_shots >= -1, "an integer >= -1 (-1: from shots, 0: the whole validation part)"),
         ("image_size", config.image_size >= 8 and config.image_size % 4 == 0, "a multiple of 4, at least 8"),
         ("image_size", config.image_size == 32 or bool(config.student_domain),
          "32 for DigitShift, whose images are 32x32 (other sizes with image folders or a dataset)"),
@@ -344,7 +358,8 @@ def read_metrics(run_dir, # a run directory
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
 
 # %% ../nbs/07_pipeline.ipynb #cell-025
-def _run_stage(run_dir, stage: str, config: Config, prov: dict, modules: dict, train_fn, force: bool, progress: bool) -> dict:
+def _run_stage(run_dir, stage: str, config: Config, prov: dict, modules: dict, train_fn, force: bool, progress: bool,
+               callbacks: list = ()) -> dict:
     "Run, resume or skip one stage; returns the stage function's result, the stage's info and the configs it trained under."
     ckpt = load_checkpoint(run_dir, stage, config, prov, force)
     trained_under = list((ckpt or {}).get("trained_under") or [])
@@ -363,7 +378,7 @@ def _run_stage(run_dir, stage: str, config: Config, prov: dict, modules: dict, t
         save_checkpoint(run_dir, stage, config, prov, state, spent + time.time() - start, trained_under=trained_under)
         append_metrics(run_dir, stage, state["history"][-1])
 
-    result = train_fn(callbacks=[Checkpoint(ckpt["state"] if ckpt else None, save)])
+    result = train_fn(callbacks=[*callbacks, Checkpoint(ckpt["state"] if ckpt else None, save)])
     info = {k: v for k, v in result.items() if k not in modules and k != "history"}
     seconds = spent + time.time() - start
     if is_main():
@@ -388,7 +403,7 @@ def build_models(config: Config, # the architectures and widths
               "generator": lambda: Generator(d, config.image_size, config.gen_width),
               "encoder": lambda: Encoder(d, num_classes, config.image_size, config.enc_width, config.enc_channels),
               "anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels)}
-    return {name: makers[name]().to(device or "cpu") for name in names}
+    return {name: to_device(makers[name](), device or "cpu") for name in names}
 
 # %% ../nbs/07_pipeline.ipynb #cell-030
 def config_stages(config: Config) -> tuple: # the run's config
@@ -401,9 +416,9 @@ def method_name(config: Config) -> str: # the run's config
 
 def config_splits(config: Config): # the run's config (setting or folders, seed, shots, image size)
     "The splits a config asks for: a DigitShift setting, or the setting's image folders."
-    if not config.student_domain: return load_setting(config.setting, seed=config.seed, shots=config.shots)
+    if not config.student_domain: return load_setting(config.setting, config.seed, config.shots, config.val_shots)
     return folder_splits(config.student_domain, config.seed, config.shots, config.student_test or None,
-                         _names(config.teacher_domains), _names(config.classes) or None, config.image_size)
+                         _names(config.teacher_domains), _names(config.classes) or None, config.image_size, config.val_shots)
 
 # %% ../nbs/07_pipeline.ipynb #cell-033
 def resolve_teacher(config: Config, # the run's config (setting, teacher architecture and epochs, image size)
@@ -495,17 +510,24 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
     if is_main(): rewrite_metrics(out, histories)
     models = build_models(config, len(splits.classes), teacher_model, device)
     student, generator, encoder, anchor = (models[n] for n in MODEL_NAMES)
-    if device.type == "cuda":  # convolutions run faster on NHWC tensors under mixed precision
-        for model in (teacher_model, student, generator, encoder): model.to(memory_format=torch.channels_last)
     stage = lambda fn, **models: (lambda **kw: fn(teacher_model, **models, **config.stage_args(fn), progress=progress, **kw))
     student_domain = dict(train=splits.student_train, val=splits.student_val)
 
+    score = dict(zip(("f_min", "f_max"), max_logit_range(predict_logits(teacher_model, splits.student_train.images))),
+                 kind=config.uncertainty, tau=config.energy_tau)
+    diagnose = lambda anchor: stage_diagnostics(teacher_model, generator, encoder, anchor, splits.student_val, **score)
+    every_epoch = lambda anchor: [Validate(lambda learn: {"diagnostics": diagnose(anchor)})]
+
     stage1 = _run_stage(out, "generator", config, prov, {"generator": generator, "encoder": encoder, "student": student},
-                        stage(train_generator, student=student, generator=generator, encoder=encoder), force, progress)
-    stage1_student = evaluate(student, splits.student_val)
+                        stage(train_generator, student=student, generator=generator, encoder=encoder), force, progress,
+                        every_epoch(None))
+    stage1_student, diagnostics = evaluate(student, splits.student_val), {"generator": diagnose(None)}
     if "anchor" in config_stages(config):
-        stage2 = _run_stage(out, "anchor", config, prov, {"anchor": anchor},
-                            stage(train_anchor, generator=generator, encoder=encoder, anchor=anchor, **student_domain), force, progress)
+        stage2_modules = {"anchor": anchor, **({"encoder": encoder} if config.invert_epochs else {})}  # inversion trains E too
+        stage2 = _run_stage(out, "anchor", config, prov, stage2_modules,
+                            stage(train_anchor, generator=generator, encoder=encoder, anchor=anchor, **student_domain), force, progress,
+                            every_epoch(anchor))
+        diagnostics["anchor"] = diagnose(anchor)
     else:
         anchor, stage2 = None, {"history": [], "skipped": "use_anchor is off: z_a = z"}
     stage3 = _run_stage(out, "mixup", config, prov, {"student": student},
@@ -516,7 +538,7 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history" and (k != "trained_under" or v not in ([], [config.to_dict()]))}
     results = {"method": method_name(config), "setting": config.setting, "seed": config.seed, "preset": config.preset,
                "config": config.to_dict(), "provenance": prov, "teacher": evaluate(teacher_model, splits.student_test),
-               "student": evaluate(student, splits.student_test),
+               "student": evaluate(student, splits.student_test), "diagnostics": diagnostics,
                "stages": {"generator": {**stage_info(stage1), "student_val": stage1_student},
                           "anchor": stage_info(stage2), "mixup": stage_info(stage3)},
                "seconds": round(time.time() - start, 2),

@@ -16,7 +16,7 @@ from .viz import (anchor_map_figure, anchor_pairs_figure, energy_histograms_figu
                        uncertainty_map_figure)
 
 # %% auto #0
-__all__ = ['results_table', 'report_sections', 'write_report']
+__all__ = ['DIAGNOSTIC_NAMES', 'results_table', 'diagnostics_table', 'inputs_table', 'report_sections', 'write_report']
 
 # %% ../nbs/11_report.ipynb #cell-006
 def results_table(results: dict) -> str:
@@ -31,6 +31,31 @@ def results_table(results: dict) -> str:
             f"preset {html.escape(results['preset'])}; stages: {stages}; total {results['seconds']:.0f} s.</p>")
 
 # %% ../nbs/11_report.ipynb #cell-009
+DIAGNOSTIC_NAMES = {"acc_x": "teacher top-1 on x", "acc_rec": "teacher top-1 on G(E(x, y))", "acc_anchor": "teacher top-1 on anchors",
+                    "unc_x": "mean uncertainty on x", "unc_rec": "mean uncertainty on G(E(x, y))",
+                    "unc_anchor": "mean uncertainty on anchors", "label_sensitivity": "encoder label sensitivity",
+                    "clamped": "share of scores clamped", "anchor_move": "anchor distance from its sample",
+                    "anchor_spread": "anchor diversity within a class"}
+
+def diagnostics_table(results: dict) -> str:
+    "An HTML table of `results['diagnostics']`: one row per figure, one column per stage."
+    stages = results.get("diagnostics") or {}
+    if not stages: return "<p>this run predates the stage diagnostics</p>"
+    head = "<tr><th></th>" + "".join(f"<th>after {html.escape(s)}</th>" for s in stages) + "</tr>"
+    cell = lambda v: "" if v is None else f"{v:.3f}"
+    rows = [f"<tr><th>{name}</th>" + "".join(f"<td>{cell(d.get(key))}</td>" for d in stages.values()) + "</tr>"
+            for key, name in DIAGNOSTIC_NAMES.items() if any(key in d for d in stages.values())]
+    return "<table>" + head + "".join(rows) + "</table>"
+
+def inputs_table(results: dict) -> str:
+    "The run's config, field by field, and its teacher and data (content hashes)."
+    config = results.get("config", {})
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in config.items())
+    prov = results.get("provenance") or {}
+    sources = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in prov.items())
+    return f"<details><summary>config ({len(config)} fields)</summary><table>{rows}</table></details><table>{sources}</table>"
+
+# %% ../nbs/11_report.ipynb #cell-012
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} h2{{margin-top:2em}}</style></head>
@@ -44,7 +69,9 @@ def report_sections(run_dir, kind: str = None, sample: int = 0) -> list:
     marks = schedule_marks(parts.config)
     path = mixup_path(parts, views, sample)
     current = nearest_step(path, 0.5)
-    sections = [("Results", results_table(parts.results) if parts.results else "<p>the run has not finished yet</p>"),
+    done = parts.results or {}
+    sections = [("Results", results_table(done) if done else "<p>the run has not finished yet</p>"),
+                ("Stage diagnostics", diagnostics_table(done)), ("Config and teacher", inputs_table(done)),
                 ("Training curves", training_curves_figure(parts.metrics)),
                 ("Generated samples", generated_samples_figure(views)),
                 ("Anchors", anchor_pairs_figure(views)),
@@ -56,7 +83,7 @@ def report_sections(run_dir, kind: str = None, sample: int = 0) -> list:
     if parts.anchor is not None: sections.append(("Class masks", mask_heatmap_figure(parts)))
     return sections
 
-# %% ../nbs/11_report.ipynb #cell-011
+# %% ../nbs/11_report.ipynb #cell-014
 def write_report(run_dir, out=None, kind: str = None) -> Path:
     "Write the run's self-contained `report.html` (or `out`); returns its path."
     run_dir = Path(run_dir)

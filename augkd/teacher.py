@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .data import Splits, atomic_save, cache_dir, content_hash, exclusive, load_setting
-from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem
+from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
 from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
 
 # %% auto #0
@@ -34,7 +34,7 @@ def load_teacher(path, device=None) -> tuple:
         raise ValueError(f"{path} is not an augkd teacher checkpoint (format {TEACHER_FORMAT})")
     net = create_model(ckpt["arch"], len(ckpt["classes"]), ckpt["image_size"], stem=ckpt.get("stem", "auto"))
     net.load_state_dict(ckpt["state_dict"])
-    model = Normalized(net, ckpt["mean"], ckpt["std"]).to(resolve_device(device)).eval()
+    model = to_device(Normalized(net, ckpt["mean"], ckpt["std"]), resolve_device(device)).eval()
     return model, {k: v for k, v in ckpt.items() if k != "state_dict"}
 
 def is_teacher_checkpoint(path) -> bool:
@@ -52,7 +52,7 @@ def train_teacher(splits: Splits, arch: str = "cnn_large", epochs: int = 6, seed
     start = time.time()
     seed_everything(seed)
     mean, std = channel_stats(splits.teacher_train.images)
-    model = Normalized(create_model(arch, len(splits.classes), stem=stem), mean, std).to(resolve_device(device))
+    model = to_device(Normalized(create_model(arch, len(splits.classes), stem=stem), mean, std), resolve_device(device))
     history = fit(model, splits.teacher_train, splits.teacher_val, epochs=epochs, lr=lr, batch_size=batch_size,
                   shift=2, colour=True, seed=seed, desc=f"teacher {arch}", progress=progress)
     model.eval()
@@ -158,7 +158,7 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
                          + "; ".join(misfits[:6]) + (f"; and {len(misfits) - 6} more" if len(misfits) > 6 else ""))
     net.load_state_dict(state)
     mean, std = norm or IMAGENET_NORM
-    model = Normalized(net, mean, std).to(resolve_device(device)).eval()
+    model = to_device(Normalized(net, mean, std), resolve_device(device)).eval()
     return model, {"format": "state_dict", "arch": arch, "stem": stem, "classes": list(classes), "mean": list(mean), "std": list(std),
                    "image_size": image_size}
 

@@ -5,6 +5,7 @@
 # %% ../nbs/02_train.ipynb #cell-002
 from __future__ import annotations
 import random, copy, math, os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,12 +20,12 @@ from .data import Domain
 from .models import recalibrate_bn
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state', 'training_state',
-           'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite', 'world_size', 'rank', 'is_main',
-           'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes', 'autocast',
-           'batches', 'predict_logits', 'topk_accuracy', 'evaluate', 'Callback', 'backward_step', 'Learner',
+__all__ = ['PRECISIONS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state',
+           'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite', 'world_size', 'rank',
+           'is_main', 'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes',
+           'autocast', 'batches', 'predict_logits', 'topk_accuracy', 'evaluate', 'Callback', 'backward_step', 'Learner',
            'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift',
-           'random_colour', 'cross_entropy_loss', 'fit']
+           'random_colour', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -260,7 +261,7 @@ class ShowProgress(Callback):
         self.show, self.enabled = show, enabled and is_main()
 
     def before_epoch(self, learn):
-        extra = "".join(f" {k}={v:.2f}" for k, v in learn.row.items() if k != "epoch" and isinstance(v, float))
+        extra = "".join(f" {k}={v:.3g}" for k, v in learn.row.items() if k != "epoch" and isinstance(v, float))
         learn.iterable = tqdm(learn.iterable, desc=f"{learn.name} epoch {learn.epoch + 1}/{learn.epochs}{extra}",
                               leave=False, disable=not self.enabled)
         self.bar = learn.iterable
@@ -363,6 +364,59 @@ def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> to
     "The default loss of `fit`: cross-entropy of the model's logits."
     return F.cross_entropy(model(x), y)
 
+class RecordLR(Callback):
+    "Put the learning rate of each epoch in its row (`lr`): what the recipe's schedule did is in every history."
+    def before_epoch(self, learn): learn.row["lr"] = next(iter(learn.optimizers.values())).param_groups[0]["lr"]
+
+@dataclass
+class StudentRecipe:
+    "The choices of the student recipe that are not budgets (those are the config's): one instance, `STUDENT_RECIPE`."
+    schedule: str = "cosine" # the learning rate over the epochs: "cosine" (to 0) or "constant"
+    select_best: bool = True # keep the weights of the epoch with the best validation top-1 (else the last epoch's)
+    recalibrate_bn: bool = True # then re-estimate BatchNorm statistics on the raw training images
+
+STUDENT_RECIPE = StudentRecipe()
+
+def recipe_learner(desc: str, # what the progress bar calls the loop
+                   model: nn.Module, # the classifier to train (its best-validation weights are kept)
+                   loss_step, # `loss_step(learn, x, y) -> (loss, terms)`: a batch's loss (and extra terms), on the device
+                   train: Domain, # the training images and labels
+                   val: Domain = None, # the split that selects the best epoch (None: the last epoch)
+                   epochs: int = 5, lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 128, # the budget
+                   seed: int = None, # seeds the shuffling (and `augment`); None: torch's global generator (resumable)
+                   augment = None, # `augment(x, generator)`: a transform of each CPU batch's images, or None
+                   progress: bool = True, # show a bar per epoch and a line per epoch
+                   show: tuple = ("loss", "val"), # what the progress line shows
+                   callbacks: list = (), # more `Callback`s (a stage's schedule, a `Checkpoint`)
+                   module: str = "model", # the model's name in the loop (and in its checkpoints)
+                  ) -> Learner:
+    """The one recipe every classifier on the student domain is trained by, whatever its loss: Adam with
+    weight decay, the learning rate cosine-decayed over `epochs`, seeded shuffled batches, the weights of the
+    epoch with the best validation top-1 kept, then BatchNorm statistics re-estimated on the raw training images
+    (the choices in `STUDENT_RECIPE`)."""
+    recipe = STUDENT_RECIPE
+    device = next(model.parameters()).device
+    gen = None if seed is None else torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if recipe.schedule not in ("cosine", "constant"): raise ValueError(f"unknown schedule {recipe.schedule!r}: cosine or constant")
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if recipe.schedule == "cosine" else None
+
+    def step(learn, batch):
+        x, y = batch
+        if augment is not None: x = augment(x, gen)
+        x, y = shard(x.to(device), y.to(device))
+        loss, terms = loss_step(learn, x, y)
+        backward_step(opt, loss)
+        return len(y), {"loss": loss, **terms}
+
+    loop = [RecordLR(), ShowProgress(show, progress)] + ([RecalibrateBN(module, train.images)] if recipe.recalibrate_bn else [])
+    if val is not None:
+        loop += [Validate(lambda learn: {"val": evaluate(model, val)})]
+        if recipe.select_best: loop += [BestState(module, lambda row: row["val"]["acc"])]
+    epoch_batches = lambda epoch: batches(train, batch_size, shuffle=True, generator=gen, drop_last=world_size() > 1)
+    return Learner(desc, step, epoch_batches, epochs, {module: model}, {module: opt}, {module: sched} if sched else {},
+                   [*loop, *callbacks])
+
 def fit(model: nn.Module, # the classifier to train (its best-validation weights are kept)
         train: Domain, # the training images and labels
         val: Domain = None, # the validation split that selects the best epoch (None: the last epoch)
@@ -377,25 +431,11 @@ def fit(model: nn.Module, # the classifier to train (its best-validation weights
         progress: bool = True, # show a bar per epoch and a line per epoch
         loss_fn = cross_entropy_loss, # `loss_fn(model, x, y)`: the loss of a batch
         precision: str = "auto", # see `autocast`
-       ) -> list: # one row per epoch: the loss and the validation accuracies
-    "Train `model` on `train` with `loss_fn(model, x, y)`; keep the best-validation weights, then recalibrate BatchNorm."
-    device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
-    trained = parallel(model)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+       ) -> list: # one row per epoch: the loss, the learning rate and the validation accuracies
+    "Train `model` on `train` with `loss_fn(model, x, y)` by the recipe of `recipe_learner`, with optional augmentations."
+    device, trained = next(model.parameters()).device, parallel(model)
+    augment = lambda x, gen: random_colour(random_shift(x, shift, gen), gen) if colour else random_shift(x, shift, gen)
 
-    def step(learn, batch):
-        x, y = batch
-        x = random_shift(x, shift, gen)
-        if colour: x = random_colour(x, gen)
-        x, y = shard(x.to(device), y.to(device))
-        with autocast(device, precision): loss = loss_fn(trained, x, y)
-        backward_step(opt, loss)
-        return len(y), {"loss": loss}
-
-    callbacks = [ShowProgress(("loss", "val"), progress), RecalibrateBN("model", train.images)]
-    if val is not None:
-        callbacks += [Validate(lambda learn: {"val": evaluate(model, val)}), BestState("model", lambda row: row["val"]["acc"])]
-    epoch_batches = lambda epoch: batches(train, batch_size, shuffle=True, generator=gen, drop_last=world_size() > 1)
-    return Learner(desc, step, epoch_batches, epochs, {"model": model}, {"model": opt}, {"model": sched}, callbacks).fit()
+    def loss_step(learn, x, y):
+        with autocast(device, precision): return loss_fn(trained, x, y), {}
+    return recipe_learner(desc, model, loss_step, train, val, epochs, lr, weight_decay, batch_size, seed, augment, progress).fit()

@@ -23,7 +23,7 @@ __all__ = ['PALETTE', 'run_views', 'default_reducer', 'make_reducer', 'StoredMap
            'decode_data_uri', 'image_mosaic', 'generated_samples_figure', 'anchor_pairs_figure', 'class_colour',
            'arrows', 'anchor_map_figure', 'mixup_path', 'schedule_marks', 'nearest_step', 'mixup_strip_figure',
            'mixup_path_figure', 'smoothed_field', 'uncertainty_map_figure', 'energy_histograms_figure',
-           'mask_heatmap_figure', 'training_curves_figure']
+           'mask_heatmap_figure', 'stage_curves', 'training_curves_figure']
 
 # %% ../nbs/10_viz.ipynb #cell-008
 @torch.no_grad()
@@ -165,13 +165,14 @@ def generated_samples_figure(views: dict, n: int = 40, cols: int = 10) -> go.Fig
                         title="generated samples G(z), z ~ N(0, I): teacher's class and confidence")
 
 def anchor_pairs_figure(views: dict, per_class: int = 2) -> go.Figure:
-    "For each class, `per_class` pairs: the student-domain image x, then its anchor image x_a = G(A(E(x, y)))."
+    "For each class, `per_class` triples: the image x, what the encoder and generator make of it G(E(x, y)), its anchor x_a."
     picks = [i for c in range(len(views["classes"])) for i in np.flatnonzero(views["y"] == c)[:per_class]]
-    images = np.stack([im for i in picks for im in (views["x"][i], views["x_a"][i])])
-    x_caps, a_caps = _teacher_captions(views["logits_x"][picks], views["classes"]), _teacher_captions(views["logits_x_a"][picks], views["classes"])
-    captions = [cap for pair in zip(["x " + c for c in x_caps], ["x_a " + c for c in a_caps]) for cap in pair]
-    return image_mosaic(images, captions, cols=2 * per_class * 2,
-                        title="student-domain images x and their anchors x_a (teacher's class and confidence)")
+    kinds = (("x", "x"), ("x_rec", "G(E(x,y))"), ("x_a", "x_a"))
+    images = np.stack([views[k][i] for i in picks for k, _ in kinds])
+    captions_by = {k: [f"{label} {c}" for c in _teacher_captions(views[f"logits_{k}"][picks], views["classes"])] for k, label in kinds}
+    captions = [captions_by[k][n] for n in range(len(picks)) for k, _ in kinds]
+    return image_mosaic(images, captions, cols=3 * per_class * 2,
+                        title="x, G(E(x, y)) and the anchor x_a of student-domain images (teacher's class and confidence)")
 
 # %% ../nbs/10_viz.ipynb #cell-025
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -329,17 +330,30 @@ def mask_heatmap_figure(parts: RunParts) -> go.Figure:
                       xaxis_title="latent dimension", yaxis_title="class", template="plotly_white", height=360)
     return fig
 
+def stage_curves(rows: list) -> dict:
+    "A stage's curves by name, `{name: {epoch: value}}`: its numbers, the top-1 of accuracy dicts (`val`), the diagnostics."
+    curves = {}
+    for i, row in enumerate(rows):
+        epoch = row.get("epoch", i)
+        for key, value in row.items():
+            if key in ("stage", "epoch", "lr"): continue
+            if isinstance(value, dict) and "acc" in value: curves.setdefault(f"{key} top-1", {})[epoch] = value["acc"]
+            elif isinstance(value, dict):
+                for name, v in value.items(): curves.setdefault(name, {})[epoch] = v
+            elif isinstance(value, (int, float)) and not isinstance(value, bool): curves.setdefault(key, {})[epoch] = value
+    return curves
+
 def training_curves_figure(metrics: list) -> go.Figure:
-    "One panel per stage: every numeric metric against epoch."
+    "Per stage, a column of two panels against epoch: losses and other unbounded figures above, figures in [0, 1] below."
     stages = list(dict.fromkeys(r["stage"] for r in metrics))
-    fig = make_subplots(rows=1, cols=max(1, len(stages)), subplot_titles=[f"stage {s}" for s in stages])
+    fig = make_subplots(rows=2, cols=max(1, len(stages)), shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[f"stage {s}" for s in stages] + [""] * len(stages))
     for col, stage in enumerate(stages, 1):
-        rows = [r for r in metrics if r["stage"] == stage]
-        keys = [k for k in rows[0] if k not in ("stage", "epoch") and isinstance(rows[0][k], (int, float))]
-        epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
-        for k in keys:
-            fig.add_scatter(x=epochs, y=[r.get(k) for r in rows], mode="lines+markers", name=f"{stage}: {k}",
-                            legendgroup=stage, row=1, col=col)
-    fig.update_layout(title="training curves (metrics.jsonl)", template="plotly_white", height=380)
-    fig.update_xaxes(title="epoch")
+        for name, points in stage_curves([r for r in metrics if r["stage"] == stage]).items():
+            bounded = all(0 <= v <= 1 for v in points.values())
+            fig.add_scatter(x=[e + 1 for e in points], y=list(points.values()), mode="lines+markers", name=f"{stage}: {name}",
+                            legendgroup=stage, row=2 if bounded else 1, col=col)
+    fig.update_layout(title="training curves (metrics.jsonl): losses above, accuracies, uncertainties and s below",
+                      template="plotly_white", height=560)
+    fig.update_xaxes(title="epoch", row=2)
     return fig

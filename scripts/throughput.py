@@ -20,7 +20,7 @@ from augkd.anchor import train_anchor
 from augkd.data import load_setting
 from augkd.generator import train_generator
 from augkd.mixup import train_mixup
-from augkd.models import Normalized, create_model
+from augkd.models import Normalized, create_model, to_device
 from augkd.pipeline import build_models, make_config
 from augkd.train import resolve_device
 
@@ -42,8 +42,8 @@ def throughput(config, iters: int, epochs: int) -> list:
     splits = load_setting(config.setting, seed=config.seed, shots=config.shots)
     n_classes, n_train = len(splits.classes), len(splits.student_train)
     torch.manual_seed(0)
-    teacher = Normalized(create_model(config.teacher_arch, n_classes, config.image_size, stem=config.teacher_stem),
-                         [0.5] * 3, [0.25] * 3).to(device).eval()
+    teacher = to_device(Normalized(create_model(config.teacher_arch, n_classes, config.image_size, stem=config.teacher_stem),
+                                   [0.5] * 3, [0.25] * 3), device).eval()
     models = build_models(config, n_classes, teacher, device)
     student, generator, encoder, anchor = (models[n] for n in ("student", "generator", "encoder", "anchor"))
     domain = dict(train=splits.student_train, val=splits.student_val)

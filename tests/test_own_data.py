@@ -48,8 +48,8 @@ def test_bench_on_own_folders(cli, own, tmp_path):
     done = cli("bench", "--preset", "quick", "--methods", "teacher,wo_kd", "--seeds", "0", "--student-domain", own / "M",
                "--shots", "10", *teacher_args(own), "--out", tmp_path / "b")
     assert done.returncode == 0, done.stderr
-    rows = json.loads((tmp_path / "b" / "bench.json").read_text())
-    assert [(r["method"], r["setting"]) for r in rows] == [("teacher", "M"), ("wo_kd", "M")]
+    rows = json.loads((tmp_path / "b" / "bench.json").read_text())["cells"]
+    assert [(r["method"], r["setting"], r["shots"]) for r in rows] == [("teacher", "M", 10), ("wo_kd", "M", 10)]
 
 
 def test_train_teacher_on_folders(cli, own, tmp_path):

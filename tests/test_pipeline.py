@@ -3,6 +3,7 @@ import json, os, signal, subprocess, time
 
 import pytest
 
+from augkd.bench import HEADLINE
 from conftest import LONGER, QUICK, figures, metrics
 
 
@@ -17,6 +18,8 @@ def test_quick_run_end_to_end_and_resume_of_a_finished_run(cli, tmp_path):
     assert all(results["stages"][s]["seconds"] > 0 for s in results["stages"])
     assert set(results["versions"]) == {"augkd", "torch", "torchvision"}
     assert json.loads((run / "config.json").read_text())["hash"]
+    (student,) = json.loads((run / "splits.json").read_text())["student"].values()
+    assert (student["shots"], student["val_shots"]) == (50, 7) and len(student["val"]) == 70  # 7 per class of 10
     assert [m["stage"] for m in metrics(run)] == ["generator"] * 2 + ["anchor"] * 2 + ["mixup"] * 3
     report = (run / "report.html").read_text()
     assert report.count("Plotly.newPlot") == 9 and "<script src=" not in report
@@ -81,16 +84,34 @@ def test_tiny_bench_writes_all_files_and_reuses_finished_cells(cli, tmp_path):
     args = ["bench", "--methods", "wo_kd,augkd", "--settings", "HP-M", "--seeds", "0", "--preset", "quick", "--out", tmp_path / "b"]
     first = cli(*args)
     assert first.returncode == 0, first.stderr
-    rows = json.loads((tmp_path / "b" / "bench.json").read_text())
+    rows = json.loads((tmp_path / "b" / "bench.json").read_text())["cells"]
     assert [(r["method"], r["setting"], r["seed"]) for r in rows] == [("wo_kd", "HP-M", 0), ("augkd", "HP-M", 0)]
-    assert all({"acc", "acc3", "acc5", "seconds"} <= set(r) for r in rows)
+    assert all({"acc", "acc3", "acc5", "seconds", "shots", "val_shots"} <= set(r) for r in rows)
     table = (tmp_path / "b" / "bench.md").read_text()
-    assert table.startswith("| method | HP-M | mean |") and "**" in table
+    assert f"| method | HP-M {HEADLINE['HP-M']}-shot |" in table and "**" in table  # a setting alone: its headline shots
     html = (tmp_path / "b" / "bench.html").read_text()
     assert "plotly" in html and "<script src=\"https://cdn" not in html
     second = cli(*args)
     assert second.returncode == 0, second.stderr
-    assert json.loads((tmp_path / "b" / "bench.json").read_text()) == rows  # reused: same seconds too
+    assert json.loads((tmp_path / "b" / "bench.json").read_text())["cells"] == rows  # reused: same seconds too
+
+
+def test_bench_has_a_column_per_setting_and_shot_count_with_paired_intervals(cli, tmp_path):
+    done = cli("bench", "--shots", "2,5", "--settings", "HP-M", "--seeds", "0,1", "--methods", "wo_kd,kd", "--preset", "quick",
+               "--out", "b")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "b"
+    assert {"bench.html", "bench.json", "bench.md"} <= {p.name for p in out.iterdir()}
+    table = (out / "bench.md").read_text()
+    assert "| method | HP-M 2-shot | HP-M 5-shot |" in table
+    assert "Paired difference to `wo_kd`" in table and "| kd | " in table.split("Paired difference to `wo_kd`")[1]
+    data = json.loads((out / "bench.json").read_text())
+    assert sorted({(r["shots"], r["val_shots"], r["seed"]) for r in data["cells"]}) == [(2, 2, 0), (2, 2, 1), (5, 2, 0), (5, 2, 1)]
+    vs = data["columns"]["HP-M 5-shot"]["kd"]["vs_baseline"]
+    assert vs["method"] == "wo_kd" and vs["n"] == 2 and vs["low"] <= vs["diff"] <= vs["high"]
+    assert data["columns"]["HP-M 2-shot"]["wo_kd"]["vs_best_other"]["method"] == "kd"
+    cell = json.loads(next((out / "cells" / "kd").glob("HP-M-2shot-s0-*")).joinpath("cell.json").read_text())
+    assert (cell["shots"], cell["val_shots"], cell["config"]["val_shots"]) == (2, 2, -1)
 
 
 def test_bench_list_prints_registered_methods(cli):

@@ -3,9 +3,8 @@ mixed precision."""
 import json, os, subprocess, sys
 from pathlib import Path
 
-from PIL import Image
-
 from conftest import LONGER, QUICK, metrics
+from augkd.data import synthetic_benchmark
 from augkd.pipeline import load_run
 from augkd.train import evaluate
 
@@ -13,18 +12,6 @@ from augkd.train import evaluate
 # (std 0.06), and 2-process runs of those seeds land -0.075 to +0.022 from their 1-process twins
 # (measured here): a 2-process run must land within about two and a half of those stds.
 NOISE = 0.15
-
-
-def office31_like(root: Path, per_class: int = 10, classes: int = 31) -> Path:
-    "A synthetic tree shaped like Office-31's archive: DOMAIN/images/CLASS/*.jpg, each class its own colour."
-    for d, domain in enumerate(("amazon", "dslr", "webcam")):
-        for c in range(classes):
-            folder = root / domain / "images" / f"class_{c:02d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(per_class):
-                colour = (8 * c, (37 * c + 60 * d) % 256, 10 * i)
-                Image.new("RGB", (48 + i, 40), colour).save(folder / f"frame_{i:04d}.jpg")
-    return root
 
 
 def test_dataset_with_missing_root_is_refused_clearly(cli, tmp_path):
@@ -43,11 +30,11 @@ def test_several_processes_refuse_a_used_directory_before_starting(cli, tmp_path
 
 
 def test_office31_shaped_tree_runs_quick_end_to_end(cli, tmp_path):
-    root = office31_like(tmp_path / "office31")
+    root = synthetic_benchmark("office31", tmp_path / "office31")
     grid = cli("bench", "--dataset", "office31", "--root", root, "--settings", "AW-D", "--methods", "teacher,wo_kd",
                "--seeds", "0", "--preset", "quick", "--out", "bench")
     assert grid.returncode == 0, grid.stderr
-    assert "| method | AW-D | mean |" in (tmp_path / "bench" / "bench.md").read_text()
+    assert "| method | AW-D 50-shot |" in (tmp_path / "bench" / "bench.md").read_text()  # a dataset's settings at the config's shots
     # bf16 autocast here too: on a GPU it is the default; on the CPU it must at least run
     done = cli("run", "--dataset", "office31", "--root", root, "--setting", "AW-D", *QUICK, "--precision", "bf16", "--out", "run")
     assert done.returncode == 0, done.stderr

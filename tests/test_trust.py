@@ -51,11 +51,11 @@ def test_benchmark_cells_are_keyed_by_their_whole_config(cli, tmp_path):
     assert first.returncode == 0, first.stderr
     changed = cli(*grid, "--lr-s", "0.05", "--student-arch", "cnn_large")
     assert changed.returncode == 0, changed.stderr
-    row = json.loads((tmp_path / "b" / "bench.json").read_text())[0]
+    row = json.loads((tmp_path / "b" / "bench.json").read_text())["cells"][0]
     assert (row["config"]["lr_s"], row["config"]["student_arch"], row["teacher"]["fingerprint"]) == (0.05, "cnn_large", "cached")
     assert len(list((tmp_path / "b" / "cells" / "wo_kd").iterdir())) == 2, "the changed options ran a cell of their own"
     again = cli(*grid)
-    assert again.returncode == 0 and json.loads((tmp_path / "b" / "bench.json").read_text())[0]["config"]["lr_s"] == 0.001
+    assert again.returncode == 0 and json.loads((tmp_path / "b" / "bench.json").read_text())["cells"][0]["config"]["lr_s"] == 0.001
 
 
 def test_two_writers_of_one_run_directory(tmp_path):
