@@ -1,0 +1,57 @@
+"""AuG-KD variants (config switches) against the method as stated, on the headline grid's columns, seed by seed:
+each variant reuses the stages it shares with the first (stage 1 always), and every run records its best
+validation top-1 (what a choice between variants may read), its test top-1 and its stage diagnostics.
+
+    python scripts/compare_variants.py [--seeds 0,1,2] [--out DIR] [--preset default]
+
+Writes DIR/variants.json (one row per run, rewritten after each) and prints one line per run, then the mean
+validation and test top-1 of each variant with the paired difference to `ref` (95% t interval over the
+columns and seeds).
+"""
+import argparse, dataclasses, json, tempfile
+from pathlib import Path
+
+from augkd.bench import HEADLINE, paired_difference
+from augkd.pipeline import make_config, run
+
+ANCHORS = dict(invert_epochs=100, uncertainty="max_softmax", w_ce=1.0, w_prox=0.1, anchor_select="teacher_acc")
+VARIANTS = {"ref": {},
+            "handover": dict(handover=True),
+            "inversion_anchors": ANCHORS,
+            "inversion_anchors_handover": dict(ANCHORS, handover=True)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp())
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for setting, shots in HEADLINE.items():
+            config = make_config(args.preset, setting=setting, shots=shots, seed=seed)
+            group = out / f"{setting}-{shots}shot-s{seed}"
+            for name, change in VARIANTS.items():
+                results = run(dataclasses.replace(config, **change), group / name, resume=(group / name).exists(),
+                              reuse=[group / other for other in VARIANTS if other != name], progress=False)
+                diagnostics = results["diagnostics"].get("anchor", results["diagnostics"]["generator"])
+                rows.append({"setting": setting, "shots": shots, "seed": seed, "variant": name,
+                             "val": results["stages"]["mixup"]["best_val"], "test": results["student"]["acc"],
+                             "seconds": results["seconds"], "diagnostics": diagnostics})
+                print(f"{setting} {shots}-shot seed {seed} {name}: val {rows[-1]['val']:.3f} test {rows[-1]['test']:.3f} "
+                      f"teacher on x {diagnostics['acc_x']:.2f}, on G(E(x,y)) {diagnostics['acc_rec']:.2f}, "
+                      f"on anchors {diagnostics.get('acc_anchor', float('nan')):.2f} ({results['seconds']:.0f}s)", flush=True)
+                (out / "variants.json").write_text(json.dumps(rows, indent=1))
+    by = lambda name, key: {(r["setting"], r["seed"]): r[key] for r in rows if r["variant"] == name}
+    for name in VARIANTS:
+        for key in ("val", "test"):
+            d = paired_difference(by(name, key), by("ref", key))
+            mean = sum(by(name, key).values()) / max(1, len(by(name, key)))
+            print(f"{name:28s} {key:4s} mean {100 * mean:.1f}  vs ref {100 * d['diff']:+.1f} "
+                  f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] over {d['n']} runs")
+
+
+if __name__ == "__main__":
+    main()
