@@ -153,7 +153,8 @@ class Config:
 FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
 LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "precision": "auto", "teacher_stem": "auto",
                 "student_stem": "auto",
-                "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0, "handover": False, "handover_target": "mixed", "handover_trusted": False}
+                "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0,
+                "handover": False, "handover_target": "mixed", "handover_trusted": False}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 
 def _stage_fields(stage: str) -> tuple:
