@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import Domain
-from .generator import PenultimateFeatures, reparameterize
+from .generator import PenultimateFeatures, prior_kl
 from .train import (BestState, Learner, ShowProgress, Validate, autocast, backward_step, batches, parallel,
                          predict_logits, shard, world_size)
 
@@ -202,7 +202,7 @@ def invert_encoder(teacher, generator, # frozen T and G
             x_rec = generator(mu)  # later stages read the mean code, so the mean must reproduce the image
             teacher(x_rec); f_rec = features.value.flatten(1).float()
             pixels, feats = F.mse_loss(x_rec.float(), x), F.mse_loss(f_rec, f_x)
-            prior = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+            prior = prior_kl(mu, logvar)
             loss = pixels + w_feat * feats + beta * prior
         backward_step(opt, loss)
         return len(y), {"pixels": pixels, "features": feats, "prior": prior, "loss": loss}

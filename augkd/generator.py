@@ -16,7 +16,7 @@ from .train import Learner, ShowProgress, autocast, backward_step, mean_over_pro
 
 # %% auto #0
 __all__ = ['Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy', 'generator_losses',
-           'PenultimateFeatures', 'encoder_loss', 'generator_step', 'train_generator']
+           'PenultimateFeatures', 'prior_kl', 'encoder_loss', 'generator_step', 'train_generator']
 
 # %% ../nbs/04_generator.ipynb #cell-005
 class Generator(nn.Module):
@@ -149,14 +149,17 @@ class PenultimateFeatures:
     def remove(self): self.handle.remove()
 
 # %% ../nbs/04_generator.ipynb #cell-018
+def prior_kl(mu, logvar): # the mean and log-variance of q(z|x,y), (B, d)
+    "KL(q(z|x,y) || N(0, I)), summed over latent dimensions, averaged over the batch."
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+
 def encoder_loss(mu, logvar, # the encoder's mean and log-variance for a batch of generated images
                  z, # the latents the images were generated from
                  beta: float = 2.5e-4, # weight of the prior term
                 ) -> torch.Tensor:
     "Latent reconstruction plus beta times the KL of q(z|x,y) to the standard normal prior."
     recon = F.mse_loss(reparameterize(mu, logvar), z)
-    prior_kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
-    return recon + beta * prior_kl
+    return recon + beta * prior_kl(mu, logvar)
 
 # %% ../nbs/04_generator.ipynb #cell-021
 def generator_step(teacher: nn.Module, # frozen, in eval mode
