@@ -17,8 +17,9 @@ from .train import (BestState, Learner, ShowProgress, Validate, autocast, backwa
 
 # %% auto #0
 __all__ = ['UNCERTAINTIES', 'ANCHOR_SELECTIONS', 'AnchorNet', 'energy', 'max_logit_range', 'normalized_energy',
-           'max_softmax_uncertainty', 'entropy_uncertainty', 'uncertainty_score', 'anchor_terms', 'anchor_loss',
-           'anchor_views', 'anchor_step', 'anchor_validation', 'invert_encoder', 'train_anchor', 'stage_diagnostics']
+           'max_softmax_uncertainty', 'entropy_uncertainty', 'uncertainty_score', 'uncertainty_setup', 'anchor_terms',
+           'anchor_loss', 'anchor_views', 'anchor_step', 'anchor_validation', 'invert_encoder', 'train_anchor',
+           'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
@@ -99,6 +100,14 @@ def uncertainty_score(logits: torch.Tensor, # (B, C) logits
     if kind == "entropy": return entropy_uncertainty(logits)
     raise ValueError(f"unknown uncertainty {kind!r}; choose one of {', '.join(UNCERTAINTIES)}")
 
+def uncertainty_setup(teacher: nn.Module, # the frozen teacher
+                      train: Domain, # the student domain's training split (sets the normalized energy's range)
+                      kind: str = "normalized_energy", tau: float = 1.0, # the score and its temperature
+                     ) -> dict:
+    "`uncertainty_score`'s keyword arguments as stage 2 uses them: the score, its temperature and the teacher's max-logit range on `train`."
+    f_min, f_max = max_logit_range(predict_logits(teacher, train.images))
+    return dict(kind=kind, f_min=f_min, f_max=f_max, tau=tau)
+
 # %% ../nbs/05_anchor.ipynb #cell-014
 def anchor_terms(t_logits: torch.Tensor, # the teacher's logits on the anchor images
                  mask: torch.Tensor, # the class masks m(y), (B, d)
@@ -123,7 +132,7 @@ def anchor_loss(terms: dict, # the terms of `anchor_terms`
 
 # %% ../nbs/05_anchor.ipynb #cell-017
 @torch.no_grad()
-def anchor_views(teacher, generator, encoder, anchor, # the run's models (the teacher is not used)
+def anchor_views(generator, encoder, anchor, # the run's G, E and AnchorNet
                  images, labels, # a batch of student-domain samples
                 ) -> dict:
     "Latents, anchors, masks and images for a batch: z = E(x,y), z_a, m, G(z), x_a = G(z_a)."
@@ -239,8 +248,7 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
     inversion = invert_encoder(teacher, generator, encoder, train, invert_epochs, batch_size, lr_inv, w_inv_feat,
                                precision=precision, progress=progress) if invert_epochs else []
     for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
-    f_min, f_max = max_logit_range(predict_logits(teacher, train.images))
-    score = dict(alpha=alpha, kind=uncertainty, f_min=f_min, f_max=f_max, tau=energy_tau)
+    score = dict(alpha=alpha, **uncertainty_setup(teacher, train, uncertainty, energy_tau))
     opt = torch.optim.Adam(anchor.parameters(), lr=lr_a)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=anchor_epochs)
     best = (BestState("anchor", lambda row: row["val_loss"], lower_is_better=True) if anchor_select == "loss"
@@ -252,7 +260,7 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
                      ShowProgress(("loss", "val_loss", "unc_before", "unc_after", "mask_open"), progress), *callbacks])
     history = learn.fit()
     anchor.eval()
-    return {"anchor": anchor, "history": history, "best_epoch": best.best_epoch, "f_min": f_min, "f_max": f_max,
+    return {"anchor": anchor, "history": history, "best_epoch": best.best_epoch, "f_min": score["f_min"], "f_max": score["f_max"],
             **({"encoder": encoder, "inversion": inversion} if invert_epochs else {})}
 
 # %% ../nbs/05_anchor.ipynb #cell-034

@@ -14,15 +14,15 @@ import torch.nn.functional as F
 from .data import atomic_save
 from .generator import BNStatistics, kl_div, train_generator
 from .mixup import mixup_loss
-from .pipeline import Config, build_models, config_splits, resolve_teacher, run
+from .pipeline import AUGKD_REFERENCE, Config, build_models, config_splits, resolve_teacher, run
 from .models import recalibrate_bn
 from .train import Learner, ShowProgress, autocast, backward_step, cross_entropy_loss, evaluate, fit, resolve_device
 
 # %% auto #0
-__all__ = ['METHODS', 'ABOUT', 'DATA_FREE_WEIGHTS', 'DATA_FREE_ABOUT', 'AUGKD_VARIANTS', 'AUGKD_ABOUT', 'Cell', 'register',
-           'get_method', 'cell_parts', 'teacher_method', 'train_by_recipe', 'without_kd', 'kd_loss', 'plain_kd',
-           'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'total_variation', 'js_divergence',
-           'deep_inversion']
+__all__ = ['METHODS', 'ABOUT', 'CONFIG_CHANGES', 'DATA_FREE_WEIGHTS', 'DATA_FREE_ABOUT', 'AUGKD_VARIANTS', 'AUGKD_ABOUT', 'Cell',
+           'register', 'method_config', 'get_method', 'cell_parts', 'teacher_method', 'train_by_recipe', 'without_kd',
+           'kd_loss', 'plain_kd', 'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'total_variation',
+           'js_divergence', 'deep_inversion']
 
 # %% ../nbs/08_baselines.ipynb #cell-006
 @dataclass
@@ -34,17 +34,25 @@ class Cell:
     shared: Path | None = None  # shared by the cells of one setting and seed: work several methods repeat, done once
     teacher: dict | None = None  # a teacher file instead of the setting's cached teacher: path, classes, norm
 
-METHODS, ABOUT = {}, {}
+METHODS, ABOUT, CONFIG_CHANGES = {}, {}, {}
 
 def register(name: str, # the method's name in the benchmark
-             about: str = None): # one line on what it does (default: the function's docstring)
-    "Register a method `fn(cell) -> {'acc', 'acc3', 'acc5', ...}` under `name`."
+             about: str = None, # one line on what it does (default: the function's docstring)
+             changes: dict = None): # config fields the method sets (an AuG-KD variant); None: AuG-KD's switches at reference
+    "Register a method `fn(cell) -> {'acc', 'acc3', 'acc5', ...}` under `name`; it runs on `method_config(name, config)`."
     def add(fn):
         line = about or (fn.__doc__ or "").strip().split("\n")[0]
         if not line: raise ValueError(f"method {name!r} needs a line on what it does (about=, or a docstring)")
-        METHODS[name], ABOUT[name] = fn, line
+        CONFIG_CHANGES[name] = AUGKD_REFERENCE if changes is None else changes
+        METHODS[name] = lambda cell: fn(dataclasses.replace(cell, config=method_config(name, cell.config)))
+        ABOUT[name] = line
         return fn
     return add
+
+def method_config(name: str, config: Config) -> Config:
+    "The config the method `name` runs: `config` with the method's changes."
+    get_method(name)
+    return dataclasses.replace(config, **CONFIG_CHANGES[name])
 
 def get_method(name: str):
     "The registered method called `name`, with a clear error for unknown names."
@@ -52,7 +60,7 @@ def get_method(name: str):
         raise ValueError(f"unknown method {name!r}; registered: {', '.join(METHODS)}")
     return METHODS[name]
 
-# %% ../nbs/08_baselines.ipynb #cell-008
+# %% ../nbs/08_baselines.ipynb #cell-009
 def cell_parts(cell: Cell, # the method's job
                models: tuple = ("student",), # which of the run's models to build (see `build_models`)
               ) -> tuple:
@@ -64,7 +72,7 @@ def cell_parts(cell: Cell, # the method's job
     built = build_models(c, len(splits.classes), teacher, device, models)
     return splits, teacher, (built["student"] if models == ("student",) else built)
 
-# %% ../nbs/08_baselines.ipynb #cell-010
+# %% ../nbs/08_baselines.ipynb #cell-011
 @register("teacher")
 def teacher_method(cell: Cell) -> dict:
     "The teacher scored on the student domain's test split."
@@ -119,7 +127,7 @@ def kd_fine_tuned(cell: Cell) -> dict:
         return teacher
     return _distill(cell, fine_tuned)
 
-# %% ../nbs/08_baselines.ipynb #cell-012
+# %% ../nbs/08_baselines.ipynb #cell-013
 DATA_FREE_WEIGHTS = {
     "dafl": dict(w_adv=0.0, w_oh=1.0, w_ent=5.0, w_bn=0.0, w_act=0.1),
     "zskt": dict(w_adv=1.0, w_oh=0.0, w_ent=0.0, w_bn=0.0),
@@ -156,7 +164,7 @@ for _name, _weights in DATA_FREE_WEIGHTS.items():
     register(_name + "+", f"{_name}, then fine-tuned with CE on the student domain")(
         lambda cell, n=_name, w=_weights: _generator_kd(cell, n, w, plus=True))
 
-# %% ../nbs/08_baselines.ipynb #cell-014
+# %% ../nbs/08_baselines.ipynb #cell-015
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     "Mean absolute difference between neighbouring pixels."
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
@@ -167,7 +175,7 @@ def js_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tenso
     m = (0.5 * (p + q)).clamp_min(1e-12).log()
     return 0.5 * (F.kl_div(m, p, reduction="batchmean") + F.kl_div(m, q, reduction="batchmean"))
 
-# %% ../nbs/08_baselines.ipynb #cell-017
+# %% ../nbs/08_baselines.ipynb #cell-018
 def deep_inversion(teacher, # the frozen teacher
                    student, # the student, distilled on the synthesized images
                    rounds: int, # rounds of synthesis and distillation (the loop's epochs)
@@ -215,7 +223,7 @@ def deep_inversion(teacher, # the frozen teacher
     finally: stats.remove()
     return torch.cat(pool)
 
-# %% ../nbs/08_baselines.ipynb #cell-019
+# %% ../nbs/08_baselines.ipynb #cell-020
 def _deepinv(cell: Cell, plus: bool) -> dict:
     c = cell.config
     splits, teacher, student = cell_parts(cell)
@@ -229,20 +237,22 @@ register("deepinv", "data-free: images optimized from noise to match the teacher
     lambda cell: _deepinv(cell, plus=False))
 register("deepinv+", "deepinv, then fine-tuned with CE on the student domain")(lambda cell: _deepinv(cell, plus=True))
 
-# %% ../nbs/08_baselines.ipynb #cell-021
-AUGKD_VARIANTS = {"augkd": {}, "augkd_no_anchor": dict(use_anchor=False), "augkd_no_mixup": dict(use_mixup=False),
-                  "augkd_ce": dict(u=1.0)}
+# %% ../nbs/08_baselines.ipynb #cell-022
+AUGKD_VARIANTS = {"augkd": {}, "augkd_ref": AUGKD_REFERENCE, "augkd_no_anchor": dict(use_anchor=False),
+                  "augkd_no_mixup": dict(use_mixup=False), "augkd_ce": dict(AUGKD_REFERENCE, u=1.0)}
 
-def _augkd(cell: Cell, name: str) -> dict:
-    config = dataclasses.replace(cell.config, **AUGKD_VARIANTS[name])
+def _augkd(cell: Cell) -> dict:
     if cell.shared is None: out, reuse = Path(cell.out) / "run", []
-    else: out, reuse = Path(cell.shared) / name, [Path(cell.shared) / other for other in AUGKD_VARIANTS if other != name]
+    else:
+        out = Path(cell.shared) / f"augkd-{cell.config.hash()}"
+        reuse = sorted(p for p in Path(cell.shared).glob("augkd*") if p.is_dir() and p != out)
     given = cell.teacher or {}
-    return run(config, out, resume=True, reuse=reuse, progress=cell.progress, teacher=given.get("path"),
+    return run(cell.config, out, resume=True, reuse=reuse, progress=cell.progress, teacher=given.get("path"),
                teacher_classes=given.get("classes"), teacher_norm=given.get("norm"))["student"]
 
-AUGKD_ABOUT = {"augkd": "AuG-KD: data-free generator and encoder, uncertainty-guided anchors, progressive mixup",
-               "augkd_no_anchor": "AuG-KD without stage 2: mixes toward G(E(x, y)) itself (z_a = z)",
-               "augkd_no_mixup": "AuG-KD with stage 3 on raw samples and anchor images, no progressive schedule",
-               "augkd_ce": "AuG-KD with a stage 3 of cross-entropy alone (u = 1)"}
-for _name in AUGKD_VARIANTS: register(_name, AUGKD_ABOUT[_name])(lambda cell, n=_name: _augkd(cell, n))
+AUGKD_ABOUT = {"augkd": "AuG-KD with its measured defaults: encoder inversion, anchors the teacher is right on, hand-over",
+               "augkd_ref": "AuG-KD as the method page states it (the reference code's switches)",
+               "augkd_no_anchor": "augkd without stage 2: mixes toward G(E(x, y)) itself (z_a = z)",
+               "augkd_no_mixup": "augkd with stage 3 on raw samples and anchor images, no progressive schedule",
+               "augkd_ce": "augkd_ref with a stage 3 of cross-entropy alone (u = 1)"}
+for _name, _changes in AUGKD_VARIANTS.items(): register(_name, AUGKD_ABOUT[_name], _changes)(_augkd)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_bench.ipynb #cell-002
 from __future__ import annotations
-import hashlib, json, math, multiprocessing, os, statistics, time
+import dataclasses, hashlib, json, math, multiprocessing, os, statistics, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -12,9 +12,9 @@ import plotly.graph_objects as go
 import torch
 from scipy import stats
 
-from .baselines import METHODS, Cell, get_method
+from .baselines import METHODS, Cell, get_method, method_config
 from .data import DATASETS, SETTINGS, exclusive, validation_shots
-from .pipeline import config_splits, make_config, resolve_teacher
+from .pipeline import AUGKD_REFERENCE, config_splits, make_config, resolve_teacher
 from .teacher import teacher_fingerprint
 from .train import resolve_device
 
@@ -30,15 +30,20 @@ def cell_key(config, # the cell's config (its hash leaves out only the device)
     fingerprint = teacher_fingerprint(**(teacher or {}))
     return hashlib.sha256(json.dumps([config.hash(), fingerprint]).encode()).hexdigest()[:12]
 
+def _group(config, teacher: dict = None) -> str:
+    return f"{config.setting}-{config.shots}shot-s{config.seed}-{cell_key(config, teacher)}"
+
 def _cell_folders(out, method: str, config, teacher: dict = None) -> tuple:
-    group = f"{config.setting}-{config.shots}shot-s{config.seed}-{cell_key(config, teacher)}"
-    return Path(out) / "cells" / method / group, Path(out) / "shared" / group
+    "The cell's folder, keyed by the config its method runs, and the folder it shares with every method of its group."
+    shared = dataclasses.replace(config, **AUGKD_REFERENCE)  # what every method of the setting, seed and budget has in common
+    return Path(out) / "cells" / method / _group(method_config(method, config), teacher), Path(out) / "shared" / _group(shared, teacher)
 
 def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, teacher: dict = None,
              **overrides) -> dict:
     "Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, config, teacher."
-    config = make_config(preset, setting=setting, seed=seed, **overrides)
-    folder, shared = _cell_folders(out, method, config, teacher)
+    asked = make_config(preset, setting=setting, seed=seed, **overrides)
+    folder, shared = _cell_folders(out, method, asked, teacher)
+    config = method_config(method, asked)
     done = folder / "cell.json"
     if done.exists(): return json.loads(done.read_text())
     fn = get_method(method)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .data import SETTINGS
 from .models import ARCHS
-from .pipeline import PRESETS, Config, make_config
+from .pipeline import AUGKD_REFERENCE, PRESETS, Config, make_config
 
 # %% auto #0
 __all__ = ['parse_bool', 'preset_values', 'build_parser', 'launch', 'main']
@@ -80,6 +80,8 @@ def _add_run_command(commands) -> None:
                      help="earlier run directories whose finished stages are reused where their inputs match this run's")
     run.add_argument("--report", type=parse_bool, default=True, metavar="BOOL",
                      help="write RUN/report.html when the run finishes (default true)")
+    run.add_argument("--reference", action="store_true",
+                     help="the method as the paper's code runs it (AUGKD_REFERENCE) instead of augkd's measured defaults")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
                      help="train in N data-parallel processes (torchrun: one per GPU, or gloo on the CPU; default 1)")
     _add_teacher_file_options(run)
@@ -155,10 +157,11 @@ def _teacher_file(args) -> dict:
 def _run_config(args) -> Config:
     "The config `augkd run` asks for: on `--resume` of a run directory, its own config with the options given over it."
     saved = args.out / "config.json" if args.resume and args.out else None
-    if saved is None or not saved.exists(): return make_config(args.preset or "default", **_overrides(args))
+    given = {**(AUGKD_REFERENCE if getattr(args, "reference", False) else {}), **_overrides(args)}
+    if saved is None or not saved.exists(): return make_config(args.preset or "default", **given)
     recorded = Config.load(saved)
     fields = {k: v for k, v in recorded.to_dict().items() if k != "preset"}
-    return make_config(args.preset or recorded.preset, **{**fields, **_overrides(args)})
+    return make_config(args.preset or recorded.preset, **{**fields, **given})
 
 def _check_teacher_arch(args) -> None:
     "A plain state dict does not say which architecture it is for: `--teacher-arch` must name it."
@@ -215,7 +218,7 @@ def _bench(args) -> int:
     print(f"wrote {args.out / 'bench.json'}, bench.md and bench.html")
     return 0
 
-# %% ../nbs/12_cli.ipynb #cell-025
+# %% ../nbs/12_cli.ipynb #cell-027
 def main(argv=None) -> int:
     "Run the `augkd` command line; returns the exit status."
     parser = build_parser()

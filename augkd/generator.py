@@ -156,9 +156,11 @@ def prior_kl(mu, logvar): # the mean and log-variance of q(z|x,y), (B, d)
 def encoder_loss(mu, logvar, # the encoder's mean and log-variance for a batch of generated images
                  z, # the latents the images were generated from
                  beta: float = 2.5e-4, # weight of the prior term
+                 latent_sum: bool = False, # the squared error summed over the d dimensions (the reference), not averaged
                 ) -> torch.Tensor:
     "Latent reconstruction plus beta times the KL of q(z|x,y) to the standard normal prior."
-    recon = F.mse_loss(reparameterize(mu, logvar), z)
+    error = (reparameterize(mu, logvar) - z).pow(2)
+    recon = error.sum(1).mean() if latent_sum else error.mean()
     return recon + beta * prior_kl(mu, logvar)
 
 # %% ../nbs/04_generator.ipynb #cell-021
@@ -171,7 +173,8 @@ def generator_step(teacher: nn.Module, # frozen, in eval mode
                    batch_size: int = 256, # latents per step (over all processes)
                    k: int = 5, # student and encoder steps per generator step
                    beta: float = 2.5e-4, # weight of the encoder's prior term
-                   precision: str = "auto"): # see `autocast`
+                   precision: str = "auto", # see `autocast`
+                   latent_sum: bool = False): # see `encoder_loss`
     "A `Learner` step of stage 1: one generator update, then `k` student (and encoder) updates."
     g, s, e = modules["generator"], modules["student"], modules.get("encoder")
     d = (g.module if hasattr(g, "module") else g).latent_size
@@ -193,7 +196,7 @@ def generator_step(teacher: nn.Module, # frozen, in eval mode
             with autocast(device, precision): s_logits = s(x); loss_s = kl_div(t_logits, s_logits)
             backward_step(optimizers["student"], loss_s)
             if e is None: continue
-            with autocast(device, precision): loss_e = encoder_loss(*e(x, t_logits.argmax(1)), z, beta)
+            with autocast(device, precision): loss_e = encoder_loss(*e(x, t_logits.argmax(1)), z, beta, latent_sum)
             backward_step(optimizers["encoder"], loss_e)
         return len(x), {**terms, "loss_g": loss_g, "loss_s": loss_s, "loss_e": loss_e,  # terms first: a NaN is named by its term
                         "t_conf": F.softmax(t_logits.float(), 1).max(1).values.mean(),
@@ -220,6 +223,7 @@ def train_generator(teacher: nn.Module, # the frozen teacher
                     beta: float = 2.5e-4, # weight of the encoder's prior term
                     precision: str = "auto", # see `autocast`
                     w_act: float = 0.0, # DAFL's activation term (not part of AuG-KD)
+                    latent_sum: bool = False, # E's latent error summed over the d dimensions, as the reference (see `encoder_loss`)
                     progress: bool = True, # show a bar per epoch
                     callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
     "Stage 1: train G, E (unless None) and a first student against a frozen teacher; return them and the history."
@@ -233,7 +237,7 @@ def train_generator(teacher: nn.Module, # the frozen teacher
     features = PenultimateFeatures(teacher) if w_act else None
     weights = {"adv": w_adv, "oh": w_oh, "ent": w_ent, "bn": w_bn, **({"act": w_act} if w_act else {})}
     step = generator_step(teacher, {n: parallel(m) for n, m in modules.items()}, optimizers, stats, weights, features,
-                          batch_size, k, beta, precision)
+                          batch_size, k, beta, precision, latent_sum)
     learn = Learner("stage 1 (generator)", step, lambda epoch: range(gen_iters), gen_epochs, modules, optimizers,
                     schedulers, [ShowProgress(("loss_g", "bn", "loss_s", "loss_e", "t_conf"), progress), *callbacks])
     try: history = learn.fit()

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torchvision
 
 import augkd
-from .anchor import ANCHOR_SELECTIONS, UNCERTAINTIES, AnchorNet, max_logit_range, stage_diagnostics, train_anchor
+from .anchor import ANCHOR_SELECTIONS, UNCERTAINTIES, AnchorNet, stage_diagnostics, train_anchor, uncertainty_setup
 from .data import (DATASETS, SETTINGS, atomic_save, content_hash, dataset_folders, exclusive, folder_setting_name, folder_splits,
                         load_setting)
 from .generator import Encoder, Generator, train_generator
@@ -24,12 +24,12 @@ from .train import (PRECISIONS, Checkpoint, Validate, barrier, evaluate, init_di
                          resolve_device, seed_everything, training_state)
 
 # %% auto #0
-__all__ = ['STAGE_FUNCTIONS', 'STAGES', 'FOLDER_FIELDS', 'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'PRESETS',
-           'LOSS_WEIGHTS', 'MAX_BATCH', 'PROVENANCE', 'MODEL_NAMES', 'stage_default', 'Config', 'device_problem',
-           'validate_config', 'make_config', 'provenance', 'stage_key', 'differences', 'checkpoint_path',
-           'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics', 'read_metrics', 'build_models',
-           'config_stages', 'method_name', 'config_splits', 'resolve_teacher', 'default_run_dir', 'check_run_dir',
-           'reuse_stages', 'run_teacher', 'run', 'RunParts', 'load_run']
+__all__ = ['STAGE_FUNCTIONS', 'STAGES', 'AUGKD_DEFAULTS', 'AUGKD_REFERENCE', 'FOLDER_FIELDS', 'LATER_FIELDS', 'CONFIG_FIELDS',
+           'STAGE_FIELDS', 'PRESETS', 'LOSS_WEIGHTS', 'MAX_BATCH', 'PROVENANCE', 'MODEL_NAMES', 'stage_default',
+           'method_default', 'Config', 'device_problem', 'validate_config', 'make_config', 'provenance', 'stage_key',
+           'differences', 'checkpoint_path', 'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics',
+           'read_metrics', 'build_models', 'config_stages', 'method_name', 'config_splits', 'resolve_teacher',
+           'default_run_dir', 'check_run_dir', 'reuse_stages', 'run_teacher', 'run', 'RunParts', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-006
 STAGE_FUNCTIONS = {"generator": train_generator, "anchor": train_anchor, "mixup": train_mixup}
@@ -42,10 +42,19 @@ def stage_default(name: str): # a config field that a stage function takes
         if parameter is not None: return parameter.default
     raise KeyError(f"no stage function takes {name!r}")
 
+AUGKD_DEFAULTS = dict(invert_epochs=100, uncertainty="max_softmax", w_ce=1.0, w_prox=0.1, anchor_select="teacher_acc",
+                      handover=True)
+
+def method_default(name: str): # a config field that a stage function takes
+    "The pipeline's default of `name`: its measured default in `AUGKD_DEFAULTS`, else the stage function's."
+    return AUGKD_DEFAULTS[name] if name in AUGKD_DEFAULTS else stage_default(name)
+
+AUGKD_REFERENCE = {name: stage_default(name) for name in AUGKD_DEFAULTS}
+
 # %% ../nbs/07_pipeline.ipynb #cell-008
 @dataclass
 class Config:
-    "All the settings of one AuG-KD run; defaults are the method page's reference values (a stage's, from its function)."
+    "All the settings of one AuG-KD run; defaults are the method page's (a stage's, from its function), or measured (`AUGKD_DEFAULTS`)."
     # data
     setting: str = "HP-M"           # DigitShift setting: teacher domains - student domain (a name, with folders)
     seed: int = 0                   # seed of the student-domain split and of all training
@@ -84,17 +93,18 @@ class Config:
     w_ent: float = stage_default("w_ent")  # 20 on a base-10 log, in nats
     w_bn: float = stage_default("w_bn")
     beta: float = stage_default("beta")
+    latent_sum: bool = stage_default("latent_sum")  # E's latent error summed over the d dimensions (the reference) or averaged
     # stage 2: anchor learning
     anchor_epochs: int = stage_default("anchor_epochs")
     lr_a: float = stage_default("lr_a")
     alpha: float = stage_default("alpha")  # invariant ratio
     w_mask: float = stage_default("w_mask")
-    w_ce: float = stage_default("w_ce")
-    uncertainty: str = stage_default("uncertainty")
+    w_ce: float = method_default("w_ce")
+    uncertainty: str = method_default("uncertainty")
     energy_tau: float = stage_default("energy_tau")
-    w_prox: float = stage_default("w_prox")  # weight of the anchors' proximity term (0: the method page's L_A)
-    anchor_select: str = stage_default("anchor_select")  # the best anchor epoch: lowest validation "loss" or best "teacher_acc"
-    invert_epochs: int = stage_default("invert_epochs")  # epochs of encoder inversion on student-domain images before anchors
+    w_prox: float = method_default("w_prox")  # weight of the anchors' proximity term (0: the method page's L_A)
+    anchor_select: str = method_default("anchor_select")  # the best anchor epoch: lowest validation "loss" or best "teacher_acc"
+    invert_epochs: int = method_default("invert_epochs")  # epochs of encoder inversion on student-domain images before anchors
     lr_inv: float = stage_default("lr_inv")
     w_inv_feat: float = stage_default("w_inv_feat")  # weight of the teacher-feature term of the inversion loss
     # stage 3: mixup learning
@@ -107,7 +117,7 @@ class Config:
     # ablations
     use_anchor: bool = stage_default("use_anchor")  # False: z_a = z and no stage 2 (the "w/o Anchor" ablation)
     use_mixup: bool = stage_default("use_mixup")  # False: raw samples plus anchor images, no schedule ("w/o Mixup")
-    handover: bool = stage_default("handover")  # True: stage 3 hands over from the teacher (weight 1 - s) to the labels
+    handover: bool = method_default("handover")  # True: stage 3 hands over from the teacher (weight 1 - s) to the labels
     handover_target: str = stage_default("handover_target")  # the teacher's target: "mixed" images or "anchor" images
     handover_trusted: bool = stage_default("handover_trusted")  # the teacher's term only where it is right on the anchor
     # bookkeeping
@@ -154,7 +164,7 @@ FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
 LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "precision": "auto", "teacher_stem": "auto",
                 "student_stem": "auto",
                 "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0,
-                "handover": False, "handover_target": "mixed", "handover_trusted": False}
+                "handover": False, "handover_target": "mixed", "handover_trusted": False, "latent_sum": False}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 
 def _stage_fields(stage: str) -> tuple:
@@ -171,7 +181,7 @@ def _short_hash(fields: dict) -> str:
 PRESETS = {
     "quick": dict(teacher_arch="cnn_small", teacher_epochs=1, student_arch="cnn_small", latent_size=32, gen_width=32,
                   enc_width=8, enc_channels=32, anchor_hidden=32, anchor_channels=4, batch_size=64, gen_epochs=2,
-                  gen_iters=5, k=2, anchor_epochs=2, mixup_epochs=3),
+                  gen_iters=5, k=2, anchor_epochs=2, invert_epochs=2, mixup_epochs=3),
     "default": dict(teacher_arch="cnn_large", teacher_epochs=6, student_arch="cnn_small", latent_size=100, gen_width=64,
                     enc_width=32, enc_channels=64, anchor_hidden=128, anchor_channels=8, batch_size=64, gen_epochs=10,
                     gen_iters=20, k=5, anchor_epochs=20, mixup_epochs=30),
@@ -370,8 +380,10 @@ def _run_stage(run_dir, stage: str, config: Config, prov: dict, modules: dict, t
         return {"history": ckpt["state"]["history"], **ckpt["info"], "seconds": ckpt["seconds"], "trained_under": trained_under}
     if config.to_dict() not in trained_under: trained_under.append(config.to_dict())
     barrier()  # every process has read the checkpoint before rank 0 writes the next one
-    if ckpt is None: seed_everything(config.seed + STAGES.index(stage) + 1)
-    elif progress: print(f"{stage}: resuming after epoch {ckpt['state']['epoch']}")
+    # seeded on a resume too: what a stage does before its first epoch (stage 2's encoder inversion) is redone
+    # identically, and the checkpoint then restores the random state of its last finished epoch
+    seed_everything(config.seed + STAGES.index(stage) + 1)
+    if ckpt is not None and progress: print(f"{stage}: resuming after epoch {ckpt['state']['epoch']}")
     spent, start = (ckpt["seconds"] if ckpt else 0.0), time.time()
 
     def save(state):
@@ -412,8 +424,9 @@ def config_stages(config: Config) -> tuple: # the run's config
     return tuple(s for s in STAGES if s != "anchor" or config.use_anchor)
 
 def method_name(config: Config) -> str: # the run's config
-    "`augkd`, or the name of the ablation the config's switches select."
-    return "augkd" + ("" if config.use_anchor else "_no_anchor") + ("" if config.use_mixup else "_no_mixup")
+    "`augkd` (`augkd_ref` with the reference switches), or the name of the ablation the config's switches select."
+    base = "augkd_ref" if all(getattr(config, k) == v for k, v in AUGKD_REFERENCE.items()) else "augkd"
+    return base + ("" if config.use_anchor else "_no_anchor") + ("" if config.use_mixup else "_no_mixup")
 
 def config_splits(config: Config): # the run's config (setting or folders, seed, shots, image size)
     "The splits a config asks for: a DigitShift setting, or the setting's image folders."
@@ -514,8 +527,7 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
     stage = lambda fn, **models: (lambda **kw: fn(teacher_model, **models, **config.stage_args(fn), progress=progress, **kw))
     student_domain = dict(train=splits.student_train, val=splits.student_val)
 
-    score = dict(zip(("f_min", "f_max"), max_logit_range(predict_logits(teacher_model, splits.student_train.images))),
-                 kind=config.uncertainty, tau=config.energy_tau)
+    score = uncertainty_setup(teacher_model, splits.student_train, config.uncertainty, config.energy_tau)
     diagnose = lambda anchor: stage_diagnostics(teacher_model, generator, encoder, anchor, splits.student_val, **score)
     every_epoch = lambda anchor: [Validate(lambda learn: {"diagnostics": diagnose(anchor)})]
 
@@ -631,10 +643,11 @@ def load_run(run_dir, # a run directory written by `run`
     teacher = resolve_teacher(config, splits, device, progress, **recorded).eval()
     models = build_models(config, len(splits.classes), teacher)
     loaded = {}
-    for stage, names in (("generator", ("generator", "encoder")), ("anchor", ("anchor",)), ("mixup", ("student",))):
+    # stage 2 also holds the encoder when it inverted it: that one is the encoder stages 2 and 3 used
+    for stage, names in (("generator", ("generator", "encoder")), ("anchor", ("anchor", "encoder")), ("mixup", ("student",))):
         ckpt = load_checkpoint(run_dir, stage)
         if ckpt is None or not ckpt["done"]: continue
-        for name in names:
+        for name in (n for n in names if n in ckpt["state"]["modules"]):
             models[name].load_state_dict(ckpt["state"]["modules"][name])
             loaded[name] = models[name].to(device).eval().requires_grad_(False)
     results = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").exists() else None

@@ -10,7 +10,7 @@ from pathlib import Path
 import plotly.io as pio
 
 from .pipeline import load_run
-from .viz import (anchor_map_figure, anchor_pairs_figure, energy_histograms_figure,
+from .viz import (anchor_map_figure, anchor_pairs_figure, uncertainty_histograms_figure,
                        generated_samples_figure, mask_heatmap_figure, mixup_path, mixup_path_figure, mixup_strip_figure,
                        nearest_step, run_reducer, run_views, schedule_marks, training_curves_figure,
                        uncertainty_map_figure)
@@ -79,7 +79,7 @@ def report_sections(run_dir, kind: str = None, sample: int = 0) -> list:
                 ("Mixup path", mixup_strip_figure(path, current)),
                 ("", mixup_path_figure(path, reducer, views, marks, current)),
                 ("Uncertainty", uncertainty_map_figure(views, reducer)),
-                ("", energy_histograms_figure(views))]
+                ("", uncertainty_histograms_figure(views))]
     if parts.anchor is not None: sections.append(("Class masks", mask_heatmap_figure(parts)))
     return sections
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from .anchor import energy
+from .anchor import uncertainty_score, uncertainty_setup
 from .mixup import mixup_schedule
 from .pipeline import RunParts
 
@@ -22,7 +22,7 @@ from .pipeline import RunParts
 __all__ = ['PALETTE', 'run_views', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map', 'run_reducer', 'png_data_uri',
            'decode_data_uri', 'image_mosaic', 'generated_samples_figure', 'anchor_pairs_figure', 'class_colour',
            'arrows', 'anchor_map_figure', 'mixup_path', 'schedule_marks', 'nearest_step', 'mixup_strip_figure',
-           'mixup_path_figure', 'smoothed_field', 'uncertainty_map_figure', 'energy_histograms_figure',
+           'mixup_path_figure', 'smoothed_field', 'uncertainty_map_figure', 'uncertainty_histograms_figure',
            'mask_heatmap_figure', 'stage_curves', 'training_curves_figure']
 
 # %% ../nbs/10_viz.ipynb #cell-008
@@ -40,11 +40,13 @@ def run_views(parts: RunParts, per_class: int = 20, prior: int = 100, seed: int 
     z_p = torch.randn(prior, z.shape[1], generator=torch.Generator().manual_seed(seed)).to(device)
     images = {"x": x, "x_rec": parts.generator(z), "x_a": parts.generator(z_a), "x_p": parts.generator(z_p)}
     logits = {k: parts.teacher(v) for k, v in images.items()}
+    score = uncertainty_setup(parts.teacher, parts.splits.student_train, parts.config.uncertainty, parts.config.energy_tau)
     numpy = lambda t: t.detach().cpu().numpy()
     return {"index": index, "y": numpy(y), "z": numpy(z), "z_a": numpy(z_a), "mask": numpy(mask), "z_p": numpy(z_p),
             **{k: numpy(v) for k, v in images.items()},
             **{f"logits_{k}": numpy(v) for k, v in logits.items()},
-            **{f"energy_{k}": numpy(energy(v)) for k, v in logits.items()}, "classes": list(val.classes)}
+            **{f"unc_{k}": numpy(uncertainty_score(v.float(), **score)) for k, v in logits.items()},
+            "score": score["kind"], "classes": list(val.classes)}
 
 # %% ../nbs/10_viz.ipynb #cell-011
 def default_reducer() -> str:
@@ -279,16 +281,16 @@ def smoothed_field(xy: np.ndarray, values: np.ndarray, grid: int = 40, bandwidth
     return xs, ys, ((w @ values) / w.sum(1)).reshape(grid, grid)
 
 def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: float = None) -> go.Figure:
-    "Energy on the map: `show` 'before' (x), 'after' (anchors) or 'both'; points above `threshold` ringed."
+    "The teacher's uncertainty on the map: `show` 'before' (x), 'after' (anchors) or 'both'; points above `threshold` ringed."
     if show not in ("before", "after", "both"): raise ValueError(f"show must be before, after or both, not {show!r}")
-    layers = {"before": ("z", "energy_x", "circle"), "after": ("z_a", "energy_x_a", "diamond")}
+    layers = {"before": ("z", "unc_x", "circle"), "after": ("z_a", "unc_x_a", "diamond")}
     chosen = ["before", "after"] if show == "both" else [show]
     xy = np.concatenate([reducer.transform(views[layers[k][0]]) for k in chosen])
     e = np.concatenate([views[layers[k][1]] for k in chosen])
-    lo, hi = float(np.min([views["energy_x"].min(), views["energy_x_a"].min()])), float(np.max([views["energy_x"].max(), views["energy_x_a"].max()]))
+    lo, hi = float(np.min([views["unc_x"].min(), views["unc_x_a"].min()])), float(np.max([views["unc_x"].max(), views["unc_x_a"].max()]))
     xs, ys, field = smoothed_field(xy, e)
     fig = go.Figure(go.Contour(x=xs, y=ys, z=field, colorscale="RdBu_r", zmin=lo, zmax=hi, opacity=0.45, showscale=False,
-                               contours=dict(showlines=False), hoverinfo="skip", name="smoothed energy"))
+                               contours=dict(showlines=False), hoverinfo="skip", name="smoothed uncertainty"))
     start = 0
     for k in chosen:
         n = len(views[layers[k][1]])
@@ -296,25 +298,25 @@ def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: 
         start += n
         fig.add_scatter(x=part[:, 0], y=part[:, 1], mode="markers", name=f"{k} anchoring", customdata=np.arange(n),
                         marker=dict(color=values, colorscale="RdBu_r", cmin=lo, cmax=hi, size=8, symbol=layers[k][2],
-                                    colorbar=dict(title="energy") if k == chosen[0] else None,
+                                    colorbar=dict(title="uncertainty") if k == chosen[0] else None,
                                     line=dict(color="black", width=[2 if threshold is not None and v > threshold else 0 for v in values])),
-                        hovertemplate="sample %{customdata}: energy %{marker.color:.2f}<extra>" + k + "</extra>")
-    fig.update_layout(title="teacher energy -logsumexp f(x) on the map (lower: more certain)", template="plotly_white",
+                        hovertemplate="sample %{customdata}: uncertainty %{marker.color:.2f}<extra>" + k + "</extra>")
+    fig.update_layout(title=f"teacher uncertainty ({views['score']}) on the map (lower: more certain)", template="plotly_white",
                       height=500, xaxis_title="map 1", yaxis_title="map 2",
                       legend=dict(orientation="h", yanchor="top", y=-0.15))  # the colour bar has the right side
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-036
-def energy_histograms_figure(views: dict, threshold: float = None) -> go.Figure:
-    "Overlaid histograms of the teacher's energy on student-domain images and on their anchor images."
-    both = np.concatenate([views["energy_x"], views["energy_x_a"]])
+def uncertainty_histograms_figure(views: dict, threshold: float = None) -> go.Figure:
+    "Overlaid histograms of the teacher's uncertainty on student-domain images and on their anchor images."
+    both = np.concatenate([views["unc_x"], views["unc_x_a"]])
     bins = dict(start=float(both.min()), end=float(both.max()) + 1e-6, size=float(both.max() - both.min() + 1e-6) / 30)
     fig = go.Figure()
-    fig.add_histogram(x=views["energy_x"], name="before: x", opacity=0.6, xbins=bins)
-    fig.add_histogram(x=views["energy_x_a"], name="after: anchors x_a", opacity=0.6, xbins=bins)
+    fig.add_histogram(x=views["unc_x"], name="before: x", opacity=0.6, xbins=bins)
+    fig.add_histogram(x=views["unc_x_a"], name="after: anchors x_a", opacity=0.6, xbins=bins)
     if threshold is not None: fig.add_vline(x=threshold, line=dict(color="black", dash="dash"))
-    fig.update_layout(barmode="overlay", title="teacher energy before and after anchoring", template="plotly_white",
-                      xaxis_title="energy", yaxis_title="samples", height=320)
+    fig.update_layout(barmode="overlay", title=f"teacher uncertainty ({views['score']}) before and after anchoring", template="plotly_white",
+                      xaxis_title="uncertainty", yaxis_title="samples", height=320)
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-039

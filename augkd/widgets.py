@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from .data import cache_dir, exclusive
 from .pipeline import RunParts, load_run, make_config, run
-from .viz import (anchor_map_figure, energy_histograms_figure, mixup_path,
+from .viz import (anchor_map_figure, uncertainty_histograms_figure, mixup_path,
                        mixup_path_figure, mixup_strip_figure, nearest_step, png_data_uri, run_reducer, run_views,
                        schedule_marks, uncertainty_map_figure)
 
@@ -52,10 +52,10 @@ def sample_pair_png(views: dict, sample: int) -> str:
     return png_data_uri(np.concatenate(tiles, axis=1))
 
 def sample_caption(views: dict, sample: int) -> str:
-    "One line about a sample: class and the teacher's energy on x, G(z) and x_a."
+    "One line about a sample: class and the teacher's uncertainty on x, G(z) and x_a."
     c = views["classes"][views["y"][sample]]
-    return (f"sample {sample}, class {c}: energy on x {views['energy_x'][sample]:.2f}, on G(z) "
-            f"{views['energy_x_rec'][sample]:.2f}, on the anchor x_a {views['energy_x_a'][sample]:.2f}")
+    return (f"sample {sample}, class {c}: uncertainty on x {views['unc_x'][sample]:.2f}, on G(z) "
+            f"{views['unc_x_rec'][sample]:.2f}, on the anchor x_a {views['unc_x_a'][sample]:.2f}")
 
 def class_visibility(trace_groups: list, chosen) -> list:
     "Which traces to show for class `chosen` (None: all); `trace_groups` holds each trace's class or None."
@@ -141,18 +141,18 @@ def _replace(widget: go.FigureWidget, figure: go.Figure) -> None:
 # %% ../nbs/13_widgets.ipynb #cell-018
 def above_threshold(views: dict, threshold: float) -> dict:
     "How many samples the teacher is less certain about than `threshold`, before and after anchoring."
-    return {"before": int((views["energy_x"] > threshold).sum()), "after": int((views["energy_x_a"] > threshold).sum()),
-            "of": len(views["energy_x"])}
+    return {"before": int((views["unc_x"] > threshold).sum()), "after": int((views["unc_x_a"] > threshold).sum()),
+            "of": len(views["unc_x"])}
 
 class UncertaintyExplorer:
-    "The uncertainty map and energy histograms, with a before/after toggle and a threshold slider."
+    "The uncertainty map and uncertainty histograms, with a before/after toggle and a threshold slider."
     def __init__(self, wb: Workbench):
         self.wb = wb
-        both = np.concatenate([wb.views["energy_x"], wb.views["energy_x_a"]])
+        both = np.concatenate([wb.views["unc_x"], wb.views["unc_x_a"]])
         lo, hi = float(both.min()), float(both.max())
         self.toggle = W.ToggleButtons(options=["before", "after", "both"], value="both", description="show")
         self.threshold = W.FloatSlider(value=float(np.median(both)), min=lo, max=hi, step=(hi - lo) / 100 or 0.01,
-                                       description="energy >", readout_format=".2f")
+                                       description="uncertainty >", readout_format=".2f")
         self.map, self.histograms, self.count = go.FigureWidget(), go.FigureWidget(), W.Label()
         self.toggle.observe(lambda change: self.redraw(), names="value")
         self.threshold.observe(lambda change: self.redraw(), names="value")
@@ -162,6 +162,6 @@ class UncertaintyExplorer:
     def redraw(self):
         t = self.threshold.value
         _replace(self.map, uncertainty_map_figure(self.wb.views, self.wb.reducer, self.toggle.value, t))
-        _replace(self.histograms, energy_histograms_figure(self.wb.views, t))
+        _replace(self.histograms, uncertainty_histograms_figure(self.wb.views, t))
         n = above_threshold(self.wb.views, t)
-        self.count.value = f"energy above {t:.2f}: {n['before']} of {n['of']} samples before anchoring, {n['after']} after"
+        self.count.value = f"uncertainty above {t:.2f}: {n['before']} of {n['of']} samples before anchoring, {n['after']} after"

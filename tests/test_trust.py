@@ -58,6 +58,25 @@ def test_benchmark_cells_are_keyed_by_their_whole_config(cli, tmp_path):
     assert again.returncode == 0 and json.loads((tmp_path / "b" / "bench.json").read_text())["cells"][0]["config"]["lr_s"] == 0.001
 
 
+def test_each_cell_is_keyed_by_the_config_its_method_runs(cli, tmp_path):
+    "AuG-KD's variants set their switches; a change of augkd's defaults can never return another variant's figures."
+    grid = ["bench", "--methods", "wo_kd,augkd,augkd_ref", "--settings", "HP-M", "--seeds", "0", "--preset", "quick", "--out", "b"]
+    done = cli(*grid)
+    assert done.returncode == 0, done.stderr
+    rows = {r["method"]: r for r in json.loads((tmp_path / "b" / "bench.json").read_text())["cells"]}
+    assert (rows["augkd"]["config"]["handover"], rows["augkd_ref"]["config"]["handover"]) == (True, False)
+    assert (rows["augkd"]["config"]["invert_epochs"], rows["augkd_ref"]["config"]["invert_epochs"]) == (2, 0)
+    assert rows["augkd"]["key"] != rows["augkd_ref"]["key"] == rows["wo_kd"]["key"]  # a baseline reads no AuG-KD switch
+    shared = [p.name for p in (tmp_path / "b" / "shared").iterdir()]
+    assert len(shared) == 1, "every method of a setting, seed and budget shares one folder"
+    runs = sorted(p.name for p in (tmp_path / "b" / "shared" / shared[0]).glob("augkd-*"))
+    assert len(runs) == 2, "the two variants ran apart (stage 1 reused)"
+    again = cli(*grid, "--handover", "false")  # augkd with the reference's stage 3: a cell of its own
+    assert again.returncode == 0, again.stderr
+    assert len(list((tmp_path / "b" / "cells" / "augkd").iterdir())) == 2
+    assert len(list((tmp_path / "b" / "cells" / "wo_kd").iterdir())) == 1, "baselines keep their cells"
+
+
 def test_two_writers_of_one_run_directory(tmp_path):
     command = ["augkd", "run", *QUICK, "--out", str(tmp_path / "r")]
     both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
