@@ -157,7 +157,7 @@ def _teacher_file(args) -> dict:
 def _run_config(args) -> Config:
     "The config `augkd run` asks for: on `--resume` of a run directory, its own config with the options given over it."
     saved = args.out / "config.json" if args.resume and args.out else None
-    given = {**(AUGKD_REFERENCE if getattr(args, "reference", False) else {}), **_overrides(args)}
+    given = {**(AUGKD_REFERENCE if args.reference else {}), **_overrides(args)}
     if saved is None or not saved.exists(): return make_config(args.preset or "default", **given)
     recorded = Config.load(saved)
     fields = {k: v for k, v in recorded.to_dict().items() if k != "preset"}
