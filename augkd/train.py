@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #cell-002
 from __future__ import annotations
-import random, copy, math, os
+import atexit, random, copy, math, os
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +117,7 @@ def init_distributed(device=None) -> torch.device:
     resolved = resolve_device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
+        atexit.register(dist.destroy_process_group)  # a process that exits with its group alive can abort in gloo's teardown
     if resolved.type == "cuda" and dist.is_initialized():
         resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(resolved)
