@@ -4,6 +4,7 @@
 
 # %% ../nbs/06_mixup.ipynb #cell-002
 from __future__ import annotations
+import copy
 import math
 
 import torch
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 
 from .data import Domain
 from .generator import kl_div
+from .models import recalibrate_bn
 from .train import BestState, Callback, autocast, parallel, recipe_learner
 
 # %% auto #0
@@ -60,23 +62,23 @@ def mixup_loss(s_logits: torch.Tensor, # the student's logits
     return u * F.cross_entropy(s_logits, y) + (1 - u) * tau ** 2 * kl_div(t_logits, s_logits, tau)
 
 # %% ../nbs/06_mixup.ipynb #cell-014
-HANDOVER_TARGETS = ("mixed", "anchor")
+HANDOVER_TARGETS = ("mixed", "anchor", "none")
 
 def handover_loss(s_raw: torch.Tensor, # the student's logits on the raw samples
                   s_mixed: torch.Tensor, # its logits on their mixes
-                  t_target: torch.Tensor, # the teacher's logits on the target images (mixes or anchors)
+                  t_target: torch.Tensor, # the teacher's logits on the target images (mixes or anchors); None: no teacher term
                   y: torch.Tensor, # the labels
                   s: float, # the epoch's mixup weight
                   tau: float = 10.0, # KD temperature
                   trusted: torch.Tensor = None, # 1 where the teacher's term counts (default: everywhere)
                  ) -> torch.Tensor:
-    "CE on raw samples; on mixed ones (1 - s) tau^2 KL(T || S) (where trusted) plus s CE."
-    kd = tau ** 2 * F.kl_div(F.log_softmax(s_mixed / tau, 1), F.log_softmax(t_target / tau, 1), reduction="none",
-                             log_target=True).sum(1)
+    "CE on raw samples; on mixed ones (1 - s) tau^2 KL(T || S) (where trusted, and given a teacher target) plus s CE."
+    kd = torch.zeros(len(y), device=y.device) if t_target is None else tau ** 2 * F.kl_div(
+        F.log_softmax(s_mixed / tau, 1), F.log_softmax(t_target / tau, 1), reduction="none", log_target=True).sum(1)
     if trusted is not None: kd = kd * trusted
     return (F.cross_entropy(s_raw, y) + (1 - s) * kd.mean() + s * F.cross_entropy(s_mixed, y)) / 2
 
-# %% ../nbs/06_mixup.ipynb #cell-017
+# %% ../nbs/06_mixup.ipynb #cell-018
 class MixupSchedule(Callback):
     "Set `learn.row['s']` to the mixup weight s(e) of each epoch (0 without mixup: raw samples and anchors)."
     def __init__(self, a: float, b: float, kind: str = "linear", # the schedule, see `mixup_schedule`
@@ -97,8 +99,9 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
             with autocast(device, precision):
                 x_m, x_a = mix(x, y, learn.row["s"], generator, encoder, anchor, with_anchor=True)
                 with torch.no_grad():
-                    t_target = teacher(x_m.float() if handover_target == "mixed" else x_a.float())
-                    trusted = (teacher(x_a.float()).argmax(1) == y).float() if handover_trusted else None
+                    target = {"mixed": x_m, "anchor": x_a}.get(handover_target)  # "none": no teacher term
+                    t_target = None if target is None else teacher(target.float())
+                    trusted = (teacher(x_a.float()).argmax(1) == y).float() if handover_trusted and t_target is not None else None
                 s_logits = student(torch.cat([x, x_m.float()]))
                 loss = handover_loss(s_logits[:len(y)], s_logits[len(y):], t_target, y, learn.row["s"], tau, trusted)
             return loss, {"train_mixed_acc": (s_logits[len(y):].argmax(1) == y).float().mean()}
@@ -111,7 +114,7 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
         return loss, {"train_mixed_acc": (s_logits[len(y):].argmax(1) == y).float().mean()}
     return loss_step
 
-# %% ../nbs/06_mixup.ipynb #cell-019
+# %% ../nbs/06_mixup.ipynb #cell-020
 def train_mixup(teacher: nn.Module, # the frozen teacher
                 student: nn.Module, # the final student (starts from the stage-1 student)
                 generator: nn.Module, encoder: nn.Module, # frozen G and E
@@ -131,12 +134,14 @@ def train_mixup(teacher: nn.Module, # the frozen teacher
                 use_anchor: bool = True, # False: z_a = z (the w/o Anchor ablation)
                 precision: str = "auto", # see `autocast`
                 handover: bool = False, # True: the loss hands over from teacher to labels as s rises (`handover_loss`)
-                handover_target: str = "mixed", # where the teacher's target is taken: "mixed" images or "anchor" images
+                handover_target: str = "mixed", # the teacher's target: on "mixed" images, on "anchor" images, or "none" (labels only)
                 handover_trusted: bool = False, # the teacher's term only where it classifies the anchor correctly
+                teacher_adabn: bool = False, # True: the teacher's BatchNorm statistics re-estimated on `train` first (AdaBN)
                 progress: bool = True, # show a bar per epoch
                 callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
     "Stage 3: train the final student on progressive mixes by the student recipe; return it (best validation epoch) and the history."
     anchor = anchor if use_anchor else None
+    if teacher_adabn: teacher = recalibrate_bn(copy.deepcopy(teacher), train.images)
     for m in (teacher, generator, encoder, anchor):
         if m is not None: m.eval().requires_grad_(False)
     if handover_target not in HANDOVER_TARGETS:

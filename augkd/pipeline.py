@@ -118,8 +118,9 @@ class Config:
     use_anchor: bool = stage_default("use_anchor")  # False: z_a = z and no stage 2 (the "w/o Anchor" ablation)
     use_mixup: bool = stage_default("use_mixup")  # False: raw samples plus anchor images, no schedule ("w/o Mixup")
     handover: bool = method_default("handover")  # True: stage 3 hands over from the teacher (weight 1 - s) to the labels
-    handover_target: str = stage_default("handover_target")  # the teacher's target: "mixed" images or "anchor" images
+    handover_target: str = stage_default("handover_target")  # the teacher's target: "mixed" or "anchor" images, or "none"
     handover_trusted: bool = stage_default("handover_trusted")  # the teacher's term only where it is right on the anchor
+    teacher_adabn: bool = stage_default("teacher_adabn")  # stage 3's teacher with BatchNorm statistics of the student domain
     # bookkeeping
     preset: str = "paper"
     device: str = "auto"
@@ -164,7 +165,8 @@ FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
 LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "precision": "auto", "teacher_stem": "auto",
                 "student_stem": "auto",
                 "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0,
-                "handover": False, "handover_target": "mixed", "handover_trusted": False, "latent_sum": False}
+                "handover": False, "handover_target": "mixed", "handover_trusted": False, "latent_sum": False,
+                "teacher_adabn": False}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 
 def _stage_fields(stage: str) -> tuple:
