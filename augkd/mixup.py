@@ -4,7 +4,6 @@
 
 # %% ../nbs/06_mixup.ipynb #cell-002
 from __future__ import annotations
-import copy
 import math
 
 import torch
@@ -13,7 +12,6 @@ import torch.nn.functional as F
 
 from .data import Domain
 from .generator import kl_div
-from .models import recalibrate_bn
 from .train import BestState, Callback, autocast, parallel, recipe_learner
 
 # %% auto #0
@@ -136,12 +134,10 @@ def train_mixup(teacher: nn.Module, # the frozen teacher
                 handover: bool = False, # True: the loss hands over from teacher to labels as s rises (`handover_loss`)
                 handover_target: str = "mixed", # the teacher's target: on "mixed" images, on "anchor" images, or "none" (labels only)
                 handover_trusted: bool = False, # the teacher's term only where it classifies the anchor correctly
-                teacher_adabn: bool = False, # True: the teacher's BatchNorm statistics re-estimated on `train` first (AdaBN)
                 progress: bool = True, # show a bar per epoch
                 callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
     "Stage 3: train the final student on progressive mixes by the student recipe; return it (best validation epoch) and the history."
     anchor = anchor if use_anchor else None
-    if teacher_adabn: teacher = recalibrate_bn(copy.deepcopy(teacher), train.images)
     for m in (teacher, generator, encoder, anchor):
         if m is not None: m.eval().requires_grad_(False)
     if handover_target not in HANDOVER_TARGETS:

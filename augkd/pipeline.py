@@ -18,7 +18,7 @@ from .data import (DATASETS, SETTINGS, atomic_save, content_hash, dataset_folder
                         load_setting)
 from .generator import Encoder, Generator, train_generator
 from .mixup import HANDOVER_TARGETS, SCHEDULES, train_mixup
-from .models import ARCHS, STEMS, Normalized, create_model, to_device
+from .models import ARCHS, STEMS, Normalized, create_model, recalibrate_bn, to_device
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
 from .train import (PRECISIONS, Checkpoint, Validate, barrier, evaluate, init_distributed, is_main, predict_logits,
                          resolve_device, seed_everything, training_state)
@@ -73,6 +73,7 @@ class Config:
     student_arch: str = "mobilenet_v3_small"
     teacher_stem: str = "auto"      # a torchvision teacher's stem: auto (small up to 64x64), small, standard; a ResNet file's own is read
     student_stem: str = "auto"      # the student's stem: auto, small (keeps small images' resolution) or standard (torchvision's)
+    teacher_adabn: bool = False     # the teacher's BatchNorm statistics re-estimated on the student domain's training images (AdaBN)
     latent_size: int = 100          # d
     gen_width: int = 256            # channels after G's first linear layer
     enc_width: int = 64             # channels of E's first block
@@ -120,7 +121,6 @@ class Config:
     handover: bool = method_default("handover")  # True: stage 3 hands over from the teacher (weight 1 - s) to the labels
     handover_target: str = stage_default("handover_target")  # the teacher's target: "mixed" or "anchor" images, or "none"
     handover_trusted: bool = stage_default("handover_trusted")  # the teacher's term only where it is right on the anchor
-    teacher_adabn: bool = stage_default("teacher_adabn")  # stage 3's teacher with BatchNorm statistics of the student domain
     # bookkeeping
     preset: str = "paper"
     device: str = "auto"
@@ -445,8 +445,9 @@ def resolve_teacher(config: Config, # the run's config (setting, teacher archite
                     classes = None, # with a plain state dict: its class names, in the order of its outputs
                     norm = None, # with a plain state dict: its input normalization ("mean,std" or six numbers)
                    ):
-    "The run's teacher with its outputs in the student domain's class order: the file `path`, or the setting's cached teacher."
-    return _finite_outputs(_teacher(config, splits, device, progress, path, classes, norm), splits)
+    "The run's teacher, outputs in the student domain's class order: the file `path` or the setting's cached teacher (adapted with `teacher_adabn`)."
+    teacher = _finite_outputs(_teacher(config, splits, device, progress, path, classes, norm), splits)
+    return recalibrate_bn(teacher, splits.student_train.images) if config.teacher_adabn else teacher
 
 def _finite_outputs(teacher, splits):
     "The teacher, once its outputs on the student domain's first training images are finite (broken weights are refused)."
@@ -474,7 +475,7 @@ def _teacher(config: Config, splits, device, progress: bool, path, classes, norm
     return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
                           splits=own, key=key, stem=config.teacher_stem)[0]
 
-# %% ../nbs/07_pipeline.ipynb #cell-037
+# %% ../nbs/07_pipeline.ipynb #cell-038
 def default_run_dir(config: Config) -> Path: # the run's config
     "Where a run goes when no directory is given: `runs/SETTING-PRESET-sSEED`."
     return Path("runs") / f"{config.setting}-{config.preset}-s{config.seed}"
@@ -518,7 +519,7 @@ def _finished_as(run_dir, stage: str, config: Config, provenance: dict) -> bool:
     except ValueError: return False
     return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] == stage_key(config, stage, provenance)
 
-# %% ../nbs/07_pipeline.ipynb #cell-040
+# %% ../nbs/07_pipeline.ipynb #cell-041
 def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, device, start: float, force: bool,
                 progress: bool) -> dict:
     "Stages 1 to 3 and the results, for `run`."
@@ -564,7 +565,7 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
               f"on {config.setting}'s student-domain test split; results in {out / 'results.json'}")
     return results
 
-# %% ../nbs/07_pipeline.ipynb #cell-042
+# %% ../nbs/07_pipeline.ipynb #cell-043
 def _resume_hint(out) -> str:
     return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
             f"`augkd run --out {shlex.quote(str(out))} --resume` (the run's own config and teacher are used)")
@@ -616,7 +617,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         except KeyboardInterrupt:
             raise KeyboardInterrupt(_resume_hint(out)) from None
 
-# %% ../nbs/07_pipeline.ipynb #cell-049
+# %% ../nbs/07_pipeline.ipynb #cell-050
 @dataclass
 class RunParts:
     "What a run directory holds, loaded: config, splits, teacher, G, E, AnchorNet, students, metrics, results."

@@ -26,7 +26,6 @@ STAGE3_VARIANTS = {"augkd": AUGKD_DEFAULTS,
                    "anchor_target_trusted": dict(AUGKD_DEFAULTS, handover_target="anchor", handover_trusted=True),
                    "slow_handover": dict(AUGKD_DEFAULTS, a=1.0),
                    "tau_4": dict(AUGKD_DEFAULTS, tau=4.0),
-                   "teacher_adabn": dict(AUGKD_DEFAULTS, teacher_adabn=True),
                    "labels_only": dict(AUGKD_DEFAULTS, handover_target="none")}
 
 FAMILIES = {"switches": (VARIANTS, "ref"), "stage3": (STAGE3_VARIANTS, "augkd")}
