@@ -50,7 +50,7 @@ def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: b
     with exclusive(folder / ".lock", f"benchmark cell {folder}"):
         if done.exists(): return json.loads(done.read_text())  # finished while this process waited to start it
         start = time.time()
-        scores = fn(Cell(config, folder, progress, shared, teacher))
+        scores = fn(Cell(asked, folder, progress, shared, teacher))  # the method applies its own changes
         row = {"method": method, "setting": setting, "shots": config.shots,
                "val_shots": validation_shots(config.shots, config.val_shots), "seed": seed, **scores, "seconds": round(time.time() - start, 2),
                "key": cell_key(config, teacher), "config": config.to_dict(),
