@@ -19,7 +19,7 @@ from .train import (BestState, Learner, ShowProgress, Validate, autocast, backwa
 __all__ = ['UNCERTAINTIES', 'ANCHOR_SELECTIONS', 'AnchorNet', 'energy', 'max_logit_range', 'normalized_energy',
            'max_softmax_uncertainty', 'entropy_uncertainty', 'uncertainty_score', 'uncertainty_setup', 'anchor_terms',
            'anchor_loss', 'anchor_views', 'anchor_step', 'anchor_validation', 'invert_encoder', 'train_anchor',
-           'stage_diagnostics']
+           'mask_statistics', 'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
@@ -263,6 +263,17 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
     return {"anchor": anchor, "history": history, "best_epoch": best.best_epoch, "f_min": score["f_min"], "f_max": score["f_max"],
             **({"encoder": encoder, "inversion": inversion} if invert_epochs else {})}
 
+# %% ../nbs/05_anchor.ipynb #2df00125
+@torch.no_grad()
+def mask_statistics(anchor: AnchorNet, # the AnchorNet whose masks m(c) are measured, c = 0 .. C-1
+                   ) -> dict:
+    "`mask_between`, `mask_within` and `mask_open` (all in [0, 1]) of the class masks: see the text above."
+    device = next(anchor.parameters()).device
+    masks = anchor.mask(torch.arange(anchor.num_classes, device=device)).float()  # (C, d)
+    pairs = torch.triu_indices(len(masks), len(masks), offset=1, device=device)
+    between = (masks[pairs[0]] - masks[pairs[1]]).abs().mean() if pairs.shape[1] else masks.new_zeros(())
+    return {"mask_between": between.item(), "mask_within": masks.std(1).mean().item(), "mask_open": masks.mean().item()}
+
 # %% ../nbs/05_anchor.ipynb #cell-034
 def _pairwise_mean(features: torch.Tensor) -> float:
     "Mean Euclidean distance between the different rows of `features` (0 for fewer than two)."
@@ -302,7 +313,7 @@ def stage_diagnostics(teacher, generator, encoder, # the frozen (or training) T,
             t_a, f_a = teacher_view(generator(anchor(z, y)[0]))
             out.update({"acc_anchor": (t_a.argmax(1) == y).float().mean().item(), "unc_anchor": score(t_a).mean().item(),
                         "anchor_move": ((f_a - f_x).norm(dim=1).mean() / max(_pairwise_mean(f_x), 1e-12)).item(),
-                        "anchor_spread": _class_spread(f_a, y) / max(_class_spread(f_x, y), 1e-12)})
+                        "anchor_spread": _class_spread(f_a, y) / max(_class_spread(f_x, y), 1e-12), **mask_statistics(anchor)})
             last = t_a
         normalized = normalized_energy(last, f_min, f_max, tau) if kind == "normalized_energy" else None
         out["clamped"] = ((normalized <= 0) | (normalized >= 1)).float().mean().item() if normalized is not None else 0.0

@@ -15,20 +15,24 @@ from scipy import stats
 from .baselines import METHODS, Cell, get_method, method_config
 from .data import DATASETS, SETTINGS, exclusive, validation_shots
 from .pipeline import AUGKD_REFERENCE, config_splits, make_config, resolve_teacher
+from .inits import init_fingerprint
 from .teacher import teacher_fingerprint
 from .train import resolve_device
 
 # %% auto #0
-__all__ = ['HEADLINE', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference', 'column_statistics',
-           'bench_markdown', 'bench_figure', 'grid_columns', 'run_group', 'bench', 'finished_cells']
+__all__ = ['HEADLINE', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
+           'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'run_group', 'bench',
+           'finished_cells', 'regimes_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out only the device)
              teacher: dict = None, # the cell's teacher file, `{"path", "classes", "norm"}`, or None
             ) -> str:
-    "A short hash of everything that shapes a cell: its config and its teacher."
+    "A short hash of everything that shapes a cell: its config, its teacher and the content of its weights-file inits."
     fingerprint = teacher_fingerprint(**(teacher or {}))
-    return hashlib.sha256(json.dumps([config.hash(), fingerprint]).encode()).hexdigest()[:12]
+    inits = [init_fingerprint(i) for i in (config.teacher_init, config.student_init)]
+    keyed = [config.hash(), fingerprint] + ([inits] if inits != ["scratch", "scratch"] else [])  # scratch keeps earlier keys
+    return hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:12]
 
 def _group(config, teacher: dict = None) -> str:
     return f"{config.setting}-{config.shots}shot-s{config.seed}-{cell_key(config, teacher)}"
@@ -211,3 +215,38 @@ def _write_tables(out: Path, rows: list) -> list:
     (out / "bench.md").write_text(bench_markdown(rows))
     bench_figure(rows).write_html(out / "bench.html", include_plotlyjs=True, full_html=True)
     return rows
+
+# %% ../nbs/09_bench.ipynb #6157a69c
+REGIME_PAIRS = (("augkd", "dafl+"), ("augkd", "dfq+"), ("augkd", "kd_ft"), ("augkd", "wo_kd"),
+                ("augkd", "augkd_no_anchor"), ("augkd", "augkd_no_mixup"))
+
+def _columns(by_regime: dict) -> list:
+    return list(dict.fromkeys(column_name(r["setting"], r["shots"]) for rows in by_regime.values() for r in rows))
+
+def regimes_markdown(by_regime: dict, # `{regime: rows}`, each the rows of one grid (`bench`'s)
+                     pairs = REGIME_PAIRS, # (method, other) pairs compared within each regime
+                     methods = None, # the methods of the first two tables, in this order (default: all, as they came)
+                    ) -> str:
+    "Markdown: top-1 (%) per method, column and regime; the paired difference between the last regime and the first; `pairs` per regime."
+    names, tables, columns = list(by_regime), {r: summarize(rows) for r, rows in by_regime.items()}, _columns(by_regime)
+    methods = list(methods or dict.fromkeys(m for t in tables.values() for m in t))
+    cell = lambda r, m, c: tables[r].get(m, {}).get(c, {})
+    mean_std = lambda v: f"{100 * _mean_std(v.values())[0]:.1f} +- {100 * _mean_std(v.values())[1]:.1f}" if v else "-"
+    head = "| method | " + " | ".join(f"{c} {r}" for c in columns for r in names) + " |"
+    lines = ["Top-1 (%) on the student domain's test split, mean +- std over seeds, per regime:", "", head,
+             "| --- |" + " --- |" * (len(columns) * len(names))]
+    lines += [f"| {m} | " + " | ".join(mean_std(cell(r, m, c)) for c in columns for r in names) + " |" for m in methods]
+    first, last = names[0], names[-1]
+    lines += ["", f"Paired difference `{last}` - `{first}` in points, mean [95% interval] over seeds:", "",
+              "| method | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    lines += [f"| {m} | " + " | ".join(_difference(paired_difference(cell(last, m, c), cell(first, m, c))
+                                                     if cell(last, m, c) and cell(first, m, c) else None) for c in columns) + " |"
+              for m in methods]
+    lines += ["", "Within each regime, paired differences in points:", "",
+              "| comparison | " + " | ".join(f"{c} {r}" for c in columns for r in names) + " |",
+              "| --- |" + " --- |" * (len(columns) * len(names))]
+    lines += [f"| {a} - {b} | " + " | ".join(_difference(paired_difference(cell(r, a, c), cell(r, b, c))
+                                                          if cell(r, a, c) and cell(r, b, c) else None)
+                                               for c in columns for r in names) + " |" for a, b in pairs]
+    seconds = {r: sum(row["seconds"] for row in rows) for r, rows in by_regime.items()}
+    return "\n".join(lines + ["", "Cells' own seconds, added up: " + ", ".join(f"{r} {s / 60:.0f} min" for r, s in seconds.items())]) + "\n"

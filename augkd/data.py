@@ -17,13 +17,14 @@ from filelock import FileLock, Timeout
 from platformdirs import user_cache_dir
 
 # %% auto #0
-__all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES', 'DATASETS', 'Domain',
-           'concat_domains', 'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain',
-           'cache_dir', 'atomic_save', 'content_hash', 'Busy', 'exclusive', 'digitshift', 'domain_grid', 'Setting',
-           'get_setting', 'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits',
-           'make_splits', 'load_setting', 'class_folders', 'image_folder_domain', 'folder_fingerprint', 'as_rgb',
-           'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark',
-           'dataset_folders', 'synthetic_benchmark']
+__all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'LETTER_CLASSES', 'LETTER_STYLES', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES',
+           'DATASETS', 'Domain', 'concat_domains', 'handwritten_domain', 'digit_fonts', 'render_digit',
+           'printed_domain', 'photo_domain', 'letter_fonts', 'letter_style', 'letters_corpus', 'cache_dir',
+           'atomic_save', 'content_hash', 'Busy', 'exclusive', 'digitshift', 'domain_grid', 'Setting', 'get_setting',
+           'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits', 'make_splits',
+           'load_setting', 'class_folders', 'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder',
+           'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders',
+           'synthetic_benchmark']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -111,11 +112,11 @@ def render_digit(digit: int, font_path, height: float = 22, rotation: float = 0.
     return np.asarray(canvas.resize((size, size), Image.LANCZOS), dtype=np.float32) / 255
 
 # %% ../nbs/00_data.ipynb #cell-023
-def _random_glyphs(labels: np.ndarray, rng: np.random.Generator, fonts) -> np.ndarray:
-    "Glyphs for `labels` with random font, height, rotation, shift and stroke."
+def _random_glyphs(labels: np.ndarray, rng: np.random.Generator, fonts, chars=DIGIT_CLASSES) -> np.ndarray:
+    "Glyphs of `chars[label]` for `labels` with random font, height, rotation, shift and stroke."
     glyphs = np.empty((len(labels), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     for i, label in enumerate(labels):
-        glyphs[i] = render_digit(int(label), fonts[rng.integers(len(fonts))], height=rng.uniform(16, 26),
+        glyphs[i] = render_digit(chars[int(label)], fonts[rng.integers(len(fonts))], height=rng.uniform(16, 26),
                                  rotation=rng.uniform(-15, 15), shift=rng.uniform(-3, 3, size=2),
                                  stroke=int(rng.integers(0, 3)))
     return glyphs
@@ -152,6 +153,48 @@ def photo_domain(n: int = 6000, seed: int = 2) -> Domain:
     blended = np.abs(_photo_crops(n, rng) - glyphs[..., None])
     images = torch.from_numpy(blended).permute(0, 3, 1, 2).contiguous()
     return Domain("photo", images, torch.from_numpy(labels).long(), list(DIGIT_CLASSES))
+
+# %% ../nbs/00_data.ipynb #75e20191
+LETTER_CLASSES = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+
+def letter_fonts() -> list:
+    "Paths of matplotlib's bundled TrueType fonts that have a glyph for every capital Latin letter."
+    from fontTools.ttLib import TTFont
+    usable = []
+    for path in sorted(_font_dir().glob("*.ttf")):
+        cmap = TTFont(str(path), lazy=True).getBestCmap() or {}
+        if all(ord(c) in cmap for c in LETTER_CLASSES): usable.append(path)
+    return usable
+
+# %% ../nbs/00_data.ipynb #4a72a6ed
+LETTER_STYLES = ("handwritten", "printed", "photo")
+
+def letter_style(glyphs: np.ndarray, # (N, 32, 32) white-on-black glyphs in [0, 1]
+                 style: str, # one of `LETTER_STYLES`
+                 rng: np.random.Generator, # draws the photo crops
+                 low: float = 0.25, high: float = 0.6, # the contrast stretch of `handwritten_domain`
+                ) -> torch.Tensor: # (N, 3, 32, 32) in [0, 1]
+    "Glyphs in one DigitShift style: UCI-like 8x8 ink upsampled, as rendered, or blended into photo crops."
+    if style not in LETTER_STYLES: raise ValueError(f"unknown style {style!r}; choose one of {', '.join(LETTER_STYLES)}")
+    grey = torch.from_numpy(glyphs).unsqueeze(1)
+    if style == "handwritten":
+        ink = (F.adaptive_avg_pool2d(grey, 8) * 16).round() / 16  # the UCI digits' 8x8 grid of 17 ink levels
+        big = F.interpolate(ink, size=(24, 24), mode="bilinear", align_corners=False)
+        return _to_rgb(F.pad(((big - low) / (high - low)).clamp(0, 1), (4, 4, 4, 4)).squeeze(1))
+    if style == "printed": return _to_rgb(grey.squeeze(1))
+    blended = np.abs(_photo_crops(len(glyphs), rng) - glyphs[..., None])
+    return torch.from_numpy(blended).permute(0, 3, 1, 2).contiguous()
+
+def letters_corpus(per_class: int = 100, # images of each letter in each style
+                   seed: int = 3, # the generator's seed (DigitShift's domains use 1 and 2)
+                  ) -> Domain:
+    "The 26 capital letters in the handwritten, printed and photo styles: `3 * 26 * per_class` images, balanced."
+    rng, fonts, parts = np.random.default_rng(seed), letter_fonts(), []
+    for style in LETTER_STYLES:
+        labels = rng.permutation(np.arange(per_class * len(LETTER_CLASSES)) % len(LETTER_CLASSES))
+        images = letter_style(_random_glyphs(labels, rng, fonts, LETTER_CLASSES), style, rng)
+        parts.append(Domain(style, images, torch.from_numpy(labels).long(), list(LETTER_CLASSES)))
+    return concat_domains(parts, "letters")
 
 # %% ../nbs/00_data.ipynb #cell-029
 DIGITSHIFT_DOMAINS = {"H": "handwritten", "P": "printed", "M": "photo"}

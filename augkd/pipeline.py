@@ -18,7 +18,8 @@ from .data import (DATASETS, SETTINGS, atomic_save, content_hash, dataset_folder
                         load_setting)
 from .generator import Encoder, Generator, train_generator
 from .mixup import HANDOVER_TARGETS, SCHEDULES, train_mixup
-from .models import ARCHS, STEMS, Normalized, create_model, recalibrate_bn, to_device
+from .inits import INITS, apply_init, init_problem, resolve_init
+from .models import ARCHS, STEMS, Normalized, create_model, recalibrate_bn, resolve_stem, to_device
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
 from .train import (PRECISIONS, Checkpoint, Validate, barrier, evaluate, init_distributed, is_main, predict_logits,
                          resolve_device, seed_everything, training_state)
@@ -74,6 +75,8 @@ class Config:
     teacher_stem: str = "auto"      # a torchvision teacher's stem: auto (small up to 64x64), small, standard; a ResNet file's own is read
     student_stem: str = "auto"      # the student's stem: auto, small (keeps small images' resolution) or standard (torchvision's)
     teacher_adabn: bool = False     # the teacher's BatchNorm statistics re-estimated on the student domain's training images (AdaBN)
+    teacher_init: str = "scratch"   # where a teacher the pipeline trains starts: scratch, imagenet, a corpus (letters) or a weights file
+    student_init: str = "scratch"   # where every method's student starts: scratch, imagenet, a corpus (letters) or a weights file
     latent_size: int = 100          # d
     gen_width: int = 256            # channels after G's first linear layer
     enc_width: int = 64             # channels of E's first block
@@ -166,7 +169,7 @@ LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "preci
                 "student_stem": "auto",
                 "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0,
                 "handover": False, "handover_target": "mixed", "handover_trusted": False, "latent_sum": False,
-                "teacher_adabn": False}
+                "teacher_adabn": False, "teacher_init": "scratch", "student_init": "scratch"}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 
 def _stage_fields(stage: str) -> tuple:
@@ -187,7 +190,7 @@ PRESETS = {
     "default": dict(teacher_arch="cnn_large", teacher_epochs=6, student_arch="cnn_small", latent_size=100, gen_width=64,
                     enc_width=32, enc_channels=64, anchor_hidden=128, anchor_channels=8, batch_size=64, gen_epochs=10,
                     gen_iters=20, k=5, anchor_epochs=20, mixup_epochs=30),
-    "paper": dict(),
+    "paper": dict(teacher_init="imagenet", student_init="imagenet"),  # the reference code starts both from ImageNet
 }
 
 LOSS_WEIGHTS = ("w_adv", "w_oh", "w_ent", "w_bn", "beta", "w_mask", "w_ce", "w_prox", "w_inv_feat")
@@ -224,6 +227,8 @@ def validate_config(config: Config, # the config to check
         ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         ("teacher_stem", config.teacher_stem in STEMS, f"one of {', '.join(STEMS)}"),
         ("student_stem", config.student_stem in STEMS, f"one of {', '.join(STEMS)}"),
+        ("teacher_init", not init_problem(config.teacher_init, config.teacher_arch), init_problem(config.teacher_init, config.teacher_arch)),
+        ("student_init", not init_problem(config.student_init, config.student_arch), init_problem(config.student_init, config.student_arch)),
         ("device", not device_problem(config.device), f"a device this machine has ({device_problem(config.device)})"),
         ("seed", 0 <= config.seed < 2 ** 32, "an integer from 0 to 2^32 - 1"),
         ("a", 0 < config.a <= 1, "0 < a <= 1"),
@@ -263,6 +268,7 @@ def make_config(preset: str = "default", # one of `PRESETS`
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}")
     if overrides.get("dataset"): overrides = {**overrides, **_benchmark_fields(**overrides)}
     folders = {k: _absolute_paths(overrides[k]) for k in ("student_domain", "student_test", "teacher_domains") if overrides.get(k)}
+    folders.update({k: _absolute_paths(overrides[k]) for k in ("teacher_init", "student_init") if overrides.get(k, "scratch") not in INITS})
     if folders.get("student_domain") and not overrides.get("setting"):
         folders["setting"] = folder_setting_name(_names(folders.get("teacher_domains", "")), folders["student_domain"])
     return validate_config(Config(**{**PRESETS[preset], **overrides, **folders, "preset": preset}))
@@ -282,15 +288,18 @@ def _absolute_paths(text: str) -> str:
     return ",".join(str(Path(p).expanduser().resolve()) for p in _names(text))
 
 # %% ../nbs/07_pipeline.ipynb #cell-019
-PROVENANCE = {"teacher": "the teacher's weights", "data": "the student domain's data", "augkd": "augkd's version"}
+PROVENANCE = {"teacher": "the teacher's weights", "data": "the student domain's data", "augkd": "augkd's version",
+              "student_init": "the student's initial weights"}
 
 def provenance(splits, # the run's splits
                teacher: nn.Module, # the run's teacher, its outputs in the student domain's class order
+               student_init: dict = None, # the student's initial weights (`resolve_init`'s result; None: scratch)
               ) -> dict:
-    "What a run's stages depend on beyond its config, by content: the teacher's weights, the student domain's splits, augkd's version."
+    "What a run's stages depend on beyond its config, by content: the teacher's weights, the student domain's splits, augkd's version, the student's init."
     student = {k: [getattr(splits, k).images, getattr(splits, k).labels, list(getattr(splits, k).classes)]
                for k in ("student_train", "student_val", "student_test")}
-    return {"teacher": content_hash(teacher.state_dict()), "data": content_hash(student), "augkd": augkd.__version__}
+    init = {} if student_init is None else {"student_init": student_init["hash"]}  # scratch keeps earlier runs' keys
+    return {"teacher": content_hash(teacher.state_dict()), "data": content_hash(student), "augkd": augkd.__version__, **init}
 
 def stage_key(config: Config, # the run's config
               stage: str, # one of `STAGES`
@@ -409,12 +418,24 @@ def build_models(config: Config, # the architectures and widths
                  teacher: Normalized, # the teacher, whose input normalization the student takes
                  device = None, # where the models go (default: the CPU)
                  names: tuple = MODEL_NAMES, # which models, built in this order after seeding with `config.seed`
+                 initialize: bool = True, # start the student from `config.student_init` (False: random, to load a checkpoint into)
+                 progress: bool = False, # show the pretraining of `student_init`'s corpus, the first time
                 ) -> dict:
-    "The run's student, generator, encoder and AnchorNet (those in `names`), freshly initialized from the config's seed."
+    """The run's student, generator, encoder and AnchorNet (those in `names`), freshly initialized from the config's seed;
+    the student starts from `student_init` (what was loaded is in `student.init_record`)."""
+    init = resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size),
+                        device, progress) if initialize and "student" in names else None
     seed_everything(config.seed)
     d = config.latent_size
-    makers = {"student": lambda: Normalized(create_model(config.student_arch, num_classes, config.image_size, stem=config.student_stem),
-                                                teacher.mean, teacher.std),
+
+    def student():
+        net = create_model(config.student_arch, num_classes, config.image_size, stem=config.student_stem)
+        record = apply_init(net, init)
+        model = Normalized(net, teacher.mean, teacher.std)
+        model.init_record = record
+        return model
+
+    makers = {"student": student,
               "generator": lambda: Generator(d, config.image_size, config.gen_width),
               "encoder": lambda: Encoder(d, num_classes, config.image_size, config.enc_width, config.enc_channels),
               "anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels)}
@@ -458,6 +479,9 @@ def _finite_outputs(teacher, splits):
 
 def _teacher(config: Config, splits, device, progress: bool, path, classes, norm):
     if path is not None:
+        if config.teacher_init != "scratch":
+            raise ValueError(f"teacher_init = {config.teacher_init!r} applies to a teacher the pipeline trains; a teacher file "
+                             "brings its own weights (leave teacher_init at scratch)")
         path = Path(path)
         norm = parse_norm(norm) if isinstance(norm, str) else norm
         classes = _names(classes) if isinstance(classes, str) else classes
@@ -465,15 +489,20 @@ def _teacher(config: Config, splits, device, progress: bool, path, classes, norm
                                         config.image_size, device, config.teacher_stem)
         return match_classes(model, meta["classes"], splits.classes)
     if not config.student_domain:
-        return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
-                              stem=config.teacher_stem)[0]
+        return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
+                                            progress=progress, stem=config.teacher_stem, init=config.teacher_init))
     if not config.teacher_domains:
         raise ValueError("a setting made from folders needs a teacher: a file (--teacher FILE) or teacher-domain folders "
                          "to train one on (--teacher-domains DIR ...)")
     own = splits if config.seed == 0 else config_splits(dataclasses.replace(config, seed=0))  # one teacher for all seeds
     key = _short_hash({"teacher_domains": config.teacher_domains, "classes": list(splits.classes), "size": config.image_size})
-    return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
-                          splits=own, key=key, stem=config.teacher_stem)[0]
+    return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
+                                        progress=progress, splits=own, key=key, stem=config.teacher_stem, init=config.teacher_init))
+
+def _with_record(model, report):
+    "A cached teacher, with the record of its initial weights (`teacher.init_record`)."
+    model.init_record = report.get("init", {"init": "scratch"})
+    return model
 
 # %% ../nbs/07_pipeline.ipynb #cell-038
 def default_run_dir(config: Config) -> Path: # the run's config
@@ -525,7 +554,7 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
     "Stages 1 to 3 and the results, for `run`."
     histories = {s: (load_checkpoint(out, s, config, prov, force) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
     if is_main(): rewrite_metrics(out, histories)
-    models = build_models(config, len(splits.classes), teacher_model, device)
+    models = build_models(config, len(splits.classes), teacher_model, device, progress=progress)
     student, generator, encoder, anchor = (models[n] for n in MODEL_NAMES)
     stage = lambda fn, **models: (lambda **kw: fn(teacher_model, **models, **config.stage_args(fn), progress=progress, **kw))
     student_domain = dict(train=splits.student_train, val=splits.student_val)
@@ -554,6 +583,7 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history" and (k != "trained_under" or v not in ([], [config.to_dict()]))}
     results = {"method": method_name(config), "setting": config.setting, "seed": config.seed, "preset": config.preset,
                "config": config.to_dict(), "provenance": prov, "teacher": evaluate(teacher_model, splits.student_test),
+               "inits": {"student": student.init_record, "teacher": getattr(teacher_model, "init_record", {"init": "file"})},
                "student": evaluate(student, splits.student_test), "diagnostics": diagnostics,
                "stages": {"generator": {**stage_info(stage1), "student_val": stage1_student},
                           "anchor": stage_info(stage2), "mixup": stage_info(stage3)},
@@ -596,9 +626,11 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
     progress = progress and is_main()
     check_run_dir(config, out, resume, force)
     splits = config_splits(config)
+    student_init = resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size),
+                                device, progress)  # unavailable weights stop the run here, before anything is written
     spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume)
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
-    prov = provenance(splits, teacher_model)
+    prov = provenance(splits, teacher_model, student_init)
     check_run_dir(config, out, resume, force, prov)  # nothing is written before every check has passed
     for stage in STAGES: load_checkpoint(out, stage, config, prov, force)
     barrier()  # every process has looked at the directory before rank 0 writes to it
@@ -644,7 +676,7 @@ def load_run(run_dir, # a run directory written by `run`
     splits = config_splits(config)
     recorded = json.loads((run_dir / "teacher.json").read_text()) if (run_dir / "teacher.json").exists() else {}
     teacher = resolve_teacher(config, splits, device, progress, **recorded).eval()
-    models = build_models(config, len(splits.classes), teacher)
+    models = build_models(config, len(splits.classes), teacher, initialize=False)
     loaded = {}
     # stage 2 also holds the encoder when it inverted it: that one is the encoder stages 2 and 3 used
     for stage, names in (("generator", ("generator", "encoder")), ("anchor", ("anchor", "encoder")), ("mixup", ("student",))):

@@ -35,7 +35,8 @@ DIAGNOSTIC_NAMES = {"acc_x": "teacher top-1 on x", "acc_rec": "teacher top-1 on 
                     "unc_x": "mean uncertainty on x", "unc_rec": "mean uncertainty on G(E(x, y))",
                     "unc_anchor": "mean uncertainty on anchors", "label_sensitivity": "encoder label sensitivity",
                     "clamped": "share of scores clamped", "anchor_move": "anchor distance from its sample",
-                    "anchor_spread": "anchor diversity within a class"}
+                    "anchor_spread": "anchor diversity within a class", "mask_between": "mask difference between two classes",
+                    "mask_within": "mask spread across its dimensions", "mask_open": "mask open fraction (target 1 - alpha)"}
 
 def diagnostics_table(results: dict) -> str:
     "An HTML table of `results['diagnostics']`: one row per figure, one column per stage."
@@ -47,12 +48,19 @@ def diagnostics_table(results: dict) -> str:
             for key, name in DIAGNOSTIC_NAMES.items() if any(key in d for d in stages.values())]
     return "<table>" + head + "".join(rows) + "</table>"
 
+def _init_line(record: dict) -> str:
+    "One line on where a network's first weights came from (`apply_init`'s record)."
+    if record.get("init") in ("scratch", "file", None): return record.get("init") or "scratch"
+    return f"{record['init']}: {record['source']}; {record['loaded']} tensors loaded, new: {', '.join(record['new'])}"
+
 def inputs_table(results: dict) -> str:
     "The run's config, field by field, and its teacher and data (content hashes)."
     config = results.get("config", {})
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in config.items())
     prov = results.get("provenance") or {}
     sources = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in prov.items())
+    sources += "".join(f"<tr><th>{who} init</th><td>{html.escape(_init_line(record))}</td></tr>"
+                       for who, record in (results.get("inits") or {}).items())
     return f"<details><summary>config ({len(config)} fields)</summary><table>{rows}</table></details><table>{sources}</table>"
 
 # %% ../nbs/11_report.ipynb #cell-012

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import torch
 
+from .inits import apply_init, classifier_outputs, init_fingerprint, plain_state_dict, resolve_init
 from .data import Splits, atomic_save, cache_dir, content_hash, exclusive, load_setting
 from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
 from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
 
 # %% auto #0
 __all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'is_teacher_checkpoint',
-           'train_teacher', 'teacher_run', 'cached_teacher', 'plain_state_dict', 'classifier_outputs', 'parse_norm',
-           'state_dict_misfits', 'load_teacher_file', 'teacher_fingerprint', 'match_classes']
+           'train_teacher', 'teacher_run', 'cached_teacher', 'parse_norm', 'state_dict_misfits', 'load_teacher_file',
+           'teacher_fingerprint', 'match_classes']
 
 # %% ../nbs/03_teacher.ipynb #cell-006
 TEACHER_FORMAT = "augkd-teacher-1"
@@ -47,26 +48,29 @@ def is_teacher_checkpoint(path) -> bool:
 
 # %% ../nbs/03_teacher.ipynb #cell-009
 def train_teacher(splits: Splits, arch: str = "cnn_large", epochs: int = 6, seed: int = 0, batch_size: int = 128,
-                  lr: float = 2e-3, device=None, progress: bool = True, stem: str = "auto") -> tuple:
-    "Train a teacher on the teacher domains of `splits`; return it and its report."
+                  lr: float = 2e-3, device=None, progress: bool = True, stem: str = "auto", init: str = "scratch") -> tuple:
+    "Train a teacher on the teacher domains of `splits`, starting from `init` (see `resolve_init`); return it and its report."
     start = time.time()
+    weights = resolve_init(init, arch, resolve_stem(stem, 32), device, progress)
     seed_everything(seed)
     mean, std = channel_stats(splits.teacher_train.images)
-    model = to_device(Normalized(create_model(arch, len(splits.classes), stem=stem), mean, std), resolve_device(device))
+    net = create_model(arch, len(splits.classes), stem=stem)
+    record = apply_init(net, weights)
+    model = to_device(Normalized(net, mean, std), resolve_device(device))
     history = fit(model, splits.teacher_train, splits.teacher_val, epochs=epochs, lr=lr, batch_size=batch_size,
                   shift=2, colour=True, seed=seed, desc=f"teacher {arch}", progress=progress)
     model.eval()
-    report = {"setting": splits.setting.name, "arch": arch, "epochs": epochs, "seed": seed,
+    report = {"setting": splits.setting.name, "arch": arch, "epochs": epochs, "seed": seed, "init": record,
               "seconds": round(time.time() - start, 2), "val": evaluate(model, splits.teacher_val),
               "student_test": evaluate(model, splits.student_test), "history": history}
     return model, report
 
 def teacher_run(setting: str = "HP-M", out=None, arch: str = "cnn_large", epochs: int = 6, seed: int = 0,
-                device=None, progress: bool = True, splits: Splits = None, stem: str = "auto") -> dict:
+                device=None, progress: bool = True, splits: Splits = None, stem: str = "auto", init: str = "scratch") -> dict:
     "Build the setting's data (or take `splits`), train its teacher and write `out/teacher.pt` and `out/teacher.json`."
     start = time.time()
     splits = splits or load_setting(setting, seed=seed)
-    model, report = train_teacher(splits, arch, epochs, seed, device=device, progress=progress, stem=stem)
+    model, report = train_teacher(splits, arch, epochs, seed, device=device, progress=progress, stem=stem, init=init)
     report["seconds"] = round(time.time() - start, 2)
     if out is not None and is_main():
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -78,38 +82,24 @@ def teacher_run(setting: str = "HP-M", out=None, arch: str = "cnn_large", epochs
 TEACHER_RECIPE = 2
 
 def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int = 6, seed: int = 0,
-                   device=None, progress: bool = True, splits: Splits = None, key: str = None, stem: str = "auto") -> tuple:
-    """The setting's teacher from the cache, trained and cached first if missing; returns `(model, report)`.
+                   device=None, progress: bool = True, splits: Splits = None, key: str = None, stem: str = "auto",
+                   init: str = "scratch") -> tuple:
+    """The setting's teacher from the cache, trained (from `init`) and cached first if missing; returns `(model, report)`.
     A setting made from folders passes its `splits` and a `key` naming their content."""
     name = setting if key is None else f"{setting}-{key}"
     stem_tag = "" if stem == "auto" else f"-{stem}"  # auto keeps the names of teachers cached before stems were a choice
-    folder = cache_dir() / "teachers" / f"{name}-{arch}{stem_tag}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
+    init_tag = "" if init == "scratch" else f"-i{init_fingerprint(init)}"
+    folder = cache_dir() / "teachers" / f"{name}-{arch}{stem_tag}{init_tag}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
     with exclusive(folder.with_name(folder.name + ".lock"), f"the teacher cache {folder}", wait=True):
         if not ((folder / "teacher.pt").exists() and (folder / "teacher.json").exists()):
             teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits,
-                        stem=stem)
+                        stem=stem, init=init)
     barrier()  # with several processes, rank 0 writes the teacher the others then read
     model, _ = load_teacher(folder / "teacher.pt", device)
     return model, json.loads((folder / "teacher.json").read_text())
 
 # %% ../nbs/03_teacher.ipynb #cell-016
 IMAGENET_NORM = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-
-def plain_state_dict(obj) -> dict:
-    "The tensors of a saved state dict, unwrapped from `state_dict`/`model` keys and `module.` prefixes."
-    while isinstance(obj, dict) and len(obj) and not any(torch.is_tensor(v) for v in obj.values()):
-        inner = obj.get("state_dict", obj.get("model"))
-        if inner is None: break
-        obj = inner
-    if not isinstance(obj, dict) or not any(torch.is_tensor(v) for v in obj.values()):
-        raise ValueError("holds no state dict (a mapping of parameter names to tensors)")
-    return {k.removeprefix("module."): v for k, v in obj.items() if torch.is_tensor(v)}
-
-def classifier_outputs(state: dict) -> int:
-    "The number of classes of a classifier's state dict: rows of its last 2-D weight."
-    weights = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
-    if not weights: raise ValueError("has no 2-D (linear) weight to read the number of classes from")
-    return weights[-1].shape[0]
 
 def parse_norm(text: str) -> tuple:
     "`--teacher-norm`: 'mean,std' (one value for all channels) or 'm1,m2,m3,s1,s2,s3'."

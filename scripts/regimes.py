@@ -1,0 +1,82 @@
+"""The headline grid in two regimes, side by side: every student (and the cached teacher) from scratch, and from a pretrained init.
+
+    python scripts/regimes.py [--regimes scratch,letters] [--seeds 0,1,2,3,4] [--jobs 2] [--out bench-regimes]
+                              [--deadline SECONDS] [--json nbs/results/regimes.json] [--table-only]
+
+Each regime is `augkd bench`'s headline grid (every registered method, `default` preset) with `student_init` and
+`teacher_init` set to the regime (`scratch`, `letters`, `imagenet` or a weights file), in `OUT/REGIME`. The groups
+(setting x seed) of all regimes run in one pool, seed by seed and regime by regime, so a grid stopped by
+`--deadline` has the same seeds in every regime (the first methods of `--methods` first) and its pairs stay paired; cells resume. At the end (or at the
+deadline) the finished cells of every regime are written to `--json` (`{"regimes": {name: rows}, ...}`) and the
+comparison (`augkd.bench.regimes_markdown`) is printed.
+"""
+import argparse, json, multiprocessing, os, platform, time
+from concurrent.futures import ProcessPoolExecutor, wait
+from pathlib import Path
+
+import torch
+
+import augkd
+from augkd.baselines import METHODS
+from augkd.bench import HEADLINE, finished_cells, regimes_markdown, run_group
+from augkd.inits import resolve_init
+from augkd.models import resolve_stem
+from augkd.pipeline import config_splits, make_config, resolve_teacher
+from augkd.train import resolve_device
+
+
+def prepare(regime: str, preset: str) -> None:
+    "Train (or read from the cache) every setting's teacher, and pretrain the regime's student, before the pool starts."
+    for setting in HEADLINE:
+        config = make_config(preset, setting=setting, teacher_init=regime, student_init=regime)
+        resolve_teacher(config, config_splits(config), resolve_device(config.device), progress=False)
+    resolve_init(regime, config.student_arch, resolve_stem(config.student_stem, config.image_size), progress=False)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--regimes", default="scratch,letters")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--methods", default="all")
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench-regimes"))
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="stop waiting for cells this many seconds after the script started (cells finished by then are kept)")
+    parser.add_argument("--json", type=Path, default=None, help="write the finished cells of every regime here")
+    parser.add_argument("--table-only", action="store_true", help="run nothing: tabulate the cells finished so far")
+    args = parser.parse_args()
+    start = time.time()
+    regimes, seeds = args.regimes.split(","), [int(s) for s in args.seeds.split(",")]
+    methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
+    overrides = lambda regime: dict(teacher_init=regime, student_init=regime)
+    if not args.table_only:
+        for regime in regimes:
+            prepare(regime, args.preset)
+            print(f"{regime}: teachers and init ready ({time.time() - start:.0f} s)", flush=True)
+        groups = [(setting, shots, seed, methods, args.preset, args.out / regime, False, None, overrides(regime))
+                  for seed in seeds for regime in regimes for setting, shots in HEADLINE.items()]
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        pool = ProcessPoolExecutor(args.jobs, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads,))
+        futures = [pool.submit(run_group, *g) for g in groups]
+        done, pending = wait(futures, timeout=None if args.deadline is None else max(1.0, args.deadline - (time.time() - start)))
+        failed = [f.exception() for f in done if f.exception() is not None]
+        print(f"{len(done)} of {len(groups)} groups finished in {time.time() - start:.0f} s"
+              + (f"; {len(failed)} failed: {failed[0]!r}" if failed else ""), flush=True)
+        pool.shutdown(wait=not pending, cancel_futures=True)
+    rows = {r: [{k: v for k, v in row.items() if k != "config"}  # the config is the preset's with the regime's inits
+                for row in finished_cells(args.out / r, methods, list(HEADLINE.items()), seeds, args.preset, **overrides(r))]
+            for r in regimes}
+    device = resolve_device("auto")
+    record = {"regimes": rows, "seconds": round(time.time() - start, 1), "jobs": args.jobs,
+              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores",
+              "versions": {"augkd": augkd.__version__, "torch": torch.__version__}}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=1))
+    print(regimes_markdown(rows), flush=True)
+    if not args.table_only: os._exit(0)  # cancelled cells' workers are not waited for
+
+
+if __name__ == "__main__":
+    main()
