@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import Domain
-from .generator import PenultimateFeatures, prior_kl
+from .generator import PenultimateFeatures, collapse_statistics, generated_images, prior_kl
 from .train import (BestState, Learner, ShowProgress, Validate, autocast, backward_step, batches, parallel,
                          predict_logits, shard, world_size)
 
@@ -57,8 +57,8 @@ class AnchorNet(nn.Module):
 def energy(logits: torch.Tensor, # (B, C) logits
            tau: float = 1.0, # temperature
           ) -> torch.Tensor:
-    "The energy score -tau * logsumexp(logits / tau) per sample (lower = more certain)."
-    return -tau * torch.logsumexp(logits / tau, 1)
+    "The energy score -tau * logsumexp(logits / tau) per sample, in float32 (lower = more certain)."
+    return -tau * torch.logsumexp(logits.float() / tau, 1)
 
 def max_logit_range(logits: torch.Tensor, # the teacher's logits on a set of samples
                    ) -> tuple:
@@ -93,7 +93,8 @@ def uncertainty_score(logits: torch.Tensor, # (B, C) logits
                       f_min: float = 0.0, f_max: float = 1.0, # with normalized_energy: the max-logit range
                       tau: float = 1.0, # temperature of the energy scores
                      ) -> torch.Tensor:
-    "The uncertainty score `kind` (one of `UNCERTAINTIES`) per sample."
+    "The uncertainty score `kind` (one of `UNCERTAINTIES`) per sample, computed in float32 (also under bf16 autocast)."
+    logits = logits.float()
     if kind == "normalized_energy": return normalized_energy(logits, f_min, f_max, tau)
     if kind == "energy": return energy(logits, tau)
     if kind == "max_softmax": return max_softmax_uncertainty(logits)
@@ -201,13 +202,13 @@ def invert_encoder(teacher, generator, # frozen T and G
     encoder.requires_grad_(True)
     device = next(teacher.parameters()).device
     opt = torch.optim.Adam(encoder.parameters(), lr=lr)
-    features = PenultimateFeatures(teacher)
+    features, trained = PenultimateFeatures(teacher), parallel(encoder)  # several processes: gradients averaged
 
     def step(learn, batch):
         x, y = shard(batch[0].to(device), batch[1].to(device))
         with autocast(device, precision):
             with torch.no_grad(): teacher(x); f_x = features.value.flatten(1).float()
-            mu, logvar = encoder(x, y)
+            mu, logvar = trained(x, y)
             x_rec = generator(mu)  # later stages read the mean code, so the mean must reproduce the image
             teacher(x_rec); f_rec = features.value.flatten(1).float()
             pixels, feats = F.mse_loss(x_rec.float(), x), F.mse_loss(f_rec, f_x)
@@ -289,7 +290,7 @@ def stage_diagnostics(teacher, generator, encoder, # the frozen (or training) T,
                       val: Domain, # the student domain's validation split
                       kind: str = "normalized_energy", f_min: float = 0.0, f_max: float = 1.0, tau: float = 1.0, # see `uncertainty_score`
                      ) -> dict:
-    "The teacher's top-1 and uncertainty on x, G(E(x, y)) and the anchors, the encoder's label sensitivity, the clamped share, and how far and how diverse anchors are."
+    "The teacher's top-1 and uncertainty on x, G(E(x, y)) and the anchors, the encoder's label sensitivity, the clamped share, how far and how diverse anchors are, the masks, and whether G has collapsed."
     modules = [m for m in (teacher, generator, encoder, anchor) if m is not None]
     modes = [m.training for m in modules]
     for m in modules: m.eval()
@@ -307,7 +308,8 @@ def stage_diagnostics(teacher, generator, encoder, # the frozen (or training) T,
         other = encoder(x, (y + 1) % t_x.shape[1])[0]
         out = {"acc_x": (t_x.argmax(1) == y).float().mean().item(), "unc_x": score(t_x).mean().item(),
                "acc_rec": (t_rec.argmax(1) == y).float().mean().item(), "unc_rec": score(t_rec).mean().item(),
-               "label_sensitivity": ((z - other).pow(2).mean() / z.pow(2).mean().clamp_min(1e-12)).item()}
+               "label_sensitivity": ((z - other).pow(2).mean() / z.pow(2).mean().clamp_min(1e-12)).item(),
+               **collapse_statistics(teacher, generated_images(generator), x)}
         last = t_rec
         if anchor is not None:
             t_a, f_a = teacher_view(generator(anchor(z, y)[0]))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_baselines.ipynb #cell-003
 from __future__ import annotations
-import copy, dataclasses
+import copy, dataclasses, json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import atomic_save
-from .generator import BNStatistics, kl_div, train_generator
+from .generator import BNStatistics, collapse_statistics, generated_images, kl_div, train_generator, warn_collapse
 from .mixup import mixup_loss
 from .pipeline import AUGKD_REFERENCE, Config, build_models, config_splits, resolve_teacher, run
 from .models import recalibrate_bn
@@ -138,23 +138,34 @@ def fine_tune(cell: Cell, splits, student) -> None:
     "Fine-tune a student with CE on the student domain by the student recipe (the '+' variants)."
     train_by_recipe(cell, splits, student, desc="fine-tune")
 
-def shared_student(cell: Cell, name: str, student, train) -> None:
+def shared_student(cell: Cell, name: str, student, train, record: dict = None) -> None:
     """Train `student` with `train()`, or load what an earlier cell of the same setting, seed and config left
-    in `cell.shared` under `name`; a method and its `+` variant so distill once."""
+    in `cell.shared` under `name`; a method and its `+` variant so distill once. `record`, a dict `train()` fills
+    (the generator's collapse statistics), is stored beside the student and read back with it."""
     if cell.shared is None: return train()
     path = Path(cell.shared) / f"{name}-student-{cell.config.hash()}.pt"
-    if path.exists(): return student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    kept = path.with_suffix(".json")
+    if path.exists():
+        if record is not None and kept.exists(): record.update(json.loads(kept.read_text()))
+        return student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     train()
+    if record is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(json.dumps(record))  # before the student, whose file marks the pair as complete
     atomic_save(student.state_dict(), path)
 
 def _generator_kd(cell: Cell, name: str, weights: dict, plus: bool) -> dict:
     c = cell.config
     splits, teacher, models = cell_parts(cell, ("student", "generator"))
     student, generator = models["student"], models["generator"]
-    shared_student(cell, name, student, lambda: train_generator(teacher, student, generator, None,
-        **{**c.stage_args(train_generator), **weights}, progress=cell.progress))
+    collapse = {}
+    def train():
+        train_generator(teacher, student, generator, None, **{**c.stage_args(train_generator), **weights}, progress=cell.progress)
+        collapse.update(collapse_statistics(teacher, generated_images(generator), splits.student_val.images))
+    shared_student(cell, name, student, train, collapse)
+    if collapse: warn_collapse(name, collapse)
     if plus: fine_tune(cell, splits, student)
-    return evaluate(student, splits.student_test)
+    return {**evaluate(student, splits.student_test), **collapse}
 
 DATA_FREE_ABOUT = {"dafl": "data-free: a generator trained by DAFL's one-hot, activation and entropy terms, the student distilled on its images",
                    "zskt": "data-free: a generator that seeks teacher-student disagreement (ZSKT's adversarial term)",
@@ -227,11 +238,15 @@ def deep_inversion(teacher, # the frozen teacher
 def _deepinv(cell: Cell, plus: bool) -> dict:
     c = cell.config
     splits, teacher, student = cell_parts(cell)
-    shared_student(cell, "deepinv", student, lambda: deep_inversion(teacher, student, c.gen_epochs, c.gen_iters,
-        c.batch_size, len(splits.classes), c.image_size, lr_s=c.lr_s, wd_s=c.wd_s, w_bn=c.w_bn, precision=c.precision,
-        progress=cell.progress))
+    collapse = {}
+    def train():
+        pool = deep_inversion(teacher, student, c.gen_epochs, c.gen_iters, c.batch_size, len(splits.classes), c.image_size,
+                              lr_s=c.lr_s, wd_s=c.wd_s, w_bn=c.w_bn, precision=c.precision, progress=cell.progress)
+        collapse.update(collapse_statistics(teacher, pool[-256:], splits.student_val.images))  # the last images synthesized
+    shared_student(cell, "deepinv", student, train, collapse)
+    if collapse: warn_collapse("deepinv", collapse)
     if plus: fine_tune(cell, splits, student)
-    return evaluate(student, splits.student_test)
+    return {**evaluate(student, splits.student_test), **collapse}
 
 register("deepinv", "data-free: images optimized from noise to match the teacher's BatchNorm statistics (DeepInversion)")(
     lambda cell: _deepinv(cell, plus=False))
@@ -248,7 +263,7 @@ def _augkd(cell: Cell) -> dict:
         reuse = sorted(p for p in Path(cell.shared).glob("augkd*") if p.is_dir() and p != out)
     given = cell.teacher or {}
     return run(cell.config, out, resume=True, reuse=reuse, progress=cell.progress, teacher=given.get("path"),
-               teacher_classes=given.get("classes"), teacher_norm=given.get("norm"))["student"]
+               teacher_classes=given.get("classes"), teacher_norm=given.get("norm"), teacher_key=given.get("key"))["student"]
 
 AUGKD_ABOUT = {"augkd": "AuG-KD with its measured defaults: encoder inversion, anchors the teacher is right on, hand-over",
                "augkd_ref": "AuG-KD as the method page states it (the reference code's switches)",

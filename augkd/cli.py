@@ -4,15 +4,17 @@
 
 # %% ../nbs/12_cli.ipynb #cell-009
 from __future__ import annotations
-import argparse, dataclasses, json, os, subprocess, sys
+import argparse, dataclasses, inspect, json, os, re, subprocess, sys
 from pathlib import Path
 
 from .data import SETTINGS
 from .models import ARCHS
-from .pipeline import AUGKD_REFERENCE, PRESETS, Config, make_config
+from fastcore.docments import docments
+
+from .pipeline import AUGKD_REFERENCE, CONFIG_FIELDS, FIELD_CHOICES, PRESETS, Config, make_config
 
 # %% auto #0
-__all__ = ['parse_bool', 'preset_values', 'build_parser', 'launch', 'main']
+__all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'build_parser', 'launch', 'main']
 
 # %% ../nbs/12_cli.ipynb #cell-012
 def parse_bool(text: str) -> bool:
@@ -27,23 +29,42 @@ def preset_values(name: str) -> str:
     others = [f"{preset}: {value!r}" for preset, value in values.items() if preset != "default" and value != values["default"]]
     return f"default {values['default']!r}" + (f" ({'; '.join(others)})" if others else "")
 
+FIELD_DOCS = docments(Config)  # each field's meaning: the Config's own comment, written once
+
+def config_sections() -> dict:
+    "`{section: [field names]}` in the Config's order, each section named by the `# section` comment above its fields."
+    sections, current = {}, "config"
+    for line in inspect.getsource(Config).splitlines():
+        if re.fullmatch(r"\s*# [\w :-]+", line): current = line.strip()[2:]
+        elif (field := re.match(r"\s*(\w+)\s*:", line)) and field.group(1) in CONFIG_FIELDS:
+            sections.setdefault(current, []).append(field.group(1))
+    return sections
+
+def field_help(name: str) -> str:
+    "An option's help: what the field means, its choices where it has a few, then its value under each preset."
+    choices = f"; one of {', '.join(FIELD_CHOICES[name])}" if name in FIELD_CHOICES else ""
+    return f"{FIELD_DOCS.get(name) or name.replace('_', ' ')}{choices}; {preset_values(name)}".replace("%", "%%")
+
 def _add_config_options(parser: argparse.ArgumentParser, leave_out=()) -> None:
-    "One `--field-name` option per config field; unset options keep the preset's value."
-    group = parser.add_argument_group("config fields (override the preset; each shows the default preset's value and "
-                                      "where the other presets differ)")
-    for f in dataclasses.fields(Config):
-        if f.name == "preset" or f.name in leave_out: continue
-        if f.name == "teacher_domains":
-            group.add_argument("--teacher-domains", dest=f.name, nargs="+", default=None, metavar="DIR",
-                               help="teacher-domain image folders (only to train a teacher)")
-            continue
-        kind = type(f.default)
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=parse_bool if kind is bool else kind,
-                           default=None, metavar=kind.__name__.upper(), help=preset_values(f.name))
+    "One `--field-name` option per config field, grouped as the Config groups them; unset options keep the preset's value."
+    for section, names in config_sections().items():
+        group = parser.add_argument_group(f"{section} (config fields: they override the preset)")
+        for name in names:
+            if name == "preset" or name in leave_out: continue
+            if name == "teacher_domains":
+                group.add_argument("--teacher-domains", dest=name, nargs="+", default=None, metavar="DIR",
+                                   help="teacher-domain image folders (only to train a teacher)")
+                continue
+            kind = type(getattr(Config(), name))
+            group.add_argument("--" + name.replace("_", "-"), dest=name, type=parse_bool if kind is bool else kind,
+                               default=None, metavar=kind.__name__.upper(), help=field_help(name))
 
 def _add_teacher_file_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher-classes", default=None, metavar="A,B,C",
                         help="with a plain state dict --teacher: its class names, in the order of its outputs")
+    parser.add_argument("--teacher-key", default=None, metavar="KEY",
+                        help="with a --teacher file holding several weight sets (model, ema, ...): the one to take "
+                             "(default: the first, named in a warning)")
     parser.add_argument("--teacher-norm", default=None, metavar="MEAN,STD",
                         help="with a plain state dict --teacher: its input normalization, mean,std or m1,m2,m3,s1,s2,s3 "
                              "(default ImageNet's)")
@@ -68,7 +89,10 @@ def _add_train_teacher_command(commands) -> None:
 def _add_run_command(commands) -> None:
     "The `augkd run` subcommand."
     run = commands.add_parser("run", help="run AuG-KD end to end (stages 1-3), resumably",
-                              description="Run AuG-KD on a DigitShift setting: generator, anchors, mixup.")
+                              description="Run AuG-KD (generator, anchors, mixup) on a DigitShift setting (--setting), your "
+                                          "image folders (--student-domain, with --teacher or --teacher-domains) or a "
+                                          "benchmark dataset you downloaded (--dataset, --root). Options are grouped as the "
+                                          "method's stages; each says what it means and its value under each preset.")
     run.add_argument("--preset", default=None, choices=list(PRESETS),
                      help="hyperparameter preset (default: default; with --resume, the run's own)")
     run.add_argument("--teacher", default=None,
@@ -152,7 +176,8 @@ def _overrides(args) -> dict:
     return {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in given.items()}
 
 def _teacher_file(args) -> dict:
-    return {"path": args.teacher, "classes": args.teacher_classes, "norm": args.teacher_norm}
+    return {"path": args.teacher, "classes": args.teacher_classes, "norm": args.teacher_norm,
+            **({"key": args.teacher_key} if args.teacher_key else {})}
 
 def _run_config(args) -> Config:
     "The config `augkd run` asks for: on `--resume` of a run directory, its own config with the options given over it."
@@ -179,7 +204,7 @@ def _run(args) -> int:
         check_run_dir(config, out, args.resume, args.force)  # before any process starts: one clear error
         return launch(args.nproc, args.argv)
     run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
-        teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm)
+        teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm, teacher_key=args.teacher_key)
     if args.report and is_main(): _write_report(out)
     return 0
 

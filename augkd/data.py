@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 from filelock import FileLock, Timeout
 from platformdirs import user_cache_dir
 
@@ -488,8 +488,8 @@ def _decode(files: list, size: int) -> dict:
     images, labels, skipped = [], [], []
     for label, path in files:
         try:
-            with Image.open(path) as im:
-                rgb = as_rgb(im).resize((size, size), Image.BILINEAR)
+            with Image.open(path) as im:  # turned as its EXIF orientation says, as viewers show phone photos
+                rgb = as_rgb(ImageOps.exif_transpose(im)).resize((size, size), Image.BILINEAR)
         except Exception:
             skipped.append(str(path)); continue
         images.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_generator.ipynb #cell-002
 from __future__ import annotations
-import math
+import math, warnings
 from contextlib import contextmanager
 
 import torch
@@ -15,8 +15,9 @@ from .models import bn_layers
 from .train import Learner, ShowProgress, autocast, backward_step, mean_over_processes, parallel, shard
 
 # %% auto #0
-__all__ = ['Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy', 'generator_losses',
-           'PenultimateFeatures', 'prior_kl', 'encoder_loss', 'generator_step', 'train_generator']
+__all__ = ['COLLAPSE_SHARE', 'Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy',
+           'generator_losses', 'PenultimateFeatures', 'prior_kl', 'encoder_loss', 'generated_images',
+           'collapse_statistics', 'warn_collapse', 'generator_step', 'train_generator']
 
 # %% ../nbs/04_generator.ipynb #cell-005
 class Generator(nn.Module):
@@ -115,14 +116,14 @@ def kl_div(teacher_logits: torch.Tensor, # the target distribution's logits
            student_logits: torch.Tensor, # the logits that should match them
            tau: float = 1.0, # temperature of both softmaxes
           ) -> torch.Tensor:
-    "KL(softmax(t/tau) || softmax(s/tau)), averaged over the batch."
-    return F.kl_div(F.log_softmax(student_logits / tau, 1), F.log_softmax(teacher_logits / tau, 1),
+    "KL(softmax(t/tau) || softmax(s/tau)), averaged over the batch, in float32 (also under bf16 autocast)."
+    return F.kl_div(F.log_softmax(student_logits.float() / tau, 1), F.log_softmax(teacher_logits.float() / tau, 1),
                     reduction="batchmean", log_target=True)
 
 def class_balance_entropy(logits: torch.Tensor, # (B, C) logits of a batch
                          ) -> torch.Tensor:
-    "Entropy (nats) of the batch's mean predicted class distribution; high when classes are balanced."
-    mean_p = F.softmax(logits, 1).mean(0)
+    "Entropy (nats) of the batch's mean predicted class distribution, in float32; high when classes are balanced."
+    mean_p = F.softmax(logits.float(), 1).mean(0)
     return -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
 
 def generator_losses(t_logits, # the teacher's logits on the generated batch
@@ -162,6 +163,47 @@ def encoder_loss(mu, logvar, # the encoder's mean and log-variance for a batch o
     error = (reparameterize(mu, logvar) - z).pow(2)
     recon = error.sum(1).mean() if latent_sum else error.mean()
     return recon + beta * prior_kl(mu, logvar)
+
+# %% ../nbs/04_generator.ipynb #3a8fc8bb
+COLLAPSE_SHARE = 0.5  # a generator whose images the teacher puts in one class this often has collapsed
+
+@torch.no_grad()
+def generated_images(generator: nn.Module, # G, latent (B, d) to images (B, 3, H, W) in [0, 1]
+                     n: int = 256, # how many
+                     seed: int = 0, # the latents' own seed (the global random state is left alone)
+                    ) -> torch.Tensor:
+    "`n` images G(z) from seeded latents, with G in eval mode (its mode is restored)."
+    device, was_training = next(generator.parameters()).device, generator.training
+    z = torch.randn(n, generator.latent_size, generator=torch.Generator().manual_seed(seed)).to(device)
+    try: return generator.eval()(z).float()
+    finally: generator.train(was_training)
+
+def _mean_distance(images: torch.Tensor) -> float:
+    flat = images.flatten(1).float()
+    n = len(flat)
+    return torch.cdist(flat, flat).sum().item() / (n * (n - 1)) if n > 1 else 0.0
+
+@torch.no_grad()
+def collapse_statistics(teacher: nn.Module, # the frozen teacher that labels the images
+                        images: torch.Tensor, # (N, 3, H, W) generated images in [0, 1]
+                        reference: torch.Tensor, # (M, 3, H, W) real images whose diversity is the scale
+                       ) -> dict:
+    "`gen_top_class`, `gen_class_entropy` and `gen_diversity` of generated `images` (see the text above)."
+    was_training = teacher.training
+    logits = teacher.eval()(images)
+    teacher.train(was_training)
+    counts = torch.bincount(logits.argmax(1).cpu(), minlength=logits.shape[1]).float()
+    p = counts / counts.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum() / math.log(len(p))
+    return {"gen_top_class": p.max().item(), "gen_class_entropy": entropy.item(),
+            "gen_diversity": _mean_distance(images) / max(_mean_distance(reference.to(images.device)), 1e-12)}
+
+def warn_collapse(who: str, # names the generator in the warning ("stage 1's generator", "dfq")
+                  stats: dict) -> None: # `collapse_statistics`' result
+    "Warn when the teacher puts more than `COLLAPSE_SHARE` of the generated images in one class."
+    if stats["gen_top_class"] > COLLAPSE_SHARE:
+        warnings.warn(f"{who} may have collapsed: the teacher puts {stats['gen_top_class']:.0%} of its images in one class "
+                      f"(their diversity is {stats['gen_diversity']:.2f} of the real images')")
 
 # %% ../nbs/04_generator.ipynb #cell-021
 def generator_step(teacher: nn.Module, # frozen, in eval mode

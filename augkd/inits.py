@@ -4,7 +4,7 @@
 
 # %% ../nbs/02a_inits.ipynb #7b57f697
 from __future__ import annotations
-import hashlib, json, os, socket, time
+import hashlib, json, os, re, socket, time, warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -18,15 +18,27 @@ from .train import barrier, evaluate, fit, resolve_device, seed_everything
 
 # %% auto #0
 __all__ = ['WEIGHT_KEYS', 'FETCH_TIMEOUT', 'CORPORA', 'PRETRAIN_RECIPE', 'PRETRAIN_EPOCHS', 'PRETRAIN_SIZE', 'INITS',
-           'plain_state_dict', 'read_weights', 'classifier_outputs', 'classifier_keys', 'imagenet_weights',
-           'imagenet_file', 'imagenet_state', 'pretrain', 'pretrained_state', 'init_problem', 'init_fingerprint',
-           'resolve_init', 'apply_init']
+           'weight_sets', 'plain_state_dict', 'load_file', 'read_weights', 'chosen_weights', 'classifier_outputs',
+           'classifier_keys', 'imagenet_weights', 'imagenet_file', 'imagenet_state', 'pretrain', 'pretrained_state',
+           'init_problem', 'init_fingerprint', 'resolve_init', 'apply_init']
 
 # %% ../nbs/02a_inits.ipynb #1870000b
 WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")  # where training scripts nest the weights
 
-def plain_state_dict(obj) -> dict:
+def weight_sets(obj) -> list:
+    "The top-level keys of a checkpoint dict whose values hold weights (mappings with tensors), `WEIGHT_KEYS` first."
+    if not isinstance(obj, dict): return []
+    found = [k for k, v in obj.items() if isinstance(v, dict) and any(torch.is_tensor(t) and t.dim() for t in v.values())]
+    return sorted(found, key=lambda k: WEIGHT_KEYS.index(k) if k in WEIGHT_KEYS else len(WEIGHT_KEYS))
+
+def plain_state_dict(obj, # what `torch.save` wrote: a state dict, or a dict holding one or more
+                     key: str = None, # with several weight sets (`weight_sets`), the one to take (default: the first)
+                    ) -> dict:
     "The tensors of a saved state dict, unwrapped from `WEIGHT_KEYS` (beside any metadata) and `module.` prefixes; `ValueError` if none."
+    if key is not None:
+        if key not in weight_sets(obj):
+            raise ValueError(f"has no weight set {key!r} (it has: {', '.join(weight_sets(obj)) or 'none'})")
+        obj = obj[key]
     while isinstance(obj, dict):
         inner = next((obj[k] for k in WEIGHT_KEYS if isinstance(obj.get(k), dict)), None)
         if inner is None: break
@@ -35,14 +47,45 @@ def plain_state_dict(obj) -> dict:
         raise ValueError("holds no state dict (a mapping of parameter names to tensors)")
     return {k.removeprefix("module."): v for k, v in obj.items() if torch.is_tensor(v)}
 
+def _numpy_scalars() -> list:
+    "numpy's scalar and dtype types: training scripts store metrics as numpy floats, plain data `weights_only` may read."
+    import numpy as np
+    try: from numpy._core.multiarray import scalar
+    except ImportError: from numpy.core.multiarray import scalar
+    return [scalar, np.dtype, *{type(np.dtype(t)) for t in ("f2", "f4", "f8", "i4", "i8", "u1", "?")}]
+
+def load_file(path, # a file written by `torch.save`
+              what: str = "weights file", # how errors name the file
+             ):
+    "What `torch.save` wrote to `path`, read without running code (`weights_only`, numpy scalars allowed); one-line errors."
+    try:
+        with torch.serialization.safe_globals(_numpy_scalars()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError: raise FileNotFoundError(f"{what} {path} does not exist") from None
+    except Exception as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if found:
+            raise ValueError(f"{what} {path} holds Python objects ({found.group(1)}), not only tensors and numbers, and augkd never "
+                             "unpickles code: if it is a whole model saved with torch.save(model), load it where its class is "
+                             "defined and save its weights with torch.save(model.state_dict(), PATH)") from None
+        raise ValueError(f"{what} {path} is unreadable as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
+
 def read_weights(path, # a file written by `torch.save`
                  what: str = "weights file", # how errors name the file
+                 key: str = None, # with several weight sets, the one to take (see `plain_state_dict`)
                 ) -> dict:
-    "The plain state dict in the file `path`; `FileNotFoundError` or a one-line `ValueError` naming the file."
-    try: obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError: raise FileNotFoundError(f"{what} {path} does not exist") from None
-    except Exception as e: raise ValueError(f"{what} {path} is unreadable as a PyTorch checkpoint: {e}") from None
-    try: return plain_state_dict(obj)
+    "The plain state dict in the file `path` (see `load_file`, `plain_state_dict`); warns which set it took of several."
+    return chosen_weights(load_file(path, what), path, what, key)[0]
+
+def chosen_weights(obj, path, what: str, # what `load_file` read, and how errors name the file
+                   key: str = None, # the weight set to take, or None for the first (warned about when there are several)
+                  ) -> tuple:
+    "`(state dict, the weight set's key or None)` of a loaded checkpoint; a one-line `ValueError` naming the file."
+    sets = weight_sets(obj)
+    if key is None and len(sets) > 1:
+        warnings.warn(f"{what} {path} holds {len(sets)} weight sets ({', '.join(sets)}): took {sets[0]!r}; "
+                      f"choose another by name (`read_weights(..., key=...)`, `--teacher-key`)")
+    try: return plain_state_dict(obj, key), key or (sets[0] if sets else None)
     except ValueError as e: raise ValueError(f"{what} {path} {e}") from None
 
 # %% ../nbs/02a_inits.ipynb #e1fb2f95

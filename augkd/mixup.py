@@ -56,8 +56,8 @@ def mixup_loss(s_logits: torch.Tensor, # the student's logits
                u: float = 0.5, # weight of CE (1 - u weighs the KD term)
                tau: float = 10.0, # KD temperature
               ) -> torch.Tensor:
-    "u * CE(S, y) + (1 - u) * tau^2 * KL(T || S) at temperature tau."
-    return u * F.cross_entropy(s_logits, y) + (1 - u) * tau ** 2 * kl_div(t_logits, s_logits, tau)
+    "u * CE(S, y) + (1 - u) * tau^2 * KL(T || S) at temperature tau, in float32."
+    return u * F.cross_entropy(s_logits.float(), y) + (1 - u) * tau ** 2 * kl_div(t_logits, s_logits, tau)
 
 # %% ../nbs/06_mixup.ipynb #cell-014
 HANDOVER_TARGETS = ("mixed", "anchor", "none")
@@ -71,8 +71,9 @@ def handover_loss(s_raw: torch.Tensor, # the student's logits on the raw samples
                   trusted: torch.Tensor = None, # 1 where the teacher's term counts (default: everywhere)
                  ) -> torch.Tensor:
     "CE on raw samples; on mixed ones (1 - s) tau^2 KL(T || S) (where trusted, and given a teacher target) plus s CE."
+    s_raw, s_mixed = s_raw.float(), s_mixed.float()  # float32 also under bf16 autocast: bf16 breaks a KL
     kd = torch.zeros(len(y), device=y.device) if t_target is None else tau ** 2 * F.kl_div(
-        F.log_softmax(s_mixed / tau, 1), F.log_softmax(t_target / tau, 1), reduction="none", log_target=True).sum(1)
+        F.log_softmax(s_mixed / tau, 1), F.log_softmax(t_target.float() / tau, 1), reduction="none", log_target=True).sum(1)
     if trusted is not None: kd = kd * trusted
     return (F.cross_entropy(s_raw, y) + (1 - s) * kd.mean() + s * F.cross_entropy(s_mixed, y)) / 2
 

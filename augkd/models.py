@@ -146,7 +146,9 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, batch_size: int = 256
     for m in layers:
         m.reset_running_stats(); m.momentum = None
     model.train()
-    for start in range(0, len(images), batch_size):
-        model(images[start:start + batch_size].to(device))
+    starts = list(range(0, len(images), batch_size))
+    if len(starts) > 1 and len(images) - starts[-1] == 1: starts.pop()  # a last chunk of one joins the one before
+    for start, stop in zip(starts, starts[1:] + [len(images)]):
+        model(images[start:stop].to(device))
     for m, momentum in zip(layers, momenta): m.momentum = momentum
     return model.train(was_training)

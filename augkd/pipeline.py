@@ -16,7 +16,7 @@ import augkd
 from .anchor import ANCHOR_SELECTIONS, UNCERTAINTIES, AnchorNet, stage_diagnostics, train_anchor, uncertainty_setup
 from .data import (DATASETS, SETTINGS, atomic_save, content_hash, dataset_folders, exclusive, folder_setting_name, folder_splits,
                         load_setting)
-from .generator import Encoder, Generator, train_generator
+from .generator import Encoder, Generator, train_generator, warn_collapse
 from .mixup import HANDOVER_TARGETS, SCHEDULES, train_mixup
 from .inits import INITS, apply_init, init_problem, resolve_init
 from .models import ARCHS, STEMS, Normalized, create_model, recalibrate_bn, resolve_stem, to_device
@@ -26,11 +26,12 @@ from .train import (PRECISIONS, Checkpoint, Validate, barrier, evaluate, init_di
 
 # %% auto #0
 __all__ = ['STAGE_FUNCTIONS', 'STAGES', 'AUGKD_DEFAULTS', 'AUGKD_REFERENCE', 'FOLDER_FIELDS', 'LATER_FIELDS', 'CONFIG_FIELDS',
-           'STAGE_FIELDS', 'PRESETS', 'LOSS_WEIGHTS', 'MAX_BATCH', 'PROVENANCE', 'MODEL_NAMES', 'stage_default',
-           'method_default', 'Config', 'device_problem', 'validate_config', 'make_config', 'provenance', 'stage_key',
-           'differences', 'checkpoint_path', 'save_checkpoint', 'load_checkpoint', 'rewrite_metrics', 'append_metrics',
-           'read_metrics', 'build_models', 'config_stages', 'method_name', 'config_splits', 'resolve_teacher',
-           'default_run_dir', 'check_run_dir', 'reuse_stages', 'run_teacher', 'run', 'RunParts', 'load_run']
+           'STAGE_FIELDS', 'PRESETS', 'FIELD_CHOICES', 'LOSS_WEIGHTS', 'MAX_BATCH', 'PROVENANCE', 'MODEL_NAMES',
+           'stage_default', 'method_default', 'Config', 'device_problem', 'validate_config', 'make_config',
+           'provenance', 'stage_key', 'differences', 'checkpoint_path', 'save_checkpoint', 'load_checkpoint',
+           'rewrite_metrics', 'append_metrics', 'read_metrics', 'build_models', 'config_stages', 'method_name',
+           'config_splits', 'resolve_teacher', 'default_run_dir', 'check_run_dir', 'reuse_stages', 'run_teacher', 'run',
+           'RunParts', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-006
 STAGE_FUNCTIONS = {"generator": train_generator, "anchor": train_anchor, "mixup": train_mixup}
@@ -61,7 +62,7 @@ class Config:
     seed: int = 0                   # seed of the student-domain split and of all training
     shots: int = 50                 # labeled student-domain training images per class (0: all)
     val_shots: int = -1             # student-domain validation images per class: -1 from shots (max(2, ceil(shots/8))), 0 all
-    image_size: int = 32
+    image_size: int = 32  # height and width of every image, in pixels (32 for DigitShift; a multiple of 4 with folders)
     student_domain: str = ""        # an image folder (one sub-folder per class) instead of DigitShift
     student_test: str = ""          # with student_domain: a separate test folder (else 80/10/10 of it)
     teacher_domains: str = ""       # with student_domain: teacher-domain folders, comma-separated (to train a teacher)
@@ -70,54 +71,54 @@ class Config:
     root: str = ""                  # with dataset: the folder holding its domains
     # models
     teacher_arch: str = "resnet34"  # used when the pipeline trains (and caches) the teacher itself
-    teacher_epochs: int = 6
-    student_arch: str = "mobilenet_v3_small"
+    teacher_epochs: int = 6  # epochs of training for a teacher the pipeline trains itself
+    student_arch: str = "mobilenet_v3_small"  # the student's architecture, for every method
     teacher_stem: str = "auto"      # a torchvision teacher's stem: auto (small up to 64x64), small, standard; a ResNet file's own is read
     student_stem: str = "auto"      # the student's stem: auto, small (keeps small images' resolution) or standard (torchvision's)
     teacher_adabn: bool = False     # the teacher's BatchNorm statistics re-estimated on the student domain's training images (AdaBN)
     teacher_init: str = "scratch"   # where a teacher the pipeline trains starts: scratch, imagenet, a corpus (letters) or a weights file
     student_init: str = "scratch"   # where every method's student starts: scratch, imagenet, a corpus (letters) or a weights file
-    latent_size: int = 100          # d
+    latent_size: int = 100          # d, the size of the latent z that G renders, E encodes and the AnchorNet moves
     gen_width: int = 256            # channels after G's first linear layer
     enc_width: int = 64             # channels of E's first block
     enc_channels: int = 256         # channels of E's last convolution
     anchor_hidden: int = 128        # width of the mask MLP
     anchor_channels: int = 16       # channels of psi's 1-D convolutions
-    batch_size: int = stage_default("batch_size")
+    batch_size: int = stage_default("batch_size")  # images per step in every stage and baseline
     # stage 1: data-free learning
     gen_epochs: int = stage_default("gen_epochs")
-    gen_iters: int = stage_default("gen_iters")
+    gen_iters: int = stage_default("gen_iters")  # generator steps per stage-1 epoch
     k: int = stage_default("k")  # student and encoder steps per generator step
-    lr_g: float = stage_default("lr_g")
-    lr_e: float = stage_default("lr_e")
-    lr_s: float = stage_default("lr_s")
-    wd_s: float = stage_default("wd_s")
-    w_adv: float = stage_default("w_adv")
-    w_oh: float = stage_default("w_oh")
+    lr_g: float = stage_default("lr_g")  # Adam learning rate of the generator G
+    lr_e: float = stage_default("lr_e")  # Adam learning rate of the encoder E in stage 1
+    lr_s: float = stage_default("lr_s")  # Adam learning rate of the student (stages 1 and 3, every baseline)
+    wd_s: float = stage_default("wd_s")  # Adam weight decay of the student
+    w_adv: float = stage_default("w_adv")  # weight of L_G's adversarial term -KL(T || S)
+    w_oh: float = stage_default("w_oh")  # weight of L_G's one-hot term CE(T(x), argmax T(x))
     w_ent: float = stage_default("w_ent")  # 20 on a base-10 log, in nats
-    w_bn: float = stage_default("w_bn")
-    beta: float = stage_default("beta")
+    w_bn: float = stage_default("w_bn")  # weight of L_G's match to the teacher's BatchNorm statistics
+    beta: float = stage_default("beta")  # weight of E's prior term KL(q(z | x, y) || N(0, I))
     latent_sum: bool = stage_default("latent_sum")  # E's latent error summed over the d dimensions (the reference) or averaged
     # stage 2: anchor learning
     anchor_epochs: int = stage_default("anchor_epochs")
-    lr_a: float = stage_default("lr_a")
-    alpha: float = stage_default("alpha")  # invariant ratio
-    w_mask: float = stage_default("w_mask")
-    w_ce: float = method_default("w_ce")
-    uncertainty: str = method_default("uncertainty")
-    energy_tau: float = stage_default("energy_tau")
+    lr_a: float = stage_default("lr_a")  # Adam learning rate of the AnchorNet
+    alpha: float = stage_default("alpha")  # invariant ratio: the share of latent dimensions the class mask keeps unchanged (0 to 1)
+    w_mask: float = stage_default("w_mask")  # weight of L_A's mask term |mean(m) - (1 - alpha)|
+    w_ce: float = method_default("w_ce")  # weight of L_A's class term CE(T(x_a), y)
+    uncertainty: str = method_default("uncertainty")  # the score L_A lowers on anchors: normalized energy, energy (Liu et al. 2020), 1 - max softmax, or entropy
+    energy_tau: float = stage_default("energy_tau")  # temperature of the energy scores
     w_prox: float = method_default("w_prox")  # weight of the anchors' proximity term (0: the method page's L_A)
     anchor_select: str = method_default("anchor_select")  # the best anchor epoch: lowest validation "loss" or best "teacher_acc"
     invert_epochs: int = method_default("invert_epochs")  # epochs of encoder inversion on student-domain images before anchors
-    lr_inv: float = stage_default("lr_inv")
+    lr_inv: float = stage_default("lr_inv")  # Adam learning rate of encoder inversion
     w_inv_feat: float = stage_default("w_inv_feat")  # weight of the teacher-feature term of the inversion loss
     # stage 3: mixup learning
     mixup_epochs: int = stage_default("mixup_epochs")
     a: float = stage_default("a")  # fraction of epochs until pure student-domain data
     b: float = stage_default("b")  # start value of s(e)
-    schedule: str = stage_default("schedule")
-    u: float = stage_default("u")  # CE weight
-    tau: float = stage_default("tau")  # KD temperature
+    schedule: str = stage_default("schedule")  # shape of s(e): linear from b to 1 over a * epochs, or a step
+    u: float = stage_default("u")  # CE weight of L_3 (0 to 1; 1 - u weighs the KD term)
+    tau: float = stage_default("tau")  # KD temperature of stage 3's teacher term
     # ablations
     use_anchor: bool = stage_default("use_anchor")  # False: z_a = z and no stage 2 (the "w/o Anchor" ablation)
     use_mixup: bool = stage_default("use_mixup")  # False: raw samples plus anchor images, no schedule ("w/o Mixup")
@@ -126,7 +127,7 @@ class Config:
     handover_trusted: bool = stage_default("handover_trusted")  # the teacher's term only where it is right on the anchor
     # bookkeeping
     preset: str = "paper"
-    device: str = "auto"
+    device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
     precision: str = stage_default("precision")  # auto (bf16 on a GPU that has it), bf16 or fp32
 
     def to_dict(self) -> dict: return asdict(self)
@@ -193,6 +194,9 @@ PRESETS = {
     "paper": dict(teacher_init="imagenet", student_init="imagenet"),  # the reference code starts both from ImageNet
 }
 
+FIELD_CHOICES = {"teacher_arch": ARCHS, "student_arch": ARCHS, "teacher_stem": STEMS, "student_stem": STEMS,
+                 "uncertainty": UNCERTAINTIES, "anchor_select": ANCHOR_SELECTIONS, "schedule": SCHEDULES,
+                 "handover_target": HANDOVER_TARGETS, "precision": PRECISIONS}  # the fields that take one of a few values
 LOSS_WEIGHTS = ("w_adv", "w_oh", "w_ent", "w_bn", "beta", "w_mask", "w_ce", "w_prox", "w_inv_feat")
 MAX_BATCH = 65536
 
@@ -216,17 +220,9 @@ def validate_config(config: Config, # the config to check
         ("preset", config.preset in PRESETS, f"one of {', '.join(PRESETS)}"),
         ("setting", config.setting in SETTINGS or bool(config.student_domain),
          f"one of {', '.join(SETTINGS)} (or any name with student_domain)"),
-        ("teacher_arch", config.teacher_arch in ARCHS, f"one of {', '.join(ARCHS)}"),
-        ("student_arch", config.student_arch in ARCHS, f"one of {', '.join(ARCHS)}"),
-        ("uncertainty", config.uncertainty in UNCERTAINTIES, f"one of {', '.join(UNCERTAINTIES)}"),
-        ("schedule", config.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
-        ("handover_target", config.handover_target in HANDOVER_TARGETS, f"one of {', '.join(HANDOVER_TARGETS)}"),
-        ("anchor_select", config.anchor_select in ANCHOR_SELECTIONS, f"one of {', '.join(ANCHOR_SELECTIONS)}"),
+    ] + [(n, getattr(config, n) in values, f"one of {', '.join(values)}") for n, values in FIELD_CHOICES.items()] + [
         ("invert_epochs", config.invert_epochs >= 0, "an integer >= 0 (0: no encoder inversion)"),
         ("dataset", config.dataset in ("", *DATASETS), f"one of {', '.join(DATASETS)} (or empty)"),
-        ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
-        ("teacher_stem", config.teacher_stem in STEMS, f"one of {', '.join(STEMS)}"),
-        ("student_stem", config.student_stem in STEMS, f"one of {', '.join(STEMS)}"),
         ("teacher_init", not init_problem(config.teacher_init, config.teacher_arch), init_problem(config.teacher_init, config.teacher_arch)),
         ("student_init", not init_problem(config.student_init, config.student_arch), init_problem(config.student_init, config.student_arch)),
         ("device", not device_problem(config.device), f"a device this machine has ({device_problem(config.device)})"),
@@ -465,9 +461,10 @@ def resolve_teacher(config: Config, # the run's config (setting, teacher archite
                     path = None, # a teacher file or directory, or None for the setting's cached teacher
                     classes = None, # with a plain state dict: its class names, in the order of its outputs
                     norm = None, # with a plain state dict: its input normalization ("mean,std" or six numbers)
+                    key = None, # with a file holding several weight sets: the one to take
                    ):
     "The run's teacher, outputs in the student domain's class order: the file `path` or the setting's cached teacher (adapted with `teacher_adabn`)."
-    teacher = _finite_outputs(_teacher(config, splits, device, progress, path, classes, norm), splits)
+    teacher = _finite_outputs(_teacher(config, splits, device, progress, path, classes, norm, key), splits)
     return recalibrate_bn(teacher, splits.student_train.images) if config.teacher_adabn else teacher
 
 def _finite_outputs(teacher, splits):
@@ -477,7 +474,7 @@ def _finite_outputs(teacher, splits):
         raise ValueError("the teacher's outputs on the student domain are not finite (NaN or inf): its weights are broken")
     return teacher
 
-def _teacher(config: Config, splits, device, progress: bool, path, classes, norm):
+def _teacher(config: Config, splits, device, progress: bool, path, classes, norm, key=None):
     if path is not None:
         if config.teacher_init != "scratch":
             raise ValueError(f"teacher_init = {config.teacher_init!r} applies to a teacher the pipeline trains; a teacher file "
@@ -486,7 +483,8 @@ def _teacher(config: Config, splits, device, progress: bool, path, classes, norm
         norm = parse_norm(norm) if isinstance(norm, str) else norm
         classes = _names(classes) if isinstance(classes, str) else classes
         model, meta = load_teacher_file(path / "teacher.pt" if path.is_dir() else path, config.teacher_arch, classes, norm,
-                                        config.image_size, device, config.teacher_stem)
+                                        config.image_size, device, config.teacher_stem, key)
+        model.init_record = {"init": "file", "source": str(path), "format": meta["format"], "weight_set": meta.get("key")}
         return match_classes(model, meta["classes"], splits.classes)
     if not config.student_domain:
         return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
@@ -567,6 +565,7 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
                         stage(train_generator, student=student, generator=generator, encoder=encoder), force, progress,
                         every_epoch(None))
     stage1_student, diagnostics = evaluate(student, splits.student_val), {"generator": diagnose(None)}
+    warn_collapse("stage 1's generator", diagnostics["generator"])
     if "anchor" in config_stages(config):
         stage2_modules = {"anchor": anchor, **({"encoder": encoder} if config.invert_epochs else {})}  # inversion trains E too
         stage2 = _run_stage(out, "anchor", config, prov, stage2_modules,
@@ -602,11 +601,13 @@ def _resume_hint(out) -> str:
 
 def run_teacher(out, # the run directory
                 teacher = None, teacher_classes = None, teacher_norm = None, # as `run` takes them
-                resume: bool = False) -> dict: # whether the run resumes (then its own teacher is the default)
+                resume: bool = False, # whether the run resumes (then its own teacher is the default)
+                teacher_key = None) -> dict: # as `run` takes it
     "The run's teacher as `resolve_teacher` takes it: the one given, or on a resume without one, the run's own (`teacher.json`)."
     if teacher is None and resume and (Path(out) / "teacher.json").exists():
         return json.loads((Path(out) / "teacher.json").read_text())
-    return {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes, "norm": teacher_norm}
+    return {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes, "norm": teacher_norm,
+            **({"key": teacher_key} if teacher_key else {})}
 
 def run(config: Config = None, # the run's settings (default: the `default` preset)
         out = None, # the run directory (default: `default_run_dir(config)`)
@@ -617,6 +618,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         reuse = (), # run directories whose finished stages are copied in when their inputs match
         teacher_classes = None, # with a plain state dict `teacher`: its class names, in output order
         teacher_norm = None, # with a plain state dict `teacher`: its input normalization
+        teacher_key = None, # with a `teacher` file holding several weight sets (`model`, `ema`, ...): the one to take
        ) -> dict: # the results, also in `out/results.json`
     "Run AuG-KD end to end into the directory `out`."
     config = validate_config(config or make_config("default"))
@@ -628,7 +630,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
     splits = config_splits(config)
     student_init = resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size),
                                 device, progress)  # unavailable weights stop the run here, before anything is written
-    spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume)
+    spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume, teacher_key)
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
     prov = provenance(splits, teacher_model, student_init)
     check_run_dir(config, out, resume, force, prov)  # nothing is written before every check has passed

@@ -36,7 +36,9 @@ DIAGNOSTIC_NAMES = {"acc_x": "teacher top-1 on x", "acc_rec": "teacher top-1 on 
                     "unc_anchor": "mean uncertainty on anchors", "label_sensitivity": "encoder label sensitivity",
                     "clamped": "share of scores clamped", "anchor_move": "anchor distance from its sample",
                     "anchor_spread": "anchor diversity within a class", "mask_between": "mask difference between two classes",
-                    "mask_within": "mask spread across its dimensions", "mask_open": "mask open fraction (target 1 - alpha)"}
+                    "mask_within": "mask spread across its dimensions", "mask_open": "mask open fraction (target 1 - alpha)",
+                    "gen_top_class": "share of G(z) in the teacher's top class", "gen_class_entropy": "class entropy of G(z) (1: balanced)",
+                    "gen_diversity": "diversity of G(z) against real images"}
 
 def diagnostics_table(results: dict) -> str:
     "An HTML table of `results['diagnostics']`: one row per figure, one column per stage."
@@ -50,7 +52,8 @@ def diagnostics_table(results: dict) -> str:
 
 def _init_line(record: dict) -> str:
     "One line on where a network's first weights came from (`apply_init`'s record)."
-    if record.get("init") in ("scratch", "file", None): return record.get("init") or "scratch"
+    if record.get("init") == "file": return f"the file {record['source']}" + (f", weight set {record['weight_set']!r}" if record.get("weight_set") else "")
+    if record.get("init") in ("scratch", None): return "scratch"
     return f"{record['init']}: {record['source']}; {record['loaded']} tensors loaded, new: {', '.join(record['new'])}"
 
 def inputs_table(results: dict) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .inits import apply_init, classifier_outputs, init_fingerprint, plain_state_dict, resolve_init
+from .inits import apply_init, chosen_weights, classifier_outputs, init_fingerprint, load_file, resolve_init
 from .data import Splits, atomic_save, cache_dir, content_hash, exclusive, load_setting
 from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
 from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
@@ -119,17 +119,12 @@ def state_dict_misfits(expected: dict, # the model's own state dict
 
 # %% ../nbs/03_teacher.ipynb #cell-021
 def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple = None, image_size: int = 32,
-                      device=None, stem: str = "auto") -> tuple:
-    "A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint or a plain state dict."
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"teacher file {path} does not exist") from None
-    except Exception as e:
-        raise ValueError(f"teacher file {path} is unreadable as a PyTorch checkpoint: {e}") from None
+                      device=None, stem: str = "auto", key: str = None) -> tuple:
+    "A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint or a plain state dict (its weight set `key`)."
+    ckpt = load_file(path, "teacher file")
     if isinstance(ckpt, dict) and ckpt.get("format") == TEACHER_FORMAT: return load_teacher(path, device)
     try:
-        state = plain_state_dict(ckpt)
+        state, key = chosen_weights(ckpt, path, "teacher file", key)
         outputs = classifier_outputs(state)
     except ValueError as e:
         raise ValueError(f"teacher file {path} {e}") from None
@@ -149,18 +144,19 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
     net.load_state_dict(state)
     mean, std = norm or IMAGENET_NORM
     model = to_device(Normalized(net, mean, std), resolve_device(device)).eval()
-    return model, {"format": "state_dict", "arch": arch, "stem": stem, "classes": list(classes), "mean": list(mean), "std": list(std),
+    return model, {"format": "state_dict", "key": key, "arch": arch, "stem": stem, "classes": list(classes), "mean": list(mean), "std": list(std),
                    "image_size": image_size}
 
 # %% ../nbs/03_teacher.ipynb #cell-024
 def teacher_fingerprint(path = None, # a teacher file or directory (None: the setting's cached teacher)
                         classes = None, norm = None, # as given for a plain state dict
+                        key = None, # the weight set taken from a file holding several
                        ) -> str:
     "A short key for a teacher: the `content_hash` of its file's tensors and metadata with the given classes and normalization, or 'cached'."
     if path is None: return "cached"
     path = Path(path)
     file = path / "teacher.pt" if path.is_dir() else path
-    return content_hash([torch.load(file, map_location="cpu", weights_only=True), classes, norm])
+    return content_hash([load_file(file, "teacher file"), classes, norm] + ([key] if key else []))
 
 # %% ../nbs/03_teacher.ipynb #cell-028
 def match_classes(model: Normalized, teacher_classes: list, student_classes: list) -> Normalized:

@@ -23,9 +23,10 @@ from .models import recalibrate_bn
 __all__ = ['PRECISIONS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state',
            'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite', 'world_size', 'rank',
            'is_main', 'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes',
-           'autocast', 'batches', 'predict_logits', 'topk_accuracy', 'evaluate', 'Callback', 'backward_step', 'Learner',
-           'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift',
-           'random_colour', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
+           'autocast', 'NoSingletonBatches', 'batches', 'predict_logits', 'topk_accuracy', 'evaluate', 'Callback',
+           'backward_step', 'Learner', 'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN',
+           'Checkpoint', 'random_shift', 'random_colour', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe',
+           'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -165,12 +166,26 @@ def autocast(device, precision: str = "auto"):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 # %% ../nbs/02_train.ipynb #cell-025
+class NoSingletonBatches(BatchSampler):
+    "A `BatchSampler` whose last batch joins the one before it when it would hold one item: BatchNorm cannot train on one image."
+    def __iter__(self):
+        previous = None
+        for batch in super().__iter__():
+            if previous is not None and len(batch) == 1: batch = previous + batch
+            elif previous is not None: yield previous
+            previous = batch
+        if previous is not None: yield previous
+
+    def __len__(self):
+        n = super().__len__()
+        return n - 1 if not self.drop_last and n > 1 and len(self.sampler) % self.batch_size == 1 else n
+
 def batches(domain: Domain, batch_size: int, shuffle: bool = False, generator: torch.Generator = None,
             drop_last: bool = False) -> DataLoader:
-    "Batches `(images, labels)` of a domain, shuffled with `generator` when `shuffle`."
+    "Batches `(images, labels)` of a domain, shuffled with `generator` when `shuffle`; never a last batch of one (`NoSingletonBatches`)."
     dataset = TensorDataset(domain.images, domain.labels)
     sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last), batch_size=None)
+    return DataLoader(dataset, sampler=NoSingletonBatches(sampler, batch_size, drop_last), batch_size=None)
 
 # %% ../nbs/02_train.ipynb #cell-028
 @torch.no_grad()

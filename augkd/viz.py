@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_viz.ipynb #cell-003
 from __future__ import annotations
-import base64, io, os
+import base64, io, os, warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,11 +19,11 @@ from .mixup import mixup_schedule
 from .pipeline import RunParts
 
 # %% auto #0
-__all__ = ['PALETTE', 'run_views', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map', 'run_reducer', 'png_data_uri',
-           'decode_data_uri', 'image_mosaic', 'generated_samples_figure', 'anchor_pairs_figure', 'class_colour',
-           'arrows', 'anchor_map_figure', 'mixup_path', 'schedule_marks', 'nearest_step', 'mixup_strip_figure',
-           'mixup_path_figure', 'smoothed_field', 'uncertainty_map_figure', 'uncertainty_histograms_figure',
-           'mask_heatmap_figure', 'stage_curves', 'training_curves_figure']
+__all__ = ['UMAP_NEIGHBOURS', 'PALETTE', 'run_views', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map', 'run_reducer',
+           'png_data_uri', 'decode_data_uri', 'image_mosaic', 'generated_samples_figure', 'anchor_pairs_figure',
+           'class_colour', 'arrows', 'anchor_map_figure', 'mixup_path', 'schedule_marks', 'nearest_step',
+           'mixup_strip_figure', 'mixup_path_figure', 'smoothed_field', 'uncertainty_map_figure',
+           'uncertainty_histograms_figure', 'mask_heatmap_figure', 'stage_curves', 'training_curves_figure']
 
 # %% ../nbs/10_viz.ipynb #cell-008
 @torch.no_grad()
@@ -53,13 +53,15 @@ def default_reducer() -> str:
     "`pca` under tests or when `AUGKD_REDUCER=pca`, else `umap`."
     return os.environ.get("AUGKD_REDUCER") or ("pca" if os.environ.get("IN_TEST") else "umap")
 
+UMAP_NEIGHBOURS = 15  # UMAP's neighbourhood size; `fit_map` maps fewer points than this with PCA
+
 def make_reducer(kind: str = None, # "umap" or "pca" (default: `default_reducer()`)
                  seed: int = 0): # the reducer's random state
     "An unfitted 2-D reducer with `fit` and `transform`."
     kind = kind or default_reducer()
     if kind == "umap":
         import umap
-        return umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.1, random_state=seed)
+        return umap.UMAP(n_components=2, n_neighbors=UMAP_NEIGHBOURS, min_dist=0.1, random_state=seed)
     if kind == "pca":
         from sklearn.decomposition import PCA
         return PCA(n_components=2, random_state=seed)
@@ -104,6 +106,11 @@ def fit_map(latents: np.ndarray, # (N, d) the latents to fit on
     "Fit a reducer on `latents` and keep the result as a `StoredMap`."
     kind = kind or default_reducer()
     latents = np.asarray(latents, dtype=np.float64)
+    if latents.ndim != 2 or len(latents) < 2 or latents.shape[1] < 2:
+        raise ValueError(f"a 2-D map needs at least 2 points of at least 2 dimensions, got an array of shape {latents.shape}")
+    if kind == "umap" and len(latents) <= UMAP_NEIGHBOURS:
+        warnings.warn(f"UMAP needs more points than its {UMAP_NEIGHBOURS} neighbours, got {len(latents)}: a PCA map instead")
+        kind = "pca"
     reducer = make_reducer(kind).fit(latents)
     if kind == "pca": return StoredMap(kind, latents, reducer.transform(latents), reducer.mean_, reducer.components_)
     return StoredMap(kind, latents, np.asarray(reducer.embedding_, dtype=np.float64))

@@ -46,15 +46,15 @@ def workbench(run_dir=None, per_class: int = 20, prior: int = 100, reducer: str 
 
 # %% ../nbs/13_widgets.ipynb #cell-009
 def sample_pair_png(views: dict, sample: int) -> str:
-    "A PNG data URI of sample `sample`: x, G(z) and x_a side by side (for an image widget)."
+    "A PNG data URI of sample `sample`: x, its reconstruction G(E(x, y)) and its anchor x_a side by side (for an image widget)."
     tiles = [(np.clip(views[k][sample], 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0).repeat(4, 0).repeat(4, 1)
              for k in ("x", "x_rec", "x_a")]
     return png_data_uri(np.concatenate(tiles, axis=1))
 
 def sample_caption(views: dict, sample: int) -> str:
-    "One line about a sample: class and the teacher's uncertainty on x, G(z) and x_a."
+    "One line about a sample: class and the teacher's uncertainty on x, G(E(x, y)) and x_a."
     c = views["classes"][views["y"][sample]]
-    return (f"sample {sample}, class {c}: uncertainty on x {views['unc_x'][sample]:.2f}, on G(z) "
+    return (f"sample {sample}, class {c}: uncertainty on x {views['unc_x'][sample]:.2f}, on G(E(x, y)) "
             f"{views['unc_x_rec'][sample]:.2f}, on the anchor x_a {views['unc_x_a'][sample]:.2f}")
 
 def class_visibility(trace_groups: list, chosen) -> list:
@@ -77,7 +77,7 @@ class AnchorExplorer:
         for trace in self.figure.data:
             if trace.customdata is not None: trace.on_click(self.on_click); trace.on_hover(self.on_click)
         self.select(0)
-        self.widget = W.VBox([self.class_picker, self.figure, W.HTML("<b>x | G(z) | x_a</b>"), self.image, self.caption])
+        self.widget = W.VBox([self.class_picker, self.figure, W.HTML("<b>x | G(E(x, y)) | x_a</b>"), self.image, self.caption])
 
     def show_class(self, chosen):
         with self.figure.batch_update():

@@ -3,7 +3,7 @@ and the path marker; a report.html renders every plot with no network request.
 
 Needs Debian's `chromium` and the `playwright` package (`.ci/run` installs both). Without them the tests
 skip, unless AUGKD_BROWSER_TESTS=required (as in CI), where a missing browser is a failure."""
-import os, re, secrets, shutil, socket, subprocess, sys, time
+import contextlib, os, re, secrets, shutil, socket, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -47,14 +47,14 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
-    "JupyterLab on 127.0.0.1 with a token, serving a copy of the explorer notebook; yields its URL."
+@contextlib.contextmanager
+def _lab(tmp_path, notebook: str):
+    "JupyterLab on 127.0.0.1 with a token, serving a copy of `notebook` from nbs/; yields its URL."
     from augkd.widgets import quick_run_dir
     quick_run_dir()  # the run the notebook opens, made here so the browser waits only for the notebook itself
     served = tmp_path / "lab"
     served.mkdir()
-    shutil.copy(ROOT / "nbs" / "22_explore_mixup.ipynb", served / "explore_mixup.ipynb")
+    shutil.copy(ROOT / "nbs" / notebook, served / "explorer.ipynb")
     port, token = _free_port(), secrets.token_hex(16)
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -68,10 +68,38 @@ def jupyterlab(tmp_path):
             time.sleep(0.5)
         else:
             pytest.fail("JupyterLab did not start: " + (tmp_path / "jupyterlab.log").read_text()[-2000:])
-        yield f"http://127.0.0.1:{port}/lab/tree/explore_mixup.ipynb?token={token}"
+        yield f"http://127.0.0.1:{port}/lab/tree/explorer.ipynb?token={token}"
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    "The mixup explorer's notebook in JupyterLab."
+    with _lab(tmp_path, "22_explore_mixup.ipynb") as url: yield url
+
+
+@pytest.fixture
+def anchors_lab(tmp_path):
+    "The anchor explorer's notebook in JupyterLab."
+    with _lab(tmp_path, "21_explore_anchors.ipynb") as url: yield url
+
+
+def _run_all(browser, url):
+    "A page with the notebook at `url` run to its last cell."
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.set_default_timeout(300_000)
+    page.goto(url)
+    page.locator(".jp-Notebook").wait_for()
+    page.get_by_text("| Idle").wait_for()  # run-all before the kernel is up runs nothing
+    page.locator("li.lm-MenuBar-item", has_text="Run").first.click()
+    page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1")
+    last_prompt = page.locator(".jp-CodeCell .jp-InputPrompt").last
+    page.wait_for_function("(p) => /\\[\\d+\\]/.test(p.textContent)", arg=last_prompt.element_handle())
+    page.wait_for_timeout(1000)
+    return page
 
 
 def _strip_and_marker(page):
@@ -82,19 +110,10 @@ def _strip_and_marker(page):
 
 
 def test_mixup_explorer_in_jupyterlab(browser, jupyterlab, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
-    page.set_default_timeout(300_000)
-    page.goto(jupyterlab)
-    page.locator(".jp-Notebook").wait_for()
-    page.get_by_text("| Idle").wait_for()  # run-all before the kernel is up runs nothing
-    page.locator("li.lm-MenuBar-item", has_text="Run").first.click()
-    page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
+    page = _run_all(browser, jupyterlab)
     s_slider = page.locator(".widget-hslider", has=page.locator(".widget-label", has_text=re.compile(r"^s$")))
     s_slider.wait_for()
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2")
-    last_prompt = page.locator(".jp-CodeCell .jp-InputPrompt").last
-    page.wait_for_function("(p) => /\\[\\d+\\]/.test(p.textContent)", arg=last_prompt.element_handle())
-    page.wait_for_timeout(1000)
     before = _strip_and_marker(page)
 
     handle = s_slider.locator(".noUi-handle")
@@ -111,6 +130,30 @@ def test_mixup_explorer_in_jupyterlab(browser, jupyterlab, tmp_path):
     page.screenshot(path=str(_screenshot_dir(tmp_path) / "explore_mixup.png"), full_page=True)
     assert after[0] == "> s=0.00" and before[0] != after[0], (before, after)
     assert after[1] != before[1], "the path marker did not move"
+
+
+# where a point of a visible trace with samples lies on the page: plotly's own axes map its data to pixels
+_POINT = """(gd) => {
+    const [trace, k] = gd._fullData.flatMap(t => t.visible === true && t.customdata ? [[t, t.customdata.length - 1]] : []).pop();
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+    return {x: box.left + xa._offset + xa.l2p(trace.x[k]), y: box.top + ya._offset + ya.l2p(trace.y[k]), sample: Number(trace.customdata[k])};
+}"""
+
+
+def test_clicking_the_anchor_map_shows_that_sample(browser, anchors_lab, tmp_path):
+    page = _run_all(browser, anchors_lab)
+    caption = page.locator(".widget-label", has_text=re.compile(r"^sample \d+, class"))
+    caption.first.wait_for()
+    plot = page.locator(".js-plotly-plot").first
+    plot.scroll_into_view_if_needed()
+    point = plot.evaluate(_POINT)
+    page.mouse.move(point["x"] - 40, point["y"] - 40)
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_function("(s) => [...document.querySelectorAll('.widget-label')].some(l => l.textContent.startsWith(s))",
+                           arg=f"sample {point['sample']}, class")
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "explore_anchors.png"), full_page=True)
+    assert page.get_by_text("x | G(E(x, y)) | x_a").count() == 1
+    assert "on G(E(x, y))" in caption.first.text_content()
 
 
 def test_report_renders_offline(browser, cli, tmp_path):

@@ -84,3 +84,29 @@ def test_two_process_run_matches_one_process_within_noise(cli, tmp_path, uninter
     two = json.loads((run / "results.json").read_text())
     assert two["teacher"] == uninterrupted["teacher"]
     assert abs(two["student"]["acc"] - uninterrupted["student"]["acc"]) <= NOISE, (two["student"], uninterrupted["student"])
+
+
+def test_every_trained_module_is_equal_on_every_rank_after_each_stage(tmp_path):
+    "Two gloo processes: after each stage, every module that stage trained has the same parameters on both ranks."
+    script = tmp_path / "ranks.py"
+    script.write_text("""
+import json, sys
+import augkd.pipeline as pipeline
+from augkd.data import content_hash
+from augkd.train import rank
+original, trained = pipeline._run_stage, {}
+def recorded(run_dir, stage, config, prov, modules, *args, **kwargs):
+    result = original(run_dir, stage, config, prov, modules, *args, **kwargs)
+    trained[stage] = {name: content_hash(dict(m.named_parameters())) for name, m in modules.items()}
+    return result
+pipeline._run_stage = recorded
+pipeline.run(pipeline.make_config("quick", device="cpu"), sys.argv[1], progress=False)
+open(f"rank{rank()}.json", "w").write(json.dumps(trained))
+""")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert list(ranks[0]) == ["generator", "anchor", "mixup"] and set(ranks[0]["anchor"]) == {"anchor", "encoder"}
+    assert ranks[0] == ranks[1]
