@@ -35,6 +35,8 @@ def plain_state_dict(obj, # what `torch.save` wrote: a state dict, or a dict hol
                      key: str = None, # with several weight sets (`weight_sets`), the one to take (default: the first)
                     ) -> dict:
     "The tensors of a saved state dict, unwrapped from `WEIGHT_KEYS` (beside any metadata) and `module.` prefixes; `ValueError` if none."
+    if key is None and isinstance(obj, dict) and not any(torch.is_tensor(v) and v.dim() for v in obj.values()):
+        key = next(iter(weight_sets(obj)), None)  # weights beside metadata: the first set, under any name
     if key is not None:
         if key not in weight_sets(obj):
             raise ValueError(f"has no weight set {key!r} (it has: {', '.join(weight_sets(obj)) or 'none'})")

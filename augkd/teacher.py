@@ -144,7 +144,8 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
     net.load_state_dict(state)
     mean, std = norm or IMAGENET_NORM
     model = to_device(Normalized(net, mean, std), resolve_device(device)).eval()
-    return model, {"format": "state_dict", "key": key, "arch": arch, "stem": stem, "classes": list(classes), "mean": list(mean), "std": list(std),
+    beside = sorted(str(k) for k in ckpt if k != key) if isinstance(ckpt, dict) and key is not None else []  # metadata, other sets
+    return model, {"format": "state_dict", "key": key, "left_out": beside, "arch": arch, "stem": stem, "classes": list(classes), "mean": list(mean), "std": list(std),
                    "image_size": image_size}
 
 # %% ../nbs/03_teacher.ipynb #cell-024

@@ -27,7 +27,8 @@ def stage_images(config, n_train: int) -> dict:
 
 REPORTED = ("teacher_arch", "student_arch", "batch_size", "teacher_epochs", "gen_epochs", "gen_iters", "k",
             "anchor_epochs", "mixup_epochs")
-PAPER_BUDGETS = dict(teacher_epochs=2, gen_epochs=1, gen_iters=10, anchor_epochs=2, mixup_epochs=2)
+PAPER_BUDGETS = dict(teacher_epochs=2, gen_epochs=1, gen_iters=10, anchor_epochs=2, mixup_epochs=2,
+                     teacher_init="scratch", student_init="scratch")  # the paper's architectures, no ImageNet file needed
 
 
 def timed_run(config, out: Path):

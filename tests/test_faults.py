@@ -97,6 +97,7 @@ def test_a_teacher_file_with_several_weight_sets_says_which_it_took_and_takes_th
     with pytest.warns(UserWarning, match=r"holds 2 weight sets \(model, ema\): took 'model'"):
         first, meta = load_teacher_file(tmp_path / "both.pt", "cnn_small", classes)
     assert meta["key"] == "model" and torch.equal(first.net.state_dict()["10.weight"], model["10.weight"])
+    assert meta["left_out"] == ["best", "ema", "epoch"]  # what the run records beside the weights it took
     chosen, meta = load_teacher_file(tmp_path / "both.pt", "cnn_small", classes, key="ema")
     assert meta["key"] == "ema" and torch.equal(chosen.net.state_dict()["10.weight"], ema["10.weight"])
     with pytest.raises(ValueError, match="has no weight set 'swa' \\(it has: model, ema\\)"):
