@@ -18,13 +18,13 @@ from platformdirs import user_cache_dir
 
 # %% auto #0
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'LETTER_CLASSES', 'LETTER_STYLES', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES',
-           'DATASETS', 'Domain', 'concat_domains', 'handwritten_domain', 'digit_fonts', 'render_digit',
-           'printed_domain', 'photo_domain', 'letter_fonts', 'letter_style', 'letters_corpus', 'cache_dir',
-           'atomic_save', 'content_hash', 'Busy', 'exclusive', 'digitshift', 'domain_grid', 'Setting', 'get_setting',
-           'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits', 'make_splits',
-           'load_setting', 'class_folders', 'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder',
-           'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders',
-           'synthetic_benchmark']
+           'DECODER_VERSION', 'DATASETS', 'Domain', 'concat_domains', 'handwritten_domain', 'digit_fonts',
+           'render_digit', 'printed_domain', 'photo_domain', 'letter_fonts', 'letter_style', 'letters_corpus',
+           'cache_dir', 'atomic_save', 'content_hash', 'Busy', 'exclusive', 'digitshift', 'domain_grid', 'Setting',
+           'get_setting', 'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits',
+           'make_splits', 'load_setting', 'class_folders', 'image_folder_domain', 'folder_fingerprint', 'as_rgb',
+           'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark',
+           'dataset_folders', 'synthetic_benchmark']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -471,9 +471,16 @@ def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes:
 
 # %% ../nbs/00_data.ipynb #cell-070
 def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
-    "A key for a folder's content: each file's relative path, size and modification time, the classes, the size."
+    "A key for a folder's content: each file's relative path, size and modification time, the classes, the size, the decoder's version."
     stats = [(str(p.relative_to(root)), *(lambda st: (st.st_size, st.st_mtime_ns))(p.stat())) for _, p in files]
-    return hashlib.sha256(json.dumps([stats, list(classes), size]).encode()).hexdigest()[:24]
+    return hashlib.sha256(json.dumps([stats, list(classes), size, DECODER_VERSION]).encode()).hexdigest()[:24]
+
+DECODER_VERSION = 2  # 2: EXIF orientation applied (folders decoded by version 1 are decoded again)
+
+def _upright(im: Image.Image) -> Image.Image:
+    "The image turned as its EXIF orientation says, as viewers show phone photos (as stored where the EXIF is unreadable)."
+    try: return ImageOps.exif_transpose(im)
+    except Exception: return im
 
 def as_rgb(im: Image.Image) -> Image.Image:
     "An image as 8-bit RGB: 16- and 32-bit grey scaled to 8 bits (not clipped to white), palettes with transparency through RGBA."
@@ -488,8 +495,8 @@ def _decode(files: list, size: int) -> dict:
     images, labels, skipped = [], [], []
     for label, path in files:
         try:
-            with Image.open(path) as im:  # turned as its EXIF orientation says, as viewers show phone photos
-                rgb = as_rgb(ImageOps.exif_transpose(im)).resize((size, size), Image.BILINEAR)
+            with Image.open(path) as im:
+                rgb = as_rgb(_upright(im)).resize((size, size), Image.BILINEAR)
         except Exception:
             skipped.append(str(path)); continue
         images.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()))

@@ -54,7 +54,9 @@ def _numpy_scalars() -> list:
     import numpy as np
     try: from numpy._core.multiarray import scalar
     except ImportError: from numpy.core.multiarray import scalar
-    return [scalar, np.dtype, *{type(np.dtype(t)) for t in ("f2", "f4", "f8", "i4", "i8", "u1", "?")}]
+    # numpy 1 pickled its scalars as numpy.core.multiarray.scalar, numpy 2 as numpy._core.multiarray.scalar
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype,
+            *{type(np.dtype(t)) for t in ("f2", "f4", "f8", "i4", "i8", "u1", "?")}]
 
 def load_file(path, # a file written by `torch.save`
               what: str = "weights file", # how errors name the file
@@ -83,10 +85,10 @@ def chosen_weights(obj, path, what: str, # what `load_file` read, and how errors
                    key: str = None, # the weight set to take, or None for the first (warned about when there are several)
                   ) -> tuple:
     "`(state dict, the weight set's key or None)` of a loaded checkpoint; a one-line `ValueError` naming the file."
-    sets = weight_sets(obj)
-    if key is None and len(sets) > 1:
+    sets = [] if isinstance(obj, dict) and any(torch.is_tensor(v) and v.dim() for v in obj.values()) else weight_sets(obj)
+    if key is None and len(sets) > 1:  # (weights at the top level are taken as they are)
         warnings.warn(f"{what} {path} holds {len(sets)} weight sets ({', '.join(sets)}): took {sets[0]!r}; "
-                      f"choose another by name (`read_weights(..., key=...)`, `--teacher-key`)")
+                      "choose another by name (`read_weights(..., key=...)`; for a teacher file, `--teacher-key`)")
     try: return plain_state_dict(obj, key), key or (sets[0] if sets else None)
     except ValueError as e: raise ValueError(f"{what} {path} {e}") from None
 
@@ -200,7 +202,8 @@ def init_problem(spec: str, # scratch, imagenet, a corpus name or a weights file
 
 def init_fingerprint(spec: str, # scratch, imagenet, a corpus name or a weights file's path
                     ) -> str:
-    "A short key for an init: its name, or for a weights file the hash of its bytes (where the file lies does not count)."
+    "A short key for an init: its name (a corpus's with its pretraining recipe), or for a weights file the hash of its bytes (not where it lies)."
+    if spec in CORPORA: return f"{spec}-r{PRETRAIN_RECIPE}"
     if spec in INITS: return spec
     return "file-" + hashlib.sha256(Path(spec).expanduser().read_bytes()).hexdigest()[:16]
 

@@ -475,10 +475,7 @@ def _finite_outputs(teacher, splits):
     return teacher
 
 def _teacher(config: Config, splits, device, progress: bool, path, classes, norm, key=None):
-    if path is not None:
-        if config.teacher_init != "scratch":
-            raise ValueError(f"teacher_init = {config.teacher_init!r} applies to a teacher the pipeline trains; a teacher file "
-                             "brings its own weights (leave teacher_init at scratch)")
+    if path is not None:  # a teacher file brings its own weights: teacher_init applies to a teacher the pipeline trains
         path = Path(path)
         norm = parse_norm(norm) if isinstance(norm, str) else norm
         classes = _names(classes) if isinstance(classes, str) else classes

@@ -52,7 +52,8 @@ def diagnostics_table(results: dict) -> str:
 
 def _init_line(record: dict) -> str:
     "One line on where a network's first weights came from (`apply_init`'s record)."
-    if record.get("init") == "file": return f"the file {record['source']}" + (f", weight set {record['weight_set']!r}" if record.get("weight_set") else "")
+    if record.get("init") == "file":
+        return f"the file {record.get('source', '')}" + (f", weight set {record['weight_set']!r}" if record.get("weight_set") else "")
     if record.get("init") in ("scratch", None): return "scratch"
     return f"{record['init']}: {record['source']}; {record['loaded']} tensors loaded, new: {', '.join(record['new'])}"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from .inits import apply_init, chosen_weights, classifier_outputs, init_fingerprint, load_file, resolve_init
+from .inits import (apply_init, chosen_weights, classifier_outputs, init_fingerprint, load_file,
+                         plain_state_dict, resolve_init)  # plain_state_dict: imported from here before it moved
 from .data import Splits, atomic_save, cache_dir, content_hash, exclusive, load_setting
 from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
 from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
@@ -123,8 +124,8 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
     "A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint or a plain state dict (its weight set `key`)."
     ckpt = load_file(path, "teacher file")
     if isinstance(ckpt, dict) and ckpt.get("format") == TEACHER_FORMAT: return load_teacher(path, device)
+    state, key = chosen_weights(ckpt, path, "teacher file", key)
     try:
-        state, key = chosen_weights(ckpt, path, "teacher file", key)
         outputs = classifier_outputs(state)
     except ValueError as e:
         raise ValueError(f"teacher file {path} {e}") from None

@@ -171,14 +171,15 @@ class NoSingletonBatches(BatchSampler):
     def __iter__(self):
         previous = None
         for batch in super().__iter__():
-            if previous is not None and len(batch) == 1: batch = previous + batch
+            if previous is not None and len(batch) == 1 and self.batch_size > 1: batch = previous + batch
             elif previous is not None: yield previous
             previous = batch
         if previous is not None: yield previous
 
     def __len__(self):
         n = super().__len__()
-        return n - 1 if not self.drop_last and n > 1 and len(self.sampler) % self.batch_size == 1 else n
+        merged = not self.drop_last and n > 1 and self.batch_size > 1 and len(self.sampler) % self.batch_size == 1
+        return n - 1 if merged else n
 
 def batches(domain: Domain, batch_size: int, shuffle: bool = False, generator: torch.Generator = None,
             drop_last: bool = False) -> DataLoader:
