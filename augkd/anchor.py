@@ -18,8 +18,8 @@ from .train import (BestState, Learner, ShowProgress, Validate, autocast, backwa
 # %% auto #0
 __all__ = ['UNCERTAINTIES', 'ANCHOR_SELECTIONS', 'AnchorNet', 'energy', 'max_logit_range', 'normalized_energy',
            'max_softmax_uncertainty', 'entropy_uncertainty', 'uncertainty_score', 'uncertainty_setup', 'anchor_terms',
-           'anchor_loss', 'anchor_views', 'anchor_step', 'anchor_validation', 'invert_encoder', 'train_anchor',
-           'mask_statistics', 'stage_diagnostics']
+           'anchor_loss', 'anchor_views', 'anchor_step', 'anchor_validation', 'inversion_epochs', 'invert_encoder',
+           'train_anchor', 'mask_statistics', 'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
@@ -190,6 +190,16 @@ def anchor_validation(teacher, generator, encoder, anchor, # the models, the Anc
 # %% ../nbs/05_anchor.ipynb #cell-024
 ANCHOR_SELECTIONS = ("loss", "teacher_acc")
 
+def _penultimate(teacher, features: PenultimateFeatures, images) -> torch.Tensor:
+    "The teacher's penultimate features of `images`, (B, F) in float32 (`features` hooks `teacher`)."
+    teacher(images)
+    return features.value.flatten(1).float()
+
+def inversion_epochs(steps: int, # the inversion's budget in optimizer steps (0: none)
+                     steps_per_epoch: int) -> int: # optimizer steps in one epoch over the training split
+    "Epochs that give at least `steps` optimizer steps (0 for no steps)."
+    return math.ceil(steps / max(1, steps_per_epoch)) if steps > 0 else 0
+
 def invert_encoder(teacher, generator, # frozen T and G
                    encoder: nn.Module, # E, trained here
                    train: Domain, # the student domain's training split
@@ -203,21 +213,24 @@ def invert_encoder(teacher, generator, # frozen T and G
     device = next(teacher.parameters()).device
     opt = torch.optim.Adam(encoder.parameters(), lr=lr)
     features, trained = PenultimateFeatures(teacher), parallel(encoder)  # several processes: gradients averaged
+    with torch.no_grad(), autocast(device, precision):  # T is frozen and x fixed: f_T(x) once per image, not once per step
+        targets = torch.cat([_penultimate(teacher, features, train.images[i:i + 512].to(device)).cpu()
+                             for i in range(0, len(train.images), 512)])
 
     def step(learn, batch):
-        x, y = shard(batch[0].to(device), batch[1].to(device))
+        x, y, f_x = shard(*(t.to(device) for t in batch))
         with autocast(device, precision):
-            with torch.no_grad(): teacher(x); f_x = features.value.flatten(1).float()
             mu, logvar = trained(x, y)
             x_rec = generator(mu)  # later stages read the mean code, so the mean must reproduce the image
-            teacher(x_rec); f_rec = features.value.flatten(1).float()
+            f_rec = _penultimate(teacher, features, x_rec)
             pixels, feats = F.mse_loss(x_rec.float(), x), F.mse_loss(f_rec, f_x)
             prior = prior_kl(mu, logvar)
             loss = pixels + w_feat * feats + beta * prior
         backward_step(opt, loss)
         return len(y), {"pixels": pixels, "features": feats, "prior": prior, "loss": loss}
 
-    learn = Learner("stage 2 (encoder inversion)", step, lambda epoch: batches(train, batch_size, shuffle=True, drop_last=world_size() > 1),
+    learn = Learner("stage 2 (encoder inversion)", step,
+                    lambda epoch: batches(train, batch_size, shuffle=True, drop_last=world_size() > 1, extra=(targets,)),
                     epochs, {"encoder": encoder}, {"encoder": opt}, callbacks=[ShowProgress(("pixels", "features"), progress)])
     try: return learn.fit()
     finally: features.remove()
@@ -239,6 +252,7 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
                  w_prox: float = 0.0, # weight of the proximity term (0: the method page's L_A)
                  anchor_select: str = "loss", # the best epoch: lowest validation "loss" L_A, or highest "teacher_acc" on validation anchors
                  invert_epochs: int = 0, # epochs of encoder inversion on the training split before the anchors (0: none)
+                 invert_steps: int = 0, # or its budget in optimizer steps, whatever the split's size (0: none; not with invert_epochs)
                  lr_inv: float = 3e-3, # Adam learning rate of the encoder during inversion
                  w_inv_feat: float = 1.0, # weight of the teacher-feature term of the inversion loss
                  progress: bool = True, # show a bar per epoch
@@ -246,8 +260,10 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
     "Stage 2: (optionally invert the encoder on the training split, then) train the AnchorNet against frozen T, G, E."
     if anchor_select not in ANCHOR_SELECTIONS:
         raise ValueError(f"unknown anchor_select {anchor_select!r}: one of {', '.join(ANCHOR_SELECTIONS)}")
-    inversion = invert_encoder(teacher, generator, encoder, train, invert_epochs, batch_size, lr_inv, w_inv_feat,
-                               precision=precision, progress=progress) if invert_epochs else []
+    if invert_epochs and invert_steps: raise ValueError("give the inversion one budget: invert_epochs or invert_steps, not both")
+    epochs = invert_epochs or inversion_epochs(invert_steps, len(batches(train, batch_size, drop_last=world_size() > 1)))
+    inversion = invert_encoder(teacher, generator, encoder, train, epochs, batch_size, lr_inv, w_inv_feat,
+                               precision=precision, progress=progress) if epochs else []
     for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
     score = dict(alpha=alpha, **uncertainty_setup(teacher, train, uncertainty, energy_tau))
     opt = torch.optim.Adam(anchor.parameters(), lr=lr_a)
@@ -262,7 +278,7 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
     history = learn.fit()
     anchor.eval()
     return {"anchor": anchor, "history": history, "best_epoch": best.best_epoch, "f_min": score["f_min"], "f_max": score["f_max"],
-            **({"encoder": encoder, "inversion": inversion} if invert_epochs else {})}
+            **({"encoder": encoder, "inversion": inversion} if epochs else {})}
 
 # %% ../nbs/05_anchor.ipynb #2df00125
 @torch.no_grad()
@@ -289,6 +305,7 @@ def stage_diagnostics(teacher, generator, encoder, # the frozen (or training) T,
                       anchor, # the AnchorNet, or None (before stage 2, or z_a = z)
                       val: Domain, # the student domain's validation split
                       kind: str = "normalized_energy", f_min: float = 0.0, f_max: float = 1.0, tau: float = 1.0, # see `uncertainty_score`
+                      generator_figures: dict = None, # G's `collapse_statistics`, when measured since G last changed (None: measured here)
                      ) -> dict:
     "The teacher's top-1 and uncertainty on x, G(E(x, y)) and the anchors, the encoder's label sensitivity, the clamped share, how far and how diverse anchors are, the masks, and whether G has collapsed."
     modules = [m for m in (teacher, generator, encoder, anchor) if m is not None]
@@ -309,7 +326,7 @@ def stage_diagnostics(teacher, generator, encoder, # the frozen (or training) T,
         out = {"acc_x": (t_x.argmax(1) == y).float().mean().item(), "unc_x": score(t_x).mean().item(),
                "acc_rec": (t_rec.argmax(1) == y).float().mean().item(), "unc_rec": score(t_rec).mean().item(),
                "label_sensitivity": ((z - other).pow(2).mean() / z.pow(2).mean().clamp_min(1e-12)).item(),
-               **collapse_statistics(teacher, generated_images(generator), x)}
+               **(generator_figures or collapse_statistics(teacher, generated_images(generator), x))}
         last = t_rec
         if anchor is not None:
             t_a, f_a = teacher_view(generator(anchor(z, y)[0]))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cli.ipynb #cell-009
 from __future__ import annotations
-import argparse, dataclasses, inspect, json, os, re, subprocess, sys
+import argparse, dataclasses, inspect, json, os, re, subprocess, sys, time
 from pathlib import Path
 
 from .data import SETTINGS
@@ -219,7 +219,9 @@ def launch(nproc: int, argv: list) -> int:
 # %% ../nbs/12_cli.ipynb #cell-020
 def _write_report(run_dir: Path) -> None:
     from augkd.report import write_report
-    print(f"wrote {write_report(run_dir)}")
+    start = time.perf_counter()
+    path = write_report(run_dir)
+    print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
 
 def _report(args) -> int:
     _write_report(args.run_dir)

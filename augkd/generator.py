@@ -219,6 +219,7 @@ def generator_step(teacher: nn.Module, # frozen, in eval mode
                    latent_sum: bool = False): # see `encoder_loss`
     "A `Learner` step of stage 1: one generator update, then `k` student (and encoder) updates."
     g, s, e = modules["generator"], modules["student"], modules.get("encoder")
+    s_plain = s.module if isinstance(s, nn.parallel.DistributedDataParallel) else s  # G's step moves no student weight: nothing to sync
     d = (g.module if hasattr(g, "module") else g).latent_size
     device = next(teacher.parameters()).device
     loss_e = torch.zeros((), device=device)
@@ -227,7 +228,7 @@ def generator_step(teacher: nn.Module, # frozen, in eval mode
         nonlocal loss_e
         with autocast(device, precision):
             x = g(shard(torch.randn(batch_size, d, device=device)))
-            t_logits, s_logits = teacher(x), s(x)
+            t_logits, s_logits = teacher(x), s_plain(x)
             terms = generator_losses(t_logits, s_logits, stats.loss(), features.value if features else None)
             loss_g = sum(weights[n] * terms[n] for n in terms)
         backward_step(optimizers["generator"], loss_g)

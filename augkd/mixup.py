@@ -95,10 +95,14 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
     device = next(teacher.parameters()).device
     def loss_step(learn, x, y):
         if handover:
+            s, need_anchor = learn.row["s"], handover_target == "anchor" or handover_trusted
             with autocast(device, precision):
-                x_m, x_a = mix(x, y, learn.row["s"], generator, encoder, anchor, with_anchor=True)
                 with torch.no_grad():
-                    target = {"mixed": x_m, "anchor": x_a}.get(handover_target)  # "none": no teacher term
+                    # at s = 1 the mix is the raw image and the teacher's term weighs 0: no pass through E, G or T
+                    if s >= 1: x_m, x_a = x, None
+                    elif need_anchor: x_m, x_a = mix(x, y, s, generator, encoder, anchor, with_anchor=True)
+                    else: x_m, x_a = mix(x, y, s, generator, encoder, anchor), None
+                    target = None if s >= 1 else {"mixed": x_m, "anchor": x_a}.get(handover_target)  # "none": no teacher term
                     t_target = None if target is None else teacher(target.float())
                     trusted = (teacher(x_a.float()).argmax(1) == y).float() if handover_trusted and t_target is not None else None
                 s_logits = student(torch.cat([x, x_m.float()]))

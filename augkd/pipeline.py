@@ -44,14 +44,14 @@ def stage_default(name: str): # a config field that a stage function takes
         if parameter is not None: return parameter.default
     raise KeyError(f"no stage function takes {name!r}")
 
-AUGKD_DEFAULTS = dict(invert_epochs=100, uncertainty="max_softmax", w_ce=1.0, w_prox=0.1, anchor_select="teacher_acc",
+AUGKD_DEFAULTS = dict(invert_steps=320, uncertainty="max_softmax", w_ce=1.0, w_prox=0.1, anchor_select="teacher_acc",
                       handover=True)
 
 def method_default(name: str): # a config field that a stage function takes
     "The pipeline's default of `name`: its measured default in `AUGKD_DEFAULTS`, else the stage function's."
     return AUGKD_DEFAULTS[name] if name in AUGKD_DEFAULTS else stage_default(name)
 
-AUGKD_REFERENCE = {name: stage_default(name) for name in AUGKD_DEFAULTS}
+AUGKD_REFERENCE = {name: stage_default(name) for name in (*AUGKD_DEFAULTS, "invert_epochs")}  # no inversion by either budget
 
 # %% ../nbs/07_pipeline.ipynb #cell-008
 @dataclass
@@ -109,7 +109,8 @@ class Config:
     energy_tau: float = stage_default("energy_tau")  # temperature of the energy scores
     w_prox: float = method_default("w_prox")  # weight of the anchors' proximity term (0: the method page's L_A)
     anchor_select: str = method_default("anchor_select")  # the best anchor epoch: lowest validation "loss" or best "teacher_acc"
-    invert_epochs: int = method_default("invert_epochs")  # epochs of encoder inversion on student-domain images before anchors
+    invert_epochs: int = method_default("invert_epochs")  # epochs of encoder inversion on student-domain images before anchors (given alone, invert_steps becomes 0)
+    invert_steps: int = method_default("invert_steps")  # the inversion's budget in optimizer steps, whatever the split's size (instead of invert_epochs)
     lr_inv: float = stage_default("lr_inv")  # Adam learning rate of encoder inversion
     w_inv_feat: float = stage_default("w_inv_feat")  # weight of the teacher-feature term of the inversion loss
     # stage 3: mixup learning
@@ -162,13 +163,15 @@ class Config:
         "The config saved at `path` (a config.json or a run directory)."
         path = Path(path)
         data = json.loads((path / "config.json" if path.is_dir() else path).read_text())
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        known = {f.name for f in fields(cls)}
+        # a field the run predates had, in that run, the value it had before the field existed (`LATER_FIELDS`)
+        return cls(**{**{k: v for k, v in LATER_FIELDS.items() if k in known}, **{k: v for k, v in data.items() if k in known}})
 
 # %% ../nbs/07_pipeline.ipynb #cell-009
 FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
 LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "precision": "auto", "teacher_stem": "auto",
                 "student_stem": "auto",
-                "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0,
+                "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "invert_steps": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0,
                 "handover": False, "handover_target": "mixed", "handover_trusted": False, "latent_sum": False,
                 "teacher_adabn": False, "teacher_init": "scratch", "student_init": "scratch"}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
@@ -187,7 +190,7 @@ def _short_hash(fields: dict) -> str:
 PRESETS = {
     "quick": dict(teacher_arch="cnn_small", teacher_epochs=1, student_arch="cnn_small", latent_size=32, gen_width=32,
                   enc_width=8, enc_channels=32, anchor_hidden=32, anchor_channels=4, batch_size=64, gen_epochs=2,
-                  gen_iters=5, k=2, anchor_epochs=2, invert_epochs=2, mixup_epochs=3),
+                  gen_iters=5, k=2, anchor_epochs=2, invert_steps=2, mixup_epochs=3),
     "default": dict(teacher_arch="cnn_large", teacher_epochs=6, student_arch="cnn_small", latent_size=100, gen_width=64,
                     enc_width=32, enc_channels=64, anchor_hidden=128, anchor_channels=8, batch_size=64, gen_epochs=10,
                     gen_iters=20, k=5, anchor_epochs=20, mixup_epochs=30),
@@ -222,6 +225,8 @@ def validate_config(config: Config, # the config to check
          f"one of {', '.join(SETTINGS)} (or any name with student_domain)"),
     ] + [(n, getattr(config, n) in values, f"one of {', '.join(values)}") for n, values in FIELD_CHOICES.items()] + [
         ("invert_epochs", config.invert_epochs >= 0, "an integer >= 0 (0: no encoder inversion)"),
+        ("invert_steps", config.invert_steps >= 0, "an integer >= 0 (0: no encoder inversion)"),
+        ("invert_epochs", not (config.invert_epochs and config.invert_steps), "0 when invert_steps is set: one budget for the inversion"),
         ("dataset", config.dataset in ("", *DATASETS), f"one of {', '.join(DATASETS)} (or empty)"),
         ("teacher_init", not init_problem(config.teacher_init, config.teacher_arch), init_problem(config.teacher_init, config.teacher_arch)),
         ("student_init", not init_problem(config.student_init, config.student_arch), init_problem(config.student_init, config.student_arch)),
@@ -263,6 +268,8 @@ def make_config(preset: str = "default", # one of `PRESETS`
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)}")
     if overrides.get("dataset"): overrides = {**overrides, **_benchmark_fields(**overrides)}
+    if overrides.get("invert_epochs") and "invert_steps" not in overrides:
+        overrides = {**overrides, "invert_steps": 0}  # an epoch budget asked for replaces the preset's step budget
     folders = {k: _absolute_paths(overrides[k]) for k in ("student_domain", "student_test", "teacher_domains") if overrides.get(k)}
     folders.update({k: _absolute_paths(overrides[k]) for k in ("teacher_init", "student_init") if overrides.get(k, "scratch") not in INITS})
     if folders.get("student_domain") and not overrides.get("setting"):
@@ -556,20 +563,22 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
     student_domain = dict(train=splits.student_train, val=splits.student_val)
 
     score = uncertainty_setup(teacher_model, splits.student_train, config.uncertainty, config.energy_tau)
-    diagnose = lambda anchor: stage_diagnostics(teacher_model, generator, encoder, anchor, splits.student_val, **score)
-    every_epoch = lambda anchor: [Validate(lambda learn: {"diagnostics": diagnose(anchor)})]
+    diagnose = lambda anchor, fixed=None: stage_diagnostics(teacher_model, generator, encoder, anchor, splits.student_val, **score,
+                                                            generator_figures=fixed)
+    every_epoch = lambda anchor, fixed=None: [Validate(lambda learn: {"diagnostics": diagnose(anchor, fixed)})]
 
     stage1 = _run_stage(out, "generator", config, prov, {"generator": generator, "encoder": encoder, "student": student},
                         stage(train_generator, student=student, generator=generator, encoder=encoder), force, progress,
                         every_epoch(None))
     stage1_student, diagnostics = evaluate(student, splits.student_val), {"generator": diagnose(None)}
     warn_collapse("stage 1's generator", diagnostics["generator"])
+    frozen_g = {k: v for k, v in diagnostics["generator"].items() if k.startswith("gen_")}  # G no longer changes
     if "anchor" in config_stages(config):
-        stage2_modules = {"anchor": anchor, **({"encoder": encoder} if config.invert_epochs else {})}  # inversion trains E too
+        stage2_modules = {"anchor": anchor, **({"encoder": encoder} if config.invert_epochs or config.invert_steps else {})}  # inversion trains E too
         stage2 = _run_stage(out, "anchor", config, prov, stage2_modules,
                             stage(train_anchor, generator=generator, encoder=encoder, anchor=anchor, **student_domain), force, progress,
-                            every_epoch(anchor))
-        diagnostics["anchor"] = diagnose(anchor)
+                            every_epoch(anchor, frozen_g))
+        diagnostics["anchor"] = diagnose(anchor, frozen_g)
     else:
         anchor, stage2 = None, {"history": [], "skipped": "use_anchor is off: z_a = z"}
     stage3 = _run_stage(out, "mixup", config, prov, {"student": student},

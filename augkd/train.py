@@ -182,9 +182,10 @@ class NoSingletonBatches(BatchSampler):
         return n - 1 if merged else n
 
 def batches(domain: Domain, batch_size: int, shuffle: bool = False, generator: torch.Generator = None,
-            drop_last: bool = False) -> DataLoader:
-    "Batches `(images, labels)` of a domain, shuffled with `generator` when `shuffle`; never a last batch of one (`NoSingletonBatches`)."
-    dataset = TensorDataset(domain.images, domain.labels)
+            drop_last: bool = False,
+            extra: tuple = ()) -> DataLoader: # tensors with a row per image, whose rows join each batch after the labels
+    "Batches `(images, labels, *extra)` of a domain, shuffled with `generator` when `shuffle`; never a last batch of one (`NoSingletonBatches`)."
+    dataset = TensorDataset(domain.images, domain.labels, *extra)
     sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
     return DataLoader(dataset, sampler=NoSingletonBatches(sampler, batch_size, drop_last), batch_size=None)
 
@@ -216,8 +217,9 @@ class Callback:
 
 def backward_step(optimizer: torch.optim.Optimizer, # the optimizer of the parameters `loss` should move
                   loss: torch.Tensor): # a scalar loss
-    "One optimizer update: clear the gradients, back-propagate `loss`, step."
-    optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
+    "One optimizer update: clear the gradients, back-propagate `loss` into the optimizer's own parameters only, step."
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    optimizer.zero_grad(set_to_none=True); loss.backward(inputs=params or None); optimizer.step()
 
 # %% ../nbs/02_train.ipynb #cell-033
 class Learner:

@@ -111,7 +111,14 @@ def fit_map(latents: np.ndarray, # (N, d) the latents to fit on
     if kind == "umap" and len(latents) <= UMAP_NEIGHBOURS:
         warnings.warn(f"UMAP needs more points than its {UMAP_NEIGHBOURS} neighbours, got {len(latents)}: a PCA map instead")
         kind = "pca"
-    reducer = make_reducer(kind).fit(latents)
+    reducer = make_reducer(kind)
+    if kind == "umap":  # exact neighbours from scikit-learn: less of UMAP's numba code to compile in each new process
+        from sklearn.neighbors import NearestNeighbors
+        distances, indices = NearestNeighbors(n_neighbors=UMAP_NEIGHBOURS).fit(latents).kneighbors(latents)
+        reducer.set_params(precomputed_knn=(indices, distances))
+    with warnings.catch_warnings():  # UMAP's notes on n_jobs under a seed and on the search index it need not build
+        for note in ("n_jobs value", "precomputed_knn"): warnings.filterwarnings("ignore", message=note, category=UserWarning)
+        reducer.fit(latents)
     if kind == "pca": return StoredMap(kind, latents, reducer.transform(latents), reducer.mean_, reducer.components_)
     return StoredMap(kind, latents, np.asarray(reducer.embedding_, dtype=np.float64))
 

@@ -26,8 +26,8 @@ def stage_images(config, n_train: int) -> dict:
 
 
 REPORTED = ("teacher_arch", "student_arch", "batch_size", "teacher_epochs", "gen_epochs", "gen_iters", "k",
-            "anchor_epochs", "mixup_epochs")
-PAPER_BUDGETS = dict(teacher_epochs=2, gen_epochs=1, gen_iters=10, anchor_epochs=2, mixup_epochs=2,
+            "anchor_epochs", "invert_steps", "mixup_epochs")
+PAPER_BUDGETS = dict(teacher_epochs=2, gen_epochs=1, gen_iters=10, anchor_epochs=2, mixup_epochs=2, invert_steps=10,
                      teacher_init="scratch", student_init="scratch")  # the paper's architectures, no ImageNet file needed
 
 

@@ -3,29 +3,36 @@ mixup epoch, and images per second in each.
 
     python scripts/throughput.py [--preset default] [--set FIELD=VALUE ...] [--iters 20] [--epochs 2] [--device auto]
     python scripts/throughput.py --reference      # the reference AuG-KD code's architectures and budgets
+    python scripts/throughput.py --reference --reference-code DIR   # and the reference code's own stage 1, side by side
 
-It times a slice of each stage (`--iters` stage-1 iterations, `--epochs` anchor and mixup epochs) on
+It times a slice of each stage (`--iters` stage-1 iterations after one warm-up iteration, `--epochs`
+anchor and mixup epochs, and one epoch of encoder inversion, per step, when the config inverts) on
 DigitShift HP-M's splits with a teacher of the config's architecture and stem at random weights
 (throughput does not depend on what the weights are), so it needs no trained teacher. `--reference`
 sets what the reference code runs: ResNet-18 teacher and student with torchvision's standard stems,
-latent 100, batch 64, k = 5; on a 2-core CPU it needed 3.1-3.3 s per stage-1 iteration, about 11 s per
-anchor epoch and about 18 s per mixup epoch (METHOD's measurement; 500 training images). Prints one
-Markdown table row per stage.
+latent 100, batch 64, k = 5, and the method as it states it (`AUGKD_REFERENCE`: no inversion, no
+hand-over); on a 2-core CPU it needed 3.1-3.3 s per stage-1 iteration, about 11 s per
+anchor epoch and about 18 s per mixup epoch (METHOD's measurement; 500 training images). Machines of
+this kind differ from day to day, so with `--reference-code DIR` (a checkout of the reference repository,
+which the script never downloads) the reference code's own stage 1 is timed in the same run, on the same
+machine, for the same number of iterations, and its stage-1 figure replaces the recorded one (both
+sides on the CPU). Prints one Markdown table row per stage.
 """
-import argparse, time
+import argparse, sys, tempfile, time
+from pathlib import Path
 
 import torch
 
-from augkd.anchor import train_anchor
+from augkd.anchor import invert_encoder, train_anchor
 from augkd.data import load_setting
 from augkd.generator import train_generator
 from augkd.mixup import train_mixup
 from augkd.models import Normalized, create_model, to_device
-from augkd.pipeline import build_models, make_config
-from augkd.train import resolve_device
+from augkd.pipeline import AUGKD_REFERENCE, build_models, make_config
+from augkd.train import batches, resolve_device
 
 REFERENCE = dict(teacher_arch="resnet18", student_arch="resnet18", teacher_stem="standard", student_stem="standard",
-                 latent_size=100, batch_size=64, k=5, gen_width=256, enc_width=64, enc_channels=256)
+                 latent_size=100, batch_size=64, k=5, gen_width=256, enc_width=64, enc_channels=256, **AUGKD_REFERENCE)
 REFERENCE_SECONDS = {"stage 1": 3.2, "stage 2": 11.0, "stage 3": 18.0}  # per iteration, per epoch, per epoch
 
 
@@ -47,20 +54,77 @@ def throughput(config, iters: int, epochs: int) -> list:
     models = build_models(config, n_classes, teacher, device)
     student, generator, encoder, anchor = (models[n] for n in ("student", "generator", "encoder", "anchor"))
     domain = dict(train=splits.student_train, val=splits.student_val)
+    stage1 = lambda n: train_generator(teacher, student, generator, encoder, **{**config.stage_args(train_generator),
+                                                                             "gen_epochs": 1, "gen_iters": n}, progress=False)
+    stage1(1)  # warm-up: the first passes of new shapes pick their kernels
+    steps = len(batches(splits.student_train, config.batch_size))
+    inversion = [("stage 2, encoder inversion", "step", steps, n_train,
+                  lambda: invert_encoder(teacher, generator, encoder, splits.student_train, 1, config.batch_size, config.lr_inv,
+                                         config.w_inv_feat, config.beta, config.precision, progress=False))
+                 ] if config.invert_epochs or config.invert_steps else []
     timed = []
     for stage, unit, units, images, train in [
             ("stage 1", "iteration", iters, iters * config.batch_size * (1 + config.k),
-             lambda: train_generator(teacher, student, generator, encoder, **{**config.stage_args(train_generator),
-                                     "gen_epochs": 1, "gen_iters": iters}, progress=False)),
-            ("stage 2", "epoch", epochs, epochs * n_train,
+             lambda: stage1(iters)), *inversion,
+            ("stage 2", "epoch", epochs, epochs * n_train,  # anchor epochs alone: the inversion has its own row
              lambda: train_anchor(teacher, generator, encoder, anchor, **domain, **{**config.stage_args(train_anchor),
-                                  "anchor_epochs": epochs}, progress=False)),
+                                  "anchor_epochs": epochs, "invert_epochs": 0, "invert_steps": 0}, progress=False)),
             ("stage 3", "epoch", epochs, epochs * 2 * n_train,
              lambda: train_mixup(teacher, student, generator, encoder, anchor, **domain, **{**config.stage_args(train_mixup),
                                  "mixup_epochs": epochs}, progress=False))]:
         start = time.perf_counter(); train(); seconds = time.perf_counter() - start
         timed.append((stage, unit, seconds / units, images / seconds))
     return timed
+
+
+def reference_stage1(code: str, iters: int, batch_size: int = 64, latent_size: int = 100, classes: int = 10) -> float:
+    """Seconds per stage-1 iteration of the reference code's own stage 1 (`utils.trainer.df_train`, with its
+    generator, encoder, losses and torchvision ResNet-18s at random weights) on the CPU, from a checkout at
+    `code`. Its loop runs `range(200)` iterations per epoch: the harness times the first `iters` after one
+    warm-up iteration, then stops the function (before its validation and checkpoint)."""
+    if not (Path(code) / "utils" / "trainer.py").is_file():
+        raise SystemExit(f"{code} is not a checkout of the reference AuG-KD code (it has no utils/trainer.py)")
+    sys.path.insert(0, str(Path(code).resolve()))
+    import utils.trainer as trainer
+    from datasets.config import Datasets
+    from models.generator import Encoder, Generator
+    from utils.criteria import Accuracy, CVAELoss, DecoderLoss, KLDivLoss
+    from torchvision.models import get_model
+    stamps = []
+
+    class Enough(Exception): pass
+
+    class Bar:
+        "What `df_train` needs of tqdm: iteration, and a description it sets; its 200-iteration loop is timed."
+        def __init__(self, iterable, *args, **kwargs): self.iterable = iterable
+        def set_description(self, *args, **kwargs): pass
+        def __len__(self): return len(self.iterable)
+        def __iter__(self):
+            for item in self.iterable:
+                if isinstance(self.iterable, range):
+                    stamps.append(time.perf_counter())
+                    if len(stamps) > iters + 1: raise Enough
+                yield item
+
+    trainer.tqdm = Bar
+    torch.manual_seed(0)
+    teacher, student = (get_model("resnet18", num_classes=classes) for _ in range(2))
+    conv = dict(kernel_size=3, padding=1, stride=1)
+    encoder = Encoder(3, classes, latent_size, [64, 128, 256], 32, scale_strategy=[0.5, 0.5], **conv)
+    decoder = Generator(img_size=32, latent_size=latent_size, num_classes=classes, in_channels=3, hidden_dims=[256, 128, 64],
+                        scale_strategy=[2, 2], **conv)
+    optimizers = (torch.optim.Adam(decoder.parameters(), 1e-3), torch.optim.Adam(student.parameters(), 1e-3, weight_decay=1e-4),
+                  torch.optim.Adam(encoder.parameters(), 1e-4))
+    schedulers = tuple(torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=1) for o in optimizers)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.rand(8, 3, 32, 32), torch.arange(8) % classes), batch_size=8)
+    args = argparse.Namespace(dataset=Datasets.CIFAR10, batch_size=batch_size, latent_size=latent_size, model="student",
+                              loader_kwargs={"batch_size": batch_size}, log_dir=tempfile.mkdtemp())
+    try:
+        trainer.df_train(teacher, student, encoder, decoder, (DecoderLoss(t=1), KLDivLoss(), CVAELoss()), optimizers, schedulers,
+                         1, (val, Accuracy(), lambda current, best: True), args, device="cpu")
+    except Enough: pass
+    finally: torch.autograd.set_detect_anomaly(False)  # df_train turns it on for the whole process
+    return (stamps[-1] - stamps[1]) / (len(stamps) - 2)
 
 
 def main():
@@ -70,17 +134,29 @@ def main():
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="config fields over the preset")
     parser.add_argument("--iters", type=int, default=20, help="stage-1 iterations to time")
     parser.add_argument("--epochs", type=int, default=2, help="anchor and mixup epochs to time")
+    parser.add_argument("--reference-code", metavar="DIR", help="a checkout of the reference code: time its own stage 1 too (CPU)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    args.reference = args.reference or bool(args.reference_code)
+    if args.reference_code: args.device = "cpu"  # the harness runs the reference code on the CPU: so does augkd's side
     fields = {**(REFERENCE if args.reference else {}), **dict((k, value(v)) for k, v in (s.split("=", 1) for s in args.set))}
     config = make_config(args.preset, device=args.device, **fields)
     print(f"{'reference architectures and budgets' if args.reference else 'preset ' + args.preset} "
           f"{fields or ''} on {resolve_device(config.device)}, {torch.get_num_threads()} threads", flush=True)
-    print("| stage | seconds per | images/s |" + (" reference code (2-core CPU) | speed-up |" if args.reference else ""))
+    rows = throughput(config, args.iters, args.epochs)  # augkd first: the reference's stage 1 turns anomaly detection on
+    reference = dict(REFERENCE_SECONDS)
+    if args.reference_code:
+        reference["stage 1"] = reference_stage1(args.reference_code, args.iters)
+        print(f"the reference code's own stage 1, measured now: {reference['stage 1']:.3f} s per iteration", flush=True)
+    print("| stage | seconds per | images/s |" + (" reference code | speed-up |" if args.reference else ""))
     print("| --- | --- | --- |" + (" --- | --- |" if args.reference else ""))
-    for stage, unit, seconds, rate in throughput(config, args.iters, args.epochs):
+    for stage, unit, seconds, rate in rows:
         row = f"| {stage} | {seconds:.3f} s per {unit} | {rate:,.0f} |"
-        if args.reference: row += f" {REFERENCE_SECONDS[stage]:.1f} s per {unit} | {REFERENCE_SECONDS[stage] / seconds:.1f}x |"
+        if args.reference:
+            if stage not in reference: row += " - | - |"
+            else:
+                source = "measured now" if args.reference_code and stage == "stage 1" else "recorded, 2-core CPU"
+                row += f" {reference[stage]:.2f} s per {unit} ({source}) | {reference[stage] / seconds:.1f}x |"
         print(row, flush=True)
 
 

@@ -1,6 +1,6 @@
 """Faults that users of distillation codebases report, each injected with a small input: checkpoints as training
 scripts write them, photos as phones write them, a last batch of one image, divergences under bf16 autocast, maps of
-a handful of points."""
+a handful of points, UMAP's notes."""
 import warnings
 
 import numpy as np
@@ -86,6 +86,18 @@ def test_maps_of_a_handful_of_points_fall_back_or_say_what_they_need():
     assert fit_map(np.random.default_rng(0).normal(size=(2, 8)), "pca").embedding.shape == (2, 2)
     with pytest.raises(ValueError, match="at least 2 points"):
         fit_map(np.zeros((1, 8)), "umap")
+
+
+def test_a_umap_map_is_fitted_on_exact_neighbours_without_notes_for_the_user():
+    "UMAP itself (10-20 s of compiling): scikit-learn's exact neighbours, and its notes on seeds and indexes not shown."
+    latents = np.random.default_rng(0).normal(size=(60, 8))
+    import umap  # noqa: F401  (its import notes an optional TensorFlow, an ImportWarning Python hides by default)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = fit_map(latents, "umap")
+    assert fitted.kind == "umap" and fitted.embedding.shape == (60, 2) and np.isfinite(fitted.embedding).all()
+    assert not [w for w in caught if "umap" in w.filename], [str(w.message) for w in caught]
+    assert np.allclose(fitted.transform(latents[:5]), fitted.embedding[:5], atol=1e-6)  # a fitted latent lands on its place
 
 
 def test_a_teacher_file_with_several_weight_sets_says_which_it_took_and_takes_the_one_named(tmp_path):

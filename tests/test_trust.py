@@ -65,7 +65,7 @@ def test_each_cell_is_keyed_by_the_config_its_method_runs(cli, tmp_path):
     assert done.returncode == 0, done.stderr
     rows = {r["method"]: r for r in json.loads((tmp_path / "b" / "bench.json").read_text())["cells"]}
     assert (rows["augkd"]["config"]["handover"], rows["augkd_ref"]["config"]["handover"]) == (True, False)
-    assert (rows["augkd"]["config"]["invert_epochs"], rows["augkd_ref"]["config"]["invert_epochs"]) == (2, 0)
+    assert (rows["augkd"]["config"]["invert_steps"], rows["augkd_ref"]["config"]["invert_steps"]) == (2, 0)
     assert rows["augkd"]["key"] != rows["augkd_ref"]["key"] == rows["wo_kd"]["key"]  # a baseline reads no AuG-KD switch
     shared = [p.name for p in (tmp_path / "b" / "shared").iterdir()]
     assert len(shared) == 1, "every method of a setting, seed and budget shares one folder"
