@@ -132,11 +132,14 @@ def test_mixup_explorer_in_jupyterlab(browser, jupyterlab, tmp_path):
     assert after[1] != before[1], "the path marker did not move"
 
 
-# where a point of a visible trace with samples lies on the page: plotly's own axes map its data to pixels
+# the point of a visible trace with samples farthest from every other such point, and where it lies on the page
+# (plotly's own axes map its data to pixels): a click on a point that others overlap may land on one of those
 _POINT = """(gd) => {
-    const [trace, k] = gd._fullData.flatMap(t => t.visible === true && t.customdata ? [[t, t.customdata.length - 1]] : []).pop();
     const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-    return {x: box.left + xa._offset + xa.l2p(trace.x[k]), y: box.top + ya._offset + ya.l2p(trace.y[k]), sample: Number(trace.customdata[k])};
+    const points = gd._fullData.filter(t => t.visible === true && t.customdata).flatMap(t => t.customdata.map((c, k) => ({
+        x: box.left + xa._offset + xa.l2p(t.x[k]), y: box.top + ya._offset + ya.l2p(t.y[k]), sample: Number(c)})));
+    const room = p => Math.min(...points.filter(q => q !== p).map(q => Math.hypot(p.x - q.x, p.y - q.y)));
+    return points.reduce((best, p) => room(p) > room(best) ? p : best);
 }"""
 
 
@@ -147,7 +150,11 @@ def test_clicking_the_anchor_map_shows_that_sample(browser, anchors_lab, tmp_pat
     plot = page.locator(".js-plotly-plot").first
     plot.scroll_into_view_if_needed()
     point = plot.evaluate(_POINT)
+    # as a hand does: onto the point, a pause, a click (plotly throttles hover to one per 50 ms and takes a click only
+    # on a point it has hovered, so a pointer that jumps and clicks at once selects nothing)
     page.mouse.move(point["x"] - 40, point["y"] - 40)
+    page.mouse.move(point["x"], point["y"], steps=5)
+    page.wait_for_timeout(300)
     page.mouse.click(point["x"], point["y"])
     page.wait_for_function("(s) => [...document.querySelectorAll('.widget-label')].some(l => l.textContent.startsWith(s))",
                            arg=f"sample {point['sample']}, class")
