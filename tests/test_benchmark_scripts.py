@@ -1,5 +1,6 @@
 """The benchmark scripts' own parts on small inputs: the profile of a run (py-spy's samples sorted into the
-run's parts and the step functions' lines) and the harness that times the reference code's stage 1."""
+run's parts and the step functions' lines), the harness that times the reference code's stage 1, and the parts of
+the side-by-side check against the reference code (its folders, its patches, its log, the table)."""
 import json, subprocess, sys, textwrap
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import torch
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import profile_run, throughput  # noqa: E402
+import profile_run, reference_check, throughput  # noqa: E402
 
 
 def test_profile_parts_count_each_sample_once_per_part(tmp_path):
@@ -97,3 +98,87 @@ def test_reference_harness_times_the_reference_loop_and_stops_it(fake_reference)
 def test_reference_harness_names_a_wrong_folder(tmp_path):
     with pytest.raises(SystemExit, match="is not a checkout of the reference AuG-KD code"):
         throughput.reference_stage1(str(tmp_path), iters=1)
+
+
+REFERENCE_FILES = {  # the lines of the reference code that its patches change, in a stand-in checkout
+    "main.py": "import os\nimport wandb\nfrom torch import nn\n",
+    "models/__init__.py": "def get_pretrained_model(name, n):\n    model = get_model(name, weights=list(get_model_weights(name))[-1])\n",
+    "utils/trainer.py": "".join(f"def f{i}(device: str = 'cuda:0'): pass\n" for i in range(5))
+                        + "a = torch.load(os.path.join(args.log_dir, ckpt_dir))\n" * 2,
+}
+
+
+def _checkout(root, files=REFERENCE_FILES):
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / ".git").mkdir()
+    return root
+
+
+def test_reference_check_patches_a_copy_and_says_why(tmp_path):
+    checkout = _checkout(tmp_path / "ref")
+    applied = reference_check.apply_patches(checkout, tmp_path / "copy")
+    assert [f for f, _ in applied] == ["main.py", "models/__init__.py", "utils/trainer.py", "utils/trainer.py"]
+    assert all(why for _, why in applied)
+    copy = tmp_path / "copy"
+    assert "wandb" not in (copy / "main.py").read_text() and "weights=None" in (copy / "models/__init__.py").read_text()
+    trainer = (copy / "utils/trainer.py").read_text()
+    assert trainer.count("else 'cpu'") == 5 and trainer.count("weights_only=False") == 2
+    assert not (copy / ".git").exists() and (checkout / "main.py").read_text() == REFERENCE_FILES["main.py"], "the checkout is left alone"
+    (copy / "job.log").write_text("a job running in the copy")
+    assert reference_check.apply_patches(checkout, copy) == applied and (copy / "job.log").exists(), "the same copy is reused"
+    (checkout / "main.py").write_text("import os\n")
+    with pytest.raises(SystemExit, match="main.py: expected 1 x 'import wandb.*found 0"):
+        reference_check.apply_patches(checkout, tmp_path / "copy")
+    with pytest.raises(SystemExit, match="is not a checkout of the reference AuG-KD code"):
+        reference_check.apply_patches(tmp_path, tmp_path / "copy")
+
+
+REFERENCE_LOG = """\
+2026-12-01 10:00:00,000 - INFO - teacher=resnet18
+2026-12-01 10:00:05,500 - INFO - Teacher: Acc = 0.655 Acc@3 = 0.800 Acc@5 = 0.900
+2026-12-01 10:20:05,500 - INFO - Eval [0/1]: Decoder Loss:   12.345 Encoder Loss:    1.234 Acc = 0.443 Acc@3 = 0.600 Acc@5 = 0.700
+2026-12-01 10:20:05,600 - INFO - Best is saved at epoch 0
+2026-12-01 10:20:15,000 - INFO - Eval [0/2]:AnchorLoss = 3.210
+2026-12-01 10:20:25,600 - INFO - Eval [1/2]:AnchorLoss = 3.100
+2026-12-01 10:20:45,000 - INFO - Eval [0/2]:Acc = 0.700 Acc@3 = 0.850 Acc@5 = 0.900
+2026-12-01 10:21:05,000 - INFO - Eval [1/2]:Acc = 0.750 Acc@3 = 0.860 Acc@5 = 0.910
+2026-12-01 10:21:05,100 - INFO - Eval [best]:Acc = 0.750 Acc@3 = 0.860 Acc@5 = 0.910
+2026-12-01 10:21:05,600 - INFO - Test:Acc = 0.828 Acc@3 = 0.950 Acc@5 = 0.980
+"""
+
+
+def test_reference_check_reads_the_reference_log():
+    row = reference_check.parse_reference_log(REFERENCE_LOG + "a tqdm line without a time stamp\r\n")
+    assert row["teacher"] == {"acc": 0.655, "acc3": 0.8, "acc5": 0.9}
+    assert row["stage1_student"]["acc"] == 0.443 and row["student"] == {"acc": 0.828, "acc3": 0.95, "acc5": 0.98}
+    assert row["stages"] == {"generator": 1200.0, "anchor": pytest.approx(20.1), "mixup": pytest.approx(40.0)}
+    unfinished = reference_check.parse_reference_log(REFERENCE_LOG.split("2026-12-01 10:20:15")[0])
+    assert unfinished["student"] is None and unfinished["stages"]["anchor"] is None
+
+
+def test_reference_check_tabulates_the_sides_and_asks_augkd_for_the_same_run(tmp_path):
+    from augkd.cli import build_parser
+    from augkd.pipeline import make_config
+    pool = tmp_path / "pool"
+    for c in ("0", "1", "2"): (pool / c).mkdir(parents=True)
+    paths = {"pool": pool, "test": tmp_path / "test", "teachers": []}
+    config = reference_check.side_config(1, paths, 20, gen_epochs=1, anchor_epochs=20, mixup_epochs=30)
+    assert (config.gen_epochs * config.gen_iters, config.batch_size, config.latent_size, config.student_stem) == (200, 64, 100, "standard")
+    for method, switch in (("augkd", False), ("augkd_ref", True)):
+        argv = reference_check.augkd_args(method, config, tmp_path / "t.pt", tmp_path / "run")
+        args = build_parser().parse_args(argv)
+        assert args.reference is switch and args.teacher_classes == "0,1,2" and args.teacher_norm.startswith("0.4914,")
+        assert (args.student_arch, args.gen_iters, args.shots, args.seed) == ("resnet18", 200, 20, 1)
+    reference = reference_check.reference_main_args(paths, tmp_path / "t.pt", tmp_path / "ref", 1, config)
+    given = dict(zip(reference[::2], reference[1::2]))
+    assert (given["--g_epoch"], given["--a_epoch"], given["--epoch"], given["--batch_size"]) == ("1", "20", "30", "64")
+    assert (float(given["--lr"]), float(given["--invariant"]), float(given["--a"])) == (config.lr_s, config.alpha, config.a)
+    row = lambda side, seed, acc: {"side": side, "seed": seed, "wall": 600.0 * (seed + 1), "teacher": {"acc": 0.6},
+                                   "student": {"acc": acc, "acc3": 0.9, "acc5": 0.95}, "stage1_student": {"acc": 0.4},
+                                   "stages": {"generator": 1000.0, "anchor": 40.0, "mixup": None}}
+    text = reference_check.table([row("reference", 0, 0.80), row("reference", 1, 0.84), row("augkd", 0, 0.9)], config)
+    lines = text.splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| reference | 0,1 | 60.0 +- 0.0 | 82.0 +- 2.8 |") and lines[3].startswith("| augkd | 0 |")
+    assert lines[2].endswith("| 15.0 +- 7.1 | 5.0 +- 0.0 | 2.0 +- 0.0 | - |"), "wall in minutes; stage 1 per iteration, stage 2 per epoch"

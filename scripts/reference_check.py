@@ -1,0 +1,298 @@
+"""augkd beside the reference AuG-KD code itself: the same data, the same teacher file, the same architectures
+and budgets, in one script.
+
+    python scripts/reference_check.py --reference DIR --setting HP-M --seeds 3 [--out DIR]
+
+`DIR` is a checkout of the reference repository (github.com/IshiKura-a/AuG-KD) that you provide: the script never
+downloads anything, and runs the reference with the Python that runs it (it needs the reference's own
+requirements, pandas and tqdm among them). The steps, each kept when finished, so a second call resumes:
+
+1. **Data**: a DigitShift setting's teacher domains (whole), its student domain's pool (the `--shots` training and
+   the validation images of augkd's seed-0 split) and its test split, as the PNG image folders the reference reads
+   (`OUT/data`). With `--student-domain POOL --student-test TEST --teacher-domains A B` your folders are used instead.
+2. **The reference, patched**: a copy of the checkout (`OUT/reference-code`) with the minimal patches in `PATCHES`,
+   each printed with why it is needed; the checkout itself is left alone.
+3. **One teacher**: trained once by the reference code (`main.py train_teacher`, its 80/20 split of the teacher
+   domains, `--teacher-epochs`), and that file handed to both sides (augkd reads it with `--teacher FILE
+   --teacher-arch resnet18 --teacher-stem standard` and the reference's input normalization).
+4. **Per seed**: the reference's main job; `augkd_ref` (`augkd run --reference`) and `augkd` (`augkd run`), both with
+   the reference's architectures (torchvision ResNet-18 teacher and student, standard stems, from scratch: no
+   ImageNet weights here), latent size, batch size, k and budgets (`--gen-epochs` times 200 stage-1 iterations, as
+   the reference's loop has them; `--anchor-epochs`; `--mixup-epochs`) and augkd's learning rates, alpha, a and b
+   given to the reference too.
+5. **One table** (`OUT/table.md`, rows in `OUT/rows.json`): per side, mean and spread over the seeds of the
+   teacher's top-1 on the test split, the student's top-1/3/5, the stage-1 student's top-1 on the test split, the
+   wall time and each stage's seconds per iteration or epoch.
+
+The full run is a benchmark (hours on two CPU cores); `tests/test_benchmark_scripts.py` tests the harness's parts
+(folders, patches, reading the reference's log, the table) on small inputs.
+"""
+import argparse, datetime, hashlib, json, math, os, re, shutil, subprocess, sys, time
+from pathlib import Path
+
+STAGE1_ITERS = 200  # the reference's stage-1 loop runs `range(200)` iterations per epoch
+REFERENCE_NORM = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))  # its `--dataset cifar10` config: 10 classes, 32x32
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import REFERENCE  # noqa: E402  the reference code's architectures, with the method page's switches
+from augkd.pipeline import AUGKD_REFERENCE  # noqa: E402
+ARCH = {k: v for k, v in REFERENCE.items() if k not in AUGKD_REFERENCE}
+SIDES = ("reference", "augkd_ref", "augkd")
+
+# (file, text, replacement, how many times, why): the least that running the reference here needs
+PATCHES = [
+    ("main.py", "import wandb\n", "", 1,
+     "an unused import of a logging service (wandb) that is not installed here; its one call is commented out"),
+    ("models/__init__.py", "weights=list(get_model_weights(name))[-1]", "weights=None", 1,
+     "it downloads ImageNet weights for every student and teacher; offline, both start from scratch (as augkd's side does)"),
+    ("utils/trainer.py", "device: str = 'cuda:0'", "device: str = 'cuda:0' if torch.cuda.is_available() else 'cpu'", 5,
+     "its device is hard-coded to CUDA; the CPU is used where there is no GPU"),
+    ("utils/trainer.py", "torch.load(os.path.join(args.log_dir, ckpt_dir))",
+     "torch.load(os.path.join(args.log_dir, ckpt_dir), weights_only=False)", 2,
+     "torch >= 2.6 loads only weights by default; its own stage checkpoints also hold an enum and optimizer states"),
+]
+
+
+def mean_sd(values: list) -> str:
+    "`mean +- sd` of `values` (sample spread; the mean alone for one value), or `-` for none."
+    values = [v for v in values if v is not None]
+    if not values: return "-"
+    m = sum(values) / len(values)
+    if len(values) == 1: return f"{m:.1f}"
+    return f"{m:.1f} +- {math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)):.1f}"
+
+
+def write_folders(setting: str, shots: int, out) -> dict:
+    """A DigitShift setting as image folders under `out`: `teacher/<domain>` (each teacher domain whole), `pool` (the
+    student domain's training and validation images of augkd's seed-0 split at `shots`) and `test`. Returns the paths."""
+    from augkd.data import digitshift, get_setting, load_setting, write_image_folder, concat_domains
+    out = Path(out)
+    s, domains = get_setting(setting), digitshift()
+    paths = {"teachers": [out / "teacher" / name for name in s.teacher_domains], "pool": out / "pool", "test": out / "test"}
+    if (out / "done.json").exists(): return paths
+    if out.exists(): shutil.rmtree(out)
+    for name, path in zip(s.teacher_domains, paths["teachers"]): write_image_folder(domains[name], path)
+    splits = load_setting(setting, seed=0, shots=shots)
+    write_image_folder(concat_domains([splits.student_train, splits.student_val], "pool"), paths["pool"])
+    write_image_folder(splits.student_test, paths["test"])
+    (out / "done.json").write_text(json.dumps({"setting": setting, "shots": shots}))
+    return paths
+
+
+def apply_patches(checkout, dest, patches=PATCHES) -> list:
+    """Copy the reference checkout to `dest` (its .git left out) and apply `patches`, unless `dest` already holds that copy
+    (recorded in `dest/PATCHED.json`); returns `(file, why)` per patch.
+    Raises SystemExit, naming the file, when a patch's text is not found as often as expected (another version)."""
+    checkout, dest = Path(checkout), Path(dest)
+    if not (checkout / "main.py").is_file() or not (checkout / "utils" / "trainer.py").is_file():
+        raise SystemExit(f"{checkout} is not a checkout of the reference AuG-KD code (no main.py and utils/trainer.py)")
+    files = sorted({file for file, *_ in patches})
+    record = json.dumps({"checkout": str(checkout.resolve()), "patches": patches,
+                         "files": {f: hashlib.sha256((checkout / f).read_bytes()).hexdigest() for f in files if (checkout / f).exists()}})
+    if (dest / "PATCHED.json").exists() and (dest / "PATCHED.json").read_text() == record:  # a job may be running in it
+        return [(file, why) for file, _, _, _, why in patches]
+    if dest.exists(): shutil.rmtree(dest)
+    shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+    applied = []
+    for file, old, new, count, why in patches:
+        path = dest / file
+        text = path.read_text()
+        if text.count(old) != count:
+            raise SystemExit(f"{checkout / file}: expected {count} x {old!r}, found {text.count(old)}; "
+                             "is this another version of the reference code?")
+        path.write_text(text.replace(old, new))
+        applied.append((file, why))
+    (dest / "PATCHED.json").write_text(record)
+    return applied
+
+
+_STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) - \w+ - "
+_ACC = r"Acc = ([\d.]+) Acc@3 = ([\d.]+) Acc@5 = ([\d.]+)"
+
+
+def parse_reference_log(text: str) -> dict:
+    """Figures of one reference main job from what it printed (its logger's lines carry time stamps there): the teacher's top-1 on the test split (its stage 1
+    validates the teacher there), the stage-1 student's top-1/3/5 on the test split (its last stage-1 epoch), the
+    student's test top-1/3/5, and each stage's seconds from the lines' time stamps (stage 1: the teacher line to the
+    last stage-1 line; stage 2: to the last AnchorLoss line; stage 3: to the test line). Missing parts are None."""
+    lines = []
+    for line in text.splitlines():
+        m = re.match(_STAMP, line)
+        if m: lines.append((datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S").timestamp() + int(m[2]) / 1000, line[m.end():]))
+    def last(pattern):
+        found = [(t, re.search(pattern, msg)) for t, msg in lines if re.search(pattern, msg)]
+        return found[-1] if found else (None, None)
+    t0, teacher = last(r"^Teacher: " + _ACC)
+    t1, stage1 = last(r"^Eval \[\d+/\d+\]: Decoder Loss.*" + _ACC)
+    t2, _ = last(r"^Eval \[\d+/\d+\]:AnchorLoss")
+    t3, test = last(r"^Test:" + _ACC)
+    acc = lambda m: None if m is None else {"acc": float(m[1]), "acc3": float(m[2]), "acc5": float(m[3])}
+    span = lambda a, b: None if a is None or b is None else b - a
+    return {"teacher": acc(teacher), "stage1_student": acc(stage1), "student": acc(test),
+            "stages": {"generator": span(t0, t1), "anchor": span(t1, t2), "mixup": span(t2 if t2 else t1, t3)}}
+
+
+def reference_teacher_args(paths: dict, out, epochs: int, lr: float, wd: float, batch_size: int) -> list:
+    "The reference's `main.py train_teacher` arguments: ResNet-18, its 80/20 split of the teacher domains."
+    return ["--batch_size", str(batch_size), "--teacher", ARCH["teacher_arch"], "--dataset", "cifar10", "--log_dir", str(out),
+            "--seed", "0", "train_teacher", "--t_lr", str(lr), "--t_wd", str(wd), "--t_epoch", str(epochs),
+            "--t_mode", "auto_split", "--t_data", *map(str, paths["teachers"])]
+
+
+def reference_main_args(paths: dict, teacher, out, seed: int, config) -> list:
+    "The reference's main job with `config`'s architectures, budgets, learning rates, alpha, a and b."
+    return ["--teacher", config.teacher_arch, "--teacher_dir", str(teacher), "--student", config.student_arch,
+            "--latent_size", str(config.latent_size), "--dataset", "cifar10", "--target", str(paths["pool"]),
+            "--test", str(paths["test"]), "--lr", str(config.lr_s), "--wd", str(config.wd_s),
+            "--epoch", str(config.mixup_epochs), "--batch_size", str(config.batch_size), "--seed", str(seed),
+            "--d_lr", str(config.lr_g), "--e_lr", str(config.lr_e), "--g_epoch", str(config.gen_epochs),
+            "--a_lr", str(config.lr_a), "--a_epoch", str(config.anchor_epochs), "--invariant", str(config.alpha),
+            "--log_dir", str(out), "--postfix", f"s{seed}", "--a", str(config.a), "--b", str(config.b)]
+
+
+def side_config(seed: int, paths: dict, shots: int, gen_epochs: int, anchor_epochs: int, mixup_epochs: int):
+    "augkd's config of the comparison (the `default` preset's rates and switches, the reference's shapes and budgets)."
+    from augkd.pipeline import make_config
+    return make_config("default", seed=seed, student_domain=str(paths["pool"]), student_test=str(paths["test"]),
+                       shots=shots, **ARCH, gen_epochs=gen_epochs, gen_iters=STAGE1_ITERS, anchor_epochs=anchor_epochs,
+                       mixup_epochs=mixup_epochs)
+
+
+def augkd_args(method: str, config, teacher, out) -> list:
+    "`augkd run` arguments for `method` (augkd_ref: `--reference`) with `config`'s fields and the reference's teacher file."
+    args = ["run", "--preset", "default", "--out", str(out), "--report", "false"]
+    for name in ("seed", "student_domain", "student_test", "shots", *ARCH, "gen_epochs", "gen_iters", "anchor_epochs", "mixup_epochs"):
+        args += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
+    norm = ",".join(str(v) for part in REFERENCE_NORM for v in part)
+    classes = ",".join(sorted(p.name for p in Path(config.student_domain).iterdir() if p.is_dir()))
+    args += ["--teacher", str(teacher), "--teacher-norm", norm, "--teacher-classes", classes]
+    return args + (["--reference"] if method == "augkd_ref" else [])
+
+
+def augkd_row(run_dir) -> dict:
+    "One augkd run's figures: the teacher's and student's test top-1/3/5, the stage-1 student on the test split, stage seconds."
+    import torch
+    from augkd.pipeline import build_models, load_checkpoint, load_run
+    from augkd.train import evaluate
+    results = json.loads((Path(run_dir) / "results.json").read_text())
+    parts = load_run(run_dir)
+    student = build_models(parts.config, len(parts.splits.classes), parts.teacher, names=("student",), initialize=False)["student"]
+    student.load_state_dict(load_checkpoint(run_dir, "generator")["state"]["modules"]["student"])
+    with torch.no_grad(): stage1 = evaluate(student.eval(), parts.splits.student_test)
+    return {"teacher": results["teacher"], "student": results["student"], "stage1_student": stage1,
+            "stages": {k: v["seconds"] for k, v in results["stages"].items()}}
+
+
+def per_unit(side: dict, config) -> dict:
+    "Each stage's seconds per stage-1 iteration, anchor epoch and mixup epoch."
+    units = {"generator": config.gen_epochs * STAGE1_ITERS, "anchor": config.anchor_epochs, "mixup": config.mixup_epochs}
+    return {k: None if side["stages"].get(k) is None else side["stages"][k] / units[k] for k in units}
+
+
+def table(rows: list, config) -> str:
+    "A Markdown table of `rows` (one per side and seed): per side, mean +- sd over its seeds."
+    pct = lambda rs, part, key: mean_sd([100 * r[part][key] if r.get(part) else None for r in rs])
+    lines = ["| side | seeds | teacher top-1 | student top-1 | top-3 | top-5 | stage-1 student top-1 | wall (min) | "
+             "stage 1 (s/iter) | stage 2 (s/epoch) | stage 3 (s/epoch) |", "| --- " * 11 + "|"]
+    for side in SIDES:
+        rs = [r for r in rows if r["side"] == side]
+        if not rs: continue
+        unit = [per_unit(r, config) for r in rs]
+        seconds = lambda k: mean_sd([u[k] for u in unit]) if all(u[k] is not None for u in unit) else "-"
+        lines.append(f"| {side} | {','.join(str(r['seed']) for r in rs)} | {pct(rs, 'teacher', 'acc')} | {pct(rs, 'student', 'acc')} | "
+                     f"{pct(rs, 'student', 'acc3')} | {pct(rs, 'student', 'acc5')} | {pct(rs, 'stage1_student', 'acc')} | "
+                     f"{mean_sd([r['wall'] / 60 for r in rs])} | {seconds('generator')} | {seconds('anchor')} | {seconds('mixup')} |")
+    return "\n".join(lines)
+
+
+def _run(argv: list, log: Path, cwd=None) -> float:
+    "Run `argv` with its output in `log`; its wall seconds. Raises SystemExit with the log's end on failure."
+    start = time.time()
+    with open(log, "w") as f: done = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(map(str, argv[:3]))} ... failed ({done.returncode}); the end of {log}:\n"
+                         + log.read_text()[-3000:].replace("\r", "\n"))
+    return time.time() - start
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reference", required=True, metavar="DIR", help="a checkout of the reference AuG-KD code (never downloaded)")
+    p.add_argument("--setting", default="HP-M", help="a DigitShift setting (default HP-M)")
+    p.add_argument("--student-domain", help="your student-domain pool folder instead of a DigitShift setting (with --student-test and --teacher-domains)")
+    p.add_argument("--student-test", help="your student-domain test folder")
+    p.add_argument("--teacher-domains", nargs="+", help="your teacher-domain folders")
+    p.add_argument("--shots", type=int, default=50, help="training images per class (default 50)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per side, 0 to N-1 (default 3)")
+    p.add_argument("--sides", default=",".join(SIDES), help=f"which sides, comma-separated (default {','.join(SIDES)})")
+    p.add_argument("--gen-epochs", type=int, default=1, help=f"stage-1 epochs of {STAGE1_ITERS} iterations (default 1)")
+    p.add_argument("--anchor-epochs", type=int, default=20, help="stage-2 epochs (default 20)")
+    p.add_argument("--mixup-epochs", type=int, default=30, help="stage-3 epochs (default 30)")
+    p.add_argument("--teacher-epochs", type=int, default=4, help="epochs of the reference's teacher training (default 4)")
+    p.add_argument("--out", default="runs/reference-check", help="where everything goes (default runs/reference-check)")
+    p.add_argument("--table-only", action="store_true", help="run nothing: tabulate what is finished")
+    p.add_argument("--json", metavar="FILE", help="also write the rows, the table, the budgets and the patches to FILE")
+    args = p.parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    sides = args.sides.split(",")
+    if unknown := set(sides) - set(SIDES): raise SystemExit(f"unknown side(s) {sorted(unknown)}; sides are {', '.join(SIDES)}")
+    if args.student_domain:
+        if not (args.student_test and args.teacher_domains): raise SystemExit("--student-domain needs --student-test and --teacher-domains")
+        paths = {"pool": Path(args.student_domain).resolve(), "test": Path(args.student_test).resolve(),
+                 "teachers": [Path(t).resolve() for t in args.teacher_domains]}
+    else:
+        print(f"data: DigitShift {args.setting} as image folders in {out / 'data'}", flush=True)
+        paths = write_folders(args.setting, args.shots, out / "data")
+    code = out / "reference-code"
+    if not args.table_only:
+        for file, why in apply_patches(args.reference, code):
+            print(f"patched {file}: {why}", flush=True)
+    teacher = out / "teacher" / f"{ARCH['teacher_arch']}_ckpt.pt"
+    config = side_config(0, paths, args.shots, args.gen_epochs, args.anchor_epochs, args.mixup_epochs)
+    if not teacher.exists() and not args.table_only:
+        (out / "teacher").mkdir(exist_ok=True)
+        print(f"teacher: the reference code trains {ARCH['teacher_arch']} for {args.teacher_epochs} epochs", flush=True)
+        wall = _run([sys.executable, "main.py", *reference_teacher_args(paths, out / "teacher", args.teacher_epochs, config.lr_s,
+                                                                       config.wd_s, config.batch_size)], out / "teacher" / "log.txt", cwd=code)
+        print(f"teacher: {teacher} in {wall / 60:.1f} min", flush=True)
+    rows = []
+    for seed in range(args.seeds):
+        config = side_config(seed, paths, args.shots, args.gen_epochs, args.anchor_epochs, args.mixup_epochs)
+        for side in sides:
+            folder = out / side / f"s{seed}"
+            done = folder / "row.json"
+            if not done.exists() and not args.table_only:
+                folder.mkdir(parents=True, exist_ok=True)
+                print(f"{side}, seed {seed}: running (log in {folder})", flush=True)
+                if side == "reference":
+                    for old in folder.glob("*/result.log"): shutil.rmtree(old.parent)  # an interrupted job starts over
+                    wall = _run([sys.executable, "main.py", *reference_main_args(paths, teacher, folder, seed, config)],
+                                folder / "log.txt", cwd=code)
+                    row = parse_reference_log((folder / "log.txt").read_text())  # its result.log has no time stamps
+                else:
+                    run_dir = folder / "run"
+                    resume = ["--resume"] if (run_dir / "config.json").exists() else []
+                    wall = _run(["augkd", *augkd_args(side, config, teacher, run_dir), *resume], folder / "log.txt")
+                    row = augkd_row(run_dir)
+                done.write_text(json.dumps({"side": side, "seed": seed, "wall": wall, **row}))
+            if done.exists():
+                rows.append(json.loads(done.read_text()))
+                r = rows[-1]
+                print(f"{side}, seed {seed}: student {100 * r['student']['acc']:.1f}%, {r['wall'] / 60:.1f} min", flush=True)
+    text = table(rows, config)
+    (out / "rows.json").write_text(json.dumps(rows, indent=1))
+    (out / "table.md").write_text(text + "\n")
+    if args.json:
+        budgets = {"stage-1 iterations": config.gen_epochs * STAGE1_ITERS, "anchor epochs": config.anchor_epochs,
+                   "mixup epochs": config.mixup_epochs, "teacher epochs": args.teacher_epochs, "shots": args.shots, **ARCH}
+        import torch
+        machine = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()}-core CPU"
+        Path(args.json).write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": f"{machine}, torch {torch.__version__}",
+                                               "setting": args.setting if not args.student_domain else str(paths["pool"]),
+                                               "budgets": budgets, "patches": [{"file": f, "why": w} for f, _, _, _, w in PATCHES],
+                                               "rows": rows, "table": text}, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
