@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import REFERENCE  # noqa: E402  the reference code's architectures, with the method page's switches
 from augkd.pipeline import AUGKD_REFERENCE  # noqa: E402
 ARCH = {k: v for k, v in REFERENCE.items() if k not in AUGKD_REFERENCE}
-SIDES = ("reference", "augkd_ref", "augkd")
+SIDES = ("reference", "augkd_ref", "augkd", "augkd_ce")  # augkd_ce (augkd_ref with a stage 3 of CE alone) only when asked for
+SWITCHES = {"augkd": [], "augkd_ref": ["--reference"], "augkd_ce": ["--reference", "--u", "1"]}
 
 # (file, text, replacement, how many times, why): the least that running the reference here needs
 PATCHES = [
@@ -158,14 +159,14 @@ def side_config(seed: int, paths: dict, shots: int, gen_epochs: int, anchor_epoc
 
 
 def augkd_args(method: str, config, teacher, out) -> list:
-    "`augkd run` arguments for `method` (augkd_ref: `--reference`) with `config`'s fields and the reference's teacher file."
+    "`augkd run` arguments for `method` (`SWITCHES`) with `config`'s fields and the reference's teacher file."
     args = ["run", "--preset", "default", "--out", str(out), "--report", "false"]
     for name in ("seed", "student_domain", "student_test", "shots", *ARCH, "gen_epochs", "gen_iters", "anchor_epochs", "mixup_epochs"):
         args += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
     norm = ",".join(str(v) for part in REFERENCE_NORM for v in part)
     classes = ",".join(sorted(p.name for p in Path(config.student_domain).iterdir() if p.is_dir()))
     args += ["--teacher", str(teacher), "--teacher-norm", norm, "--teacher-classes", classes]
-    return args + (["--reference"] if method == "augkd_ref" else [])
+    return args + SWITCHES[method]
 
 
 def augkd_row(run_dir) -> dict:
@@ -223,7 +224,8 @@ def main(argv=None):
     p.add_argument("--teacher-domains", nargs="+", help="your teacher-domain folders")
     p.add_argument("--shots", type=int, default=50, help="training images per class (default 50)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per side, 0 to N-1 (default 3)")
-    p.add_argument("--sides", default=",".join(SIDES), help=f"which sides, comma-separated (default {','.join(SIDES)})")
+    p.add_argument("--sides", default=",".join(SIDES[:3]), help=f"which of {', '.join(SIDES)}, comma-separated (default {','.join(SIDES[:3])}); "
+                   "augkd_ce reuses augkd_ref's stages 1 and 2")
     p.add_argument("--gen-epochs", type=int, default=1, help=f"stage-1 epochs of {STAGE1_ITERS} iterations (default 1)")
     p.add_argument("--anchor-epochs", type=int, default=20, help="stage-2 epochs (default 20)")
     p.add_argument("--mixup-epochs", type=int, default=30, help="stage-3 epochs (default 30)")
@@ -272,6 +274,7 @@ def main(argv=None):
                 else:
                     run_dir = folder / "run"
                     resume = ["--resume"] if (run_dir / "config.json").exists() else []
+                    resume += ["--reuse", str(r / "run")] if side == "augkd_ce" and (r := out / "augkd_ref" / f"s{seed}").exists() else []
                     wall = _run(["augkd", *augkd_args(side, config, teacher, run_dir), *resume], folder / "log.txt")
                     row = augkd_row(run_dir)
                 done.write_text(json.dumps({"side": side, "seed": seed, "wall": wall, **row}))

@@ -166,10 +166,10 @@ def test_reference_check_tabulates_the_sides_and_asks_augkd_for_the_same_run(tmp
     paths = {"pool": pool, "test": tmp_path / "test", "teachers": []}
     config = reference_check.side_config(1, paths, 20, gen_epochs=1, anchor_epochs=20, mixup_epochs=30)
     assert (config.gen_epochs * config.gen_iters, config.batch_size, config.latent_size, config.student_stem) == (200, 64, 100, "standard")
-    for method, switch in (("augkd", False), ("augkd_ref", True)):
+    for method, switch, u in (("augkd", False, None), ("augkd_ref", True, None), ("augkd_ce", True, 1.0)):
         argv = reference_check.augkd_args(method, config, tmp_path / "t.pt", tmp_path / "run")
         args = build_parser().parse_args(argv)
-        assert args.reference is switch and args.teacher_classes == "0,1,2" and args.teacher_norm.startswith("0.4914,")
+        assert args.reference is switch and args.u == u and args.teacher_classes == "0,1,2" and args.teacher_norm.startswith("0.4914,")
         assert (args.student_arch, args.gen_iters, args.shots, args.seed) == ("resnet18", 200, 20, 1)
     reference = reference_check.reference_main_args(paths, tmp_path / "t.pt", tmp_path / "ref", 1, config)
     given = dict(zip(reference[::2], reference[1::2]))
