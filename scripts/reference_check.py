@@ -19,7 +19,8 @@ requirements, pandas and tqdm among them). The steps, each kept when finished, s
    the reference's architectures (torchvision ResNet-18 teacher and student, standard stems, from scratch: no
    ImageNet weights here), latent size, batch size, k and budgets (`--gen-epochs` times 200 stage-1 iterations, as
    the reference's loop has them; `--anchor-epochs`; `--mixup-epochs`) and augkd's learning rates, alpha, a and b
-   given to the reference too.
+   given to the reference too. Asked for with `--sides`, `augkd_ce` is `augkd_ref` with a stage 3 of cross-entropy alone
+   (`u = 1`: what the reference's stage 3 computes), its stages 1 and 2 reused from `augkd_ref`'s run.
 5. **One table** (`OUT/table.md`, rows in `OUT/rows.json`): per side, mean and spread over the seeds of the
    teacher's top-1 on the test split, the student's top-1/3/5, the stage-1 student's top-1 on the test split, the
    wall time and each stage's seconds per iteration or epoch.

@@ -182,3 +182,14 @@ def test_reference_check_tabulates_the_sides_and_asks_augkd_for_the_same_run(tmp
     lines = text.splitlines()
     assert len(lines) == 4 and lines[2].startswith("| reference | 0,1 | 60.0 +- 0.0 | 82.0 +- 2.8 |") and lines[3].startswith("| augkd | 0 |")
     assert lines[2].endswith("| 15.0 +- 7.1 | 5.0 +- 0.0 | 2.0 +- 0.0 | - |"), "wall in minutes; stage 1 per iteration, stage 2 per epoch"
+
+
+def test_reference_check_writes_a_setting_as_the_folders_the_reference_reads(tmp_path):
+    paths = reference_check.write_folders("HP-M", 5, tmp_path / "data")
+    count = lambda root: {c.name: len(list(c.glob("*.png"))) for c in sorted(root.iterdir())}
+    pool, test = count(paths["pool"]), count(paths["test"])
+    assert list(pool) == [str(d) for d in range(10)] and set(pool.values()) == {5 + 2}, "the shots and the validation images"
+    assert sum(test.values()) == 600 and [p.name for p in paths["teachers"]] == ["handwritten", "printed"]
+    assert sum(sum(count(t).values()) for t in paths["teachers"]) == 1797 + 6000, "the teacher domains whole"
+    stamp = (paths["pool"] / "0").stat().st_mtime_ns
+    assert reference_check.write_folders("HP-M", 5, tmp_path / "data") == paths and (paths["pool"] / "0").stat().st_mtime_ns == stamp
