@@ -28,7 +28,7 @@ requirements, pandas and tqdm among them). The steps, each kept when finished, s
 The full run is a benchmark (hours on two CPU cores); `tests/test_benchmark_scripts.py` tests the harness's parts
 (folders, patches, reading the reference's log, the table) on small inputs.
 """
-import argparse, datetime, hashlib, json, math, os, re, shutil, subprocess, sys, time
+import argparse, datetime, hashlib, json, os, re, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
 STAGE1_ITERS = 200  # the reference's stage-1 loop runs `range(200)` iterations per epoch
@@ -58,9 +58,7 @@ def mean_sd(values: list) -> str:
     "`mean +- sd` of `values` (sample spread; the mean alone for one value), or `-` for none."
     values = [v for v in values if v is not None]
     if not values: return "-"
-    m = sum(values) / len(values)
-    if len(values) == 1: return f"{m:.1f}"
-    return f"{m:.1f} +- {math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)):.1f}"
+    return f"{statistics.mean(values):.1f}" + (f" +- {statistics.stdev(values):.1f}" if len(values) > 1 else "")
 
 
 def write_folders(setting: str, shots: int, out) -> dict:
