@@ -11,15 +11,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import Domain
-from .generator import PenultimateFeatures, collapse_statistics, generated_images, prior_kl
+from .generator import collapse_statistics, generated_images
+from .losses import UNCERTAINTIES, PenultimateFeatures, max_logit_range, normalized_energy, prior_kl, uncertainty_score
 from .train import (BestState, Learner, ShowProgress, Validate, autocast, backward_step, batches, parallel,
                          predict_logits, shard, world_size)
 
 # %% auto #0
-__all__ = ['UNCERTAINTIES', 'ANCHOR_SELECTIONS', 'AnchorNet', 'energy', 'max_logit_range', 'normalized_energy',
-           'max_softmax_uncertainty', 'entropy_uncertainty', 'uncertainty_score', 'uncertainty_setup', 'anchor_terms',
-           'anchor_loss', 'anchor_views', 'anchor_step', 'anchor_validation', 'inversion_epochs', 'invert_encoder',
-           'train_anchor', 'mask_statistics', 'stage_diagnostics']
+__all__ = ['ANCHOR_SELECTIONS', 'AnchorNet', 'uncertainty_setup', 'anchor_terms', 'anchor_loss', 'anchor_views', 'anchor_step',
+           'anchor_validation', 'inversion_epochs', 'invert_encoder', 'train_anchor', 'mask_statistics',
+           'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
@@ -53,54 +53,7 @@ class AnchorNet(nn.Module):
         m = self.mask(y)
         return m * self.psi(z * m) + (1 - m) * z, m
 
-# %% ../nbs/05_anchor.ipynb #cell-008
-def energy(logits: torch.Tensor, # (B, C) logits
-           tau: float = 1.0, # temperature
-          ) -> torch.Tensor:
-    "The energy score -tau * logsumexp(logits / tau) per sample, in float32 (lower = more certain)."
-    return -tau * torch.logsumexp(logits.float() / tau, 1)
-
-def max_logit_range(logits: torch.Tensor, # the teacher's logits on a set of samples
-                   ) -> tuple:
-    "The smallest and largest max-logit over a set of samples: the teacher's range `(f_min, f_max)`."
-    top = logits.max(1).values
-    return top.min().item(), top.max().item()
-
-def normalized_energy(logits: torch.Tensor, # (B, C) logits
-                      f_min: float, f_max: float, # the teacher's range of max-logits (`max_logit_range`)
-                      tau: float = 1.0, # temperature
-                     ) -> torch.Tensor:
-    "The energy mapped to [0,1] with the teacher's max-logit range (0 = certain, 1 = uncertain)."
-    log_c = tau * math.log(logits.shape[1])
-    return ((log_c + f_max + energy(logits, tau)) / (f_max - f_min + log_c)).clamp(0, 1)
-
 # %% ../nbs/05_anchor.ipynb #cell-011
-def max_softmax_uncertainty(logits: torch.Tensor, # (B, C) logits
-                           ) -> torch.Tensor:
-    "1 - the largest softmax probability, per sample."
-    return 1 - F.softmax(logits, 1).max(1).values
-
-def entropy_uncertainty(logits: torch.Tensor, # (B, C) logits
-                       ) -> torch.Tensor:
-    "The entropy of the softmax divided by log C, per sample (0 = one-hot, 1 = uniform)."
-    logp = F.log_softmax(logits, 1)
-    return -(logp.exp() * logp).sum(1) / math.log(logits.shape[1])
-
-UNCERTAINTIES = ("normalized_energy", "energy", "max_softmax", "entropy")
-
-def uncertainty_score(logits: torch.Tensor, # (B, C) logits
-                      kind: str = "normalized_energy", # one of `UNCERTAINTIES`
-                      f_min: float = 0.0, f_max: float = 1.0, # with normalized_energy: the max-logit range
-                      tau: float = 1.0, # temperature of the energy scores
-                     ) -> torch.Tensor:
-    "The uncertainty score `kind` (one of `UNCERTAINTIES`) per sample, computed in float32 (also under bf16 autocast)."
-    logits = logits.float()
-    if kind == "normalized_energy": return normalized_energy(logits, f_min, f_max, tau)
-    if kind == "energy": return energy(logits, tau)
-    if kind == "max_softmax": return max_softmax_uncertainty(logits)
-    if kind == "entropy": return entropy_uncertainty(logits)
-    raise ValueError(f"unknown uncertainty {kind!r}; choose one of {', '.join(UNCERTAINTIES)}")
-
 def uncertainty_setup(teacher: nn.Module, # the frozen teacher
                       train: Domain, # the student domain's training split (sets the normalized energy's range)
                       kind: str = "normalized_energy", tau: float = 1.0, # the score and its temperature

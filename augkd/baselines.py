@@ -4,25 +4,31 @@
 
 # %% ../nbs/08_baselines.ipynb #cell-003
 from __future__ import annotations
-import copy, dataclasses, json
+import copy, dataclasses, json, math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .data import atomic_save
-from .generator import BNStatistics, collapse_statistics, generated_images, kl_div, train_generator, warn_collapse
+from .generator import Encoder, Generator, collapse_statistics, generated_images, reparameterize, train_generator, warn_collapse
+from .losses import (BNStatistics, InstanceMeans, PenultimateFeatures, class_balance_entropy, js_divergence, kl_div,
+                          prior_kl)
 from .mixup import mixup_loss
 from .pipeline import AUGKD_REFERENCE, Config, build_models, config_splits, resolve_teacher, run
-from .models import recalibrate_bn
-from .train import Learner, ShowProgress, autocast, backward_step, cross_entropy_loss, evaluate, fit, resolve_device
+from .models import recalibrate_bn, to_device
+from .train import (Learner, ShowProgress, autocast, backward_step, cross_entropy_loss, evaluate, fit, random_shift,
+                         resolve_device)
 
 # %% auto #0
-__all__ = ['METHODS', 'ABOUT', 'CONFIG_CHANGES', 'DATA_FREE_WEIGHTS', 'DATA_FREE_ABOUT', 'AUGKD_VARIANTS', 'AUGKD_ABOUT', 'Cell',
-           'register', 'method_config', 'get_method', 'cell_parts', 'teacher_method', 'train_by_recipe', 'without_kd',
-           'kd_loss', 'plain_kd', 'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'total_variation',
-           'js_divergence', 'deep_inversion']
+__all__ = ['METHODS', 'DATA_FREE_WEIGHTS', 'DATA_FREE_ABOUT', 'AUGKD_VARIANTS', 'AUGKD_ABOUT', 'Cell', 'Method', 'register',
+           'method_config', 'get_method', 'cell_parts', 'teacher_method', 'train_by_recipe', 'without_kd', 'kd_loss',
+           'plain_kd', 'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'data_free_row', 'total_variation',
+           'deep_inversion', 'random_resized_crop', 'projection_head', 'contrastive_loss', 'contrastive_inversion',
+           'pseudo_replay']
 
 # %% ../nbs/08_baselines.ipynb #cell-006
 @dataclass
@@ -34,28 +40,39 @@ class Cell:
     shared: Path | None = None  # shared by the cells of one setting and seed: work several methods repeat, done once
     teacher: dict | None = None  # a teacher file instead of the setting's cached teacher: path, classes, norm
 
-METHODS, ABOUT, CONFIG_CHANGES = {}, {}, {}
+@dataclass(frozen=True)
+class Method:
+    "A registered method: `fn(cell) -> {'acc', 'acc3', 'acc5', ...}` under `name`, one line on what it does, the config it changes."
+    name: str
+    fn: Callable # the function of a `Cell` that was registered
+    about: str # one line on what it does (`augkd bench --list` prints it)
+    changes: dict # config fields the method sets: an AuG-KD variant's switches, AuG-KD's reference values for any other method
+
+    def config(self, config: Config) -> Config:
+        "The config the method runs: `config` with its changes."
+        return dataclasses.replace(config, **self.changes)
+
+    def __call__(self, cell: Cell) -> dict: return self.fn(dataclasses.replace(cell, config=self.config(cell.config)))
+
+METHODS = {}  # name: `Method`, in the order of registration
 
 def register(name: str, # the method's name in the benchmark
              about: str = None, # one line on what it does (default: the function's docstring)
              changes: dict = None): # config fields the method sets (an AuG-KD variant); None: AuG-KD's switches at reference
-    "Register a method `fn(cell) -> {'acc', 'acc3', 'acc5', ...}` under `name`; it runs on `method_config(name, config)`."
+    "Register `fn(cell) -> {'acc', 'acc3', 'acc5', ...}` as the `Method` `name`; raises `ValueError` without a line on what it does."
     def add(fn):
-        line = about or (fn.__doc__ or "").strip().split("\n")[0]
+        line = about or ((fn.func if isinstance(fn, partial) else fn).__doc__ or "").strip().split("\n")[0]
         if not line: raise ValueError(f"method {name!r} needs a line on what it does (about=, or a docstring)")
-        CONFIG_CHANGES[name] = AUGKD_REFERENCE if changes is None else changes
-        METHODS[name] = lambda cell: fn(dataclasses.replace(cell, config=method_config(name, cell.config)))
-        ABOUT[name] = line
+        METHODS[name] = Method(name, fn, line, AUGKD_REFERENCE if changes is None else changes)
         return fn
     return add
 
 def method_config(name: str, config: Config) -> Config:
     "The config the method `name` runs: `config` with the method's changes."
-    get_method(name)
-    return dataclasses.replace(config, **CONFIG_CHANGES[name])
+    return get_method(name).config(config)
 
-def get_method(name: str):
-    "The registered method called `name`, with a clear error for unknown names."
+def get_method(name: str) -> Method:
+    "The registered `Method` called `name`; raises `ValueError` naming the registered ones for an unknown name."
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; registered: {', '.join(METHODS)}")
     return METHODS[name]
@@ -154,37 +171,37 @@ def shared_student(cell: Cell, name: str, student, train, record: dict = None) -
         kept.write_text(json.dumps(record))  # before the student, whose file marks the pair as complete
     atomic_save(student.state_dict(), path)
 
+def data_free_row(cell: Cell, name: str, splits, student, # the method's job, name, splits and fresh student
+                  train, # `train() -> dict`: distills `student` and returns its generator's `collapse_statistics`
+                  plus: bool) -> dict: # the '+' variant: fine-tune the distilled student
+    "A data-free method's row: distill once per setting, seed and config (`shared_student`), warn on a collapse, fine-tune for '+', score."
+    collapse = {}
+    shared_student(cell, name, student, lambda: collapse.update(train()), collapse)
+    if collapse: warn_collapse(name, collapse)
+    if plus: fine_tune(cell, splits, student)
+    return {**evaluate(student, splits.student_test), **collapse}
+
 def _generator_kd(cell: Cell, name: str, weights: dict, plus: bool) -> dict:
     c = cell.config
     splits, teacher, models = cell_parts(cell, ("student", "generator"))
     student, generator = models["student"], models["generator"]
-    collapse = {}
     def train():
         train_generator(teacher, student, generator, None, **{**c.stage_args(train_generator), **weights}, progress=cell.progress)
-        collapse.update(collapse_statistics(teacher, generated_images(generator), splits.student_val.images))
-    shared_student(cell, name, student, train, collapse)
-    if collapse: warn_collapse(name, collapse)
-    if plus: fine_tune(cell, splits, student)
-    return {**evaluate(student, splits.student_test), **collapse}
+        return collapse_statistics(teacher, generated_images(generator), splits.student_val.images)
+    return data_free_row(cell, name, splits, student, train, plus)
 
 DATA_FREE_ABOUT = {"dafl": "data-free: a generator trained by DAFL's one-hot, activation and entropy terms, the student distilled on its images",
                    "zskt": "data-free: a generator that seeks teacher-student disagreement (ZSKT's adversarial term)",
                    "dfq": "data-free: an adversarial generator that also matches the teacher's BatchNorm statistics (DFQ)"}
 for _name, _weights in DATA_FREE_WEIGHTS.items():
-    register(_name, DATA_FREE_ABOUT[_name])(lambda cell, n=_name, w=_weights: _generator_kd(cell, n, w, plus=False))
+    register(_name, DATA_FREE_ABOUT[_name])(partial(_generator_kd, name=_name, weights=_weights, plus=False))
     register(_name + "+", f"{_name}, then fine-tuned with CE on the student domain")(
-        lambda cell, n=_name, w=_weights: _generator_kd(cell, n, w, plus=True))
+        partial(_generator_kd, name=_name, weights=_weights, plus=True))
 
 # %% ../nbs/08_baselines.ipynb #cell-015
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     "Mean absolute difference between neighbouring pixels."
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
-
-def js_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    "Jensen-Shannon divergence between the softmaxes, averaged over the batch."
-    p, q = F.softmax(p_logits, 1), F.softmax(q_logits, 1)
-    m = (0.5 * (p + q)).clamp_min(1e-12).log()
-    return 0.5 * (F.kl_div(m, p, reduction="batchmean") + F.kl_div(m, q, reduction="batchmean"))
 
 # %% ../nbs/08_baselines.ipynb #cell-018
 def deep_inversion(teacher, # the frozen teacher
@@ -238,19 +255,216 @@ def deep_inversion(teacher, # the frozen teacher
 def _deepinv(cell: Cell, plus: bool) -> dict:
     c = cell.config
     splits, teacher, student = cell_parts(cell)
-    collapse = {}
     def train():
         pool = deep_inversion(teacher, student, c.gen_epochs, c.gen_iters, c.batch_size, len(splits.classes), c.image_size,
                               lr_s=c.lr_s, wd_s=c.wd_s, w_bn=c.w_bn, precision=c.precision, progress=cell.progress)
-        collapse.update(collapse_statistics(teacher, pool[-256:], splits.student_val.images))  # the last images synthesized
-    shared_student(cell, "deepinv", student, train, collapse)
-    if collapse: warn_collapse("deepinv", collapse)
-    if plus: fine_tune(cell, splits, student)
-    return {**evaluate(student, splits.student_test), **collapse}
+        return collapse_statistics(teacher, pool[-256:], splits.student_val.images)  # the last images synthesized
+    return data_free_row(cell, "deepinv", splits, student, train, plus)
 
 register("deepinv", "data-free: images optimized from noise to match the teacher's BatchNorm statistics (DeepInversion)")(
-    lambda cell: _deepinv(cell, plus=False))
-register("deepinv+", "deepinv, then fine-tuned with CE on the student domain")(lambda cell: _deepinv(cell, plus=True))
+    partial(_deepinv, plus=False))
+register("deepinv+", "deepinv, then fine-tuned with CE on the student domain")(partial(_deepinv, plus=True))
+
+# %% ../nbs/08_baselines.ipynb #2e9002c7
+def random_resized_crop(images: torch.Tensor, # (B, C, H, W)
+                        scale: tuple = (0.25, 1.0), # the crop's area, a fraction of the image's
+                        ratio: tuple = (3 / 4, 4 / 3), # the crop's aspect ratio (width / height)
+                        generator: torch.Generator = None) -> torch.Tensor: # (B, C, H, W)
+    "Each image's own random crop resized back to (H, W), bilinear; gradients flow to `images` (torchvision's `RandomResizedCrop`, per sample)."
+    n = len(images)
+    area = torch.empty(n).uniform_(*scale, generator=generator)
+    aspect = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator).exp()
+    w, h = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)  # fractions of the width and height
+    cx, cy = ((1 - s) * (2 * torch.rand(n, generator=generator) - 1) for s in (w, h))  # crop centres, in [-1, 1]
+    zero = torch.zeros(n)
+    theta = torch.stack([torch.stack([w, zero, cx], 1), torch.stack([zero, h, cy], 1)], 1).to(images)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", align_corners=False)
+
+# %% ../nbs/08_baselines.ipynb #412794c4
+def projection_head(size: int, # the features' size
+                    dim: int = 128, # the projection's size
+                   ) -> torch.nn.Module:
+    "CMI's projection head: Linear(size, size), ReLU, Linear(size, dim); `contrastive_loss` puts its outputs on the unit sphere."
+    return torch.nn.Sequential(torch.nn.Linear(size, size), torch.nn.ReLU(), torch.nn.Linear(size, dim))
+
+def contrastive_loss(local: torch.Tensor, # (B, F) features of the local views
+                     global_: torch.Tensor, # (B, F) features of the global views of the same images
+                     head: torch.nn.Module, # F to the projection's size
+                     bank: torch.Tensor = None, # (M, 2F) earlier batches' features, local then global, or None
+                     temperature: float = 0.2, # tau_cr
+                    ) -> torch.Tensor:
+    "CMI's InfoNCE term (Fang et al. 2021, Eq. 6), a scalar: the batch's mean, plus the bank's mean when there is a bank."
+    bank_local, bank_global = bank.chunk(2, 1) if bank is not None and len(bank) else (local[:0], global_[:0])
+    queries, keys = F.normalize(head(torch.cat([local, bank_local, global_, bank_global])), dim=1).chunk(2)
+    logits = queries @ keys.detach().T / temperature
+    losses = F.cross_entropy(logits, torch.arange(len(logits), device=logits.device), reduction="none")
+    n = len(local)
+    return losses[:n].mean() + (losses[n:].mean() if len(losses) > n else 0)
+
+# %% ../nbs/08_baselines.ipynb #be469f4f
+def contrastive_inversion(teacher, # the frozen teacher (with BatchNorm2d layers)
+                          student, # the student, distilled on the pool
+                          generator, # G, carried over from round to round
+                          rounds: int, # rounds of synthesis and distillation (the loop's epochs)
+                          iters: int, # generator steps per round
+                          k: int, # student steps per generator step
+                          batch_size: int, # images synthesized per round, and per student step
+                          num_classes: int, # classes the targets are drawn from
+                          lr_g: float = 1e-3, # Adam learning rate of G, z and the head
+                          lr_s: float = 1e-3, wd_s: float = 1e-4, # the student's Adam learning rate and weight decay
+                          w_bn: float = 1.0, w_oh: float = 1.0, w_adv: float = 0.5, w_cr: float = 0.8, # the terms' weights
+                          temperature: float = 0.2, # tau_cr of the contrastive term
+                          negatives: int = 4096, # at most this many of the bank's entries per step
+                          shift: int = 4, # pixels of the global view's (and the student's) random shift
+                          precision: str = "auto", # see `autocast`
+                          progress: bool = False) -> torch.Tensor: # show a bar per round
+    "CMI (Fang et al. 2021) at stage 1's budget: returns the pool of synthesized images, (rounds x batch_size, 3, H, W) in [0, 1]."
+    device = next(teacher.parameters()).device
+    teacher.eval().requires_grad_(False)
+    stats, means = BNStatistics(teacher), InstanceMeans(teacher)
+    head = projection_head(means.size).to(device)
+    opt_s = torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s)
+    pool, bank = [], []
+
+    def synthesize():
+        z = torch.randn(batch_size, generator.latent_size, device=device, requires_grad=True)
+        y = torch.randint(0, num_classes, (batch_size,), device=device)
+        opt = torch.optim.Adam([{"params": [*generator.parameters(), z]}, {"params": head.parameters(), "betas": (0.9, 0.999)}],
+                               lr=lr_g, betas=(0.5, 0.999))
+        best = (math.inf, None, None)
+        student.eval()
+        for _ in range(iters):
+            x = generator(z)
+            with autocast(device, precision):
+                t_logits = teacher(random_shift(x, shift))
+                bn, global_f, s_logits = stats.loss(), means.features(), student(random_shift(x, shift))
+                with stats.paused(): teacher(random_resized_crop(x))
+                local_f = means.features()
+                agree = (s_logits.argmax(1) == t_logits.argmax(1)).float()
+                adv = -(kl_div(t_logits, s_logits, reduction="none") * agree).mean()
+                drawn = torch.cat(bank)[torch.randperm(sum(map(len, bank)))[:negatives]].to(device) if bank else None
+                loss = (w_bn * bn + w_oh * F.cross_entropy(t_logits.float(), y) + w_adv * adv
+                        + w_cr * contrastive_loss(local_f, global_f, head, drawn, temperature))
+            if loss.item() < best[0]: best = (loss.item(), x.detach(), torch.cat([local_f, global_f], 1).detach())
+            backward_step(opt, loss)
+        student.train()
+        pool.append(best[1]); bank.append(best[2].cpu())
+        return loss
+
+    def step(learn, _):
+        loss_g = synthesize()
+        images = torch.cat(pool)
+        for _ in range(iters * k):
+            x = random_shift(images[torch.randint(0, len(images), (batch_size,), device=device)], shift)
+            with autocast(device, precision):
+                with torch.no_grad(): t_logits = teacher(x)
+                loss_s = kl_div(t_logits, student(x))
+            backward_step(opt_s, loss_s)
+        return batch_size, {"loss_g": loss_g, "loss_s": loss_s}
+
+    learn = Learner("cmi", step, lambda epoch: [None], rounds, {"student": student, "generator": generator}, {"student": opt_s},
+                    callbacks=[ShowProgress(("loss_g", "loss_s"), progress)])
+    try: learn.fit()
+    finally: stats.remove(); means.remove()
+    return torch.cat(pool)
+
+# %% ../nbs/08_baselines.ipynb #ee3bd280
+def _cmi(cell: Cell, plus: bool) -> dict:
+    c = cell.config
+    splits, teacher, models = cell_parts(cell, ("student", "generator"))
+    student = models["student"]
+    def train():
+        pool = contrastive_inversion(teacher, student, models["generator"], c.gen_epochs, c.gen_iters, c.k, c.batch_size,
+                                     len(splits.classes), lr_g=c.lr_g, lr_s=c.lr_s, wd_s=c.wd_s, w_bn=c.w_bn,
+                                     precision=c.precision, progress=cell.progress)
+        return collapse_statistics(teacher, pool[-256:], splits.student_val.images)
+    return data_free_row(cell, "cmi", splits, student, train, plus)
+
+register("cmi", "data-free: a generator inverted with a contrastive term that keeps each image unlike the earlier ones (CMI)")(
+    partial(_cmi, plus=False))
+register("cmi+", "cmi, then fine-tuned with CE on the student domain")(partial(_cmi, plus=True))
+
+# %% ../nbs/08_baselines.ipynb #c1c490cc
+def pseudo_replay(teacher, # the frozen teacher (its last linear layer's input feeds the activation term)
+                  student, # the student
+                  generator, # G, the novel generator
+                  memory, # M, the memory generator (the VAE's decoder)
+                  encoder, # E_M, the VAE's encoder: an `Encoder` with one class (it sees no label)
+                  epochs: int, # as stage 1's
+                  iters: int, # generator steps per epoch
+                  k: int, # student steps per generator step
+                  batch_size: int, # novel images per step; replayed ones are an eighth of it
+                  lr_g: float = 1e-3, # Adam learning rate of G (M's and E_M's: lr_g / 40)
+                  lr_s: float = 1e-3, wd_s: float = 1e-4, # the student's Adam learning rate and weight decay
+                  w_oh: float = 1.0, w_ent: float = 5 / math.log(10), w_act: float = 0.1, # G's terms (w_ent in nats)
+                  js_tau: float = 3.0, # temperature of the adversarial JS term
+                  beta: float = 1e-5, # weight of the memory's prior term
+                  precision: str = "auto", # see `autocast`
+                  progress: bool = False) -> list: # show a bar per epoch
+    "PRE-DFKD (Binici et al. 2022) at stage 1's budget: trains the student, G, M and E_M in place; returns the history."
+    device = next(teacher.parameters()).device
+    teacher.eval().requires_grad_(False)
+    features, d, replayed = PenultimateFeatures(teacher), generator.latent_size, max(1, batch_size // 8)
+    optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=lr_g),
+                  "student": torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s),
+                  "memory": torch.optim.Adam([*memory.parameters(), *encoder.parameters()], lr=lr_g / 40)}
+    schedulers = {"student": torch.optim.lr_scheduler.CosineAnnealingLR(optimizers["student"], T_max=epochs)}
+
+    def replay():
+        memory.eval()
+        try:
+            with torch.no_grad(), autocast(device, precision): return memory(torch.randn(replayed, d, device=device)).float()
+        finally: memory.train()
+
+    def step(learn, _):
+        with autocast(device, precision):
+            x = generator(torch.randn(batch_size, d, device=device))
+            t_logits = teacher(x)
+            terms = {"oh": F.cross_entropy(t_logits.float(), t_logits.argmax(1)), "ent": -class_balance_entropy(t_logits),
+                     "act": -features.value.float().abs().mean(),
+                     "adv": -js_divergence(student(x).float() / js_tau, t_logits.float() / js_tau)}
+            loss_g = w_oh * terms["oh"] + w_ent * terms["ent"] + w_act * terms["act"] + terms["adv"]
+        backward_step(optimizers["generator"], loss_g)
+        for _ in range(k):
+            with torch.no_grad(), autocast(device, precision):
+                novel = generator(torch.randn(batch_size, d, device=device)).float()
+                x = torch.cat([novel, replay()]); t_logits = teacher(x)
+            with autocast(device, precision): loss_s = F.l1_loss(student(x).float(), t_logits.float())
+            backward_step(optimizers["student"], loss_s)
+        target = torch.cat([novel[:batch_size // 2], replay()])
+        with autocast(device, precision):
+            mu, logvar = encoder(target, torch.zeros(len(target), dtype=torch.long, device=device))
+            rebuilt = memory(reparameterize(mu, logvar))
+            with torch.no_grad(): t_target = teacher(target)
+            loss_m = (F.l1_loss(rebuilt.float(), target) + F.l1_loss(teacher(rebuilt).float(), t_target.float())
+                      + beta * prior_kl(mu.float(), logvar.float()))
+        backward_step(optimizers["memory"], loss_m)
+        return batch_size, {**terms, "loss_g": loss_g, "loss_s": loss_s, "loss_m": loss_m}
+
+    modules = {"generator": generator, "student": student, "memory": memory, "encoder": encoder}
+    learn = Learner("pre_dfkd", step, lambda epoch: range(iters), epochs, modules, optimizers, schedulers,
+                    [ShowProgress(("loss_g", "loss_s", "loss_m"), progress)])
+    try: return learn.fit()
+    finally: features.remove()
+
+# %% ../nbs/08_baselines.ipynb #a3df89d2
+def _pre_dfkd(cell: Cell, plus: bool) -> dict:
+    c = cell.config
+    splits, teacher, models = cell_parts(cell, ("student", "generator"))
+    student, generator = models["student"], models["generator"]
+    device = next(student.parameters()).device
+    memory = to_device(Generator(c.latent_size, c.image_size, c.gen_width), device)
+    encoder = to_device(Encoder(c.latent_size, 1, c.image_size, c.enc_width, c.enc_channels), device)
+    def train():
+        pseudo_replay(teacher, student, generator, memory, encoder, c.gen_epochs, c.gen_iters, c.k, c.batch_size, lr_g=c.lr_g,
+                      lr_s=c.lr_s, wd_s=c.wd_s, precision=c.precision, progress=cell.progress)
+        return collapse_statistics(teacher, generated_images(generator), splits.student_val.images)
+    return data_free_row(cell, "pre_dfkd", splits, student, train, plus)
+
+register("pre_dfkd", "data-free: an adversarial generator whose past images a VAE replays to the student against forgetting (PRE-DFKD)")(
+    partial(_pre_dfkd, plus=False))
+register("pre_dfkd+", "pre_dfkd, then fine-tuned with CE on the student domain")(partial(_pre_dfkd, plus=True))
 
 # %% ../nbs/08_baselines.ipynb #cell-022
 AUGKD_VARIANTS = {"augkd": {}, "augkd_ref": AUGKD_REFERENCE, "augkd_no_anchor": dict(use_anchor=False),

@@ -228,9 +228,9 @@ def _report(args) -> int:
     return 0
 
 def _bench(args) -> int:
-    from augkd.baselines import ABOUT, METHODS
+    from augkd.baselines import METHODS
     if args.list:
-        print("\n".join(f"{name:<16} {ABOUT[name]}" for name in METHODS))
+        print("\n".join(f"{name:<16} {m.about}" for name, m in METHODS.items()))
         return 0
     from augkd.bench import bench
     _check_teacher_arch(args)

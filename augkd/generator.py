@@ -5,18 +5,16 @@
 # %% ../nbs/04_generator.ipynb #cell-002
 from __future__ import annotations
 import math, warnings
-from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import bn_layers
-from .train import Learner, ShowProgress, autocast, backward_step, mean_over_processes, parallel, shard
+from .losses import BNStatistics, PenultimateFeatures, class_balance_entropy, kl_div, prior_kl
+from .train import Learner, ShowProgress, autocast, backward_step, parallel, shard
 
 # %% auto #0
-__all__ = ['COLLAPSE_SHARE', 'Generator', 'Encoder', 'reparameterize', 'BNStatistics', 'kl_div', 'class_balance_entropy',
-           'generator_losses', 'PenultimateFeatures', 'prior_kl', 'encoder_loss', 'generated_images',
+__all__ = ['COLLAPSE_SHARE', 'Generator', 'Encoder', 'reparameterize', 'generator_losses', 'encoder_loss', 'generated_images',
            'collapse_statistics', 'warn_collapse', 'generator_step', 'train_generator']
 
 # %% ../nbs/04_generator.ipynb #cell-005
@@ -76,56 +74,7 @@ def reparameterize(mu: torch.Tensor, # the mean of the latent's distribution
     "A sample of N(mu, exp(logvar)) that gradients flow through."
     return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
 
-# %% ../nbs/04_generator.ipynb #cell-011
-class BNStatistics:
-    "Forward hooks on a model's BatchNorm2d layers that record the batch statistics of their inputs."
-    def __init__(self, model: nn.Module): # the teacher, whose BatchNorm2d layers get a hook each
-        self.layers = bn_layers(model)
-        if not self.layers:
-            raise ValueError("the teacher has no BatchNorm2d layers: stage 1 needs their running statistics")
-        self.means, self.vars, self.recording = [None] * len(self.layers), [None] * len(self.layers), True
-        self.handles = [layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(self.layers)]
-
-    def _hook(self, i):
-        def record(module, inputs, output):
-            if not self.recording: return
-            x = inputs[0].float()
-            mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)
-            self.means[i] = mean_over_processes(mean)  # with several processes: the statistics of all their batches
-            self.vars[i] = mean_over_processes(var + (mean - self.means[i]).pow(2))
-        return record
-
-    def loss(self) -> torch.Tensor:
-        "The BN-statistics loss of the last forward pass (over all processes' batches together)."
-        mean_gap = torch.cat([m - l.running_mean for m, l in zip(self.means, self.layers)])
-        var_gap = torch.cat([v - l.running_var for v, l in zip(self.vars, self.layers)])
-        return mean_gap.norm() + var_gap.norm()
-
-    @contextmanager
-    def paused(self):
-        "Record nothing inside the block: teacher passes whose statistics no loss uses cost no extra work."
-        self.recording = False
-        try: yield
-        finally: self.recording = True
-
-    def remove(self):
-        for h in self.handles: h.remove()
-
 # %% ../nbs/04_generator.ipynb #cell-015
-def kl_div(teacher_logits: torch.Tensor, # the target distribution's logits
-           student_logits: torch.Tensor, # the logits that should match them
-           tau: float = 1.0, # temperature of both softmaxes
-          ) -> torch.Tensor:
-    "KL(softmax(t/tau) || softmax(s/tau)), averaged over the batch, in float32 (also under bf16 autocast)."
-    return F.kl_div(F.log_softmax(student_logits.float() / tau, 1), F.log_softmax(teacher_logits.float() / tau, 1),
-                    reduction="batchmean", log_target=True)
-
-def class_balance_entropy(logits: torch.Tensor, # (B, C) logits of a batch
-                         ) -> torch.Tensor:
-    "Entropy (nats) of the batch's mean predicted class distribution, in float32; high when classes are balanced."
-    mean_p = F.softmax(logits.float(), 1).mean(0)
-    return -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
-
 def generator_losses(t_logits, # the teacher's logits on the generated batch
                      s_logits, # the student's logits on it
                      bn_loss, # `BNStatistics.loss()` of the teacher's forward pass
@@ -137,23 +86,7 @@ def generator_losses(t_logits, # the teacher's logits on the generated batch
     if features is not None: terms["act"] = -features.abs().mean()
     return terms
 
-class PenultimateFeatures:
-    "A hook that records the input of a model's last linear layer (the features its classifier sees)."
-    def __init__(self, model: nn.Module): # the model whose last linear layer's input is recorded
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        if not linears: raise ValueError("the model has no linear layer to read features from")
-        self.value = None
-        self.handle = linears[-1].register_forward_pre_hook(self._record)
-
-    def _record(self, module, inputs): self.value = inputs[0]
-
-    def remove(self): self.handle.remove()
-
 # %% ../nbs/04_generator.ipynb #cell-018
-def prior_kl(mu, logvar): # the mean and log-variance of q(z|x,y), (B, d)
-    "KL(q(z|x,y) || N(0, I)), summed over latent dimensions, averaged over the batch."
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
-
 def encoder_loss(mu, logvar, # the encoder's mean and log-variance for a batch of generated images
                  z, # the latents the images were generated from
                  beta: float = 2.5e-4, # weight of the prior term

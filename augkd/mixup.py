@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import Domain
-from .generator import kl_div
+from .losses import kl_div
 from .train import BestState, Callback, autocast, parallel, recipe_learner
 
 # %% auto #0
@@ -75,8 +75,7 @@ def handover_loss(s_raw: torch.Tensor, # the student's logits on the raw samples
     batch at one loss's scale, as L_3's mean over the concatenated batch does (the method page, "A stage 3 that hands over
     from teacher to data")."""
     s_raw, s_mixed = s_raw.float(), s_mixed.float()  # float32 also under bf16 autocast: bf16 breaks a KL
-    kd = torch.zeros(len(y), device=y.device) if t_target is None else tau ** 2 * F.kl_div(
-        F.log_softmax(s_mixed / tau, 1), F.log_softmax(t_target.float() / tau, 1), reduction="none", log_target=True).sum(1)
+    kd = torch.zeros(len(y), device=y.device) if t_target is None else tau ** 2 * kl_div(t_target, s_mixed, tau, "none")
     if trusted is not None: kd = kd * trusted
     return (F.cross_entropy(s_raw, y) + (1 - s) * kd.mean() + s * F.cross_entropy(s_mixed, y)) / 2
 

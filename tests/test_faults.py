@@ -8,9 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from augkd.anchor import UNCERTAINTIES, uncertainty_score
+from augkd.losses import UNCERTAINTIES, class_balance_entropy, kl_div, uncertainty_score
 from augkd.data import Domain, image_folder_domain
-from augkd.generator import class_balance_entropy, kl_div
 from augkd.inits import read_weights
 from augkd.mixup import handover_loss
 from augkd.models import Normalized, create_model, recalibrate_bn

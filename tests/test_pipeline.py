@@ -117,4 +117,4 @@ def test_bench_has_a_column_per_setting_and_shot_count_with_paired_intervals(cli
 def test_bench_list_prints_registered_methods(cli):
     done = cli("bench", "--list")
     assert done.returncode == 0
-    assert {"teacher", "wo_kd", "kd", "augkd", "augkd_no_anchor", "augkd_no_mixup"} <= set(done.stdout.split())
+    assert {"teacher", "wo_kd", "kd", "augkd", "augkd_no_anchor", "augkd_no_mixup", "cmi", "cmi+", "pre_dfkd", "pre_dfkd+"} <= set(done.stdout.split())

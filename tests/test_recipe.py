@@ -5,7 +5,7 @@ from augkd.baselines import METHODS, Cell, cell_parts, get_method
 from augkd.pipeline import make_config
 from augkd.train import Learner, StudentRecipe
 
-DATA_FREE_ONLY = {"teacher", "dafl", "zskt", "dfq", "deepinv"}  # they train nothing on the student domain
+DATA_FREE_ONLY = {"teacher", "dafl", "zskt", "dfq", "deepinv", "cmi", "pre_dfkd"}  # they train nothing on the student domain
 
 
 def test_changing_the_recipe_changes_every_methods_student_training_alike(monkeypatch, tmp_path):

@@ -55,7 +55,7 @@ def test_bn_statistics_are_reduced_over_processes(tmp_path):
     script = tmp_path / "bn.py"
     script.write_text("""
 import torch
-from augkd.generator import BNStatistics
+from augkd.losses import BNStatistics
 from augkd.models import create_model
 from augkd.train import init_distributed, rank, shard, world_size
 init_distributed("cpu")

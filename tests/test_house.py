@@ -1,0 +1,22 @@
+"""Conventions a reader of the library relies on: every module opens with a whole sentence that says what it holds."""
+import importlib
+import pkgutil
+
+import pytest
+
+import augkd
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(augkd.__path__) if not m.name.startswith("_"))
+
+
+def test_every_notebook_module_is_listed():
+    assert {"losses", "generator", "anchor", "mixup", "pipeline", "baselines"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_docstring_is_one_whole_sentence(name):
+    doc = (importlib.import_module(f"augkd.{name}").__doc__ or "").strip()
+    assert doc, f"augkd.{name} has no docstring (its notebook's summary line)"
+    assert doc[0].isupper() or doc[0] == "`", f"augkd.{name}'s docstring does not start a sentence: {doc[:60]!r}"
+    assert doc.endswith("."), f"augkd.{name}'s docstring stops mid-sentence: ...{doc[-60:]!r}"
+    assert "\n" not in doc, f"augkd.{name}'s docstring wraps: nbdev takes a notebook summary's first line only"
