@@ -77,6 +77,7 @@ def anchor_terms(t_logits: torch.Tensor, # the teacher's logits on the anchor im
     if z is not None: terms["prox"] = (z_a - z).pow(2).mean()
     return terms
 
+# %% ../nbs/05_anchor.ipynb #9f52fb22
 def anchor_loss(terms: dict, # the terms of `anchor_terms`
                 w_mask: float = 1.0, w_ce: float = 0.1, # the weights of the mask and class terms
                 w_prox: float = 0.0, # the weight of the proximity term (0: the method page's L_A)
@@ -148,11 +149,13 @@ def _penultimate(teacher, features: PenultimateFeatures, images) -> torch.Tensor
     teacher(images)
     return features.value.flatten(1).float()
 
+# %% ../nbs/05_anchor.ipynb #61d86352
 def inversion_epochs(steps: int, # the inversion's budget in optimizer steps (0: none)
                      steps_per_epoch: int) -> int: # optimizer steps in one epoch over the training split
     "Epochs that give at least `steps` optimizer steps (0 for no steps)."
     return math.ceil(steps / max(1, steps_per_epoch)) if steps > 0 else 0
 
+# %% ../nbs/05_anchor.ipynb #97fd537a
 def invert_encoder(teacher, generator, # frozen T and G
                    encoder: nn.Module, # E, trained here
                    train: Domain, # the student domain's training split
@@ -250,9 +253,11 @@ def _pairwise_mean(features: torch.Tensor) -> float:
     n = len(features)
     return torch.cdist(features, features).sum().item() / (n * (n - 1)) if n > 1 else 0.0
 
+# %% ../nbs/05_anchor.ipynb #a18d932c
 def _class_spread(features: torch.Tensor, labels: torch.Tensor) -> float:
     return sum(_pairwise_mean(features[labels == c]) for c in labels.unique().tolist()) / len(labels.unique())
 
+# %% ../nbs/05_anchor.ipynb #c4e3f949
 @torch.no_grad()
 def stage_diagnostics(teacher, generator, encoder, # the frozen (or training) T, G and E
                       anchor, # the AnchorNet, or None (before stage 2, or z_a = z)

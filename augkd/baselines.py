@@ -40,6 +40,7 @@ class Cell:
     shared: Path | None = None  # shared by the cells of one setting and seed: work several methods repeat, done once
     teacher: dict | None = None  # a teacher file instead of the setting's cached teacher: path, classes, norm
 
+# %% ../nbs/08_baselines.ipynb #d42beaf3
 @dataclass(frozen=True)
 class Method:
     "A registered method: `fn(cell) -> {'acc', 'acc3', 'acc5', ...}` under `name`, one line on what it does, the config it changes."
@@ -54,6 +55,7 @@ class Method:
 
     def __call__(self, cell: Cell) -> dict: return self.fn(dataclasses.replace(cell, config=self.config(cell.config)))
 
+# %% ../nbs/08_baselines.ipynb #c14bb3bb
 METHODS = {}  # name: `Method`, in the order of registration
 
 def register(name: str, # the method's name in the benchmark
@@ -67,10 +69,12 @@ def register(name: str, # the method's name in the benchmark
         return fn
     return add
 
+# %% ../nbs/08_baselines.ipynb #978da069
 def method_config(name: str, config: Config) -> Config:
     "The config the method `name` runs: `config` with the method's changes."
     return get_method(name).config(config)
 
+# %% ../nbs/08_baselines.ipynb #c3f6a826
 def get_method(name: str) -> Method:
     "The registered `Method` called `name`; raises `ValueError` naming the registered ones for an unknown name."
     if name not in METHODS:
@@ -96,6 +100,7 @@ def teacher_method(cell: Cell) -> dict:
     splits, teacher, _ = cell_parts(cell)
     return evaluate(teacher, splits.student_test)
 
+# %% ../nbs/08_baselines.ipynb #6022b21b
 def train_by_recipe(cell: Cell, splits, model, loss_fn=cross_entropy_loss, desc: str = "student") -> dict:
     "Train `model` on the cell's student-domain split by the student recipe with `loss_fn`; its test top-1/3/5."
     c = cell.config
@@ -103,12 +108,14 @@ def train_by_recipe(cell: Cell, splits, model, loss_fn=cross_entropy_loss, desc:
         batch_size=c.batch_size, seed=c.seed, progress=cell.progress, desc=desc, loss_fn=loss_fn, precision=c.precision)
     return evaluate(model, splits.student_test)
 
+# %% ../nbs/08_baselines.ipynb #2988f53d
 @register("wo_kd")
 def without_kd(cell: Cell) -> dict:
     "The student trained with CE on the student domain alone."
     splits, _, student = cell_parts(cell)
     return train_by_recipe(cell, splits, student)
 
+# %% ../nbs/08_baselines.ipynb #b90b0ade
 def kd_loss(teacher, u: float, tau: float):
     "A `fit` loss: u * CE + (1 - u) * tau^2 * KL(T || S) on the batch."
     def loss(model, x, y):
@@ -116,6 +123,7 @@ def kd_loss(teacher, u: float, tau: float):
         return mixup_loss(model(x), t_logits, y, u, tau)
     return loss
 
+# %% ../nbs/08_baselines.ipynb #a023cc0a
 def _distill(cell: Cell, adapt=None) -> dict:
     "KD to a fresh student from the teacher, or from `adapt(cell, teacher, splits)` (whose test scores join the row)."
     c = cell.config
@@ -126,16 +134,19 @@ def _distill(cell: Cell, adapt=None) -> dict:
         extra = {"teacher_acc": evaluate(teacher, splits.student_test)["acc"]}
     return {**train_by_recipe(cell, splits, student, kd_loss(teacher, c.u, c.tau)), **extra}
 
+# %% ../nbs/08_baselines.ipynb #c5dccb54
 @register("kd")
 def plain_kd(cell: Cell) -> dict:
     "The student trained on the student domain with CE plus KL to the teacher."
     return _distill(cell)
 
+# %% ../nbs/08_baselines.ipynb #8ed1e41e
 @register("kd_adabn")
 def kd_adabn(cell: Cell) -> dict:
     "KD from the teacher with its BatchNorm statistics re-estimated on the student-domain training images (AdaBN)."
     return _distill(cell, lambda cell, teacher, splits: recalibrate_bn(teacher, splits.student_train.images))
 
+# %% ../nbs/08_baselines.ipynb #cedaaa34
 @register("kd_ft")
 def kd_fine_tuned(cell: Cell) -> dict:
     "KD from the teacher fine-tuned with CE on the student-domain training split (the student recipe)."
@@ -155,6 +166,7 @@ def fine_tune(cell: Cell, splits, student) -> None:
     "Fine-tune a student with CE on the student domain by the student recipe (the '+' variants)."
     train_by_recipe(cell, splits, student, desc="fine-tune")
 
+# %% ../nbs/08_baselines.ipynb #95c560ea
 def shared_student(cell: Cell, name: str, student, train, record: dict = None) -> None:
     """Train `student` with `train()`, or load what an earlier cell of the same setting, seed and config left
     in `cell.shared` under `name`; a method and its `+` variant so distill once. `record`, a dict `train()` fills
@@ -171,6 +183,7 @@ def shared_student(cell: Cell, name: str, student, train, record: dict = None) -
         kept.write_text(json.dumps(record))  # before the student, whose file marks the pair as complete
     atomic_save(student.state_dict(), path)
 
+# %% ../nbs/08_baselines.ipynb #d726f0a8
 def data_free_row(cell: Cell, name: str, splits, student, # the method's job, name, splits and fresh student
                   train, # `train() -> dict`: distills `student` and returns its generator's `collapse_statistics`
                   plus: bool) -> dict: # the '+' variant: fine-tune the distilled student
@@ -181,6 +194,7 @@ def data_free_row(cell: Cell, name: str, splits, student, # the method's job, na
     if plus: fine_tune(cell, splits, student)
     return {**evaluate(student, splits.student_test), **collapse}
 
+# %% ../nbs/08_baselines.ipynb #3576fb5d
 def _generator_kd(cell: Cell, name: str, weights: dict, plus: bool) -> dict:
     c = cell.config
     splits, teacher, models = cell_parts(cell, ("student", "generator"))
@@ -190,6 +204,7 @@ def _generator_kd(cell: Cell, name: str, weights: dict, plus: bool) -> dict:
         return collapse_statistics(teacher, generated_images(generator), splits.student_val.images)
     return data_free_row(cell, name, splits, student, train, plus)
 
+# %% ../nbs/08_baselines.ipynb #934b6697
 DATA_FREE_ABOUT = {"dafl": "data-free: a generator trained by DAFL's one-hot, activation and entropy terms, the student distilled on its images",
                    "zskt": "data-free: a generator that seeks teacher-student disagreement (ZSKT's adversarial term)",
                    "dfq": "data-free: an adversarial generator that also matches the teacher's BatchNorm statistics (DFQ)"}
@@ -261,6 +276,7 @@ def _deepinv(cell: Cell, plus: bool) -> dict:
         return collapse_statistics(teacher, pool[-256:], splits.student_val.images)  # the last images synthesized
     return data_free_row(cell, "deepinv", splits, student, train, plus)
 
+# %% ../nbs/08_baselines.ipynb #2936d210
 register("deepinv", "data-free: images optimized from noise to match the teacher's BatchNorm statistics (DeepInversion)")(
     partial(_deepinv, plus=False))
 register("deepinv+", "deepinv, then fine-tuned with CE on the student domain")(partial(_deepinv, plus=True))
@@ -288,6 +304,7 @@ def projection_head(size: int, # the features' size
     "CMI's projection head: Linear(size, size), ReLU, Linear(size, dim); `contrastive_loss` puts its outputs on the unit sphere."
     return torch.nn.Sequential(torch.nn.Linear(size, size), torch.nn.ReLU(), torch.nn.Linear(size, dim))
 
+# %% ../nbs/08_baselines.ipynb #38803b55
 def contrastive_loss(local: torch.Tensor, # (B, F) features of the local views
                      global_: torch.Tensor, # (B, F) features of the global views of the same images
                      head: torch.nn.Module, # F to the projection's size
@@ -381,6 +398,7 @@ def _cmi(cell: Cell, plus: bool) -> dict:
         return collapse_statistics(teacher, pool[-256:], splits.student_val.images)
     return data_free_row(cell, "cmi", splits, student, train, plus)
 
+# %% ../nbs/08_baselines.ipynb #a673c39e
 register("cmi", "data-free: a generator inverted with a contrastive term that keeps each image unlike the earlier ones (CMI)")(
     partial(_cmi, plus=False))
 register("cmi+", "cmi, then fine-tuned with CE on the student domain")(partial(_cmi, plus=True))
@@ -462,6 +480,7 @@ def _pre_dfkd(cell: Cell, plus: bool) -> dict:
         return collapse_statistics(teacher, generated_images(generator), splits.student_val.images)
     return data_free_row(cell, "pre_dfkd", splits, student, train, plus)
 
+# %% ../nbs/08_baselines.ipynb #745082b3
 register("pre_dfkd", "data-free: an adversarial generator whose past images a VAE replays to the student against forgetting (PRE-DFKD)")(
     partial(_pre_dfkd, plus=False))
 register("pre_dfkd+", "pre_dfkd, then fine-tuned with CE on the student domain")(partial(_pre_dfkd, plus=True))
@@ -479,6 +498,7 @@ def _augkd(cell: Cell) -> dict:
     return run(cell.config, out, resume=True, reuse=reuse, progress=cell.progress, teacher=given.get("path"),
                teacher_classes=given.get("classes"), teacher_norm=given.get("norm"), teacher_key=given.get("key"))["student"]
 
+# %% ../nbs/08_baselines.ipynb #648909c7
 AUGKD_ABOUT = {"augkd": "AuG-KD with its measured defaults: encoder inversion, anchors the teacher is right on, hand-over",
                "augkd_ref": "AuG-KD as the method page states it (the reference code's switches)",
                "augkd_no_anchor": "augkd without stage 2: mixes toward G(E(x, y)) itself (z_a = z)",

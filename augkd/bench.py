@@ -34,14 +34,17 @@ def cell_key(config, # the cell's config (its hash leaves out only the device)
     keyed = [config.hash(), fingerprint] + ([inits] if inits != ["scratch", "scratch"] else [])  # scratch keeps earlier keys
     return hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:12]
 
+# %% ../nbs/09_bench.ipynb #89a817e9
 def _group(config, teacher: dict = None) -> str:
     return f"{config.setting}-{config.shots}shot-s{config.seed}-{cell_key(config, teacher)}"
 
+# %% ../nbs/09_bench.ipynb #499fc7da
 def _cell_folders(out, method: str, config, teacher: dict = None) -> tuple:
     "The cell's folder, keyed by the config its method runs, and the folder it shares with every method of its group."
     shared = dataclasses.replace(config, **AUGKD_REFERENCE)  # what every method of the setting, seed and budget has in common
     return Path(out) / "cells" / method / _group(method_config(method, config), teacher), Path(out) / "shared" / _group(shared, teacher)
 
+# %% ../nbs/09_bench.ipynb #2cc43202
 def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, teacher: dict = None,
              **overrides) -> dict:
     "Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, config, teacher."
@@ -67,16 +70,19 @@ def column_name(setting: str, shots: int) -> str:
     "How tables call a setting at a shot count."
     return f"{setting} {shots}-shot" if shots else f"{setting} all"
 
+# %% ../nbs/09_bench.ipynb #1fe88a1d
 def summarize(rows: list) -> dict:
     "`{method: {column: {seed: top-1}}}`, in the order the rows came."
     table = {}
     for r in rows: table.setdefault(r["method"], {}).setdefault(column_name(r["setting"], r["shots"]), {})[r["seed"]] = r["acc"]
     return table
 
+# %% ../nbs/09_bench.ipynb #a106971f
 def _mean_std(values) -> tuple:
     values = list(values)
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
+# %% ../nbs/09_bench.ipynb #7483d289
 def paired_difference(a: dict, b: dict, # top-1 by seed of two methods in one column
                       confidence: float = 0.95) -> dict:
     "Mean of the per-seed differences a - b over their common seeds, its t interval and whether it excludes zero."
@@ -88,6 +94,7 @@ def paired_difference(a: dict, b: dict, # top-1 by seed of two methods in one co
     low, high = mean - half, mean + half
     return {"diff": mean, "low": low, "high": high, "n": len(d), "ahead": low > 0, "behind": high < 0}
 
+# %% ../nbs/09_bench.ipynb #a522151c
 def column_statistics(rows: list, baseline: str = "wo_kd") -> dict:
     "`{column: {method: {mean, std, n, vs_baseline, vs_best_other}}}`: the figures of `bench.md` and `bench.json`."
     table = summarize(rows)
@@ -106,12 +113,14 @@ def column_statistics(rows: list, baseline: str = "wo_kd") -> dict:
                            "vs_best_other": {"method": best, **paired_difference(v, here[best])} if best else None}
     return out
 
+# %% ../nbs/09_bench.ipynb #df680f88
 def _difference(d: dict) -> str:
     if d is None: return "-"
     if d["n"] < 2 or math.isnan(d["low"]): return f"{100 * d['diff']:+.1f}"
     mark = " ▲" if d["ahead"] else " ▼" if d["behind"] else ""
     return f"{100 * d['diff']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]{mark}"
 
+# %% ../nbs/09_bench.ipynb #eb63cd7f
 def bench_markdown(rows: list, baseline: str = "wo_kd") -> str:
     "The benchmark in Markdown: mean +- std top-1 (%), best per column in bold, then the paired differences."
     figures = column_statistics(rows, baseline)
@@ -137,6 +146,7 @@ def bench_markdown(rows: list, baseline: str = "wo_kd") -> str:
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/09_bench.ipynb #b979b767
 def bench_figure(rows: list) -> go.Figure:
     "Grouped bars: mean top-1 per column and method, with the std over seeds as error bars."
     figures = column_statistics(rows)
@@ -163,6 +173,7 @@ def grid_columns(settings: list = None, # settings, or None for every setting of
     if settings is None and shots is None and tuple(all_settings) == tuple(SETTINGS): return list(HEADLINE.items())
     return [(s, k) for s in (settings or all_settings) for k in (shots or [HEADLINE.get(s, preset_shots)])]
 
+# %% ../nbs/09_bench.ipynb #abf81dd6
 def run_group(setting: str, shots: int, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict,
               overrides: dict) -> list:
     "The cells of one setting, shot count and seed, in `methods` order; their rows."
@@ -173,6 +184,7 @@ def run_group(setting: str, shots: int, seed: int, methods: list, preset: str, o
         if progress: print(f"{method} {column_name(setting, shots)} seed {seed}: top-1 {row['acc']:.4f} ({row['seconds']:.0f}s)", flush=True)
     return rows
 
+# %% ../nbs/09_bench.ipynb #505edccb
 def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset: str = "default", out="bench",
           progress: bool = True, jobs: int = 1, teacher: dict = None, table_only: bool = False, **overrides) -> list:
     """Run the grid of methods x columns (setting, shots) x seeds into `out`, `jobs` groups at a time; returns every
@@ -209,6 +221,7 @@ def finished_cells(out, methods, columns, seeds, preset: str = "default", teache
              for seed in seeds for s, k in columns for m in methods]
     return [json.loads(p.read_text()) for p in paths if p.exists()]
 
+# %% ../nbs/09_bench.ipynb #f93fec71
 def _write_tables(out: Path, rows: list) -> list:
     if not rows: raise ValueError(f"{out} has no finished cells of this grid yet")
     (out / "bench.json").write_text(json.dumps({"cells": rows, "columns": column_statistics(rows)}, indent=2))
@@ -223,6 +236,7 @@ REGIME_PAIRS = (("augkd", "dafl+"), ("augkd", "dfq+"), ("augkd", "kd_ft"), ("aug
 def _columns(by_regime: dict) -> list:
     return list(dict.fromkeys(column_name(r["setting"], r["shots"]) for rows in by_regime.values() for r in rows))
 
+# %% ../nbs/09_bench.ipynb #c99931a8
 def regimes_markdown(by_regime: dict, # `{regime: rows}`, each the rows of one grid (`bench`'s)
                      pairs = REGIME_PAIRS, # (method, other) pairs compared within each regime
                      methods = None, # the methods of the first two tables, in this order (default: all, as they came)

@@ -23,12 +23,14 @@ def parse_bool(text: str) -> bool:
     if text.lower() not in words: raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
     return words[text.lower()]
 
+# %% ../nbs/12_cli.ipynb #49b6fcea
 def preset_values(name: str) -> str:
     "A config field's value under the `default` preset, then under each other preset where it differs."
     values = {preset: getattr(Config(**overrides), name) for preset, overrides in PRESETS.items()}
     others = [f"{preset}: {value!r}" for preset, value in values.items() if preset != "default" and value != values["default"]]
     return f"default {values['default']!r}" + (f" ({'; '.join(others)})" if others else "")
 
+# %% ../nbs/12_cli.ipynb #b94e6212
 FIELD_DOCS = docments(Config)  # each field's meaning: the Config's own comment, written once
 
 def config_sections() -> dict:
@@ -40,11 +42,13 @@ def config_sections() -> dict:
             sections.setdefault(current, []).append(field.group(1))
     return sections
 
+# %% ../nbs/12_cli.ipynb #51c1aeb5
 def field_help(name: str) -> str:
     "An option's help: what the field means, its choices where it has a few, then its value under each preset."
     choices = f"; one of {', '.join(FIELD_CHOICES[name])}" if name in FIELD_CHOICES else ""
     return f"{FIELD_DOCS.get(name) or name.replace('_', ' ')}{choices}; {preset_values(name)}".replace("%", "%%")
 
+# %% ../nbs/12_cli.ipynb #25639b94
 def _add_config_options(parser: argparse.ArgumentParser, leave_out=()) -> None:
     "One `--field-name` option per config field, grouped as the Config groups them; unset options keep the preset's value."
     for section, names in config_sections().items():
@@ -59,6 +63,7 @@ def _add_config_options(parser: argparse.ArgumentParser, leave_out=()) -> None:
             group.add_argument("--" + name.replace("_", "-"), dest=name, type=parse_bool if kind is bool else kind,
                                default=None, metavar=kind.__name__.upper(), help=field_help(name))
 
+# %% ../nbs/12_cli.ipynb #9f95c76a
 def _add_teacher_file_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher-classes", default=None, metavar="A,B,C",
                         help="with a plain state dict --teacher: its class names, in the order of its outputs")
@@ -86,6 +91,7 @@ def _add_train_teacher_command(commands) -> None:
     teacher.add_argument("--classes", default=None, metavar="A,B,C", help="with folders: the classes to use, in order")
     teacher.set_defaults(handler=_train_teacher)
 
+# %% ../nbs/12_cli.ipynb #25acbec5
 def _add_run_command(commands) -> None:
     "The `augkd run` subcommand."
     run = commands.add_parser("run", help="run AuG-KD end to end (stages 1-3), resumably",
@@ -120,6 +126,7 @@ def _add_report_command(commands) -> None:
     report.add_argument("run_dir", type=Path, metavar="RUN", help="a run directory written by augkd run")
     report.set_defaults(handler=_report)
 
+# %% ../nbs/12_cli.ipynb #5dfce859
 def _add_bench_command(commands) -> None:
     "The `augkd bench` subcommand."
     grid = commands.add_parser("bench", help="run methods x settings x shots x seeds and tabulate them",
@@ -141,6 +148,7 @@ def _add_bench_command(commands) -> None:
     _add_config_options(grid, leave_out=("setting", "seed", "shots"))
     grid.set_defaults(handler=_bench)
 
+# %% ../nbs/12_cli.ipynb #b34b5701
 def build_parser() -> argparse.ArgumentParser:
     "The `augkd` argument parser with its subcommands."
     parser = argparse.ArgumentParser(prog="augkd", description="AuG-KD: out-of-domain knowledge distillation workbench")
@@ -175,10 +183,12 @@ def _overrides(args) -> dict:
              if f.name != "preset" and getattr(args, f.name, None) is not None}
     return {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in given.items()}
 
+# %% ../nbs/12_cli.ipynb #670ae276
 def _teacher_file(args) -> dict:
     return {"path": args.teacher, "classes": args.teacher_classes, "norm": args.teacher_norm,
             **({"key": args.teacher_key} if args.teacher_key else {})}
 
+# %% ../nbs/12_cli.ipynb #dedff13b
 def _run_config(args) -> Config:
     "The config `augkd run` asks for: on `--resume` of a run directory, its own config with the options given over it."
     saved = args.out / "config.json" if args.resume and args.out else None
@@ -188,12 +198,14 @@ def _run_config(args) -> Config:
     fields = {k: v for k, v in recorded.to_dict().items() if k != "preset"}
     return make_config(args.preset or recorded.preset, **{**fields, **given})
 
+# %% ../nbs/12_cli.ipynb #56085fe3
 def _check_teacher_arch(args) -> None:
     "A plain state dict does not say which architecture it is for: `--teacher-arch` must name it."
     from augkd.teacher import is_teacher_checkpoint
     if args.teacher and args.teacher_arch is None and Path(args.teacher).exists() and not is_teacher_checkpoint(args.teacher):
         raise ValueError(f"teacher file {args.teacher} is a plain state dict: name its architecture (--teacher-arch)")
 
+# %% ../nbs/12_cli.ipynb #13400584
 def _run(args) -> int:
     from augkd.pipeline import check_run_dir, default_run_dir, run
     from augkd.train import is_main
@@ -208,6 +220,7 @@ def _run(args) -> int:
     if args.report and is_main(): _write_report(out)
     return 0
 
+# %% ../nbs/12_cli.ipynb #22da060b
 def launch(nproc: int, argv: list) -> int:
     """Run `augkd ARGV` in `nproc` data-parallel processes under `torchrun` (one per GPU, or CPU processes
     talking over gloo) and return its exit status."""
@@ -223,10 +236,12 @@ def _write_report(run_dir: Path) -> None:
     path = write_report(run_dir)
     print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
 
+# %% ../nbs/12_cli.ipynb #44f1b4f6
 def _report(args) -> int:
     _write_report(args.run_dir)
     return 0
 
+# %% ../nbs/12_cli.ipynb #f3903f8a
 def _bench(args) -> int:
     from augkd.baselines import METHODS
     if args.list:

@@ -35,6 +35,7 @@ def stage_default(name: str): # a config field that a stage function takes
         if parameter is not None: return parameter.default
     raise KeyError(f"no stage function takes {name!r}")
 
+# %% ../nbs/07a_config.ipynb #a2c34ca5
 AUGKD_DEFAULTS = dict(invert_steps=320, uncertainty="max_softmax", w_ce=1.0, w_prox=0.1, anchor_select="teacher_acc",
                       handover=True)
 
@@ -42,6 +43,7 @@ def method_default(name: str): # a config field that a stage function takes
     "The pipeline's default of `name`: its measured default in `AUGKD_DEFAULTS`, else the stage function's."
     return AUGKD_DEFAULTS[name] if name in AUGKD_DEFAULTS else stage_default(name)
 
+# %% ../nbs/07a_config.ipynb #89ecbff0
 AUGKD_REFERENCE = {name: stage_default(name) for name in (*AUGKD_DEFAULTS, "invert_epochs")}  # no inversion by either budget
 
 # %% ../nbs/07a_config.ipynb #cell-008
@@ -172,6 +174,7 @@ def _stage_fields(stage: str) -> tuple:
     earlier = {p for s in STAGES[:STAGES.index(stage)] for p in inspect.signature(STAGE_FUNCTIONS[s]).parameters}
     return tuple(p for p in inspect.signature(STAGE_FUNCTIONS[stage]).parameters if p in CONFIG_FIELDS and p not in earlier)
 
+# %% ../nbs/07a_config.ipynb #4eb31d57
 STAGE_FIELDS = {stage: _stage_fields(stage) for stage in STAGES}
 
 def _short_hash(fields: dict) -> str:
@@ -206,6 +209,7 @@ def device_problem(device: str) -> str: # a device name, as the config's `device
     if resolved.type not in ("cpu", "cuda", "mps"): return "augkd runs on cpu, cuda or mps"
     return ""
 
+# %% ../nbs/07a_config.ipynb #4cd119e2
 def validate_config(config: Config, # the config to check
                    ) -> Config: # the same config, when every field is in range
     "Raise a one-line `ValueError` naming the first out-of-range field, its value and what is allowed."
@@ -267,6 +271,7 @@ def make_config(preset: str = "default", # one of `PRESETS`
         folders["setting"] = folder_setting_name(_names(folders.get("teacher_domains", "")), folders["student_domain"])
     return validate_config(Config(**{**PRESETS[preset], **overrides, **folders, "preset": preset}))
 
+# %% ../nbs/07a_config.ipynb #978c9253
 def _benchmark_fields(dataset: str, root: str = "", setting: str = None, **_) -> dict:
     "The folder fields of a benchmark's setting (its first setting by default), the layout checked."
     setting = setting or (DATASETS[dataset].settings[0] if dataset in DATASETS else "")
@@ -274,10 +279,12 @@ def _benchmark_fields(dataset: str, root: str = "", setting: str = None, **_) ->
     return {"setting": setting, "root": str(Path(root).expanduser().resolve()), "student_domain": str(student),
             "teacher_domains": ",".join(map(str, teachers))}
 
+# %% ../nbs/07a_config.ipynb #a6cc82b3
 def _names(text: str) -> list:
     "A comma-separated config field as a list."
     return [t.strip() for t in text.split(",") if t.strip()]
 
+# %% ../nbs/07a_config.ipynb #b330eef0
 def _absolute_paths(text: str) -> str:
     return ",".join(str(Path(p).expanduser().resolve()) for p in _names(text))
 
@@ -286,6 +293,7 @@ def config_stages(config: Config) -> tuple: # the run's config
     "The stages a config runs: all three, or stages 1 and 3 when `use_anchor` is off (z_a = z needs no AnchorNet)."
     return tuple(s for s in STAGES if s != "anchor" or config.use_anchor)
 
+# %% ../nbs/07a_config.ipynb #b8582eba
 def method_name(config: Config) -> str: # the run's config
     "`augkd` (`augkd_ref` with the reference switches), or the name of the ablation the config's switches select."
     base = "augkd_ref" if all(getattr(config, k) == v for k, v in AUGKD_REFERENCE.items()) else "augkd"

@@ -88,6 +88,7 @@ def _font_dir() -> Path:
     import matplotlib
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
+# %% ../nbs/00_data.ipynb #875cf947
 def digit_fonts() -> list:
     "Paths of matplotlib's bundled TrueType fonts that have real digit glyphs."
     from fontTools.ttLib import TTFont
@@ -121,9 +122,11 @@ def _random_glyphs(labels: np.ndarray, rng: np.random.Generator, fonts, chars=DI
                                  stroke=int(rng.integers(0, 3)))
     return glyphs
 
+# %% ../nbs/00_data.ipynb #e8d62504
 def _balanced_labels(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.arange(n) % 10)
 
+# %% ../nbs/00_data.ipynb #16be1750
 def printed_domain(n: int = 6000, seed: int = 1) -> Domain:
     "`n` digits rendered with matplotlib's fonts, balanced over the ten classes."
     rng = np.random.default_rng(seed)
@@ -145,6 +148,7 @@ def _photo_crops(n: int, rng: np.random.Generator) -> np.ndarray:
         crops[i] = np.asarray(crop, dtype=np.float32) / 255
     return crops
 
+# %% ../nbs/00_data.ipynb #efe03c1b
 def photo_domain(n: int = 6000, seed: int = 2) -> Domain:
     "`n` MNIST-M style digits: printed glyphs blended into photo crops, in colour."
     rng = np.random.default_rng(seed)
@@ -185,6 +189,7 @@ def letter_style(glyphs: np.ndarray, # (N, 32, 32) white-on-black glyphs in [0, 
     blended = np.abs(_photo_crops(len(glyphs), rng) - glyphs[..., None])
     return torch.from_numpy(blended).permute(0, 3, 1, 2).contiguous()
 
+# %% ../nbs/00_data.ipynb #7ae24ae7
 def letters_corpus(per_class: int = 100, # images of each letter in each style
                    seed: int = 3, # the generator's seed (DigitShift's domains use 1 and 2)
                   ) -> Domain:
@@ -206,6 +211,7 @@ def cache_dir() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
+# %% ../nbs/00_data.ipynb #a6f1cd80
 def atomic_save(obj, path) -> Path:
     "`torch.save` to a temporary file beside `path`, then rename it into place."
     path = Path(path)
@@ -240,9 +246,11 @@ def content_hash(obj, # nested dicts, lists, tensors, numbers and strings
 class Busy(ValueError):
     "Another process holds the lock of what this one would write."
 
+# %% ../nbs/00_data.ipynb #5374e5ab
 def _holder() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
 
+# %% ../nbs/00_data.ipynb #11c9c703
 @contextmanager
 def exclusive(path, # the lock file (its folder is made if missing)
               what: str, # what the lock protects, for the error message ("run directory runs/x")
@@ -274,6 +282,7 @@ def _build_digitshift() -> dict:
         out[name] = {"images": (d.images * 255).round().to(torch.uint8), "labels": d.labels}
     return out
 
+# %% ../nbs/00_data.ipynb #f20cfd0c
 def _valid_digitshift(blob) -> bool:
     try:
         return blob["format"] == _DIGITSHIFT_FORMAT and all(
@@ -282,6 +291,7 @@ def _valid_digitshift(blob) -> bool:
     except (KeyError, TypeError, AttributeError):
         return False
 
+# %% ../nbs/00_data.ipynb #8d2ea3c9
 def digitshift(cache: bool = True) -> dict:
     "The three DigitShift domains by name, built on first use and cached on disk (one process builds, others wait)."
     path = cache_dir() / f"digitshift-v{_DIGITSHIFT_FORMAT}.pt"
@@ -301,6 +311,7 @@ def digitshift(cache: bool = True) -> dict:
             atomic_save(blob, path)
     return _digitshift_domains(blob)
 
+# %% ../nbs/00_data.ipynb #d9e91d4f
 def _digitshift_domains(blob: dict) -> dict:
     return {name: Domain(name, blob[name]["images"].float() / 255, blob[name]["labels"].long(), list(blob["classes"]))
             for name in DIGITSHIFT_DOMAINS.values()}
@@ -328,10 +339,12 @@ class Setting:
     teacher_domains: tuple
     student_domain: str
 
+# %% ../nbs/00_data.ipynb #e38097de
 def _digitshift_setting(code: str) -> Setting:
     teachers, student = code.split("-")
     return Setting(code, tuple(DIGITSHIFT_DOMAINS[c] for c in teachers), DIGITSHIFT_DOMAINS[student])
 
+# %% ../nbs/00_data.ipynb #c0af5dc5
 SETTINGS = {code: _digitshift_setting(code) for code in ("HP-M", "PM-H", "HM-P")}
 
 def get_setting(name: str) -> Setting:
@@ -356,6 +369,7 @@ def stratified_split(labels: torch.Tensor, fractions, seed: int = 0) -> list:
     order = torch.Generator().manual_seed(seed + 1)
     return [torch.cat(p)[torch.randperm(sum(len(q) for q in p), generator=order)] for p in parts]
 
+# %% ../nbs/00_data.ipynb #f12b679b
 def min_per_class(fractions) -> int:
     "The fewest images a class needs so that `stratified_split` gives it at least one in every part (for it and any larger count)."
     cuts = lambda n: np.diff(np.round(np.cumsum([0, *fractions]) * n).astype(int))
@@ -431,6 +445,7 @@ def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50,
                   concat_domains(val, "teacher-val") if val else empty("val"),
                   student.subset(tr, f"{student.name}-train"), student.subset(va, f"{student.name}-val"), test, indices)
 
+# %% ../nbs/00_data.ipynb #aee5584c
 def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50, val_shots: int = -1) -> Splits:
     "The splits of a DigitShift setting."
     return make_splits(digitshift(), get_setting(name), seed, shots, val_shots=val_shots)
@@ -475,6 +490,7 @@ def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
     stats = [(str(p.relative_to(root)), *(lambda st: (st.st_size, st.st_mtime_ns))(p.stat())) for _, p in files]
     return hashlib.sha256(json.dumps([stats, list(classes), size, DECODER_VERSION]).encode()).hexdigest()[:24]
 
+# %% ../nbs/00_data.ipynb #527e0158
 DECODER_VERSION = 2  # 2: EXIF orientation applied (folders decoded by version 1 are decoded again)
 
 def _upright(im: Image.Image) -> Image.Image:
@@ -482,6 +498,7 @@ def _upright(im: Image.Image) -> Image.Image:
     try: return ImageOps.exif_transpose(im)
     except Exception: return im
 
+# %% ../nbs/00_data.ipynb #2c48023e
 def as_rgb(im: Image.Image) -> Image.Image:
     "An image as 8-bit RGB: 16- and 32-bit grey scaled to 8 bits (not clipped to white), palettes with transparency through RGBA."
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -491,6 +508,7 @@ def as_rgb(im: Image.Image) -> Image.Image:
     if im.mode == "P" and "transparency" in im.info: im = im.convert("RGBA")
     return im.convert("RGB")
 
+# %% ../nbs/00_data.ipynb #4b321e8b
 def _decode(files: list, size: int) -> dict:
     images, labels, skipped = [], [], []
     for label, path in files:
@@ -504,6 +522,7 @@ def _decode(files: list, size: int) -> dict:
     stacked = torch.stack(images).permute(0, 3, 1, 2).contiguous() if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
     return {"images": stacked, "labels": torch.tensor(labels, dtype=torch.long), "skipped": skipped}
 
+# %% ../nbs/00_data.ipynb #fe915839
 def _load_decoded(path: Path):
     if not path.exists(): return None
     try: return torch.load(path, weights_only=True)
@@ -524,6 +543,7 @@ def folder_setting_name(teacher_roots, student_root) -> str:
     "A setting's name from its folders, DigitShift style: `TEACHER+TEACHER-STUDENT` (just `STUDENT` without teachers)."
     return "-".join(filter(None, ["+".join(Path(r).name for r in teacher_roots), Path(student_root).name]))
 
+# %% ../nbs/00_data.ipynb #6bde3559
 def folder_domains(teacher_roots, student_root, size: int = IMAGE_SIZE, classes: list = None):
     "Domains and a `Setting` from image folders: teacher-domain roots and one student-domain root."
     student = image_folder_domain(student_root, size, name=f"student:{Path(student_root).name}", classes=classes)
@@ -541,6 +561,7 @@ def empty_domain(name: str, classes: list, size: int = IMAGE_SIZE) -> Domain:
     "A domain with no images."
     return Domain(name, torch.empty(0, 3, size, size), torch.empty(0, dtype=torch.long), list(classes))
 
+# %% ../nbs/00_data.ipynb #9f0da79c
 def folder_splits(student_root, seed: int = 0, shots: int = 50, student_test=None, teacher_roots=(),
                   classes: list = None, size: int = IMAGE_SIZE, val_shots: int = -1) -> Splits:
     "The splits of a setting made from image folders."
@@ -558,6 +579,7 @@ class Benchmark:
     domains: dict
     settings: tuple
 
+# %% ../nbs/00_data.ipynb #5229d8ca
 DATASETS = {
     "office31": Benchmark("Office-31", 31, {"A": ("amazon",), "D": ("dslr",), "W": ("webcam",)}, ("AW-D", "AD-W", "DW-A")),
     "officehome": Benchmark("Office-Home", 65, {"A": ("Art",), "C": ("Clipart",), "P": ("Product",),
@@ -574,6 +596,7 @@ def _domain_folder(root: Path, names: tuple):
         if folder.is_dir(): return folder
     return None
 
+# %% ../nbs/00_data.ipynb #098f6c99
 def dataset_folders(dataset: str, root, setting: str) -> tuple:
     "The teacher-domain folders and the student-domain folder of a benchmark's setting, its layout checked."
     if dataset not in DATASETS:

@@ -68,6 +68,7 @@ class Encoder(nn.Module):
         h = self.body(torch.cat([x, plane.view(-1, 1, self.image_size, self.image_size)], 1))
         return self.mu(h), self.logvar(h).clamp(-5, 3)
 
+# %% ../nbs/04_generator.ipynb #411841a6
 def reparameterize(mu: torch.Tensor, # the mean of the latent's distribution
                    logvar: torch.Tensor, # its log-variance
                   ) -> torch.Tensor:
@@ -111,11 +112,13 @@ def generated_images(generator: nn.Module, # G, latent (B, d) to images (B, 3, H
     try: return generator.eval()(z).float()
     finally: generator.train(was_training)
 
+# %% ../nbs/04_generator.ipynb #31f17e74
 def _mean_distance(images: torch.Tensor) -> float:
     flat = images.flatten(1).float()
     n = len(flat)
     return torch.cdist(flat, flat).sum().item() / (n * (n - 1)) if n > 1 else 0.0
 
+# %% ../nbs/04_generator.ipynb #5392efc1
 @torch.no_grad()
 def collapse_statistics(teacher: nn.Module, # the frozen teacher that labels the images
                         images: torch.Tensor, # (N, 3, H, W) generated images in [0, 1]
@@ -131,6 +134,7 @@ def collapse_statistics(teacher: nn.Module, # the frozen teacher that labels the
     return {"gen_top_class": p.max().item(), "gen_class_entropy": entropy.item(),
             "gen_diversity": _mean_distance(images) / max(_mean_distance(reference.to(images.device)), 1e-12)}
 
+# %% ../nbs/04_generator.ipynb #5e4747f7
 def warn_collapse(who: str, # names the generator in the warning ("stage 1's generator", "dfq")
                   stats: dict) -> None: # `collapse_statistics`' result
     "Warn when the teacher puts more than `COLLAPSE_SHARE` of the generated images in one class."

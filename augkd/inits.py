@@ -31,6 +31,7 @@ def weight_sets(obj) -> list:
     found = [k for k, v in obj.items() if isinstance(v, dict) and any(torch.is_tensor(t) and t.dim() for t in v.values())]
     return sorted(found, key=lambda k: WEIGHT_KEYS.index(k) if k in WEIGHT_KEYS else len(WEIGHT_KEYS))
 
+# %% ../nbs/02a_inits.ipynb #29b3f1ff
 def plain_state_dict(obj, # what `torch.save` wrote: a state dict, or a dict holding one or more
                      key: str = None, # with several weight sets (`weight_sets`), the one to take (default: the first)
                     ) -> dict:
@@ -49,6 +50,7 @@ def plain_state_dict(obj, # what `torch.save` wrote: a state dict, or a dict hol
         raise ValueError("holds no state dict (a mapping of parameter names to tensors)")
     return {k.removeprefix("module."): v for k, v in obj.items() if torch.is_tensor(v)}
 
+# %% ../nbs/02a_inits.ipynb #cc4ca18e
 def _numpy_scalars() -> list:
     "numpy's scalar and dtype types: training scripts store metrics as numpy floats, plain data `weights_only` may read."
     import numpy as np
@@ -58,6 +60,7 @@ def _numpy_scalars() -> list:
     return [scalar, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype,
             *{type(np.dtype(t)) for t in ("f2", "f4", "f8", "i4", "i8", "u1", "?")}]
 
+# %% ../nbs/02a_inits.ipynb #dc0cacd3
 def load_file(path, # a file written by `torch.save`
               what: str = "weights file", # how errors name the file
              ):
@@ -74,6 +77,7 @@ def load_file(path, # a file written by `torch.save`
                              "defined and save its weights with torch.save(model.state_dict(), PATH)") from None
         raise ValueError(f"{what} {path} is unreadable as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
 
+# %% ../nbs/02a_inits.ipynb #bad4bece
 def read_weights(path, # a file written by `torch.save`
                  what: str = "weights file", # how errors name the file
                  key: str = None, # with several weight sets, the one to take (see `plain_state_dict`)
@@ -81,6 +85,7 @@ def read_weights(path, # a file written by `torch.save`
     "The plain state dict in the file `path` (see `load_file`, `plain_state_dict`); warns which set it took of several."
     return chosen_weights(load_file(path, what), path, what, key)[0]
 
+# %% ../nbs/02a_inits.ipynb #65a47283
 def chosen_weights(obj, path, what: str, # what `load_file` read, and how errors name the file
                    key: str = None, # the weight set to take, or None for the first (warned about when there are several)
                   ) -> tuple:
@@ -99,10 +104,12 @@ def _classifier_weight(state: dict) -> str:
     if not names: raise ValueError("has no 2-D (linear) weight to read the number of classes from")
     return names[-1]
 
+# %% ../nbs/02a_inits.ipynb #4e33105e
 def classifier_outputs(state: dict) -> int:
     "The number of classes of a classifier's state dict: rows of its last 2-D weight; `ValueError` if it has none."
     return state[_classifier_weight(state)].shape[0]
 
+# %% ../nbs/02a_inits.ipynb #61c27420
 def classifier_keys(state: dict) -> set:
     "The names of the output layer's weight and bias in a classifier's state dict (empty if it has no 2-D weight)."
     try: weight = _classifier_weight(state)
@@ -117,6 +124,7 @@ def imagenet_weights(arch: str): # a name of `ARCHS`
     try: return list(torchvision.models.get_model_weights(arch))[-1]
     except (ValueError, KeyError): return None
 
+# %% ../nbs/02a_inits.ipynb #60c2d827
 def imagenet_file(weights) -> Path: # a torchvision weights enum member
     "Where torchvision keeps `weights` once downloaded: the torch cache's `checkpoints` folder, under the URL's file name."
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
@@ -134,6 +142,7 @@ def _fetch(url: str, file: Path) -> bool:
     except Exception: return False
     finally: socket.setdefaulttimeout(previous)
 
+# %% ../nbs/02a_inits.ipynb #4bce0a9e
 def imagenet_state(arch: str, # a name of `ARCHS` with torchvision weights
                   ) -> tuple:
     "`(state dict, source)` of `arch`'s ImageNet weights from the torch cache (fetched there if possible); one-line `ValueError` if unavailable."
@@ -200,6 +209,7 @@ def init_problem(spec: str, # scratch, imagenet, a corpus name or a weights file
         return "" if imagenet_weights(arch) is not None else f"{others} ({arch} has no ImageNet weights in torchvision)"
     return "" if Path(spec).expanduser().is_file() else f"{', '.join(INITS)}, or the path of an existing weights file"
 
+# %% ../nbs/02a_inits.ipynb #f30ea563
 def init_fingerprint(spec: str, # scratch, imagenet, a corpus name or a weights file's path
                     ) -> str:
     "A short key for an init: its name (a corpus's with its pretraining recipe), or for a weights file the hash of its bytes (not where it lies)."
@@ -207,6 +217,7 @@ def init_fingerprint(spec: str, # scratch, imagenet, a corpus name or a weights 
     if spec in INITS: return spec
     return "file-" + hashlib.sha256(Path(spec).expanduser().read_bytes()).hexdigest()[:16]
 
+# %% ../nbs/02a_inits.ipynb #5ca72fca
 def resolve_init(spec: str, arch: str, # as `init_problem` takes them
                  stem: str = "small", # the network's stem (a corpus is pretrained with it)
                  device = None, progress: bool = False, # where and how visibly a corpus is pretrained, the first time
@@ -220,6 +231,7 @@ def resolve_init(spec: str, arch: str, # as `init_problem` takes them
     else: state, source = read_weights(Path(spec).expanduser(), "init weights file"), str(Path(spec).expanduser().resolve())
     return {"init": spec, "source": source, "hash": content_hash(state), "state": state}
 
+# %% ../nbs/02a_inits.ipynb #3a4aa006
 def apply_init(net: nn.Module, # a freshly built network (no `Normalized` wrapper)
                init: dict, # `resolve_init`'s result (None: scratch)
               ) -> dict:

@@ -30,6 +30,7 @@ def kl_div(teacher_logits: torch.Tensor, # (B, C) the target distribution's logi
                   reduction="none" if reduction == "none" else "batchmean", log_target=True)
     return kl.sum(1) if reduction == "none" else kl
 
+# %% ../nbs/02b_losses.ipynb #d7471a4b
 def js_divergence(p_logits: torch.Tensor, # (B, C) logits of one distribution
                   q_logits: torch.Tensor, # (B, C) logits of the other
                  ) -> torch.Tensor:
@@ -45,6 +46,7 @@ def class_balance_entropy(logits: torch.Tensor, # (B, C) logits of a batch
     mean_p = F.softmax(logits.float(), 1).mean(0)
     return -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
 
+# %% ../nbs/02b_losses.ipynb #f416602d
 def prior_kl(mu, logvar): # the mean and log-variance of q(z|x,y), (B, d)
     "KL(q(z|x,y) || N(0, I)) in nats, a scalar: summed over the d latent dimensions, averaged over the batch (Kingma & Welling 2014)."
     return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
@@ -97,6 +99,7 @@ class PenultimateFeatures:
 
     def remove(self): self.handle.remove()
 
+# %% ../nbs/02b_losses.ipynb #f78d6f07
 class InstanceMeans:
     "Forward hooks on a model's BatchNorm2d layers that keep each sample's channel means of their inputs (CMI's features)."
     def __init__(self, model: torch.nn.Module): # the teacher, whose BatchNorm2d layers get a hook each
@@ -126,12 +129,14 @@ def energy(logits: torch.Tensor, # (B, C) logits
     "The energy score -tau * logsumexp(logits / tau), (B,) in float32, unbounded (lower = more certain; Liu et al. 2020)."
     return -tau * torch.logsumexp(logits.float() / tau, 1)
 
+# %% ../nbs/02b_losses.ipynb #eb7566f4
 def max_logit_range(logits: torch.Tensor, # the teacher's logits on a set of samples
                    ) -> tuple:
     "The smallest and largest max-logit over a set of samples: the teacher's range `(f_min, f_max)`."
     top = logits.max(1).values
     return top.min().item(), top.max().item()
 
+# %% ../nbs/02b_losses.ipynb #44dbe0f3
 def normalized_energy(logits: torch.Tensor, # (B, C) logits
                       f_min: float, f_max: float, # the teacher's range of max-logits (`max_logit_range`)
                       tau: float = 1.0, # temperature
@@ -146,12 +151,14 @@ def max_softmax_uncertainty(logits: torch.Tensor, # (B, C) logits
     "1 - the largest softmax probability, per sample."
     return 1 - F.softmax(logits, 1).max(1).values
 
+# %% ../nbs/02b_losses.ipynb #d983fb9f
 def entropy_uncertainty(logits: torch.Tensor, # (B, C) logits
                        ) -> torch.Tensor:
     "The entropy of the softmax divided by log C, per sample (0 = one-hot, 1 = uniform)."
     logp = F.log_softmax(logits, 1)
     return -(logp.exp() * logp).sum(1) / math.log(logits.shape[1])
 
+# %% ../nbs/02b_losses.ipynb #bc847711
 UNCERTAINTIES = ("normalized_energy", "energy", "max_softmax", "entropy")
 
 def uncertainty_score(logits: torch.Tensor, # (B, C) logits

@@ -88,6 +88,7 @@ class MixupSchedule(Callback):
     def before_epoch(self, learn):
         learn.row["s"] = mixup_schedule(learn.epoch, learn.epochs, self.a, self.b, self.kind) if self.enabled else 0.0
 
+# %% ../nbs/06_mixup.ipynb #7c98d028
 def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None for z_a = z
                     student: nn.Module, # the student in training (wrapped by `parallel`)
                     u: float, tau: float, # L_3's CE weight and KD temperature

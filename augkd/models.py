@@ -21,6 +21,7 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
                          nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
+# %% ../nbs/01_models.ipynb #fba08091
 def small_cnn(widths, num_classes: int, convs_per_width: int = 2, in_channels: int = 3) -> nn.Sequential:
     "`convs_per_width` conv-BN-ReLU at each width, max-pooling between widths, then GAP and a linear head."
     layers, prev = [], in_channels
@@ -35,16 +36,20 @@ def _stride_one(conv: nn.Conv2d) -> nn.Conv2d:
     conv.stride = (1, 1)
     return conv
 
+# %% ../nbs/01_models.ipynb #91a24b29
 def _adapt_resnet(m):
     m.conv1 = nn.Conv2d(3, m.conv1.out_channels, 3, stride=1, padding=1, bias=False)
     m.maxpool = nn.Identity()
 
+# %% ../nbs/01_models.ipynb #7ad35723
 def _adapt_shufflenet(m):
     _stride_one(m.conv1[0]); m.maxpool = nn.Identity()
 
+# %% ../nbs/01_models.ipynb #f16810e2
 def _adapt_first_feature_conv(m):
     _stride_one(m.features[0][0])
 
+# %% ../nbs/01_models.ipynb #f1ce1b20
 TORCHVISION_ARCHS = {
     "resnet18": _adapt_resnet, "resnet34": _adapt_resnet, "resnet50": _adapt_resnet,
     "mobilenet_v3_small": _adapt_first_feature_conv, "mobilenet_v3_large": _adapt_first_feature_conv,
@@ -61,6 +66,7 @@ def resolve_stem(stem: str, # one of `STEMS`
     if stem not in STEMS: raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
     return ("small" if image_size <= 64 else "standard") if stem == "auto" else stem
 
+# %% ../nbs/01_models.ipynb #bb57f7b9
 def detect_stem(arch: str, # a name of `ARCHS`
                 state: dict) -> str: # a state dict for it
     "The stem a ResNet state dict was trained with, from its first convolution's kernel; None where weights cannot tell."
@@ -80,12 +86,14 @@ def load_matching(model: nn.Module, state: dict, source: str = "weights") -> lis
                       + (" ..." if len(skipped) > 8 else ""))
     return skipped
 
+# %% ../nbs/01_models.ipynb #e67c593d
 def set_bn_momentum(model: nn.Module, momentum: float = 0.1) -> nn.Module:
     "Set the momentum of every BatchNorm layer of `model`."
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.momentum = momentum
     return model
 
+# %% ../nbs/01_models.ipynb #ac695ec6
 def create_model(arch: str, # one of `ARCHS`
                  num_classes: int, # outputs of the classifier
                  image_size: int = 32, # the input size (picks the stem when `stem` is auto)
@@ -117,6 +125,7 @@ class Normalized(nn.Module):
 
     def forward(self, x): return self.net((x - self.mean) / self.std)
 
+# %% ../nbs/01_models.ipynb #90d97c0a
 def channel_stats(images: torch.Tensor) -> tuple:
     "Per-channel mean and std of (N,C,H,W) images, as lists."
     return images.mean((0, 2, 3)).tolist(), images.std((0, 2, 3)).clamp_min(1e-3).tolist()

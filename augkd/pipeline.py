@@ -81,6 +81,7 @@ def resolve_teacher(config: Config, # the run's config (setting, teacher archite
     teacher = _finite_outputs(_teacher(config, splits, device, progress, path, classes, norm, key), splits)
     return recalibrate_bn(teacher, splits.student_train.images) if config.teacher_adabn else teacher
 
+# %% ../nbs/07_pipeline.ipynb #e0688f10
 def _finite_outputs(teacher, splits):
     "The teacher, once its outputs on the student domain's first training images are finite (broken weights are refused)."
     logits = predict_logits(teacher, splits.student_train.images[:256])
@@ -88,6 +89,7 @@ def _finite_outputs(teacher, splits):
         raise ValueError("the teacher's outputs on the student domain are not finite (NaN or inf): its weights are broken")
     return teacher
 
+# %% ../nbs/07_pipeline.ipynb #90944999
 def _teacher(config: Config, splits, device, progress: bool, path, classes, norm, key=None):
     if path is not None:  # a teacher file brings its own weights: teacher_init applies to a teacher the pipeline trains
         path = Path(path)
@@ -109,6 +111,7 @@ def _teacher(config: Config, splits, device, progress: bool, path, classes, norm
     return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
                                         progress=progress, splits=own, key=key, stem=config.teacher_stem, init=config.teacher_init))
 
+# %% ../nbs/07_pipeline.ipynb #b22a0410
 def _with_record(model, report):
     "A cached teacher, with the record of its initial weights (`teacher.init_record`)."
     model.init_record = report.get("init", {"init": "scratch"})
@@ -169,6 +172,7 @@ def _resume_hint(out) -> str:
     return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
             f"`augkd run --out {shlex.quote(str(out))} --resume` (the run's own config and teacher are used)")
 
+# %% ../nbs/07_pipeline.ipynb #5139cbd8
 def run_teacher(out, # the run directory
                 teacher = None, teacher_classes = None, teacher_norm = None, # as `run` takes them
                 resume: bool = False, # whether the run resumes (then its own teacher is the default)
@@ -179,6 +183,7 @@ def run_teacher(out, # the run directory
     return {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes, "norm": teacher_norm,
             **({"key": teacher_key} if teacher_key else {})}
 
+# %% ../nbs/07_pipeline.ipynb #ae7a29ab
 def run(config: Config = None, # the run's settings (default: the `default` preset)
         out = None, # the run directory (default: `default_run_dir(config)`)
         resume: bool = False, # continue the run in `out` from its last checkpoint
@@ -236,6 +241,7 @@ class RunParts:
     metrics: list
     results: dict | None
 
+# %% ../nbs/07_pipeline.ipynb #4cb4f935
 def load_run(run_dir, # a run directory written by `run`
              device = None, # where the models go (default: the CPU)
              progress: bool = False, # show the teacher's training, if the cached teacher must be trained

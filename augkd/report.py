@@ -50,6 +50,7 @@ def diagnostics_table(results: dict) -> str:
             for key, name in DIAGNOSTIC_NAMES.items() if any(key in d for d in stages.values())]
     return "<table>" + head + "".join(rows) + "</table>"
 
+# %% ../nbs/11_report.ipynb #4f567311
 def _init_line(record: dict) -> str:
     "One line on where a network's first weights came from (`apply_init`'s record)."
     if record.get("init") == "file":
@@ -57,6 +58,7 @@ def _init_line(record: dict) -> str:
     if record.get("init") in ("scratch", None): return "scratch"
     return f"{record['init']}: {record['source']}; {record['loaded']} tensors loaded, new: {', '.join(record['new'])}"
 
+# %% ../nbs/11_report.ipynb #abba4e29
 def inputs_table(results: dict) -> str:
     "The run's config, field by field, and its teacher and data (content hashes)."
     config = results.get("config", {})

@@ -33,12 +33,14 @@ def provenance(splits, # the run's splits
     init = {} if student_init is None else {"student_init": student_init["hash"]}  # scratch keeps earlier runs' keys
     return {"teacher": content_hash(teacher.state_dict()), "data": content_hash(student), "augkd": augkd.__version__, **init}
 
+# %% ../nbs/07b_rundir.ipynb #8c44a465
 def stage_key(config: Config, # the run's config
               stage: str, # one of `STAGES`
               provenance: dict) -> str: # the run's `provenance`
     "The key of `stage`'s inputs: the config's stage hash and the run's provenance."
     return _short_hash({"config": config.stage_hash(stage), **provenance})
 
+# %% ../nbs/07b_rundir.ipynb #aa5b6f33
 def differences(recorded_config: dict, recorded_provenance: dict, # what a checkpoint or config.json recorded
                 config: Config, provenance: dict, # this run's
                 leave_out = ()) -> list: # fields that do not count (a later stage's, the device)
@@ -55,6 +57,7 @@ def checkpoint_path(run_dir, # a run directory
     "Where `stage`'s checkpoint lives in a run directory."
     return Path(run_dir) / "ckpt" / f"{stage}.pt"
 
+# %% ../nbs/07b_rundir.ipynb #972a7a93
 def save_checkpoint(run_dir, stage: str, # where, and which stage
                     config: Config, # the run's config
                     provenance: dict, # the run's `provenance`
@@ -69,6 +72,7 @@ def save_checkpoint(run_dir, stage: str, # where, and which stage
                         "provenance": provenance, "trained_under": trained_under or [config.to_dict()],
                         "done": done, "seconds": seconds, "state": state, "info": info}, checkpoint_path(run_dir, stage))
 
+# %% ../nbs/07b_rundir.ipynb #e969ea3a
 def load_checkpoint(run_dir, stage: str, # where, and which stage
                     config: Config = None, # the run's config: refuse a checkpoint of other inputs (None: no check)
                     provenance: dict = None, # the run's `provenance` (with `config`)
@@ -91,6 +95,7 @@ def load_checkpoint(run_dir, stage: str, # where, and which stage
 def _metric_lines(stage: str, history: list) -> list:
     return [json.dumps({"stage": stage, **row}) for row in history]
 
+# %% ../nbs/07b_rundir.ipynb #a2bc8c76
 def rewrite_metrics(run_dir, # a run directory
                     histories: dict, # each stage's history, by stage
                    ):
@@ -100,11 +105,13 @@ def rewrite_metrics(run_dir, # a run directory
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(l + "\n" for l in lines)); tmp.replace(path)
 
+# %% ../nbs/07b_rundir.ipynb #6471a266
 def append_metrics(run_dir, stage: str, # where, and which stage
                    row: dict): # one epoch's row
     "Add one epoch's row to `metrics.jsonl`."
     with open(Path(run_dir) / "metrics.jsonl", "a") as f: f.write(_metric_lines(stage, [row])[0] + "\n")
 
+# %% ../nbs/07b_rundir.ipynb #63e20c98
 def read_metrics(run_dir, # a run directory
                 ) -> list:
     "The rows of a run's `metrics.jsonl`."
@@ -147,6 +154,7 @@ def default_run_dir(config: Config) -> Path: # the run's config
     "Where a run goes when no directory is given: `runs/SETTING-PRESET-sSEED`."
     return Path("runs") / f"{config.setting}-{config.preset}-s{config.seed}"
 
+# %% ../nbs/07b_rundir.ipynb #cc948a30
 def check_run_dir(config: Config, # the config about to run
                   out, # the run directory
                   resume: bool = False, # continue the run in `out`
@@ -164,6 +172,7 @@ def check_run_dir(config: Config, # the config about to run
             raise ValueError(f"{out} holds a run with another config or inputs ({', '.join(what)}); "
                              "use another output directory, or force the resume")
 
+# %% ../nbs/07b_rundir.ipynb #925608b4
 def reuse_stages(config: Config, # the config about to run
                  provenance: dict, # its `provenance`: the teacher and data must match too
                  out, # its run directory
@@ -181,6 +190,7 @@ def reuse_stages(config: Config, # the config about to run
         reused.append(stage)
     return reused
 
+# %% ../nbs/07b_rundir.ipynb #d0a3ed12
 def _finished_as(run_dir, stage: str, config: Config, provenance: dict) -> bool:
     try: ckpt = load_checkpoint(run_dir, stage)
     except ValueError: return False

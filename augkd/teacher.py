@@ -29,6 +29,7 @@ def save_teacher(path, model: Normalized, arch: str, classes: list, setting: str
                         "image_size": image_size, "stem": resolve_stem(stem, image_size), "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
                         "state_dict": {k: v.detach().cpu() for k, v in model.net.state_dict().items()}}, path)
 
+# %% ../nbs/03_teacher.ipynb #c02d422a
 def load_teacher(path, device=None) -> tuple:
     "A teacher (`Normalized`, eval mode) and its metadata from a checkpoint written by `save_teacher`."
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -39,6 +40,7 @@ def load_teacher(path, device=None) -> tuple:
     model = to_device(Normalized(net, ckpt["mean"], ckpt["std"]), resolve_device(device)).eval()
     return model, {k: v for k, v in ckpt.items() if k != "state_dict"}
 
+# %% ../nbs/03_teacher.ipynb #da12e1b5
 def is_teacher_checkpoint(path) -> bool:
     "Whether `path` (a file, or a directory holding `teacher.pt`) is an augkd teacher checkpoint, which names its architecture."
     path = Path(path)
@@ -66,6 +68,7 @@ def train_teacher(splits: Splits, arch: str = "cnn_large", epochs: int = 6, seed
               "student_test": evaluate(model, splits.student_test), "history": history}
     return model, report
 
+# %% ../nbs/03_teacher.ipynb #b98f4ce8
 def teacher_run(setting: str = "HP-M", out=None, arch: str = "cnn_large", epochs: int = 6, seed: int = 0,
                 device=None, progress: bool = True, splits: Splits = None, stem: str = "auto", init: str = "scratch") -> dict:
     "Build the setting's data (or take `splits`), train its teacher and write `out/teacher.pt` and `out/teacher.json`."

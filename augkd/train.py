@@ -33,12 +33,14 @@ def seed_everything(seed: int) -> None:
     "Seed python, numpy and torch (all devices)."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
+# %% ../nbs/02_train.ipynb #dfe4153c
 def default_device() -> torch.device:
     "CUDA if available, else Apple's MPS, else the CPU."
     if torch.cuda.is_available(): return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return torch.device("mps")
     return torch.device("cpu")
 
+# %% ../nbs/02_train.ipynb #50f3c564
 def resolve_device(device=None) -> torch.device:
     "`device` as a `torch.device`; `None` or `'auto'` picks `default_device()`."
     return default_device() if device in (None, "auto") else torch.device(device)
@@ -53,6 +55,7 @@ def rng_state() -> dict:
     if torch.cuda.is_available(): state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
+# %% ../nbs/02_train.ipynb #f035a3ab
 def set_rng_state(state: dict) -> None:
     "Restore the generator states captured by `rng_state`."
     *internal, version, gauss = state["python"]
@@ -72,6 +75,7 @@ def training_state(epoch: int, modules: dict, optimizers: dict = None, scheduler
              "history": list(history or []), "rng": rng_state(), "extra": extra}
     return to_cpu(copy.deepcopy(state))
 
+# %% ../nbs/02_train.ipynb #2ac0c58b
 def to_cpu(obj):
     "`obj` with every tensor inside (nested dicts, lists, tuples) moved to the CPU."
     if torch.is_tensor(obj): return obj.cpu()
@@ -79,6 +83,7 @@ def to_cpu(obj):
     if isinstance(obj, (list, tuple)): return type(obj)(to_cpu(v) for v in obj)
     return obj
 
+# %% ../nbs/02_train.ipynb #276be85b
 def restore_training_state(state: dict, modules: dict, optimizers: dict = None, schedulers: dict = None) -> tuple:
     "Load a `training_state` snapshot into live objects; return `(epoch, history, extra)`."
     for n, m in modules.items(): m.load_state_dict(state["modules"][n])
@@ -91,6 +96,7 @@ def restore_training_state(state: dict, modules: dict, optimizers: dict = None, 
 class NonFiniteLoss(ValueError):
     "A loss term became NaN or infinite."
 
+# %% ../nbs/02_train.ipynb #7b7bf7d1
 def check_finite(stage: str, epoch: int, terms: dict) -> None:
     "Raise `NonFiniteLoss` naming the stage, epoch (1-based) and the first loss term that is not finite."
     for name, value in terms.items():
@@ -104,14 +110,17 @@ def world_size() -> int:
     "How many processes train together (1 outside `torchrun`)."
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
+# %% ../nbs/02_train.ipynb #a8bc80fa
 def rank() -> int:
     "This process's rank, 0 to `world_size() - 1`."
     return dist.get_rank() if world_size() > 1 else 0
 
+# %% ../nbs/02_train.ipynb #6134558b
 def is_main() -> bool:
     "Whether this process writes files and prints progress."
     return rank() == 0
 
+# %% ../nbs/02_train.ipynb #f483b2b2
 def init_distributed(device=None) -> torch.device:
     """Join the process group `torchrun` describes in the environment, if any, and return this process's
     device: `cuda:LOCAL_RANK` when CUDA is used, else `resolve_device(device)`."""
@@ -132,21 +141,25 @@ def shard(*tensors):
     parts = tuple(t[rank()::n] for t in tensors)
     return parts if len(parts) > 1 else parts[0]
 
+# %% ../nbs/02_train.ipynb #1e349462
 def parallel(model: nn.Module) -> nn.Module:
     "`model` wrapped in `DistributedDataParallel` when several processes train, else `model`."
     if world_size() == 1: return model
     device = next(model.parameters()).device
     return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
+# %% ../nbs/02_train.ipynb #e244ad69
 def mean_over_processes(tensor: torch.Tensor) -> torch.Tensor:
     "The mean of `tensor` over processes, differentiable (gradients reach every process's input)."
     if world_size() == 1: return tensor
     return funcol.all_gather_single_autograd(tensor.unsqueeze(0), 0, dist.group.WORLD).mean(0)
 
+# %% ../nbs/02_train.ipynb #27645449
 def barrier() -> None:
     "Wait until every process gets here."
     if world_size() > 1: dist.barrier()
 
+# %% ../nbs/02_train.ipynb #7983368a
 def sum_over_processes(values: dict) -> dict:
     "Each number of `values` summed over processes (a loop's loss sums and counts)."
     if world_size() == 1: return values
@@ -181,6 +194,7 @@ class NoSingletonBatches(BatchSampler):
         merged = not self.drop_last and n > 1 and self.batch_size > 1 and len(self.sampler) % self.batch_size == 1
         return n - 1 if merged else n
 
+# %% ../nbs/02_train.ipynb #83cb4443
 def batches(domain: Domain, batch_size: int, shuffle: bool = False, generator: torch.Generator = None,
             drop_last: bool = False,
             extra: tuple = ()) -> DataLoader: # tensors with a row per image, whose rows join each batch after the labels
@@ -200,12 +214,14 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512
     model.train(was_training)
     return out
 
+# %% ../nbs/02_train.ipynb #d0e58faa
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 3, 5)) -> dict:
     "Top-k accuracies as `{'acc', 'acc3', 'acc5'}` (k capped at the number of classes)."
     ranked = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
     hits = ranked == labels.view(-1, 1)
     return {("acc" if k == 1 else f"acc{k}"): hits[:, :k].any(1).float().mean().item() for k in ks}
 
+# %% ../nbs/02_train.ipynb #5d5df826
 def evaluate(model: nn.Module, domain: Domain, batch_size: int = 512) -> dict:
     "Top-1/3/5 accuracy of `model` on a domain."
     return topk_accuracy(predict_logits(model, domain.images, batch_size), domain.labels)
@@ -215,6 +231,7 @@ class Callback:
     "A training-loop callback: it defines the events it handles; callbacks run in ascending `order`."
     order = 0
 
+# %% ../nbs/02_train.ipynb #fa477082
 def backward_step(optimizer: torch.optim.Optimizer, # the optimizer of the parameters `loss` should move
                   loss: torch.Tensor): # a scalar loss
     "One optimizer update: clear the gradients, back-propagate `loss` into the optimizer's own parameters only, step."
@@ -271,6 +288,7 @@ class FiniteCheck(Callback):
     order = -10
     def after_step(self, learn): check_finite(learn.name, learn.epoch, learn.values)
 
+# %% ../nbs/02_train.ipynb #76ee2664
 class ShowProgress(Callback):
     "A tqdm bar per epoch with the running means of `show`, and a line per epoch with them and the row's extras."
     order = 50
@@ -293,6 +311,7 @@ class ShowProgress(Callback):
         shown = [f"{k} {_number(learn.row[k]):.4f}" for k in self.show if k in learn.row]
         tqdm.write(f"{learn.name} epoch {learn.epoch + 1}/{learn.epochs}: " + ", ".join(shown))
 
+# %% ../nbs/02_train.ipynb #85e8f9c7
 def _number(value) -> float:
     "A row entry as one number: an accuracy dict shows its top-1."
     return value["acc"] if isinstance(value, dict) else value
@@ -305,6 +324,7 @@ class Validate(Callback):
         self.evaluate = evaluate
     def after_epoch(self, learn): learn.row.update(self.evaluate(learn))
 
+# %% ../nbs/02_train.ipynb #ed1afe4a
 class BestState(Callback):
     "Keep the weights of `module` at the epoch whose row scores best by `key`; load them after the last epoch."
     order = 20
@@ -332,6 +352,7 @@ class BestState(Callback):
     def load_state(self, state: dict):
         self.best, self.best_epoch, self.best_state = state["best"], state["best_epoch"], state["best_state"]
 
+# %% ../nbs/02_train.ipynb #60937aaf
 class RecalibrateBN(Callback):
     "After the last epoch (and after `BestState`), re-estimate the BatchNorm statistics of `module` on `images`."
     order = 30
@@ -371,6 +392,7 @@ def random_shift(images: torch.Tensor, shift: int, generator: torch.Generator = 
     return padded[idx, torch.arange(images.shape[1], device=images.device).view(1, -1, 1, 1),
                   rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
 
+# %% ../nbs/02_train.ipynb #3699b692
 def random_colour(images: torch.Tensor, generator: torch.Generator = None) -> torch.Tensor:
     "Invert half the images at random, then scale each channel of each image by a gain in [0.5, 1.5]."
     n, c = images.shape[:2]
@@ -383,10 +405,12 @@ def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> to
     "The default loss of `fit`: cross-entropy of the model's logits."
     return F.cross_entropy(model(x), y)
 
+# %% ../nbs/02_train.ipynb #8396ee78
 class RecordLR(Callback):
     "Put the learning rate of each epoch in its row (`lr`): what the recipe's schedule did is in every history."
     def before_epoch(self, learn): learn.row["lr"] = next(iter(learn.optimizers.values())).param_groups[0]["lr"]
 
+# %% ../nbs/02_train.ipynb #319a0762
 @dataclass
 class StudentRecipe:
     "The choices of the student recipe that are not budgets (those are the config's): one instance, `STUDENT_RECIPE`."
@@ -394,6 +418,7 @@ class StudentRecipe:
     select_best: bool = True # keep the weights of the epoch with the best validation top-1 (else the last epoch's)
     recalibrate_bn: bool = True # then re-estimate BatchNorm statistics on the raw training images
 
+# %% ../nbs/02_train.ipynb #465ab322
 STUDENT_RECIPE = StudentRecipe()
 
 def recipe_learner(desc: str, # what the progress bar calls the loop
@@ -436,6 +461,7 @@ def recipe_learner(desc: str, # what the progress bar calls the loop
     return Learner(desc, step, epoch_batches, epochs, {module: model}, {module: opt}, {module: sched} if sched else {},
                    [*loop, *callbacks])
 
+# %% ../nbs/02_train.ipynb #cf694ffc
 def fit(model: nn.Module, # the classifier to train (its best-validation weights are kept)
         train: Domain, # the training images and labels
         val: Domain = None, # the validation split that selects the best epoch (None: the last epoch)

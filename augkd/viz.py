@@ -53,6 +53,7 @@ def default_reducer() -> str:
     "`pca` under tests or when `AUGKD_REDUCER=pca`, else `umap`."
     return os.environ.get("AUGKD_REDUCER") or ("pca" if os.environ.get("IN_TEST") else "umap")
 
+# %% ../nbs/10_viz.ipynb #afc84bc1
 UMAP_NEIGHBOURS = 15  # UMAP's neighbourhood size; `fit_map` maps fewer points than this with PCA
 
 def make_reducer(kind: str = None, # "umap" or "pca" (default: `default_reducer()`)
@@ -101,6 +102,7 @@ class StoredMap:
         with np.load(path, allow_pickle=False) as data:
             return cls(**{k: (data[k].item() if data[k].ndim == 0 else data[k]) for k in data.files})
 
+# %% ../nbs/10_viz.ipynb #2b8db0d0
 def fit_map(latents: np.ndarray, # (N, d) the latents to fit on
             kind: str = None) -> StoredMap: # "umap" or "pca" (default: `default_reducer()`)
     "Fit a reducer on `latents` and keep the result as a `StoredMap`."
@@ -144,10 +146,12 @@ def png_data_uri(pixels: np.ndarray) -> str:
     Image.fromarray(pixels).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
+# %% ../nbs/10_viz.ipynb #c7c4a69e
 def decode_data_uri(uri: str) -> np.ndarray:
     "The pixels of a PNG data URI (for tests and widgets)."
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
+# %% ../nbs/10_viz.ipynb #6842316c
 def image_mosaic(images: np.ndarray, captions: list = None, cols: int = 10, scale: int = 2, gap: int = 2,
                  title: str = None) -> go.Figure:
     "A figure of `images` tiled `cols` to a row, upscaled `scale` times, with a caption under each."
@@ -175,11 +179,13 @@ def _teacher_captions(logits: np.ndarray, classes: list) -> list:
     conf, cls = p.max(1)
     return [f"{classes[c]} {100 * q:.0f}%" for c, q in zip(cls.tolist(), conf.tolist())]
 
+# %% ../nbs/10_viz.ipynb #fa476023
 def generated_samples_figure(views: dict, n: int = 40, cols: int = 10) -> go.Figure:
     "A grid of prior samples G(z) with the teacher's class and confidence under each."
     return image_mosaic(views["x_p"][:n], _teacher_captions(views["logits_x_p"][:n], views["classes"]), cols,
                         title="generated samples G(z), z ~ N(0, I): teacher's class and confidence")
 
+# %% ../nbs/10_viz.ipynb #217bf594
 def anchor_pairs_figure(views: dict, per_class: int = 2) -> go.Figure:
     "For each class, `per_class` triples: the image x, what the encoder and generator make of it G(E(x, y)), its anchor x_a."
     picks = [i for c in range(len(views["classes"])) for i in np.flatnonzero(views["y"] == c)[:per_class]]
@@ -195,12 +201,14 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 def class_colour(c: int) -> str: return PALETTE[c % len(PALETTE)]
 
+# %% ../nbs/10_viz.ipynb #f43c6d76
 def arrows(start: np.ndarray, end: np.ndarray) -> tuple:
     "x and y coordinates of line segments start -> end, separated by None, for one scatter trace."
     xs, ys = [], []
     for (x0, y0), (x1, y1) in zip(start, end): xs += [x0, x1, None]; ys += [y0, y1, None]
     return xs, ys
 
+# %% ../nbs/10_viz.ipynb #019e1743
 def anchor_map_figure(views: dict, reducer, classes: list = None) -> go.Figure:
     "The 2-D map of latents, anchors (with arrows) and prior samples, coloured by class."
     z2, a2, p2 = (reducer.transform(views[k]) for k in ("z", "z_a", "z_p"))
@@ -235,11 +243,13 @@ def mixup_path(parts: RunParts, views: dict, sample: int, steps: int = 11) -> di
     images = (1 - weights) * parts.generator(latents) + weights * x
     return {"s": s, "latents": latents.cpu().numpy(), "images": images.cpu().numpy()}
 
+# %% ../nbs/10_viz.ipynb #82808809
 def schedule_marks(config) -> np.ndarray:
     "s(e) for every epoch e of stage 3 under the run's schedule (zero everywhere for the w/o Mixup ablation)."
     if not config.use_mixup: return np.zeros(config.mixup_epochs)
     return np.array([mixup_schedule(e, config.mixup_epochs, config.a, config.b, config.schedule) for e in range(config.mixup_epochs)])
 
+# %% ../nbs/10_viz.ipynb #4cb5ada8
 def nearest_step(path: dict, s: float) -> int:
     "The index of the grid point of `path` closest to `s`."
     return int(np.abs(path["s"] - s).argmin())
@@ -256,6 +266,7 @@ def mixup_strip_figure(path: dict, current: int = None) -> go.Figure:
                       line=dict(color="crimson", width=3), name="current")
     return fig
 
+# %% ../nbs/10_viz.ipynb #bd696c8d
 def mixup_path_figure(path: dict, reducer, views: dict, marks: np.ndarray, current: int = None) -> go.Figure:
     "The latent path from anchor (s=0) to sample (s=1) on the 2-D map, with the epochs' s(e) and the current s."
     xy = reducer.transform(path["latents"])
@@ -294,6 +305,7 @@ def smoothed_field(xy: np.ndarray, values: np.ndarray, grid: int = 40, bandwidth
     w = np.exp(-0.5 * (d2 - d2.min(1, keepdims=True)))  # shifted per row: far from every point still averages
     return xs, ys, ((w @ values) / w.sum(1)).reshape(grid, grid)
 
+# %% ../nbs/10_viz.ipynb #9d679fe9
 def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: float = None) -> go.Figure:
     "The teacher's uncertainty on the map: `show` 'before' (x), 'after' (anchors) or 'both'; points above `threshold` ringed."
     if show not in ("before", "after", "both"): raise ValueError(f"show must be before, after or both, not {show!r}")
@@ -346,6 +358,7 @@ def mask_heatmap_figure(parts: RunParts) -> go.Figure:
                       xaxis_title="latent dimension", yaxis_title="class", template="plotly_white", height=360)
     return fig
 
+# %% ../nbs/10_viz.ipynb #65e4f2c8
 def stage_curves(rows: list) -> dict:
     "A stage's curves by name, `{name: {epoch: value}}`: its numbers, the top-1 of accuracy dicts (`val`), the diagnostics."
     curves = {}
@@ -359,6 +372,7 @@ def stage_curves(rows: list) -> dict:
             elif isinstance(value, (int, float)) and not isinstance(value, bool): curves.setdefault(key, {})[epoch] = value
     return curves
 
+# %% ../nbs/10_viz.ipynb #1a27229e
 def training_curves_figure(metrics: list) -> go.Figure:
     "Per stage, a column of two panels against epoch: losses and other unbounded figures above, figures in [0, 1] below."
     stages = list(dict.fromkeys(r["stage"] for r in metrics))

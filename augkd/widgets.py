@@ -31,6 +31,7 @@ class Workbench:
     reducer: object
     marks: np.ndarray
 
+# %% ../nbs/13_widgets.ipynb #ffc6bffe
 def quick_run_dir() -> Path:
     "A `quick` HP-M run in the cache directory, run the first time it is asked for."
     out = cache_dir() / "runs" / "quick-HP-M-s0"
@@ -38,6 +39,7 @@ def quick_run_dir() -> Path:
         if not (out / "results.json").exists(): run(make_config("quick"), out, resume=True, progress=False)
     return out
 
+# %% ../nbs/13_widgets.ipynb #e2b340bc
 def workbench(run_dir=None, per_class: int = 20, prior: int = 100, reducer: str = None) -> Workbench:
     "Open `run_dir` (or the quick run) for the explorers."
     parts = load_run(run_dir or quick_run_dir())
@@ -51,12 +53,14 @@ def sample_pair_png(views: dict, sample: int) -> str:
              for k in ("x", "x_rec", "x_a")]
     return png_data_uri(np.concatenate(tiles, axis=1))
 
+# %% ../nbs/13_widgets.ipynb #211e9a4d
 def sample_caption(views: dict, sample: int) -> str:
     "One line about a sample: class and the teacher's uncertainty on x, G(E(x, y)) and x_a."
     c = views["classes"][views["y"][sample]]
     return (f"sample {sample}, class {c}: uncertainty on x {views['unc_x'][sample]:.2f}, on G(E(x, y)) "
             f"{views['unc_x_rec'][sample]:.2f}, on the anchor x_a {views['unc_x_a'][sample]:.2f}")
 
+# %% ../nbs/13_widgets.ipynb #34b059e9
 def class_visibility(trace_groups: list, chosen) -> list:
     "Which traces to show for class `chosen` (None: all); `trace_groups` holds each trace's class or None."
     return [g is None or chosen is None or g == chosen for g in trace_groups]
@@ -91,6 +95,7 @@ class AnchorExplorer:
         self.image.value = _png_bytes(sample_pair_png(self.wb.views, sample))
         self.caption.value = sample_caption(self.wb.views, sample)
 
+# %% ../nbs/13_widgets.ipynb #9dbc8676
 def _png_bytes(uri: str) -> bytes:
     return base64.b64decode(uri.split(",", 1)[1])
 
@@ -131,6 +136,7 @@ class MixupExplorer:
     def follow_epoch(self, epoch: int):
         self.s_slider.value = float(self.wb.marks[epoch - 1])
 
+# %% ../nbs/13_widgets.ipynb #610f9fe0
 def _replace(widget: go.FigureWidget, figure: go.Figure) -> None:
     "Show `figure` in `widget`: its traces and layout replace the old ones."
     with widget.batch_update():
@@ -144,6 +150,7 @@ def above_threshold(views: dict, threshold: float) -> dict:
     return {"before": int((views["unc_x"] > threshold).sum()), "after": int((views["unc_x_a"] > threshold).sum()),
             "of": len(views["unc_x"])}
 
+# %% ../nbs/13_widgets.ipynb #58cce608
 class UncertaintyExplorer:
     "The uncertainty map and uncertainty histograms, with a before/after toggle and a threshold slider."
     def __init__(self, wb: Workbench):
