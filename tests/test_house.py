@@ -1,6 +1,8 @@
 """Conventions a reader of the library relies on: every module opens with a whole sentence that says what it holds."""
 import importlib
+import json
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +22,18 @@ def test_module_docstring_is_one_whole_sentence(name):
     assert doc[0].isupper() or doc[0] == "`", f"augkd.{name}'s docstring does not start a sentence: {doc[:60]!r}"
     assert doc.endswith("."), f"augkd.{name}'s docstring stops mid-sentence: ...{doc[-60:]!r}"
     assert "\n" not in doc, f"augkd.{name}'s docstring wraps: nbdev takes a notebook summary's first line only"
+
+
+def test_readme_benchmark_table_is_computed_from_the_committed_results(monkeypatch):
+    """The README's benchmark table is what the index notebook's code writes from `nbs/results/regimes.json`:
+    recomputed here, it must stand in the README as committed (a rerun of the grid changes both, nothing is typed)."""
+    root = Path(augkd.__file__).resolve().parents[1]
+    cells = json.loads((root / "nbs" / "index.ipynb").read_text())["cells"]
+    code = next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and "regimes_markdown(" in "".join(c["source"]))
+    *body, last = code.strip().split("\n")
+    monkeypatch.chdir(root / "nbs")
+    namespace = {}
+    exec("\n".join(body), namespace)
+    table = eval(last, namespace).data.strip()
+    assert "| augkd |" in table and "nbs/results" not in table
+    assert table in (root / "README.md").read_text()
