@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .data import atomic_save
+from .files import atomic_save
 from .generator import Encoder, Generator, collapse_statistics, generated_images, reparameterize, train_generator, warn_collapse
 from .losses import (BNStatistics, InstanceMeans, PenultimateFeatures, class_balance_entropy, js_divergence, kl_div,
                           prior_kl)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_bench.ipynb #cell-002
 from __future__ import annotations
-import dataclasses, hashlib, json, math, multiprocessing, os, statistics, time
+import dataclasses, json, math, multiprocessing, os, statistics, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -13,7 +13,8 @@ import torch
 from scipy import stats
 
 from .baselines import METHODS, Cell, get_method, method_config
-from .data import DATASETS, SETTINGS, exclusive, validation_shots
+from .data import DATASETS, SETTINGS, validation_shots
+from .files import atomic_write_text, exclusive, short_hash
 from .pipeline import AUGKD_REFERENCE, config_splits, make_config, resolve_teacher
 from .inits import init_fingerprint
 from .teacher import teacher_fingerprint
@@ -32,7 +33,7 @@ def cell_key(config, # the cell's config (its hash leaves out only the device)
     fingerprint = teacher_fingerprint(**(teacher or {}))
     inits = [init_fingerprint(i) for i in (config.teacher_init, config.student_init)]
     keyed = [config.hash(), fingerprint] + ([inits] if inits != ["scratch", "scratch"] else [])  # scratch keeps earlier keys
-    return hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:12]
+    return short_hash(json.dumps(keyed), 12)
 
 # %% ../nbs/09_bench.ipynb #89a817e9
 def _group(config, teacher: dict = None) -> str:
@@ -62,7 +63,7 @@ def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: b
                "val_shots": validation_shots(config.shots, config.val_shots), "seed": seed, **scores, "seconds": round(time.time() - start, 2),
                "key": cell_key(config, teacher), "config": config.to_dict(),
                "teacher": {**(teacher or {}), "fingerprint": teacher_fingerprint(**(teacher or {}))}}
-        tmp = done.with_suffix(".tmp"); tmp.write_text(json.dumps(row)); tmp.replace(done)
+        atomic_write_text(json.dumps(row), done)
     return row
 
 # %% ../nbs/09_bench.ipynb #cell-007

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_config.ipynb #255ea43b
 from __future__ import annotations
-import hashlib, inspect, json, math
+import inspect, json, math
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import torch
 
 from .anchor import ANCHOR_SELECTIONS, train_anchor
 from .data import DATASETS, SETTINGS, dataset_folders, folder_setting_name
+from .files import short_hash
 from .generator import train_generator
 from .inits import INITS, init_problem
 from .losses import UNCERTAINTIES
@@ -178,7 +179,7 @@ def _stage_fields(stage: str) -> tuple:
 STAGE_FIELDS = {stage: _stage_fields(stage) for stage in STAGES}
 
 def _short_hash(fields: dict) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+    return short_hash(json.dumps(fields, sort_keys=True))
 
 # %% ../nbs/07a_config.ipynb #cell-013
 PRESETS = {

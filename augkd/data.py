@@ -4,8 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #cell-003
 from __future__ import annotations
-import hashlib, json, math, os, socket, sys, time, warnings
-from contextlib import contextmanager
+import json, math, os, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,18 +12,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont, ImageOps
-from filelock import FileLock, Timeout
 from platformdirs import user_cache_dir
+
+from .files import atomic_save, exclusive, short_hash
 
 # %% auto #0
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'LETTER_CLASSES', 'LETTER_STYLES', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES',
            'DECODER_VERSION', 'DATASETS', 'Domain', 'concat_domains', 'handwritten_domain', 'digit_fonts',
            'render_digit', 'printed_domain', 'photo_domain', 'letter_fonts', 'letter_style', 'letters_corpus',
-           'cache_dir', 'atomic_save', 'content_hash', 'Busy', 'exclusive', 'digitshift', 'domain_grid', 'Setting',
-           'get_setting', 'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits',
-           'make_splits', 'load_setting', 'class_folders', 'image_folder_domain', 'folder_fingerprint', 'as_rgb',
-           'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark',
-           'dataset_folders', 'synthetic_benchmark']
+           'cache_dir', 'digitshift', 'domain_grid', 'Setting', 'get_setting', 'stratified_split', 'min_per_class',
+           'take_shots', 'validation_shots', 'Splits', 'make_splits', 'load_setting', 'class_folders',
+           'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder', 'folder_setting_name',
+           'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders', 'synthetic_benchmark']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -210,68 +209,6 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("AUGKD_CACHE") or user_cache_dir("augkd"))
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-# %% ../nbs/00_data.ipynb #a6f1cd80
-def atomic_save(obj, path) -> Path:
-    "`torch.save` to a temporary file beside `path`, then rename it into place."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-# %% ../nbs/00_data.ipynb #cell-032
-def content_hash(obj, # nested dicts, lists, tensors, numbers and strings
-                ) -> str:
-    "A short hash of `obj`'s content: tensors by dtype, shape and bytes, dicts with their keys sorted."
-    digest = hashlib.sha256()
-    def feed(o):
-        if torch.is_tensor(o):
-            o = o.detach().cpu().contiguous()
-            digest.update(f"{o.dtype}{tuple(o.shape)}".encode()); digest.update(o.view(-1).view(torch.uint8).numpy().tobytes())
-        elif isinstance(o, dict):
-            for key in sorted(o, key=str): digest.update(repr(key).encode()); feed(o[key])
-        elif isinstance(o, (list, tuple)):
-            digest.update(f"[{len(o)}".encode())
-            for item in o: feed(item)
-        else: digest.update(json.dumps(o, default=str).encode())
-    feed(obj)
-    return digest.hexdigest()[:16]
-
-# %% ../nbs/00_data.ipynb #cell-035
-class Busy(ValueError):
-    "Another process holds the lock of what this one would write."
-
-# %% ../nbs/00_data.ipynb #5374e5ab
-def _holder() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-
-# %% ../nbs/00_data.ipynb #11c9c703
-@contextmanager
-def exclusive(path, # the lock file (its folder is made if missing)
-              what: str, # what the lock protects, for the error message ("run directory runs/x")
-              wait: bool = False): # wait for the holder to finish instead of failing at once
-    "Hold the lock file `path` while the block runs; without `wait`, raise `Busy` naming the holder if another process has it."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock, holder_file = FileLock(path), path.with_name(path.name + ".holder")
-    try: lock.acquire(timeout=-1 if wait else 0)
-    except Timeout:
-        try: holder = json.loads(holder_file.read_text())
-        except (OSError, ValueError): holder = {}
-        by = (f"process {holder['pid']} on {holder['host']} (`{holder['command']}`, since {holder['since']})"
-              if holder else "another process")
-        raise Busy(f"{what} is being written by {by}; wait for it to finish or use another directory") from None
-    try:
-        holder_file.write_text(json.dumps(_holder()))
-        yield
-    finally:
-        holder_file.unlink(missing_ok=True)
-        lock.release()
 
 # %% ../nbs/00_data.ipynb #cell-038
 def _build_digitshift() -> dict:
@@ -488,7 +425,7 @@ def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes:
 def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
     "A key for a folder's content: each file's relative path, size and modification time, the classes, the size, the decoder's version."
     stats = [(str(p.relative_to(root)), *(lambda st: (st.st_size, st.st_mtime_ns))(p.stat())) for _, p in files]
-    return hashlib.sha256(json.dumps([stats, list(classes), size, DECODER_VERSION]).encode()).hexdigest()[:24]
+    return short_hash(json.dumps([stats, list(classes), size, DECODER_VERSION]), 24)
 
 # %% ../nbs/00_data.ipynb #527e0158
 DECODER_VERSION = 2  # 2: EXIF orientation applied (folders decoded by version 1 are decoded again)

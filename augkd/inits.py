@@ -4,7 +4,7 @@
 
 # %% ../nbs/02a_inits.ipynb #7b57f697
 from __future__ import annotations
-import hashlib, json, os, re, socket, time, warnings
+import json, os, re, socket, time, warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from .data import Domain, atomic_save, cache_dir, content_hash, exclusive, letters_corpus, stratified_split
+from .data import Domain, cache_dir, letters_corpus, stratified_split
+from .files import atomic_save, content_hash, exclusive, short_hash
 from .models import Normalized, channel_stats, create_model, to_device
 from .train import barrier, evaluate, fit, resolve_device, seed_everything
 
@@ -215,7 +216,7 @@ def init_fingerprint(spec: str, # scratch, imagenet, a corpus name or a weights 
     "A short key for an init: its name (a corpus's with its pretraining recipe), or for a weights file the hash of its bytes (not where it lies)."
     if spec in CORPORA: return f"{spec}-r{PRETRAIN_RECIPE}"
     if spec in INITS: return spec
-    return "file-" + hashlib.sha256(Path(spec).expanduser().read_bytes()).hexdigest()[:16]
+    return "file-" + short_hash(Path(spec).expanduser().read_bytes())
 
 # %% ../nbs/02a_inits.ipynb #5ca72fca
 def resolve_init(spec: str, arch: str, # as `init_problem` takes them

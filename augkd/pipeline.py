@@ -15,7 +15,8 @@ import augkd
 from .anchor import AnchorNet, stage_diagnostics, train_anchor, uncertainty_setup
 from .config import *  # the config's names stay importable from here: `from augkd.pipeline import make_config, run`
 from .config import _names, _short_hash
-from .data import exclusive, folder_splits, load_setting
+from .data import folder_splits, load_setting
+from .files import exclusive
 from .generator import Encoder, Generator, train_generator, warn_collapse
 from .inits import apply_init, resolve_init
 from .mixup import train_mixup

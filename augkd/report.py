@@ -9,6 +9,7 @@ from pathlib import Path
 
 import plotly.io as pio
 
+from .files import atomic_write_text
 from .pipeline import load_run
 from .viz import (anchor_map_figure, anchor_pairs_figure, uncertainty_histograms_figure,
                        generated_samples_figure, mask_heatmap_figure, mixup_path, mixup_path_figure, mixup_strip_figure,
@@ -109,7 +110,4 @@ def write_report(run_dir, out=None, kind: str = None) -> Path:
         body.append(pio.to_html(content, full_html=False, include_plotlyjs=first, config={"displaylogo": False}))
         first = False
     title = f"AuG-KD run {run_dir.resolve().name}"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(_PAGE.format(title=html.escape(title), body="\n".join(body)), encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic_write_text(_PAGE.format(title=html.escape(title), body="\n".join(body)), out)

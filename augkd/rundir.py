@@ -12,7 +12,7 @@ import torch.nn as nn
 
 import augkd
 from .config import LATER_FIELDS, STAGE_FIELDS, STAGES, Config, _short_hash, config_stages
-from .data import atomic_save, content_hash
+from .files import atomic_save, atomic_write, atomic_write_text, content_hash
 from .train import Checkpoint, barrier, is_main, seed_everything, training_state
 
 # %% auto #0
@@ -102,8 +102,7 @@ def rewrite_metrics(run_dir, # a run directory
     "Write `metrics.jsonl` anew from the stages' histories."
     lines = [line for stage in STAGES for line in _metric_lines(stage, histories.get(stage, []))]
     path = Path(run_dir) / "metrics.jsonl"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(l + "\n" for l in lines)); tmp.replace(path)
+    atomic_write_text("".join(l + "\n" for l in lines), path)
 
 # %% ../nbs/07b_rundir.ipynb #6471a266
 def append_metrics(run_dir, stage: str, # where, and which stage
@@ -184,9 +183,7 @@ def reuse_stages(config: Config, # the config about to run
         if checkpoint_path(out, stage).exists(): continue
         match = next((checkpoint_path(src, stage) for src in sources if _finished_as(src, stage, config, provenance)), None)
         if match is None: break
-        tmp = checkpoint_path(out, stage).with_suffix(".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(match, tmp); tmp.replace(checkpoint_path(out, stage))
+        atomic_write(checkpoint_path(out, stage), lambda tmp: shutil.copyfile(match, tmp))
         reused.append(stage)
     return reused
 

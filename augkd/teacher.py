@@ -11,7 +11,8 @@ import torch
 
 from .inits import (apply_init, chosen_weights, classifier_outputs, init_fingerprint, load_file,
                          plain_state_dict, resolve_init)  # plain_state_dict: imported from here before it moved
-from .data import Splits, atomic_save, cache_dir, content_hash, exclusive, load_setting
+from .data import Splits, cache_dir, load_setting
+from .files import atomic_save, content_hash, exclusive
 from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
 from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
 

@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from .anchor import uncertainty_score, uncertainty_setup
+from .anchor import uncertainty_setup
+from .files import atomic_write
+from .losses import uncertainty_score
 from .mixup import mixup_schedule
 from .pipeline import RunParts
 
@@ -91,10 +93,9 @@ class StoredMap:
 
     def save(self, path) -> Path:
         arrays = {k: v for k, v in asdict(self).items() if v is not None}
-        tmp = Path(path).with_suffix(".tmp.npz")
-        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-        tmp.replace(path)
-        return Path(path)
+        def write(tmp):
+            with open(tmp, "wb") as f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path) -> StoredMap:

@@ -12,7 +12,8 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
-from .data import cache_dir, exclusive
+from .data import cache_dir
+from .files import exclusive
 from .pipeline import RunParts, load_run, make_config, run
 from .viz import (anchor_map_figure, uncertainty_histograms_figure, mixup_path,
                        mixup_path_figure, mixup_strip_figure, nearest_step, png_data_uri, run_reducer, run_views,

@@ -12,7 +12,7 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules(augkd.__path__) if not m.n
 
 
 def test_every_notebook_module_is_listed():
-    assert {"losses", "generator", "anchor", "mixup", "pipeline", "baselines"} <= set(MODULES)
+    assert {"files", "losses", "generator", "anchor", "mixup", "config", "rundir", "pipeline", "baselines"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

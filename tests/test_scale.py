@@ -92,7 +92,7 @@ def test_every_trained_module_is_equal_on_every_rank_after_each_stage(tmp_path):
     script.write_text("""
 import json, sys
 import augkd.pipeline as pipeline
-from augkd.data import content_hash
+from augkd.files import content_hash
 from augkd.train import rank
 original, trained = pipeline._run_stage, {}
 def recorded(run_dir, stage, config, prov, modules, *args, **kwargs):
