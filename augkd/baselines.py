@@ -354,8 +354,9 @@ def contrastive_inversion(teacher, # the frozen teacher (with BatchNorm2d layers
         for _ in range(iters):
             x = generator(z)
             with autocast(device, precision):
-                t_logits = teacher(random_shift(x, shift))
-                bn, global_f, s_logits = stats.loss(), means.features(), student(random_shift(x, shift))
+                x_global = random_shift(x, shift)  # one global view, seen by teacher and student alike
+                t_logits = teacher(x_global)
+                bn, global_f, s_logits = stats.loss(), means.features(), student(x_global)
                 with stats.paused(): teacher(random_resized_crop(x))
                 local_f = means.features()
                 agree = (s_logits.argmax(1) == t_logits.argmax(1)).float()
