@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from .data import Domain
 from .generator import collapse_statistics, generated_images
 from .losses import UNCERTAINTIES, PenultimateFeatures, max_logit_range, normalized_energy, prior_kl, uncertainty_score
-from .train import (BestState, Learner, ShowProgress, Validate, autocast, backward_step, batches, parallel,
-                         predict_logits, shard, world_size)
+from .train import (BestState, Learner, ShowProgress, Validate, adam, autocast, backward_step, batches, parallel,
+                         predict_logits, shard, top1, world_size)
 
 # %% auto #0
 __all__ = ['ANCHOR_SELECTIONS', 'AnchorNet', 'uncertainty_setup', 'anchor_terms', 'anchor_loss', 'anchor_views', 'anchor_step',
@@ -70,7 +70,8 @@ def anchor_terms(t_logits: torch.Tensor, # the teacher's logits on the anchor im
                  kind: str = "normalized_energy", f_min: float = 0.0, f_max: float = 1.0, tau: float = 1.0, # see `uncertainty_score`
                  z: torch.Tensor = None, z_a: torch.Tensor = None, # the latents and their anchors, for the proximity term
                 ) -> dict:
-    "The terms of L_A, unweighted: uncertainty, mask-fraction constraint, class CE (and, given z and z_a, proximity)."
+    """The terms of L_A (the method page, "Stage 2"), unweighted scalars from logits (B, C), masks (B, d) and labels (B,):
+    uncertainty, mask-fraction constraint, class CE (and, given z and z_a (B, d), proximity)."""
     terms = {"unc": uncertainty_score(t_logits, kind, f_min, f_max, tau).mean(),
              "mask": (mask.mean(1) - (1 - alpha)).abs().mean(),
              "ce": F.cross_entropy(t_logits, y)}
@@ -82,7 +83,7 @@ def anchor_loss(terms: dict, # the terms of `anchor_terms`
                 w_mask: float = 1.0, w_ce: float = 0.1, # the weights of the mask and class terms
                 w_prox: float = 0.0, # the weight of the proximity term (0: the method page's L_A)
                ) -> torch.Tensor:
-    "L_A from its terms."
+    "L_A (the method page, \"Stage 2\"), a scalar: the uncertainty term plus the weighted mask, class and proximity terms."
     return terms["unc"] + w_mask * terms["mask"] + w_ce * terms["ce"] + w_prox * terms.get("prox", 0.0)
 
 # %% ../nbs/05_anchor.ipynb #cell-017
@@ -127,7 +128,7 @@ def anchor_validation(teacher, generator, encoder, anchor, # the models, the Anc
     with torch.no_grad():  # T, G and E are frozen: the "before" figures are the same every epoch, so computed once
         t_rec = teacher(generator(encoder(val_x, val_y)[0]))
         before = {"unc_before": uncertainty_score(t_rec, **scored).mean().item(),
-                  "teacher_acc_before": (t_rec.argmax(1) == val_y).float().mean().item()}
+                  "teacher_acc_before": top1(t_rec, val_y).item()}
     def evaluate(learn) -> dict:
         anchor.eval()
         with torch.no_grad():
@@ -138,7 +139,7 @@ def anchor_validation(teacher, generator, encoder, anchor, # the models, the Anc
         return {"val_loss": anchor_loss(val_terms, w_mask, w_ce, w_prox).item(), "mask_open": mask.mean().item(),
                 "unc_before": before["unc_before"], "unc_after": val_terms["unc"].item(),
                 "teacher_acc_before": before["teacher_acc_before"],
-                "teacher_acc_after": (t_anchor.argmax(1) == val_y).float().mean().item()}
+                "teacher_acc_after": top1(t_anchor, val_y).item()}
     return evaluate
 
 # %% ../nbs/05_anchor.ipynb #cell-024
@@ -167,7 +168,7 @@ def invert_encoder(teacher, generator, # frozen T and G
     for frozen in (teacher, generator): frozen.eval().requires_grad_(False)
     encoder.requires_grad_(True)
     device = next(teacher.parameters()).device
-    opt = torch.optim.Adam(encoder.parameters(), lr=lr)
+    opt = adam(encoder.parameters(), lr=lr)
     features, trained = PenultimateFeatures(teacher), parallel(encoder)  # several processes: gradients averaged
     with torch.no_grad(), autocast(device, precision):  # T is frozen and x fixed: f_T(x) once per image, not once per step
         targets = torch.cat([_penultimate(teacher, features, train.images[i:i + 512].to(device)).cpu()
@@ -222,7 +223,7 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
                                precision=precision, progress=progress) if epochs else []
     for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
     score = dict(alpha=alpha, **uncertainty_setup(teacher, train, uncertainty, energy_tau))
-    opt = torch.optim.Adam(anchor.parameters(), lr=lr_a)
+    opt = adam(anchor.parameters(), lr=lr_a)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=anchor_epochs)
     best = (BestState("anchor", lambda row: row["val_loss"], lower_is_better=True) if anchor_select == "loss"
             else BestState("anchor", lambda row: row["teacher_acc_after"]))
@@ -281,14 +282,14 @@ def stage_diagnostics(teacher, generator, encoder, # the frozen (or training) T,
         z = encoder(x, y)[0]
         t_rec, f_rec = teacher_view(generator(z))
         other = encoder(x, (y + 1) % t_x.shape[1])[0]
-        out = {"acc_x": (t_x.argmax(1) == y).float().mean().item(), "unc_x": score(t_x).mean().item(),
-               "acc_rec": (t_rec.argmax(1) == y).float().mean().item(), "unc_rec": score(t_rec).mean().item(),
+        out = {"acc_x": top1(t_x, y).item(), "unc_x": score(t_x).mean().item(),
+               "acc_rec": top1(t_rec, y).item(), "unc_rec": score(t_rec).mean().item(),
                "label_sensitivity": ((z - other).pow(2).mean() / z.pow(2).mean().clamp_min(1e-12)).item(),
                **(generator_figures or collapse_statistics(teacher, generated_images(generator), x))}
         last = t_rec
         if anchor is not None:
             t_a, f_a = teacher_view(generator(anchor(z, y)[0]))
-            out.update({"acc_anchor": (t_a.argmax(1) == y).float().mean().item(), "unc_anchor": score(t_a).mean().item(),
+            out.update({"acc_anchor": top1(t_a, y).item(), "unc_anchor": score(t_a).mean().item(),
                         "anchor_move": ((f_a - f_x).norm(dim=1).mean() / max(_pairwise_mean(f_x), 1e-12)).item(),
                         "anchor_spread": _class_spread(f_a, y) / max(_class_spread(f_x, y), 1e-12), **mask_statistics(anchor)})
             last = t_a

@@ -20,7 +20,7 @@ from .losses import (BNStatistics, InstanceMeans, PenultimateFeatures, class_bal
 from .mixup import mixup_loss
 from .pipeline import AUGKD_REFERENCE, Config, build_models, config_splits, resolve_teacher, run
 from .models import recalibrate_bn, to_device
-from .train import (Learner, ShowProgress, autocast, backward_step, cross_entropy_loss, evaluate, fit, random_shift,
+from .train import (Learner, ShowProgress, adam, autocast, backward_step, cross_entropy_loss, evaluate, fit, random_shift,
                          resolve_device)
 
 # %% auto #0
@@ -117,7 +117,7 @@ def without_kd(cell: Cell) -> dict:
 
 # %% ../nbs/08_baselines.ipynb #b90b0ade
 def kd_loss(teacher, u: float, tau: float):
-    "A `fit` loss: u * CE + (1 - u) * tau^2 * KL(T || S) on the batch."
+    "A `fit` loss: u CE + (1 - u) tau^2 KL(T || S) at KD temperature tau on the batch (Hinton et al. 2015), a scalar."
     def loss(model, x, y):
         with torch.no_grad(): t_logits = teacher(x)
         return mixup_loss(model(x), t_logits, y, u, tau)
@@ -234,13 +234,13 @@ def deep_inversion(teacher, # the frozen teacher
     "Synthesize images against the teacher round by round and distill the student on them; returns the pool."
     device = next(teacher.parameters()).device
     teacher.eval().requires_grad_(False)
-    opt_s = torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s)
+    opt_s = adam(student.parameters(), lr=lr_s, weight_decay=wd_s)
     stats, pool = BNStatistics(teacher), []
 
     def step(learn, _):
         raw = torch.randn(batch_size, 3, image_size, image_size, device=device, requires_grad=True)
         targets = torch.randint(0, num_classes, (batch_size,), device=device)
-        opt_x = torch.optim.Adam([raw], lr=lr_x)
+        opt_x = adam([raw], lr=lr_x)
         student.eval()
         for _ in range(iters):
             x = torch.sigmoid(raw)
@@ -341,13 +341,13 @@ def contrastive_inversion(teacher, # the frozen teacher (with BatchNorm2d layers
     teacher.eval().requires_grad_(False)
     stats, means = BNStatistics(teacher), InstanceMeans(teacher)
     head = projection_head(means.size).to(device)
-    opt_s = torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s)
+    opt_s = adam(student.parameters(), lr=lr_s, weight_decay=wd_s)
     pool, bank = [], []
 
     def synthesize():
         z = torch.randn(batch_size, generator.latent_size, device=device, requires_grad=True)
         y = torch.randint(0, num_classes, (batch_size,), device=device)
-        opt = torch.optim.Adam([{"params": [*generator.parameters(), z]}, {"params": head.parameters(), "betas": (0.9, 0.999)}],
+        opt = adam([{"params": [*generator.parameters(), z]}, {"params": head.parameters(), "betas": (0.9, 0.999)}],
                                lr=lr_g, betas=(0.5, 0.999))
         best = (math.inf, None, None)
         student.eval()
@@ -425,9 +425,9 @@ def pseudo_replay(teacher, # the frozen teacher (its last linear layer's input f
     device = next(teacher.parameters()).device
     teacher.eval().requires_grad_(False)
     features, d, replayed = PenultimateFeatures(teacher), generator.latent_size, max(1, batch_size // 8)
-    optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=lr_g),
-                  "student": torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s),
-                  "memory": torch.optim.Adam([*memory.parameters(), *encoder.parameters()], lr=lr_g / 40)}
+    optimizers = {"generator": adam(generator.parameters(), lr=lr_g),
+                  "student": adam(student.parameters(), lr=lr_s, weight_decay=wd_s),
+                  "memory": adam([*memory.parameters(), *encoder.parameters()], lr=lr_g / 40)}
     schedulers = {"student": torch.optim.lr_scheduler.CosineAnnealingLR(optimizers["student"], T_max=epochs)}
 
     def replay():

@@ -18,26 +18,31 @@ from .files import atomic_write_text, exclusive, short_hash
 from .pipeline import AUGKD_REFERENCE, config_splits, make_config, resolve_teacher
 from .inits import init_fingerprint
 from .teacher import teacher_fingerprint
-from .train import resolve_device
+from .train import cpu_autocasts, resolve_device
 
 # %% auto #0
 __all__ = ['HEADLINE', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
            'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'run_group', 'bench',
-           'finished_cells', 'regimes_markdown']
+           'finished_cells', 'restore_cells', 'regimes_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out only the device)
              teacher: dict = None, # the cell's teacher file, `{"path", "classes", "norm"}`, or None
             ) -> str:
-    "A short hash of everything that shapes a cell: its config, its teacher and the content of its weights-file inits."
+    "A short hash of everything that shapes a cell: its config, its teacher, the content of its weights-file inits and bf16 on a CPU."
     fingerprint = teacher_fingerprint(**(teacher or {}))
     inits = [init_fingerprint(i) for i in (config.teacher_init, config.student_init)]
     keyed = [config.hash(), fingerprint] + ([inits] if inits != ["scratch", "scratch"] else [])  # scratch keeps earlier keys
+    if config.precision == "auto" and cpu_autocasts(config.device): keyed.append("cpu-bf16")  # `auto` took bf16 on this CPU
     return short_hash(json.dumps(keyed), 12)
 
 # %% ../nbs/09_bench.ipynb #89a817e9
+def _cell_name(setting: str, shots: int, seed: int, key: str) -> str:
+    return f"{setting}-{shots}shot-s{seed}-{key}"
+
+# %% ../nbs/09_bench.ipynb #70970351
 def _group(config, teacher: dict = None) -> str:
-    return f"{config.setting}-{config.shots}shot-s{config.seed}-{cell_key(config, teacher)}"
+    return _cell_name(config.setting, config.shots, config.seed, cell_key(config, teacher))
 
 # %% ../nbs/09_bench.ipynb #499fc7da
 def _cell_folders(out, method: str, config, teacher: dict = None) -> tuple:
@@ -229,6 +234,20 @@ def _write_tables(out: Path, rows: list) -> list:
     (out / "bench.md").write_text(bench_markdown(rows))
     bench_figure(rows).write_html(out / "bench.html", include_plotlyjs=True, full_html=True)
     return rows
+
+# %% ../nbs/09_bench.ipynb #898b62e3
+def restore_cells(out, # a benchmark directory (`bench`'s `out`)
+                  rows: list, # finished rows as `bench` returns or a results file keeps them (with `method`, `setting`, `shots`, `seed`, `key`)
+                 ) -> list:
+    "Write each row as the `cell.json` of its cell under `out` where that cell has none; the rows written."
+    written = []
+    for row in rows:
+        done = Path(out) / "cells" / row["method"] / _cell_name(row["setting"], row["shots"], row["seed"], row["key"]) / "cell.json"
+        if done.exists(): continue
+        done.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json.dumps(row), done)
+        written.append(row)
+    return written
 
 # %% ../nbs/09_bench.ipynb #6157a69c
 REGIME_PAIRS = (("augkd", "dafl+"), ("augkd", "dfq+"), ("augkd", "kd_ft"), ("augkd", "wo_kd"),

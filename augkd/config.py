@@ -123,7 +123,7 @@ class Config:
     # bookkeeping
     preset: str = "paper"
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
-    precision: str = stage_default("precision")  # auto (bf16 on a GPU that has it), bf16 or fp32
+    precision: str = stage_default("precision")  # auto (bf16 where the device computes it natively: `native_bf16`), bf16 or fp32
 
     def to_dict(self) -> dict: return asdict(self)
 

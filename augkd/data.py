@@ -285,14 +285,15 @@ def _digitshift_setting(code: str) -> Setting:
 SETTINGS = {code: _digitshift_setting(code) for code in ("HP-M", "PM-H", "HM-P")}
 
 def get_setting(name: str) -> Setting:
-    "The DigitShift setting called `name`, with a clear error for unknown names."
+    "The DigitShift setting called `name`; raises `ValueError` naming the settings for another name."
     if name not in SETTINGS:
         raise ValueError(f"unknown setting {name!r}; DigitShift settings are {', '.join(SETTINGS)}")
     return SETTINGS[name]
 
 # %% ../nbs/00_data.ipynb #cell-051
 def stratified_split(labels: torch.Tensor, fractions, seed: int = 0) -> list:
-    "Index tensors, one per fraction, cutting each class's seeded permutation at the fractions."
+    """Index tensors, one per fraction, cutting each class's seeded permutation of `labels` (N,) at the fractions; raises
+    `ValueError` when the fractions do not sum to 1."""
     if abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(f"split fractions must sum to 1, got {fractions}")
     gen = torch.Generator().manual_seed(seed)

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .losses import BNStatistics, PenultimateFeatures, class_balance_entropy, kl_div, prior_kl
-from .train import Learner, ShowProgress, autocast, backward_step, parallel, shard
+from .train import Learner, ShowProgress, adam, autocast, backward_step, parallel, shard, top1
 
 # %% auto #0
 __all__ = ['COLLAPSE_SHARE', 'Generator', 'Encoder', 'reparameterize', 'generator_losses', 'encoder_loss', 'generated_images',
@@ -72,7 +72,7 @@ class Encoder(nn.Module):
 def reparameterize(mu: torch.Tensor, # the mean of the latent's distribution
                    logvar: torch.Tensor, # its log-variance
                   ) -> torch.Tensor:
-    "A sample of N(mu, exp(logvar)) that gradients flow through."
+    "A sample mu + eps exp(logvar / 2), eps ~ N(0, I), of the shape of `mu` (B, d), that gradients flow through (Kingma & Welling 2014)."
     return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
 
 # %% ../nbs/04_generator.ipynb #cell-015
@@ -81,7 +81,9 @@ def generator_losses(t_logits, # the teacher's logits on the generated batch
                      bn_loss, # `BNStatistics.loss()` of the teacher's forward pass
                      features = None, # the teacher's penultimate features, for DAFL's activation term
                     ) -> dict:
-    "The four terms of L_G, unweighted; with the teacher's penultimate `features`, DAFL's activation term too."
+    """The terms of L_G (the method page, "Stage 1"), unweighted scalars, from logits (B, C): `adv` -KL(T || S), `oh`
+    the one-hot CE and `ent` the class-balance entropy (DAFL, Chen et al. 2019), `bn` the BatchNorm statistics
+    (DeepInversion, Yin et al. 2020); with the teacher's penultimate `features` (B, F), DAFL's activation term `act`."""
     terms = {"adv": -kl_div(t_logits, s_logits), "oh": F.cross_entropy(t_logits, t_logits.argmax(1)),
              "ent": -class_balance_entropy(t_logits), "bn": bn_loss}
     if features is not None: terms["act"] = -features.abs().mean()
@@ -93,7 +95,8 @@ def encoder_loss(mu, logvar, # the encoder's mean and log-variance for a batch o
                  beta: float = 2.5e-4, # weight of the prior term
                  latent_sum: bool = False, # the squared error summed over the d dimensions (the reference), not averaged
                 ) -> torch.Tensor:
-    "Latent reconstruction plus beta times the KL of q(z|x,y) to the standard normal prior."
+    """L_E, a scalar: the latent reconstruction error of z (B, d) plus beta times the KL of q(z|x, y) to N(0, I) in nats
+    (the method page, "Stage 1")."""
     error = (reparameterize(mu, logvar) - z).pow(2)
     recon = error.sum(1).mean() if latent_sum else error.mean()
     return recon + beta * prior_kl(mu, logvar)
@@ -116,7 +119,8 @@ def generated_images(generator: nn.Module, # G, latent (B, d) to images (B, 3, H
 def _mean_distance(images: torch.Tensor) -> float:
     flat = images.flatten(1).float()
     n = len(flat)
-    return torch.cdist(flat, flat).sum().item() / (n * (n - 1)) if n > 1 else 0.0
+    # exact differences: the matrix-product shortcut leaves about 1e-3 of rounding between identical images on some CPUs
+    return torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist").sum().item() / (n * (n - 1)) if n > 1 else 0.0
 
 # %% ../nbs/04_generator.ipynb #5392efc1
 @torch.no_grad()
@@ -180,7 +184,7 @@ def generator_step(teacher: nn.Module, # frozen, in eval mode
             backward_step(optimizers["encoder"], loss_e)
         return len(x), {**terms, "loss_g": loss_g, "loss_s": loss_s, "loss_e": loss_e,  # terms first: a NaN is named by its term
                         "t_conf": F.softmax(t_logits.float(), 1).max(1).values.mean(),
-                        "agree": (s_logits.argmax(1) == t_logits.argmax(1)).float().mean()}
+                        "agree": top1(s_logits, t_logits.argmax(1))}
     return step
 
 # %% ../nbs/04_generator.ipynb #cell-023
@@ -209,9 +213,9 @@ def train_generator(teacher: nn.Module, # the frozen teacher
     "Stage 1: train G, E (unless None) and a first student against a frozen teacher; return them and the history."
     teacher.eval().requires_grad_(False)
     modules = {"generator": generator, "student": student, **({"encoder": encoder} if encoder is not None else {})}
-    optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=lr_g),
-                  "student": torch.optim.Adam(student.parameters(), lr=lr_s, weight_decay=wd_s)}
-    if encoder is not None: optimizers["encoder"] = torch.optim.Adam(encoder.parameters(), lr=lr_e)
+    optimizers = {"generator": adam(generator.parameters(), lr=lr_g),
+                  "student": adam(student.parameters(), lr=lr_s, weight_decay=wd_s)}
+    if encoder is not None: optimizers["encoder"] = adam(encoder.parameters(), lr=lr_e)
     schedulers = {n: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=gen_epochs) for n, o in optimizers.items()}
     stats = BNStatistics(teacher)
     features = PenultimateFeatures(teacher) if w_act else None

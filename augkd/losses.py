@@ -132,7 +132,7 @@ def energy(logits: torch.Tensor, # (B, C) logits
 # %% ../nbs/02b_losses.ipynb #eb7566f4
 def max_logit_range(logits: torch.Tensor, # the teacher's logits on a set of samples
                    ) -> tuple:
-    "The smallest and largest max-logit over a set of samples: the teacher's range `(f_min, f_max)`."
+    "The smallest and largest max-logit of (N, C) logits: the teacher's range `(f_min, f_max)`, two Python floats."
     top = logits.max(1).values
     return top.min().item(), top.max().item()
 
@@ -141,20 +141,21 @@ def normalized_energy(logits: torch.Tensor, # (B, C) logits
                       f_min: float, f_max: float, # the teacher's range of max-logits (`max_logit_range`)
                       tau: float = 1.0, # temperature
                      ) -> torch.Tensor:
-    "The energy mapped to [0,1] with the teacher's max-logit range (0 = certain, 1 = uncertain)."
+    """The energy score (Liu et al. 2020) mapped to [0, 1] with the teacher's max-logit range, (B,) (0 = certain,
+    1 = uncertain): stage 2's uncertainty (the method page, "Stage 2")."""
     log_c = tau * math.log(logits.shape[1])
     return ((log_c + f_max + energy(logits, tau)) / (f_max - f_min + log_c)).clamp(0, 1)
 
 # %% ../nbs/02b_losses.ipynb #49af66c7
 def max_softmax_uncertainty(logits: torch.Tensor, # (B, C) logits
                            ) -> torch.Tensor:
-    "1 - the largest softmax probability, per sample."
+    "1 - the largest softmax probability (Hendrycks & Gimpel 2017's baseline score), (B,) in [0, 1 - 1/C]."
     return 1 - F.softmax(logits, 1).max(1).values
 
 # %% ../nbs/02b_losses.ipynb #d983fb9f
 def entropy_uncertainty(logits: torch.Tensor, # (B, C) logits
                        ) -> torch.Tensor:
-    "The entropy of the softmax divided by log C, per sample (0 = one-hot, 1 = uniform)."
+    "The entropy of the softmax divided by log C, (B,) in [0, 1] (0 = one-hot, 1 = uniform)."
     logp = F.log_softmax(logits, 1)
     return -(logp.exp() * logp).sum(1) / math.log(logits.shape[1])
 

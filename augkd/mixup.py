@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .data import Domain
 from .losses import kl_div
-from .train import BestState, Callback, autocast, parallel, recipe_learner
+from .train import BestState, Callback, autocast, parallel, recipe_learner, top1
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'HANDOVER_TARGETS', 'mixup_schedule', 'mix', 'mixup_loss', 'handover_loss', 'MixupSchedule',
@@ -28,7 +28,8 @@ def mixup_schedule(epoch: int, # e, from 0
                    kind: str = "linear", # one of `SCHEDULES`
                    steps: int = 4, # with "step": the number of stairs
                   ) -> float:
-    "The mixup weight s(e) of raw data at `epoch` of `epochs`."
+    """The mixup weight s(e) in [b, 1] of the raw images at `epoch` (0-based) of `epochs`: from b, linearly or in `steps`
+    stairs, to 1 after the first `a * epochs` epochs (the method page, "Stage 3"). Raises `ValueError` for another `kind`."""
     progress = epoch / (a * epochs)
     if kind == "step": progress = math.floor(progress * steps) / steps
     elif kind != "linear": raise ValueError(f"unknown schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
@@ -43,7 +44,8 @@ def mix(x: torch.Tensor, # a batch of student-domain images in [0, 1]
         anchor: nn.Module = None, # the AnchorNet (None: z_a = z)
         with_anchor: bool = False, # also return the anchor images x_a = G(z_a)
        ) -> torch.Tensor:
-    "The mixed images x_m = (1-s) G((1-s) z_a + s z) + s x for a batch (and `(x_m, x_a)` `with_anchor`)."
+    """The mixed images x_m = (1-s) G((1-s) z_a + s z) + s x, (B, 3, H, W) in [0, 1] for x in [0, 1] (the method page,
+    "Stage 3"); `with_anchor`: `(x_m, x_a)` with the anchor images x_a = G(z_a), of the same shape."""
     z = encoder(x, y)[0]
     z_a = anchor(z, y)[0] if anchor is not None else z
     x_m = (1 - s) * generator((1 - s) * z_a + s * z) + s * x
@@ -56,7 +58,8 @@ def mixup_loss(s_logits: torch.Tensor, # the student's logits
                u: float = 0.5, # weight of CE (1 - u weighs the KD term)
                tau: float = 10.0, # KD temperature
               ) -> torch.Tensor:
-    "u * CE(S, y) + (1 - u) * tau^2 * KL(T || S) at temperature tau, in float32."
+    """u CE(S, y) + (1 - u) tau^2 KL(T || S) at KD temperature tau (Hinton et al. 2015; the method page, "Stage 3"):
+    a float32 scalar in nats from logits (B, C) and labels (B,)."""
     return u * F.cross_entropy(s_logits.float(), y) + (1 - u) * tau ** 2 * kl_div(t_logits, s_logits, tau)
 
 # %% ../nbs/06_mixup.ipynb #cell-014
@@ -110,14 +113,14 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
                     trusted = (teacher(x_a.float()).argmax(1) == y).float() if handover_trusted and t_target is not None else None
                 s_logits = student(torch.cat([x, x_m.float()]))
                 loss = handover_loss(s_logits[:len(y)], s_logits[len(y):], t_target, y, learn.row["s"], tau, trusted)
-            return loss, {"train_mixed_acc": (s_logits[len(y):].argmax(1) == y).float().mean()}
+            return loss, {"train_mixed_acc": top1(s_logits[len(y):], y)}
         with autocast(device, precision):
             x_m = mix(x, y, learn.row["s"], generator, encoder, anchor).float()
             X, Y = torch.cat([x, x_m]), torch.cat([y, y])
             with torch.no_grad(): t_logits = teacher(X)
             s_logits = student(X)
             loss = mixup_loss(s_logits, t_logits, Y, u, tau)
-        return loss, {"train_mixed_acc": (s_logits[len(y):].argmax(1) == y).float().mean()}
+        return loss, {"train_mixed_acc": top1(s_logits[len(y):], y)}
     return loss_step
 
 # %% ../nbs/06_mixup.ipynb #cell-020

@@ -100,7 +100,8 @@ def create_model(arch: str, # one of `ARCHS`
                  weights = None, # a local state-dict file to load what fits from
                  stem: str = "auto", # a torchvision model's stem: small, standard or auto (see `resolve_stem`)
                 ) -> nn.Module:
-    "A classifier by name (see `ARCHS`) with the chosen stem, optionally loaded from a local state-dict file."
+    """A classifier by name (see `ARCHS`) with the chosen stem, optionally loaded from a local state-dict file; raises
+    `ValueError` for an unknown `arch`."""
     stem = resolve_stem(stem, image_size)
     if arch in SMALL_CNNS:
         model = small_cnn(num_classes=num_classes, **SMALL_CNNS[arch])
@@ -147,7 +148,8 @@ def to_device(model: nn.Module, # any model
 # %% ../nbs/01_models.ipynb #cell-025
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> nn.Module:
-    "Re-estimate every BatchNorm's running mean and variance on `images` (in [0,1])."
+    """AdaBN (Li et al. 2016): re-estimate every BatchNorm's running mean and variance on `images`, (N, C, H, W) in [0, 1],
+    as a cumulative average; returns `model` itself, in the mode it was in."""
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not layers: return model
     was_training, momenta = model.training, [m.momentum for m in layers]

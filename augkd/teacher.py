@@ -14,7 +14,7 @@ from .inits import (apply_init, chosen_weights, classifier_outputs, init_fingerp
 from .data import Splits, cache_dir, load_setting
 from .files import atomic_save, content_hash, exclusive
 from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
-from .train import barrier, evaluate, fit, is_main, resolve_device, seed_everything
+from .train import barrier, cpu_autocasts, evaluate, fit, is_main, resolve_device, seed_everything
 
 # %% auto #0
 __all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'is_teacher_checkpoint',
@@ -94,7 +94,8 @@ def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int =
     name = setting if key is None else f"{setting}-{key}"
     stem_tag = "" if stem == "auto" else f"-{stem}"  # auto keeps the names of teachers cached before stems were a choice
     init_tag = "" if init == "scratch" else f"-i{init_fingerprint(init)}"
-    folder = cache_dir() / "teachers" / f"{name}-{arch}{stem_tag}{init_tag}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
+    bf16_tag = "-cpubf16" if cpu_autocasts(device) else ""  # trained in bf16 on a CPU (see `cpu_autocasts`)
+    folder = cache_dir() / "teachers" / f"{name}-{arch}{stem_tag}{init_tag}{bf16_tag}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
     with exclusive(folder.with_name(folder.name + ".lock"), f"the teacher cache {folder}", wait=True):
         if not ((folder / "teacher.pt").exists() and (folder / "teacher.json").exists()):
             teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits,

@@ -23,10 +23,10 @@ from .models import recalibrate_bn
 __all__ = ['PRECISIONS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state',
            'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite', 'world_size', 'rank',
            'is_main', 'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes',
-           'autocast', 'NoSingletonBatches', 'batches', 'predict_logits', 'topk_accuracy', 'evaluate', 'Callback',
-           'backward_step', 'Learner', 'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN',
-           'Checkpoint', 'random_shift', 'random_colour', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe',
-           'recipe_learner', 'fit']
+           'native_bf16', 'autocast', 'cpu_autocasts', 'NoSingletonBatches', 'batches', 'predict_logits',
+           'topk_accuracy', 'top1', 'evaluate', 'Callback', 'backward_step', 'adam', 'Learner', 'FiniteCheck',
+           'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift', 'random_colour',
+           'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -171,12 +171,27 @@ def sum_over_processes(values: dict) -> dict:
 # %% ../nbs/02_train.ipynb #cell-022
 PRECISIONS = ("auto", "bf16", "fp32")
 
+def native_bf16(device) -> bool:
+    "Whether `device` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with AMX or AVX-512 BF16 units."
+    device = torch.device(device)
+    if device.type == "cuda": return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    cpu_has = lambda name: bool(getattr(torch.cpu, name, lambda: False)())  # private probes of torch's CPU capabilities
+    return device.type == "cpu" and (cpu_has("_is_amx_tile_supported") or cpu_has("_is_avx512_bf16_supported"))
+
+# %% ../nbs/02_train.ipynb #42991399
 def autocast(device, precision: str = "auto"):
-    "A context under which forward passes run in `precision` on `device` (see `PRECISIONS`)."
+    "A context under which forward passes run in `precision` on `device` (see `PRECISIONS`); raises `ValueError` for another `precision`."
     device = torch.device(device)
     if precision not in PRECISIONS: raise ValueError(f"precision = {precision!r} is out of range: allowed one of {', '.join(PRECISIONS)}")
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+# %% ../nbs/02_train.ipynb #e9c8e031
+def cpu_autocasts(device, precision: str = "auto") -> bool:
+    """Whether forward passes on `device` run in bf16 on a CPU under `precision`: the cached teachers and benchmark cells
+    it changes carry it in their names (GPUs ran `auto` in bf16 before CPUs did, so theirs stay as they were)."""
+    device = resolve_device(device)
+    return device.type == "cpu" and (precision == "bf16" or (precision == "auto" and native_bf16(device)))
 
 # %% ../nbs/02_train.ipynb #cell-025
 class NoSingletonBatches(BatchSampler):
@@ -221,6 +236,13 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 3, 5)) -> d
     hits = ranked == labels.view(-1, 1)
     return {("acc" if k == 1 else f"acc{k}"): hits[:, :k].any(1).float().mean().item() for k in ks}
 
+# %% ../nbs/02_train.ipynb #0fa3f352
+def top1(logits: torch.Tensor, # (N, C) scores
+         labels: torch.Tensor, # (N,) class indices: the true labels, or another model's predicted classes
+        ) -> torch.Tensor:
+    "The fraction in [0, 1] of rows whose highest score is at `labels`, a 0-d tensor (a training step logs it without `.item()`)."
+    return (logits.argmax(1) == labels).float().mean()
+
 # %% ../nbs/02_train.ipynb #5d5df826
 def evaluate(model: nn.Module, domain: Domain, batch_size: int = 512) -> dict:
     "Top-1/3/5 accuracy of `model` on a domain."
@@ -237,6 +259,16 @@ def backward_step(optimizer: torch.optim.Optimizer, # the optimizer of the param
     "One optimizer update: clear the gradients, back-propagate `loss` into the optimizer's own parameters only, step."
     params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
     optimizer.zero_grad(set_to_none=True); loss.backward(inputs=params or None); optimizer.step()
+
+# %% ../nbs/02_train.ipynb #5ecee6a1
+def adam(params, # tensors, or parameter groups (dicts with "params") as `torch.optim.Adam` takes them
+         **kwargs, # Adam's options: lr, betas, weight_decay, ...
+        ) -> torch.optim.Adam:
+    "`torch.optim.Adam`, fused where every tensor's device has the fused kernel (the CPU and CUDA), else the per-tensor loop."
+    params = [{**g, "params": list(g["params"])} if isinstance(g, dict) else g for g in params]
+    tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = bool(tensors) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in tensors)
+    return torch.optim.Adam(params, fused=fused or None, **kwargs)
 
 # %% ../nbs/02_train.ipynb #cell-033
 class Learner:
@@ -441,7 +473,7 @@ def recipe_learner(desc: str, # what the progress bar calls the loop
     recipe = STUDENT_RECIPE
     device = next(model.parameters()).device
     gen = None if seed is None else torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     if recipe.schedule not in ("cosine", "constant"): raise ValueError(f"unknown schedule {recipe.schedule!r}: cosine or constant")
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if recipe.schedule == "cosine" else None
 

@@ -17,13 +17,18 @@ requirements, pandas and tqdm among them). The steps, each kept when finished, s
    --teacher-arch resnet18 --teacher-stem standard` and the reference's input normalization).
 4. **Per seed**: the reference's main job; `augkd_ref` (`augkd run --reference`) and `augkd` (`augkd run`), both with
    the reference's architectures (torchvision ResNet-18 teacher and student, standard stems, from scratch: no
-   ImageNet weights here), latent size, batch size, k and budgets (`--gen-epochs` times 200 stage-1 iterations, as
+   ImageNet weights here), float32 arithmetic as the reference's (augkd's `auto` takes bf16 on CPUs that have it),
+   latent size, batch size, k and budgets (`--gen-epochs` times 200 stage-1 iterations, as
    the reference's loop has them; `--anchor-epochs`; `--mixup-epochs`) and augkd's learning rates, alpha, a and b
    given to the reference too. Asked for with `--sides`, `augkd_ce` is `augkd_ref` with a stage 3 of cross-entropy alone
    (`u = 1`: what the reference's stage 3 computes), its stages 1 and 2 reused from `augkd_ref`'s run.
 5. **One table** (`OUT/table.md`, rows in `OUT/rows.json`): per side, mean and spread over the seeds of the
    teacher's top-1 on the test split, the student's top-1/3/5, the stage-1 student's top-1 on the test split, the
-   wall time and each stage's seconds per iteration or epoch.
+   wall time and each stage's seconds per iteration or epoch. With `--json FILE` the rows (each with its teacher file's
+   SHA-256), the budgets and the patches are also written to `FILE`, and rows already in `FILE` count as finished: a
+   run on a new machine goes on from committed results. Its reference teacher is trained again and need not come out
+   the same (the reference's training is seeded but not bit-reproducible across machines), so the two sides of a seed
+   share a teacher file, and seeds from different machines may not.
 
 The full run is a benchmark (hours on two CPU cores); `tests/test_benchmark_scripts.py` tests the harness's parts
 (folders, patches, reading the reference's log, the table) on small inputs.
@@ -159,7 +164,7 @@ def side_config(seed: int, paths: dict, shots: int, gen_epochs: int, anchor_epoc
 
 def augkd_args(method: str, config, teacher, out) -> list:
     "`augkd run` arguments for `method` (`SWITCHES`) with `config`'s fields and the reference's teacher file."
-    args = ["run", "--preset", "default", "--out", str(out), "--report", "false"]
+    args = ["run", "--preset", "default", "--out", str(out), "--report", "false", "--precision", "fp32"]  # as the reference computes
     for name in ("seed", "student_domain", "student_test", "shots", *ARCH, "gen_epochs", "gen_iters", "anchor_epochs", "mixup_epochs"):
         args += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
     norm = ",".join(str(v) for part in REFERENCE_NORM for v in part)
@@ -204,6 +209,21 @@ def table(rows: list, config) -> str:
     return "\n".join(lines)
 
 
+def restore_rows(record: dict, out) -> list:
+    """Write the rows of an earlier `--json` record into `out`'s side folders as finished steps where a folder has none,
+    so that a run on a new machine goes on from committed results; the restored `(side, seed)` pairs. Each row names
+    the teacher file it was measured with (`teacher_sha256`; None in records older than that): both sides of a seed
+    share one, and a teacher trained again on another machine may differ, so seeds compare side by side."""
+    restored = []
+    for row in record.get("rows", []):
+        done = Path(out) / row["side"] / f"s{row['seed']}" / "row.json"
+        if not done.exists():
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.write_text(json.dumps({"teacher_sha256": None, **row}))
+            restored.append((row["side"], row["seed"]))
+    return restored
+
+
 def _run(argv: list, log: Path, cwd=None) -> float:
     "Run `argv` with its output in `log`; its wall seconds. Raises SystemExit with the log's end on failure."
     start = time.time()
@@ -231,7 +251,8 @@ def main(argv=None):
     p.add_argument("--teacher-epochs", type=int, default=4, help="epochs of the reference's teacher training (default 4)")
     p.add_argument("--out", default="runs/reference-check", help="where everything goes (default runs/reference-check)")
     p.add_argument("--table-only", action="store_true", help="run nothing: tabulate what is finished")
-    p.add_argument("--json", metavar="FILE", help="also write the rows, the table, the budgets and the patches to FILE")
+    p.add_argument("--json", metavar="FILE", help="also write the rows, the table, the budgets and the patches to FILE; rows already "
+                   "in FILE count as finished (a run on a new machine goes on from committed results)")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -256,6 +277,10 @@ def main(argv=None):
         wall = _run([sys.executable, "main.py", *reference_teacher_args(paths, out / "teacher", args.teacher_epochs, config.lr_s,
                                                                        config.wd_s, config.batch_size)], out / "teacher" / "log.txt", cwd=code)
         print(f"teacher: {teacher} in {wall / 60:.1f} min", flush=True)
+    teacher_sha = hashlib.sha256(teacher.read_bytes()).hexdigest() if teacher.exists() else None
+    if args.json and Path(args.json).exists():
+        for side, seed in restore_rows(json.loads(Path(args.json).read_text()), out):
+            print(f"{side}, seed {seed}: finished earlier, as {args.json} records", flush=True)
     rows = []
     for seed in range(args.seeds):
         config = side_config(seed, paths, args.shots, args.gen_epochs, args.anchor_epochs, args.mixup_epochs)
@@ -276,7 +301,7 @@ def main(argv=None):
                     resume += ["--reuse", str(r / "run")] if side == "augkd_ce" and (r := out / "augkd_ref" / f"s{seed}").exists() else []
                     wall = _run(["augkd", *augkd_args(side, config, teacher, run_dir), *resume], folder / "log.txt")
                     row = augkd_row(run_dir)
-                done.write_text(json.dumps({"side": side, "seed": seed, "wall": wall, **row}))
+                done.write_text(json.dumps({"side": side, "seed": seed, "wall": wall, "teacher_sha256": teacher_sha, **row}))
             if done.exists():
                 rows.append(json.loads(done.read_text()))
                 r = rows[-1]

@@ -7,8 +7,10 @@ Each regime is `augkd bench`'s headline grid (every registered method, `default`
 `teacher_init` set to the regime (`scratch`, `letters`, `imagenet` or a weights file), in `OUT/REGIME`. The groups
 (setting x seed) of all regimes run in one pool, seed by seed and regime by regime, so a grid stopped by
 `--deadline` has the same seeds in every regime (the first methods of `--methods` first) and its pairs stay paired; cells resume. At the end (or at the
-deadline) the finished cells of every regime are written to `--json` (`{"regimes": {name: rows}, ...}`) and the
-comparison (`augkd.bench.regimes_markdown`) is printed.
+deadline) the finished cells of every regime are merged into `--json` (`{"regimes": {name: rows}, ...}`: a cell
+measured again replaces its row, the other rows stay; each row names the `device` it ran on) and the comparison
+(`augkd.bench.regimes_markdown`) is printed. The rows already in `--json` count as finished cells: a grid goes on
+from committed results on a new machine.
 """
 import argparse, json, multiprocessing, os, platform, time
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -18,7 +20,7 @@ import torch
 
 import augkd
 from augkd.baselines import METHODS
-from augkd.bench import HEADLINE, finished_cells, regimes_markdown, run_group
+from augkd.bench import HEADLINE, finished_cells, regimes_markdown, restore_cells, run_group
 from augkd.inits import resolve_init
 from augkd.models import resolve_stem
 from augkd.pipeline import config_splits, make_config, resolve_teacher
@@ -31,6 +33,16 @@ def prepare(regime: str, preset: str) -> None:
         config = make_config(preset, setting=setting, teacher_init=regime, student_init=regime)
         resolve_teacher(config, config_splits(config), resolve_device(config.device), progress=False)
     resolve_init(regime, config.student_arch, resolve_stem(config.student_stem, config.image_size), progress=False)
+
+
+def merge_rows(earlier: dict, new: dict) -> dict:
+    "`{regime: rows}` of `earlier` with each cell of `new` (method, setting, shots and seed) replacing or joining them."
+    cell = lambda row: (row["method"], row["setting"], row["shots"], row["seed"])
+    merged = {}
+    for regime in dict.fromkeys([*earlier, *new]):
+        fresh = new.get(regime, [])
+        merged[regime] = [row for row in earlier.get(regime, []) if cell(row) not in set(map(cell, fresh))] + fresh
+    return merged
 
 
 def main():
@@ -50,6 +62,11 @@ def main():
     regimes, seeds = args.regimes.split(","), [int(s) for s in args.seeds.split(",")]
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
     overrides = lambda regime: dict(teacher_init=regime, student_init=regime)
+    device = resolve_device("auto")
+    here = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores"
+    earlier = json.loads(args.json.read_text()) if args.json and args.json.exists() else {"regimes": {}}
+    for regime in regimes:  # rows committed from another machine are finished cells here
+        restore_cells(args.out / regime, [{"device": earlier.get("device"), **row} for row in earlier["regimes"].get(regime, [])])
     if not args.table_only:
         for regime in regimes:
             prepare(regime, args.preset)
@@ -64,14 +81,12 @@ def main():
         print(f"{len(done)} of {len(groups)} groups finished in {time.time() - start:.0f} s"
               + (f"; {len(failed)} failed: {failed[0]!r}" if failed else ""), flush=True)
         pool.shutdown(wait=not pending, cancel_futures=True)
-    rows = {r: [{k: v for k, v in row.items() if k != "config"}  # the config is the preset's with the regime's inits
+    rows = {r: [{"device": here, **{k: v for k, v in row.items() if k != "config"}}  # the config is the preset's with the regime's inits
                 for row in finished_cells(args.out / r, methods, list(HEADLINE.items()), seeds, args.preset, **overrides(r))]
             for r in regimes}
-    device = resolve_device("auto")
-    record = {"regimes": rows, "seconds": round(time.time() - start, 1), "jobs": args.jobs,
-              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores",
-              "versions": {"augkd": augkd.__version__, "torch": torch.__version__}}
     if args.json:
+        record = {"regimes": merge_rows(earlier["regimes"], rows), "seconds": round(time.time() - start, 1), "jobs": args.jobs,
+                  "device": here, "versions": {"augkd": augkd.__version__, "torch": torch.__version__}}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(record, indent=1))
     print(regimes_markdown(rows), flush=True)

@@ -18,7 +18,7 @@ which the script never downloads) the reference code's own stage 1 is timed in t
 machine, for the same number of iterations, and its stage-1 figure replaces the recorded one (both
 sides on the CPU). Prints one Markdown table row per stage.
 """
-import argparse, sys, tempfile, time
+import argparse, json, sys, tempfile, time
 from pathlib import Path
 
 import torch
@@ -136,6 +136,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=2, help="anchor and mixup epochs to time")
     parser.add_argument("--reference-code", metavar="DIR", help="a checkout of the reference code: time its own stage 1 too (CPU)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows to FILE (as `nbs/results/speed.json` keeps them)")
     args = parser.parse_args()
     args.reference = args.reference or bool(args.reference_code)
     if args.reference_code: args.device = "cpu"  # the harness runs the reference code on the CPU: so does augkd's side
@@ -150,14 +151,19 @@ def main():
         print(f"the reference code's own stage 1, measured now: {reference['stage 1']:.3f} s per iteration", flush=True)
     print("| stage | seconds per | images/s |" + (" reference code | speed-up |" if args.reference else ""))
     print("| --- | --- | --- |" + (" --- | --- |" if args.reference else ""))
+    records = []
     for stage, unit, seconds, rate in rows:
         row = f"| {stage} | {seconds:.3f} s per {unit} | {rate:,.0f} |"
+        record = {"stage": stage, "seconds": round(seconds, 3), "unit": unit, "images_per_s": round(rate)}
         if args.reference:
             if stage not in reference: row += " - | - |"
             else:
                 source = "measured now" if args.reference_code and stage == "stage 1" else "recorded, 2-core CPU"
                 row += f" {reference[stage]:.2f} s per {unit} ({source}) | {reference[stage] / seconds:.1f}x |"
+                record.update(reference_seconds=round(reference[stage], 3), reference_source=source, speedup=round(reference[stage] / seconds, 1))
         print(row, flush=True)
+        records.append(record)
+    if args.json: Path(args.json).write_text(json.dumps(records, indent=1))
 
 
 if __name__ == "__main__":

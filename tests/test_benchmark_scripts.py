@@ -10,7 +10,7 @@ import torch
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import profile_run, reference_check, throughput  # noqa: E402
+import profile_run, reference_check, regimes, throughput  # noqa: E402
 
 
 def test_profile_parts_count_each_sample_once_per_part(tmp_path):
@@ -170,7 +170,7 @@ def test_reference_check_tabulates_the_sides_and_asks_augkd_for_the_same_run(tmp
         argv = reference_check.augkd_args(method, config, tmp_path / "t.pt", tmp_path / "run")
         args = build_parser().parse_args(argv)
         assert args.reference is switch and args.u == u and args.teacher_classes == "0,1,2" and args.teacher_norm.startswith("0.4914,")
-        assert (args.student_arch, args.gen_iters, args.shots, args.seed) == ("resnet18", 200, 20, 1)
+        assert (args.student_arch, args.gen_iters, args.shots, args.seed, args.precision) == ("resnet18", 200, 20, 1, "fp32")
     reference = reference_check.reference_main_args(paths, tmp_path / "t.pt", tmp_path / "ref", 1, config)
     given = dict(zip(reference[::2], reference[1::2]))
     assert (given["--g_epoch"], given["--a_epoch"], given["--epoch"], given["--batch_size"]) == ("1", "20", "30", "64")
@@ -184,6 +184,19 @@ def test_reference_check_tabulates_the_sides_and_asks_augkd_for_the_same_run(tmp
     assert lines[2].endswith("| 15.0 +- 7.1 | 5.0 +- 0.0 | 2.0 +- 0.0 | - |"), "wall in minutes; stage 1 per iteration, stage 2 per epoch"
 
 
+def test_reference_check_goes_on_from_committed_rows(tmp_path):
+    row = {"side": "reference", "seed": 0, "wall": 60.0, "teacher_sha256": "ab" * 32, "student": {"acc": 0.6}}
+    (tmp_path / "augkd" / "s0").mkdir(parents=True)
+    (tmp_path / "augkd" / "s0" / "row.json").write_text(json.dumps({**row, "side": "augkd", "wall": 1.0}))
+    older = {k: v for k, v in row.items() if k != "teacher_sha256"}
+    record = {"rows": [row, {**row, "side": "augkd"}, {**older, "seed": 1}]}
+    assert reference_check.restore_rows(record, tmp_path) == [("reference", 0), ("reference", 1)], "a finished step is kept"
+    assert json.loads((tmp_path / "reference" / "s0" / "row.json").read_text()) == row
+    assert json.loads((tmp_path / "reference" / "s1" / "row.json").read_text())["teacher_sha256"] is None, "an older row names no teacher"
+    assert json.loads((tmp_path / "augkd" / "s0" / "row.json").read_text())["wall"] == 1.0
+    assert reference_check.restore_rows(record, tmp_path) == [], "nothing twice"
+
+
 def test_reference_check_writes_a_setting_as_the_folders_the_reference_reads(tmp_path):
     paths = reference_check.write_folders("HP-M", 5, tmp_path / "data")
     count = lambda root: {c.name: len(list(c.glob("*.png"))) for c in sorted(root.iterdir())}
@@ -193,3 +206,12 @@ def test_reference_check_writes_a_setting_as_the_folders_the_reference_reads(tmp
     assert sum(sum(count(t).values()) for t in paths["teachers"]) == 1797 + 6000, "the teacher domains whole"
     stamp = (paths["pool"] / "0").stat().st_mtime_ns
     assert reference_check.write_folders("HP-M", 5, tmp_path / "data") == paths and (paths["pool"] / "0").stat().st_mtime_ns == stamp
+
+
+def test_regimes_merges_new_cells_into_the_committed_ones():
+    row = lambda method, seed, acc, device="H200": {"method": method, "setting": "HP-M", "shots": 20, "seed": seed, "acc": acc, "device": device}
+    earlier = {"scratch": [row("augkd", 0, 0.7), row("cmi", 0, 0.4, "CPU")], "letters": [row("augkd", 0, 0.8)]}
+    merged = regimes.merge_rows(earlier, {"scratch": [row("cmi", 0, 0.5, "CPU"), row("cmi", 1, 0.6, "CPU")]})
+    assert merged["letters"] == earlier["letters"], "a regime not run stays"
+    assert merged["scratch"] == [row("augkd", 0, 0.7), row("cmi", 0, 0.5, "CPU"), row("cmi", 1, 0.6, "CPU")], "a cell measured again replaces its row"
+    assert regimes.merge_rows({}, {"scratch": [row("cmi", 0, 0.5)]}) == {"scratch": [row("cmi", 0, 0.5)]}
