@@ -26,10 +26,13 @@ __all__ = ['HEADLINE', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 's
            'finished_cells', 'restore_cells', 'regimes_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
-def cell_key(config, # the cell's config (its hash leaves out only the device)
+def cell_key(config, # the cell's config (its hash leaves out the device)
              teacher: dict = None, # the cell's teacher file, `{"path", "classes", "norm"}`, or None
             ) -> str:
-    "A short hash of everything that shapes a cell: its config, its teacher, the content of its weights-file inits and bf16 on a CPU."
+    """A short hash of everything that shapes a cell: its config, its teacher, the content of its weights-file inits, and
+    whether `auto` precision computes in bf16 on this machine's CPU (`cpu_autocasts`): a cell measured in float32 on one
+    CPU is not a finished cell on a CPU with bf16 units, and the other way round. (bf16 on a CPU also rounds by its
+    thread count, so the same key can give figures an image or two apart under another `--jobs`.)"""
     fingerprint = teacher_fingerprint(**(teacher or {}))
     inits = [init_fingerprint(i) for i in (config.teacher_init, config.student_init)]
     keyed = [config.hash(), fingerprint] + ([inits] if inits != ["scratch", "scratch"] else [])  # scratch keeps earlier keys

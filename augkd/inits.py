@@ -15,7 +15,7 @@ import torchvision
 from .data import Domain, cache_dir, letters_corpus, stratified_split
 from .files import atomic_save, content_hash, exclusive, short_hash
 from .models import Normalized, channel_stats, create_model, to_device
-from .train import barrier, evaluate, fit, resolve_device, seed_everything
+from .train import barrier, cpu_autocasts, evaluate, fit, resolve_device, seed_everything
 
 # %% auto #0
 __all__ = ['WEIGHT_KEYS', 'FETCH_TIMEOUT', 'CORPORA', 'PRETRAIN_RECIPE', 'PRETRAIN_EPOCHS', 'PRETRAIN_SIZE', 'INITS',
@@ -188,7 +188,8 @@ def pretrain(corpus: str, # a name of `CORPORA`
 def pretrained_state(corpus: str, arch: str, stem: str = "small", # as `pretrain` takes them
                      device = None, progress: bool = True) -> tuple:
     "`(state dict, report)` of `arch` pretrained on `corpus`: from the cache, or pretrained and cached first."
-    folder = cache_dir() / "pretrained" / f"{corpus}-{arch}-{stem}-r{PRETRAIN_RECIPE}"
+    bf16_tag = "-cpubf16" if cpu_autocasts(device) else ""  # pretrained in bf16 on a CPU (see `cpu_autocasts`)
+    folder = cache_dir() / "pretrained" / f"{corpus}-{arch}-{stem}{bf16_tag}-r{PRETRAIN_RECIPE}"
     with exclusive(folder.with_name(folder.name + ".lock"), f"the pretrained cache {folder}", wait=True):
         if not ((folder / "weights.pt").exists() and (folder / "report.json").exists()):
             net, report = pretrain(corpus, arch, stem, device=device, progress=progress)

@@ -174,7 +174,10 @@ PRECISIONS = ("auto", "bf16", "fp32")
 def native_bf16(device) -> bool:
     "Whether `device` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with AMX or AVX-512 BF16 units."
     device = torch.device(device)
-    if device.type == "cuda": return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cuda":
+        if not torch.cuda.is_available(): return False
+        try: return torch.cuda.is_bf16_supported(including_emulation=False)  # pre-Ampere GPUs emulate it
+        except TypeError: return torch.cuda.is_bf16_supported()
     cpu_has = lambda name: bool(getattr(torch.cpu, name, lambda: False)())  # private probes of torch's CPU capabilities
     return device.type == "cpu" and (cpu_has("_is_amx_tile_supported") or cpu_has("_is_avx512_bf16_supported"))
 
@@ -264,11 +267,15 @@ def backward_step(optimizer: torch.optim.Optimizer, # the optimizer of the param
 def adam(params, # tensors, or parameter groups (dicts with "params") as `torch.optim.Adam` takes them
          **kwargs, # Adam's options: lr, betas, weight_decay, ...
         ) -> torch.optim.Adam:
-    "`torch.optim.Adam`, fused where every tensor's device has the fused kernel (the CPU and CUDA), else the per-tensor loop."
-    params = [{**g, "params": list(g["params"])} if isinstance(g, dict) else g for g in params]
+    """`torch.optim.Adam`, fused where every tensor is on the CPU or a CUDA GPU (the devices augkd measured it on), else
+    the per-tensor loop; `fused`, `foreach` or `differentiable` given in `kwargs` are taken as given."""
+    as_list = lambda p: [p] if torch.is_tensor(p) else list(p)
+    params = [{**g, "params": as_list(g["params"])} if isinstance(g, dict) else g for g in params]
     tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
-    fused = bool(tensors) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in tensors)
-    return torch.optim.Adam(params, fused=fused or None, **kwargs)
+    if not {"fused", "foreach", "differentiable"} & set(kwargs):
+        kwargs["fused"] = (bool(tensors) and all(torch.is_tensor(p) and p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                                                 for p in tensors)) or None
+    return torch.optim.Adam(params, **kwargs)
 
 # %% ../nbs/02_train.ipynb #cell-033
 class Learner:

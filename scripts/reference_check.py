@@ -40,6 +40,7 @@ STAGE1_ITERS = 200  # the reference's stage-1 loop runs `range(200)` iterations 
 REFERENCE_NORM = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))  # its `--dataset cifar10` config: 10 classes, 32x32
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import REFERENCE  # noqa: E402  the reference code's architectures, with the method page's switches
+from augkd.files import atomic_write_text  # noqa: E402
 from augkd.pipeline import AUGKD_REFERENCE  # noqa: E402
 ARCH = {k: v for k, v in REFERENCE.items() if k not in AUGKD_REFERENCE}
 SIDES = ("reference", "augkd_ref", "augkd", "augkd_ce")  # augkd_ce (augkd_ref with a stage 3 of CE alone) only when asked for
@@ -209,17 +210,20 @@ def table(rows: list, config) -> str:
     return "\n".join(lines)
 
 
-def restore_rows(record: dict, out) -> list:
+def restore_rows(record: dict, out, setting: str = None, budgets: dict = None) -> list:
     """Write the rows of an earlier `--json` record into `out`'s side folders as finished steps where a folder has none,
     so that a run on a new machine goes on from committed results; the restored `(side, seed)` pairs. Each row names
     the teacher file it was measured with (`teacher_sha256`; None in records older than that): both sides of a seed
     share one, and a teacher trained again on another machine may differ, so seeds compare side by side."""
+    for name, mine, theirs in (("setting", setting, record.get("setting")), ("budgets", budgets, record.get("budgets"))):
+        if mine is not None and theirs is not None and mine != theirs:
+            raise SystemExit(f"the rows to go on from were measured with another {name} ({theirs}, not {mine}): give a new --json FILE")
     restored = []
     for row in record.get("rows", []):
         done = Path(out) / row["side"] / f"s{row['seed']}" / "row.json"
         if not done.exists():
             done.parent.mkdir(parents=True, exist_ok=True)
-            done.write_text(json.dumps({"teacher_sha256": None, **row}))
+            atomic_write_text(json.dumps({"teacher_sha256": None, "machine": record.get("machine"), **row}), done)
             restored.append((row["side"], row["seed"]))
     return restored
 
@@ -278,8 +282,14 @@ def main(argv=None):
                                                                        config.wd_s, config.batch_size)], out / "teacher" / "log.txt", cwd=code)
         print(f"teacher: {teacher} in {wall / 60:.1f} min", flush=True)
     teacher_sha = hashlib.sha256(teacher.read_bytes()).hexdigest() if teacher.exists() else None
-    if args.json and Path(args.json).exists():
-        for side, seed in restore_rows(json.loads(Path(args.json).read_text()), out):
+    import torch
+    machine = f"{torch.cuda.get_device_name() if torch.cuda.is_available() else f'{os.cpu_count()}-core CPU'}, torch {torch.__version__}"
+    budgets = {"stage-1 iterations": config.gen_epochs * STAGE1_ITERS, "anchor epochs": config.anchor_epochs,
+               "mixup epochs": config.mixup_epochs, "teacher epochs": args.teacher_epochs, "shots": args.shots, **ARCH}
+    setting = args.setting if not args.student_domain else str(paths["pool"])
+    earlier = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).exists() else {}
+    if earlier:
+        for side, seed in restore_rows(earlier, out, setting, budgets):
             print(f"{side}, seed {seed}: finished earlier, as {args.json} records", flush=True)
     rows = []
     for seed in range(args.seeds):
@@ -298,10 +308,10 @@ def main(argv=None):
                 else:
                     run_dir = folder / "run"
                     resume = ["--resume"] if (run_dir / "config.json").exists() else []
-                    resume += ["--reuse", str(r / "run")] if side == "augkd_ce" and (r := out / "augkd_ref" / f"s{seed}").exists() else []
+                    resume += ["--reuse", str(r)] if side == "augkd_ce" and (r := out / "augkd_ref" / f"s{seed}" / "run").exists() else []
                     wall = _run(["augkd", *augkd_args(side, config, teacher, run_dir), *resume], folder / "log.txt")
                     row = augkd_row(run_dir)
-                done.write_text(json.dumps({"side": side, "seed": seed, "wall": wall, "teacher_sha256": teacher_sha, **row}))
+                done.write_text(json.dumps({"side": side, "seed": seed, "wall": wall, "teacher_sha256": teacher_sha, "machine": machine, **row}))
             if done.exists():
                 rows.append(json.loads(done.read_text()))
                 r = rows[-1]
@@ -310,14 +320,11 @@ def main(argv=None):
     (out / "rows.json").write_text(json.dumps(rows, indent=1))
     (out / "table.md").write_text(text + "\n")
     if args.json:
-        budgets = {"stage-1 iterations": config.gen_epochs * STAGE1_ITERS, "anchor epochs": config.anchor_epochs,
-                   "mixup epochs": config.mixup_epochs, "teacher epochs": args.teacher_epochs, "shots": args.shots, **ARCH}
-        import torch
-        machine = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()}-core CPU"
-        Path(args.json).write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": f"{machine}, torch {torch.__version__}",
-                                               "setting": args.setting if not args.student_domain else str(paths["pool"]),
-                                               "budgets": budgets, "patches": [{"file": f, "why": w} for f, _, _, _, w in PATCHES],
-                                               "rows": rows, "table": text}, indent=1))
+        ours = {(r["side"], r["seed"]) for r in rows}
+        kept = [r for r in earlier.get("rows", []) if (r["side"], r["seed"]) not in ours]  # sides and seeds not asked for this time
+        Path(args.json).write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": machine,
+                                               "setting": setting, "budgets": budgets, "patches": [{"file": f, "why": w} for f, _, _, _, w in PATCHES],
+                                               "rows": kept + rows, "table": table(kept + rows, config)}, indent=1))
     print(text)
 
 

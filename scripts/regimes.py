@@ -24,7 +24,7 @@ from augkd.bench import HEADLINE, finished_cells, regimes_markdown, restore_cell
 from augkd.inits import resolve_init
 from augkd.models import resolve_stem
 from augkd.pipeline import config_splits, make_config, resolve_teacher
-from augkd.train import resolve_device
+from augkd.train import cpu_autocasts, resolve_device
 
 
 def prepare(regime: str, preset: str) -> None:
@@ -36,8 +36,8 @@ def prepare(regime: str, preset: str) -> None:
 
 
 def merge_rows(earlier: dict, new: dict) -> dict:
-    "`{regime: rows}` of `earlier` with each cell of `new` (method, setting, shots and seed) replacing or joining them."
-    cell = lambda row: (row["method"], row["setting"], row["shots"], row["seed"])
+    "`{regime: rows}` of `earlier` with each cell of `new` (method, setting, shots, seed and key) replacing or joining them."
+    cell = lambda row: (row["method"], row["setting"], row["shots"], row["seed"], row.get("key"))
     merged = {}
     for regime in dict.fromkeys([*earlier, *new]):
         fresh = new.get(regime, [])
@@ -63,7 +63,8 @@ def main():
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
     overrides = lambda regime: dict(teacher_init=regime, student_init=regime)
     device = resolve_device("auto")
-    here = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores"
+    here = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores, {'bf16' if cpu_autocasts(device) else 'fp32'}")
     earlier = json.loads(args.json.read_text()) if args.json and args.json.exists() else {"regimes": {}}
     for regime in regimes:  # rows committed from another machine are finished cells here
         restore_cells(args.out / regime, [{"device": earlier.get("device"), **row} for row in earlier["regimes"].get(regime, [])])
@@ -85,7 +86,8 @@ def main():
                 for row in finished_cells(args.out / r, methods, list(HEADLINE.items()), seeds, args.preset, **overrides(r))]
             for r in regimes}
     if args.json:
-        record = {"regimes": merge_rows(earlier["regimes"], rows), "seconds": round(time.time() - start, 1), "jobs": args.jobs,
+        stamped = {r: [{"device": earlier.get("device"), **row} for row in rs] for r, rs in earlier["regimes"].items()}  # before `device` is this run's
+        record = {**earlier, "regimes": merge_rows(stamped, rows), "seconds": round(time.time() - start, 1), "jobs": args.jobs,
                   "device": here, "versions": {"augkd": augkd.__version__, "torch": torch.__version__}}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(record, indent=1))

@@ -35,13 +35,14 @@ def render(name: str) -> int:
 
 
 def render_results(name: str) -> int:
-    "Execute `nbs/NAME.ipynb` in place as `nbdev_test` does, its `slow` cells left out, keeping the outputs; its size in KB."
+    "Execute `nbs/NAME.ipynb` in place as `nbdev_test` does, its `slow`, `notest` and `eval: false` cells left out, keeping the outputs; its size in KB."
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
     path = ROOT / "nbs" / f"{name}.ipynb"
     notebook, here = read_nb(path), os.getcwd()
     os.chdir(path.parent)
-    try: CaptureShell().run_all(notebook, exc_stop=True, preproc=lambda cell: cell.cell_type == "code" and "#| slow" in cell.source)
+    skipped = ("#| slow", "#| notest", "#| eval: false")  # what `nbdev_test` leaves out without flags (settings.ini's tst_flags)
+    try: CaptureShell().run_all(notebook, exc_stop=True, preproc=lambda cell: cell.cell_type == "code" and any(d in cell.source for d in skipped))
     finally: os.chdir(here)
     write_nb(notebook, path)
     subprocess.run(["nbdev_clean", "--fname", str(path)], cwd=ROOT, check=True)

@@ -191,10 +191,14 @@ def test_reference_check_goes_on_from_committed_rows(tmp_path):
     older = {k: v for k, v in row.items() if k != "teacher_sha256"}
     record = {"rows": [row, {**row, "side": "augkd"}, {**older, "seed": 1}]}
     assert reference_check.restore_rows(record, tmp_path) == [("reference", 0), ("reference", 1)], "a finished step is kept"
-    assert json.loads((tmp_path / "reference" / "s0" / "row.json").read_text()) == row
+    assert json.loads((tmp_path / "reference" / "s0" / "row.json").read_text()) == {**row, "machine": None}, "the record names no machine"
     assert json.loads((tmp_path / "reference" / "s1" / "row.json").read_text())["teacher_sha256"] is None, "an older row names no teacher"
     assert json.loads((tmp_path / "augkd" / "s0" / "row.json").read_text())["wall"] == 1.0
     assert reference_check.restore_rows(record, tmp_path) == [], "nothing twice"
+    with pytest.raises(SystemExit, match="another budgets"):
+        reference_check.restore_rows({**record, "budgets": {"anchor epochs": 20}}, tmp_path / "other", "HP-M", {"anchor epochs": 10})
+    with pytest.raises(SystemExit, match="another setting"):
+        reference_check.restore_rows({**record, "setting": "PM-H"}, tmp_path / "other", "HP-M", None)
 
 
 def test_reference_check_writes_a_setting_as_the_folders_the_reference_reads(tmp_path):
@@ -209,9 +213,12 @@ def test_reference_check_writes_a_setting_as_the_folders_the_reference_reads(tmp
 
 
 def test_regimes_merges_new_cells_into_the_committed_ones():
-    row = lambda method, seed, acc, device="H200": {"method": method, "setting": "HP-M", "shots": 20, "seed": seed, "acc": acc, "device": device}
+    row = lambda method, seed, acc, device="H200": {"method": method, "setting": "HP-M", "shots": 20, "seed": seed, "acc": acc, "device": device,
+                                                    "key": "k"}
     earlier = {"scratch": [row("augkd", 0, 0.7), row("cmi", 0, 0.4, "CPU")], "letters": [row("augkd", 0, 0.8)]}
     merged = regimes.merge_rows(earlier, {"scratch": [row("cmi", 0, 0.5, "CPU"), row("cmi", 1, 0.6, "CPU")]})
     assert merged["letters"] == earlier["letters"], "a regime not run stays"
     assert merged["scratch"] == [row("augkd", 0, 0.7), row("cmi", 0, 0.5, "CPU"), row("cmi", 1, 0.6, "CPU")], "a cell measured again replaces its row"
     assert regimes.merge_rows({}, {"scratch": [row("cmi", 0, 0.5)]}) == {"scratch": [row("cmi", 0, 0.5)]}
+    other_key = {**row("augkd", 0, 0.6), "key": "other"}  # another config or arithmetic: another cell
+    assert regimes.merge_rows(earlier, {"scratch": [other_key]})["scratch"] == earlier["scratch"] + [other_key]
