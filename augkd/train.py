@@ -23,10 +23,10 @@ from .models import recalibrate_bn
 __all__ = ['PRECISIONS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state',
            'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite', 'world_size', 'rank',
            'is_main', 'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes',
-           'native_bf16', 'autocast', 'cpu_autocasts', 'NoSingletonBatches', 'batches', 'predict_logits',
-           'topk_accuracy', 'top1', 'evaluate', 'Callback', 'backward_step', 'adam', 'Learner', 'FiniteCheck',
-           'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift', 'random_colour',
-           'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
+           'native_bf16', 'computes_bf16', 'autocast', 'cpu_autocasts', 'NoSingletonBatches', 'batches',
+           'predict_logits', 'topk_accuracy', 'top1', 'evaluate', 'Callback', 'backward_step', 'adam', 'Learner',
+           'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift',
+           'random_colour', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -182,19 +182,23 @@ def native_bf16(device) -> bool:
     return device.type == "cpu" and (cpu_has("_is_amx_tile_supported") or cpu_has("_is_avx512_bf16_supported"))
 
 # %% ../nbs/02_train.ipynb #42991399
-def autocast(device, precision: str = "auto"):
-    "A context under which forward passes run in `precision` on `device` (see `PRECISIONS`); raises `ValueError` for another `precision`."
-    device = torch.device(device)
+def computes_bf16(device, precision: str = "auto") -> bool:
+    "Whether forward passes on `device` run in bf16 under `precision` (see `PRECISIONS`); raises `ValueError` for another `precision`."
     if precision not in PRECISIONS: raise ValueError(f"precision = {precision!r} is out of range: allowed one of {', '.join(PRECISIONS)}")
-    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    return precision == "bf16" or (precision == "auto" and native_bf16(device))
+
+# %% ../nbs/02_train.ipynb #bef27525
+def autocast(device, precision: str = "auto"):
+    "A context under which forward passes run in `precision` on `device` (see `computes_bf16`)."
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=computes_bf16(device, precision))
 
 # %% ../nbs/02_train.ipynb #e9c8e031
 def cpu_autocasts(device, precision: str = "auto") -> bool:
     """Whether forward passes on `device` run in bf16 on a CPU under `precision`: the cached teachers and benchmark cells
     it changes carry it in their names (GPUs ran `auto` in bf16 before CPUs did, so theirs stay as they were)."""
     device = resolve_device(device)
-    return device.type == "cpu" and (precision == "bf16" or (precision == "auto" and native_bf16(device)))
+    return device.type == "cpu" and computes_bf16(device, precision)
 
 # %% ../nbs/02_train.ipynb #cell-025
 class NoSingletonBatches(BatchSampler):
