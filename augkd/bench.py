@@ -23,7 +23,7 @@ from .train import cpu_autocasts, resolve_device
 # %% auto #0
 __all__ = ['HEADLINE', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
            'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'run_group', 'bench',
-           'finished_cells', 'restore_cells', 'regimes_markdown']
+           'finished_cells', 'restore_cells', 'regimes_markdown', 'roster_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out the device)
@@ -287,3 +287,34 @@ def regimes_markdown(by_regime: dict, # `{regime: rows}`, each the rows of one g
                                                for c in columns for r in names) + " |" for a, b in pairs]
     seconds = {r: sum(row["seconds"] for row in rows) for r, rows in by_regime.items()}
     return "\n".join(lines + ["", "Cells' own seconds, added up: " + ", ".join(f"{r} {s / 60:.0f} min" for r, s in seconds.items())]) + "\n"
+
+# %% ../nbs/09_bench.ipynb #3f461e87
+def roster_markdown(new: dict, # `{regime: rows}`: the cells of the methods joining the grid
+                    grid: dict, # `{regime: rows}`: the grid they join (the other methods' cells)
+                    against: str = "augkd", # the method each new one is compared with, seed by seed
+                   ) -> str:
+    """Markdown: top-1 (%) of the new methods and of `against` per column and regime, with the seeds and the mean
+    seconds of a cell and the devices its rows name (`device`); then each new method's paired difference to `against` and to the best other method of the
+    column (by mean, named; `column_statistics`), in points with a 95% interval over the seeds both have."""
+    names, columns = list(new), _columns(new)
+    figures = {r: column_statistics(grid.get(r, []) + rows, baseline=against) for r, rows in new.items()}
+    methods = list(dict.fromkeys(row["method"] for rows in new.values() for row in rows))
+    cell = lambda r, m, c: figures[r].get(c, {}).get(m)
+    head = lambda first: ["| " + first + " | " + " | ".join(f"{c} {r}" for c in columns for r in names) + " |",
+                          "| --- |" + " --- |" * (len(columns) * len(names))]
+    mean_std = lambda f: "-" if f is None else f"{100 * f['mean']:.1f} +- {100 * f['std']:.1f}"
+    mine = lambda m: [row for rows in new.values() for row in rows if row["method"] == m]
+    lines = ["Top-1 (%) on the student domain's test split, mean +- std over seeds:", "",
+             head("method")[0][:-1] + "| seeds | measured on | seconds per cell |", head("method")[1] + " --- | --- | --- |"]
+    for m in [*methods, against]:
+        rows = mine(m) or [row for r in names for row in grid.get(r, []) if row["method"] == m]
+        lines.append(f"| {m} | " + " | ".join(mean_std(cell(r, m, c)) for c in columns for r in names)
+                     + f" | {len({row['seed'] for row in rows})} | {', '.join(sorted({row.get('device') or '-' for row in rows}))}"
+                     + f" | {statistics.mean(row['seconds'] for row in rows):.0f} |")
+    lines += ["", "Paired difference in points, mean [95% interval] over seeds (▲ ahead, ▼ behind):", ""] + head("comparison")
+    for m in methods:
+        lines.append(f"| {m} - {against} | " + " | ".join(_difference((cell(r, m, c) or {}).get("vs_baseline")) for c in columns for r in names) + " |")
+        lines.append(f"| {m} - best other | " + " | ".join(
+            _difference(vs) + f" ({vs['method']})" if (vs := (cell(r, m, c) or {}).get("vs_best_other")) else "-"
+            for c in columns for r in names) + " |")
+    return "\n".join(lines) + "\n"
