@@ -289,32 +289,38 @@ def regimes_markdown(by_regime: dict, # `{regime: rows}`, each the rows of one g
     return "\n".join(lines + ["", "Cells' own seconds, added up: " + ", ".join(f"{r} {s / 60:.0f} min" for r, s in seconds.items())]) + "\n"
 
 # %% ../nbs/09_bench.ipynb #3f461e87
-def roster_markdown(new: dict, # `{regime: rows}`: the cells of the methods joining the grid
-                    grid: dict, # `{regime: rows}`: the grid they join (the other methods' cells)
+def roster_markdown(new: dict, # `{regime: rows}`: the cells of the methods joining the grid (the table's regimes and columns)
+                    grid: dict, # `{regime: rows}`: the grid they join (its other regimes are left out)
                     against: str = "augkd", # the method each new one is compared with, seed by seed
                    ) -> str:
-    """Markdown: top-1 (%) of the new methods and of `against` per column and regime, with the seeds and the mean
-    seconds of a cell and the devices its rows name (`device`); then each new method's paired difference to `against` and to the best other method of the
-    column (by mean, named; `column_statistics`), in points with a 95% interval over the seeds both have."""
+    """Markdown: top-1 (%) of the new methods and of `against` per column and regime of `new`, with the seeds per cell,
+    the devices the rows name (`device`; "-" where a row names none) and the mean seconds of a cell over the columns
+    shown; then each new method's paired difference to `against` and to the best other method of the column by mean
+    (named: the teacher, an ablation or another new method may be it; `column_statistics`), in points with a 95%
+    interval over the seeds both have. Rows pair by seed alone: rows from another device share the seed's split, not
+    necessarily its teacher. The new rows replace the grid's rows of their methods; a method without rows shows "-"."""
     names, columns = list(new), _columns(new)
-    figures = {r: column_statistics(grid.get(r, []) + rows, baseline=against) for r, rows in new.items()}
     methods = list(dict.fromkeys(row["method"] for rows in new.values() for row in rows))
+    joined = {r: [row for row in grid.get(r, []) if row["method"] not in methods] + rows for r, rows in new.items()}
+    figures = {r: column_statistics(rows, baseline=against) for r, rows in joined.items()}
     cell = lambda r, m, c: figures[r].get(c, {}).get(m)
-    head = lambda first: ["| " + first + " | " + " | ".join(f"{c} {r}" for c in columns for r in names) + " |",
-                          "| --- |" + " --- |" * (len(columns) * len(names))]
+    pairs = [(r, c) for c in columns for r in names]
+    head = lambda first: ["| " + first + " | " + " | ".join(f"{c} {r}" for r, c in pairs) + " |", "| --- |" + " --- |" * len(pairs)]
     mean_std = lambda f: "-" if f is None else f"{100 * f['mean']:.1f} +- {100 * f['std']:.1f}"
-    mine = lambda m: [row for rows in new.values() for row in rows if row["method"] == m]
     lines = ["Top-1 (%) on the student domain's test split, mean +- std over seeds:", "",
-             head("method")[0][:-1] + "| seeds | measured on | seconds per cell |", head("method")[1] + " --- | --- | --- |"]
+             head("method")[0] + " seeds | measured on | seconds per cell |", head("method")[1] + " --- | --- | --- |"]
     for m in [*methods, against]:
-        rows = mine(m) or [row for r in names for row in grid.get(r, []) if row["method"] == m]
-        lines.append(f"| {m} | " + " | ".join(mean_std(cell(r, m, c)) for c in columns for r in names)
-                     + f" | {len({row['seed'] for row in rows})} | {', '.join(sorted({row.get('device') or '-' for row in rows}))}"
-                     + f" | {statistics.mean(row['seconds'] for row in rows):.0f} |")
-    lines += ["", "Paired difference in points, mean [95% interval] over seeds (▲ ahead, ▼ behind):", ""] + head("comparison")
+        rows = [row for r in names for row in joined[r] if row["method"] == m and column_name(row["setting"], row["shots"]) in columns]
+        seeds = sorted({f["n"] for r, c in pairs if (f := cell(r, m, c))})
+        devices = ", ".join(sorted({row.get("device") or "-" for row in rows})) or "-"
+        seconds = f"{statistics.mean(row['seconds'] for row in rows):.0f}" if rows else "-"
+        lines.append(f"| {m} | " + " | ".join(mean_std(cell(r, m, c)) for r, c in pairs)
+                     + f" | {'-'.join(map(str, dict.fromkeys([seeds[0], seeds[-1]]))) if seeds else '-'} | {devices} | {seconds} |")
+    lines += ["", "Paired difference in points, mean [95% interval] over seeds (▲ ahead, ▼ behind: the interval excludes zero):",
+              ""] + head("comparison")
     for m in methods:
-        lines.append(f"| {m} - {against} | " + " | ".join(_difference((cell(r, m, c) or {}).get("vs_baseline")) for c in columns for r in names) + " |")
+        lines.append(f"| {m} - {against} | " + " | ".join(_difference((cell(r, m, c) or {}).get("vs_baseline")) for r, c in pairs) + " |")
         lines.append(f"| {m} - best other | " + " | ".join(
             _difference(vs) + f" ({vs['method']})" if (vs := (cell(r, m, c) or {}).get("vs_best_other")) else "-"
-            for c in columns for r in names) + " |")
+            for r, c in pairs) + " |")
     return "\n".join(lines) + "\n"
