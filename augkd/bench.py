@@ -311,11 +311,12 @@ def roster_markdown(new: dict, # `{regime: rows}`: the cells of the methods join
              head("method")[0] + " seeds | measured on | seconds per cell |", head("method")[1] + " --- | --- | --- |"]
     for m in [*methods, against]:
         rows = [row for r in names for row in joined[r] if row["method"] == m and column_name(row["setting"], row["shots"]) in columns]
-        seeds = sorted({f["n"] for r, c in pairs if (f := cell(r, m, c))})
+        counts = sorted({f["n"] for r, c in pairs if (f := cell(r, m, c))})
+        seeds = "-" if not counts else str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
         devices = ", ".join(sorted({row.get("device") or "-" for row in rows})) or "-"
         seconds = f"{statistics.mean(row['seconds'] for row in rows):.0f}" if rows else "-"
         lines.append(f"| {m} | " + " | ".join(mean_std(cell(r, m, c)) for r, c in pairs)
-                     + f" | {'-'.join(map(str, dict.fromkeys([seeds[0], seeds[-1]]))) if seeds else '-'} | {devices} | {seconds} |")
+                     + f" | {seeds} | {devices} | {seconds} |")
     lines += ["", "Paired difference in points, mean [95% interval] over seeds (▲ ahead, ▼ behind: the interval excludes zero):",
               ""] + head("comparison")
     for m in methods:
