@@ -16,15 +16,16 @@ from .anchor import AnchorNet, stage_diagnostics, train_anchor, uncertainty_setu
 from .config import *  # the config's names stay importable from here: `from augkd.pipeline import make_config, run`
 from .config import _names, _short_hash
 from .data import folder_splits, load_setting
-from .files import exclusive
+from .files import atomic_write_text, exclusive
 from .generator import Encoder, Generator, train_generator, warn_collapse
 from .inits import apply_init, resolve_init
 from .mixup import train_mixup
 from .models import Normalized, create_model, recalibrate_bn, resolve_stem, to_device
 from .rundir import *  # and the run directory's: `from augkd.pipeline import load_checkpoint`
 from .rundir import _run_stage
+from .runs import command_line, record_command, resolve_run
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
-from .train import (Validate, barrier, evaluate, init_distributed, is_main, predict_logits, resolve_device,
+from .train import (Validate, barrier, confusion_matrix, evaluate, init_distributed, is_main, predict_logits, resolve_device,
                          seed_everything)
 
 # %% auto #0
@@ -120,7 +121,7 @@ def _with_record(model, report):
 
 # %% ../nbs/07_pipeline.ipynb #cell-041
 def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, device, start: float, force: bool,
-                progress: bool) -> dict:
+                progress: bool, callbacks: list = ()) -> dict:
     "Stages 1 to 3 and the results, for `run`."
     histories = {s: (load_checkpoint(out, s, config, prov, force) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
     if is_main(): rewrite_metrics(out, histories)
@@ -132,7 +133,7 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
     score = uncertainty_setup(teacher_model, splits.student_train, config.uncertainty, config.energy_tau)
     diagnose = lambda anchor, fixed=None: stage_diagnostics(teacher_model, generator, encoder, anchor, splits.student_val, **score,
                                                             generator_figures=fixed)
-    every_epoch = lambda anchor, fixed=None: [Validate(lambda learn: {"diagnostics": diagnose(anchor, fixed)})]
+    every_epoch = lambda anchor, fixed=None: [Validate(lambda learn: {"diagnostics": diagnose(anchor, fixed)}), *callbacks]
 
     stage1 = _run_stage(out, "generator", config, prov, {"generator": generator, "encoder": encoder, "student": student},
                         stage(train_generator, student=student, generator=generator, encoder=encoder), force, progress,
@@ -150,7 +151,7 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
         anchor, stage2 = None, {"history": [], "skipped": "use_anchor is off: z_a = z"}
     stage3 = _run_stage(out, "mixup", config, prov, {"student": student},
                         stage(train_mixup, student=student, generator=generator, encoder=encoder, anchor=anchor, **student_domain),
-                        force, progress)
+                        force, progress, callbacks)
 
     # a stage trained under another config too (a forced resume) says so: the records match what was trained
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history" and (k != "trained_under" or v not in ([], [config.to_dict()]))}
@@ -158,11 +159,13 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
                "config": config.to_dict(), "provenance": prov, "teacher": evaluate(teacher_model, splits.student_test),
                "inits": {"student": student.init_record, "teacher": getattr(teacher_model, "init_record", {"init": "file"})},
                "student": evaluate(student, splits.student_test), "diagnostics": diagnostics,
+               "confusion": {"classes": list(splits.classes), "student": confusion_matrix(student, splits.student_test),
+                             "teacher": confusion_matrix(teacher_model, splits.student_test)},
                "stages": {"generator": {**stage_info(stage1), "student_val": stage1_student},
                           "anchor": stage_info(stage2), "mixup": stage_info(stage3)},
                "seconds": round(time.time() - start, 2),
                "versions": {"augkd": augkd.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__}}
-    if is_main(): (out / "results.json").write_text(json.dumps(results, indent=2))
+    if is_main(): atomic_write_text(json.dumps(results, indent=2), out / "results.json")
     if progress:
         print(f"student top-1 {results['student']['acc']:.4f}, teacher top-1 {results['teacher']['acc']:.4f} "
               f"on {config.setting}'s student-domain test split; results in {out / 'results.json'}")
@@ -195,6 +198,8 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         teacher_classes = None, # with a plain state dict `teacher`: its class names, in output order
         teacher_norm = None, # with a plain state dict `teacher`: its input normalization
         teacher_key = None, # with a `teacher` file holding several weight sets (`model`, `ema`, ...): the one to take
+        callbacks = (), # `Callback`s added to every stage's training loop (a live view, a logger)
+        command: str = None, # the command line that started the run (default: the `augkd run` line that makes the same run)
        ) -> dict: # the results, also in `out/results.json`
     "Run AuG-KD end to end into the directory `out`."
     config = validate_config(config or make_config("default"))
@@ -216,14 +221,17 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         if is_main():
             check_run_dir(config, out, resume, force, prov)  # again: a run started meanwhile has finished or failed
             (out / "ckpt").mkdir(parents=True, exist_ok=True)
-            (out / "teacher.json").write_text(json.dumps(spec))
+            atomic_write_text(json.dumps(spec), out / "teacher.json")
+            if not (resume and (out / "command.txt").exists()):  # a resume keeps the command that started the run
+                if command: record_command(out, command, "typed at the command line")
+                else: record_command(out, command_line(config, out, spec))
             for stage in reuse_stages(config, prov, out, [Path(r) for r in reuse]):
                 if progress: print(f"{stage}: reused from an earlier run with the same inputs")
             config.save(out / "config.json", prov)
-            (out / "splits.json").write_text(json.dumps(splits.indices))
+            atomic_write_text(json.dumps(splits.indices), out / "splits.json")
         barrier()
         try:
-            return _run_stages(config, out, splits, teacher_model, prov, device, start, force, progress)
+            return _run_stages(config, out, splits, teacher_model, prov, device, start, force, progress, list(callbacks))
         except KeyboardInterrupt:
             raise KeyboardInterrupt(_resume_hint(out)) from None
 
@@ -243,18 +251,19 @@ class RunParts:
     results: dict | None
 
 # %% ../nbs/07_pipeline.ipynb #4cb4f935
-def load_run(run_dir, # a run directory written by `run`
+def load_run(run_dir, # a run directory written by `run`: a path from here or from the project root, or a run's name (`resolve_run`)
              device = None, # where the models go (default: the CPU)
              progress: bool = False, # show the teacher's training, if the cached teacher must be trained
+             reuse: RunParts = None, # the same run opened earlier: its splits and teacher are taken instead of read again
             ) -> RunParts:
-    "Open a run directory written by `run`."
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise ValueError(f"{run_dir} is not a run directory (no config.json); make one with `augkd run --out {run_dir}`")
+    "Open a run directory written by `run` (raises `ValueError` naming where it looked when the path names no run)."
+    run_dir = resolve_run(run_dir)
     config, device = Config.load(run_dir), resolve_device(device or "cpu")
-    splits = config_splits(config)
-    recorded = json.loads((run_dir / "teacher.json").read_text()) if (run_dir / "teacher.json").exists() else {}
-    teacher = resolve_teacher(config, splits, device, progress, **recorded).eval()
+    if reuse is not None and reuse.run_dir == run_dir and reuse.config == config: splits, teacher = reuse.splits, reuse.teacher
+    else:
+        splits = config_splits(config)
+        recorded = json.loads((run_dir / "teacher.json").read_text()) if (run_dir / "teacher.json").exists() else {}
+        teacher = resolve_teacher(config, splits, device, progress, **recorded).eval()
     models = build_models(config, len(splits.classes), teacher, initialize=False)
     loaded = {}
     # stage 2 also holds the encoder when it inverted it: that one is the encoder stages 2 and 3 used

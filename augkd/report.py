@@ -11,45 +11,75 @@ import plotly.io as pio
 
 from .files import atomic_write_text
 from .pipeline import load_run
-from .viz import (anchor_map_figure, anchor_pairs_figure, uncertainty_histograms_figure,
-                       generated_samples_figure, mask_heatmap_figure, mixup_path, mixup_path_figure, mixup_strip_figure,
-                       nearest_step, run_reducer, run_views, schedule_marks, training_curves_figure,
+from .runs import resolve_run, run_command
+from .viz import (anchor_map_figure, anchor_pairs_figure, confusion_figure, generated_samples_figure, mask_heatmap_figure,
+                       mixup_path, mixup_path_figure, mixup_strip_figure, nearest_step, per_class_figure, run_confusions,
+                       run_reducer, run_views, schedule_marks, training_curves_figures, uncertainty_histograms_figure,
                        uncertainty_map_figure)
 
 # %% auto #0
-__all__ = ['DIAGNOSTIC_NAMES', 'results_table', 'diagnostics_table', 'inputs_table', 'report_sections', 'write_report']
+__all__ = ['DIAGNOSTICS', 'DIAGNOSTIC_NAMES', 'results_table', 'diagnostics_table', 'inputs_table', 'command_block',
+           'report_sections', 'sections_html', 'write_report']
 
 # %% ../nbs/11_report.ipynb #cell-006
-def results_table(results: dict) -> str:
-    "An HTML table of a run's `results.json`: teacher and student accuracies, then stage times."
+def results_table(results: dict, # a run's `results.json`
+                  test_images: int = None, # how many images the test split holds, to say so
+                 ) -> str:
+    "An HTML table of a run's `results.json`: teacher and student accuracies on the test split, then stage times."
     pct = lambda v: f"{100 * v:.1f}%"
     rows = [f"<tr><th>{who}</th>" + "".join(f"<td>{pct(results[who][k])}</td>" for k in ("acc", "acc3", "acc5")) + "</tr>"
             for who in ("teacher", "student")]
     stages = ", ".join(f"{name} {info.get('seconds', 0):.0f} s" for name, info in results["stages"].items()
                        if "seconds" in info)
+    split = f"the student domain's test split ({test_images} images)" if test_images else "the student domain's test split"
     return ("<table><tr><th></th><th>top-1</th><th>top-3</th><th>top-5</th></tr>" + "".join(rows) + "</table>"
-            f"<p>{html.escape(results['method'])} on {html.escape(results['setting'])}, seed {results['seed']}, "
+            f"<p>On {split}. {html.escape(results['method'])} on {html.escape(results['setting'])}, seed {results['seed']}, "
             f"preset {html.escape(results['preset'])}; stages: {stages}; total {results['seconds']:.0f} s.</p>")
 
 # %% ../nbs/11_report.ipynb #cell-009
-DIAGNOSTIC_NAMES = {"acc_x": "teacher top-1 on x", "acc_rec": "teacher top-1 on G(E(x, y))", "acc_anchor": "teacher top-1 on anchors",
-                    "unc_x": "mean uncertainty on x", "unc_rec": "mean uncertainty on G(E(x, y))",
-                    "unc_anchor": "mean uncertainty on anchors", "label_sensitivity": "encoder label sensitivity",
-                    "clamped": "share of scores clamped", "anchor_move": "anchor distance from its sample",
-                    "anchor_spread": "anchor diversity within a class", "mask_between": "mask difference between two classes",
-                    "mask_within": "mask spread across its dimensions", "mask_open": "mask open fraction (target 1 - alpha)",
-                    "gen_top_class": "share of G(z) in the teacher's top class", "gen_class_entropy": "class entropy of G(z) (1: balanced)",
-                    "gen_diversity": "diversity of G(z) against real images"}
+DIAGNOSTICS = {  # key in results["diagnostics"] -> (name, what it measures)
+    "acc_x": ("teacher top-1 on x", "share of the validation images x the teacher classifies right"),
+    "acc_rec": ("teacher top-1 on G(E(x, y))", "the same on the generator's reconstructions of x: does G(E(.)) keep the class?"),
+    "acc_anchor": ("teacher top-1 on anchors", "the same on the anchor images x_a = G(z_a); stage 2 wants it high"),
+    "unc_x": ("mean uncertainty on x", "the teacher's uncertainty score (the run's `uncertainty`; lower: more certain), averaged over x"),
+    "unc_rec": ("mean uncertainty on G(E(x, y))", "the same on the reconstructions"),
+    "unc_anchor": ("mean uncertainty on anchors", "the same on the anchor images; stage 2 lowers it"),
+    "label_sensitivity": ("encoder label sensitivity", "how much the latent E(x, y) moves when y is replaced by the next class: "
+                          "mean ||E(x, y) - E(x, y + 1)||^2 over mean ||E(x, y)||^2 (0: E ignores the label)"),
+    "clamped": ("share of scores clamped", "share of normalized-energy scores at 0 or 1, where the clamp stops their gradient "
+                "(0 under other uncertainty scores)"),
+    "anchor_move": ("anchor distance from its sample", "mean distance between the teacher's features of x_a and of x, over the mean "
+                    "distance between two samples' features (1: as far as another sample)"),
+    "anchor_spread": ("anchor diversity within a class", "spread of the anchors' features within a class over the samples' spread "
+                      "(below 1: anchors gather)"),
+    "mask_between": ("mask difference between two classes", "mean difference of the masks m(y) of two classes (0: one mask for all)"),
+    "mask_within": ("mask spread across its dimensions", "standard deviation of a mask over latent dimensions (0: a flat mask)"),
+    "mask_open": ("mask open fraction", "mean of m(y): the share of latent dimensions an anchor may move. Stage 2's mask term pulls it "
+                  "toward 1 - alpha with weight w_mask, against the uncertainty, class and proximity terms, so it settles between "
+                  "its start (about 0.5) and the target; the gap shows how hard the other terms pull"),
+    "gen_top_class": ("share of G(z) in the teacher's top class", "share of prior samples G(z) the teacher puts in its most common "
+                      "class (1/C when balanced; above half: collapse)"),
+    "gen_class_entropy": ("class entropy of G(z)", "entropy of the teacher's class counts over G(z), over log C (1: balanced)"),
+    "gen_diversity": ("diversity of G(z) against real images", "mean distance between two G(z), over the mean distance between "
+                      "two real images (near 0: G makes one image)")}
+DIAGNOSTIC_NAMES = {key: name for key, (name, _) in DIAGNOSTICS.items()}
 
-def diagnostics_table(results: dict) -> str:
-    "An HTML table of `results['diagnostics']`: one row per figure, one column per stage."
+# %% ../nbs/11_report.ipynb #ef5b50ef
+def diagnostics_table(results: dict, # a run's `results.json`
+                      val_images: int = None, # how many images the validation split holds, to say so
+                     ) -> str:
+    "An HTML table of `results['diagnostics']`: one row per figure with its definition, one column per stage."
     stages = results.get("diagnostics") or {}
     if not stages: return "<p>this run predates the stage diagnostics</p>"
-    head = "<tr><th></th>" + "".join(f"<th>after {html.escape(s)}</th>" for s in stages) + "</tr>"
+    head = "<tr><th></th>" + "".join(f"<th>after {html.escape(s)}</th>" for s in stages) + "<th>what it measures</th></tr>"
     cell = lambda v: "" if v is None else f"{v:.3f}"
-    rows = [f"<tr><th>{name}</th>" + "".join(f"<td>{cell(d.get(key))}</td>" for d in stages.values()) + "</tr>"
-            for key, name in DIAGNOSTIC_NAMES.items() if any(key in d for d in stages.values())]
-    return "<table>" + head + "".join(rows) + "</table>"
+    alpha = (results.get("config") or {}).get("alpha")
+    rows = [f"<tr><th>{name}</th>" + "".join(f"<td>{cell(d.get(key))}</td>" for d in stages.values())
+            + f"<td style='text-align:left'>{html.escape(meaning)}"
+            + (f" (here alpha = {alpha}, target {1 - alpha:.2f})" if key == "mask_open" and alpha is not None else "") + "</td></tr>"
+            for key, (name, meaning) in DIAGNOSTICS.items() if any(key in d for d in stages.values())]
+    split = f"the student domain's validation split ({val_images} images)" if val_images else "the student domain's validation split"
+    return f"<p>Measured on {split}, not the test split of the Results.</p><table>" + head + "".join(rows) + "</table>"
 
 # %% ../nbs/11_report.ipynb #4f567311
 def _init_line(record: dict) -> str:
@@ -70,14 +100,21 @@ def inputs_table(results: dict) -> str:
                        for who, record in (results.get("inits") or {}).items())
     return f"<details><summary>config ({len(config)} fields)</summary><table>{rows}</table></details><table>{sources}</table>"
 
+# %% ../nbs/11_report.ipynb #bd6067f3
+def command_block(run_dir) -> str:
+    "The command line that made the run (`run_command`), as the report's first lines."
+    command, how = run_command(run_dir)
+    return f"<pre style='white-space:pre-wrap'>{html.escape(command)}</pre><p><small>{html.escape(how)}</small></p>"
+
 # %% ../nbs/11_report.ipynb #cell-012
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} h2{{margin-top:2em}}</style></head>
+<style>body{{font-family:sans-serif;max-width:1250px;margin:auto;padding:1em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} h2{{margin-top:2em}} pre{{background:#f4f4f4;padding:8px}}
+.row{{display:flex;flex-wrap:wrap;gap:10px}}</style></head>
 <body><h1>{title}</h1>{body}</body></html>"""
 
 def report_sections(run_dir, kind: str = None, sample: int = 0) -> list:
-    "The report's sections as (heading, HTML or figure) pairs."
+    "The report's sections as (heading, HTML or figure or list of figures side by side) pairs, starting with the command line."
     parts = load_run(run_dir)
     views = run_views(parts)
     reducer = run_reducer(parts.run_dir, views, kind)
@@ -85,9 +122,15 @@ def report_sections(run_dir, kind: str = None, sample: int = 0) -> list:
     path = mixup_path(parts, views, sample)
     current = nearest_step(path, 0.5)
     done = parts.results or {}
-    sections = [("Results", results_table(done) if done else "<p>the run has not finished yet</p>"),
-                ("Stage diagnostics", diagnostics_table(done)), ("Config and teacher", inputs_table(done)),
-                ("Training curves", training_curves_figure(parts.metrics)),
+    splits = parts.splits
+    confusions = run_confusions(parts)
+    models = {who: confusions[who] for who in ("teacher", "student") if who in confusions}
+    sections = [("The command that made this run", command_block(parts.run_dir)),
+                ("Results", results_table(done, len(splits.student_test)) if done else "<p>the run has not finished yet</p>"),
+                ("Per class", [per_class_figure(models, confusions["classes"])]
+                 + [confusion_figure(c, confusions["classes"], f"{who}'s confusion matrix, test split") for who, c in models.items()]),
+                ("Stage diagnostics", diagnostics_table(done, len(splits.student_val))), ("Config and teacher", inputs_table(done)),
+                ("Training curves", training_curves_figures(parts.metrics)),
                 ("Generated samples", generated_samples_figure(views)),
                 ("Anchors", anchor_pairs_figure(views)),
                 ("Anchor map", anchor_map_figure(views, reducer)),
@@ -99,15 +142,27 @@ def report_sections(run_dir, kind: str = None, sample: int = 0) -> list:
     return sections
 
 # %% ../nbs/11_report.ipynb #cell-014
-def write_report(run_dir, out=None, kind: str = None) -> Path:
-    "Write the run's self-contained `report.html` (or `out`); returns its path."
-    run_dir = Path(run_dir)
-    out = Path(out or run_dir / "report.html")
+def sections_html(sections: list) -> str:
+    "The HTML body of `(heading, content)` sections: a string as it is, a figure inline, a list of figures in a row; plotly.js inlined once."
     body, first = [], True
-    for heading, content in report_sections(run_dir, kind):
+    for heading, content in sections:
         if heading: body.append(f"<h2>{html.escape(heading)}</h2>")
         if isinstance(content, str): body.append(content); continue
-        body.append(pio.to_html(content, full_html=False, include_plotlyjs=first, config={"displaylogo": False}))
-        first = False
-    title = f"AuG-KD run {run_dir.resolve().name}"
-    return atomic_write_text(_PAGE.format(title=html.escape(title), body="\n".join(body)), out)
+        figures = content if isinstance(content, list) else [content]
+        rendered = []
+        for fig in figures:
+            rendered.append(pio.to_html(fig, full_html=False, include_plotlyjs=first, config={"displaylogo": False}))
+            first = False
+        body.append("<div class='row'>" + "".join(f"<div>{r}</div>" for r in rendered) + "</div>" if len(rendered) > 1 else rendered[0])
+    return "\n".join(body)
+
+# %% ../nbs/11_report.ipynb #c783b82d
+def write_report(run_dir, # a run directory (as `load_run` takes it: relative to here or to the project root)
+                 out=None, # the page to write (default: RUN/report.html)
+                 kind: str = None, # the map's reducer, umap or pca (default: `default_reducer()`)
+                ) -> Path:
+    "Write the run's self-contained `report.html` (or `out`), atomically; returns its path."
+    parts_dir = resolve_run(run_dir)
+    out = Path(out or parts_dir / "report.html")
+    title = f"AuG-KD run {parts_dir.name}"
+    return atomic_write_text(_PAGE.format(title=html.escape(title), body=sections_html(report_sections(parts_dir, kind))), out)

@@ -24,9 +24,10 @@ __all__ = ['PRECISIONS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 
            'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite', 'world_size', 'rank',
            'is_main', 'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes',
            'native_bf16', 'computes_bf16', 'autocast', 'cpu_autocasts', 'NoSingletonBatches', 'batches',
-           'predict_logits', 'topk_accuracy', 'top1', 'evaluate', 'Callback', 'backward_step', 'adam', 'Learner',
-           'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift',
-           'random_colour', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
+           'predict_logits', 'topk_accuracy', 'top1', 'evaluate', 'confusion_counts', 'confusion_matrix', 'Callback',
+           'backward_step', 'adam', 'Learner', 'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN',
+           'Checkpoint', 'random_shift', 'random_colour', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe',
+           'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -254,6 +255,20 @@ def top1(logits: torch.Tensor, # (N, C) scores
 def evaluate(model: nn.Module, domain: Domain, batch_size: int = 512) -> dict:
     "Top-1/3/5 accuracy of `model` on a domain."
     return topk_accuracy(predict_logits(model, domain.images, batch_size), domain.labels)
+
+# %% ../nbs/02_train.ipynb #1aed1dec
+def confusion_counts(predicted: torch.Tensor, # (N,) predicted class indices
+                     labels: torch.Tensor, # (N,) true class indices
+                     num_classes: int) -> list:
+    "The confusion matrix as a `num_classes x num_classes` list of counts: row = true class, column = predicted class."
+    flat = torch.bincount(labels.long() * num_classes + predicted.long(), minlength=num_classes * num_classes)
+    return flat.view(num_classes, num_classes).tolist()
+
+# %% ../nbs/02_train.ipynb #be0e3de2
+def confusion_matrix(model: nn.Module, domain: Domain, batch_size: int = 512) -> list:
+    "`model`'s confusion matrix on a domain (`confusion_counts`: row = true class, column = predicted); its diagonal over its sum is top-1."
+    predicted = predict_logits(model, domain.images, batch_size).argmax(1)
+    return confusion_counts(predicted, domain.labels, len(domain.classes))
 
 # %% ../nbs/02_train.ipynb #cell-031
 class Callback:

@@ -19,13 +19,17 @@ from .files import atomic_write
 from .losses import uncertainty_score
 from .mixup import mixup_schedule
 from .pipeline import RunParts
+from .train import confusion_matrix
 
 # %% auto #0
-__all__ = ['UMAP_NEIGHBOURS', 'PALETTE', 'run_views', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map', 'run_reducer',
-           'png_data_uri', 'decode_data_uri', 'image_mosaic', 'generated_samples_figure', 'anchor_pairs_figure',
-           'class_colour', 'arrows', 'anchor_map_figure', 'mixup_path', 'schedule_marks', 'nearest_step',
-           'mixup_strip_figure', 'mixup_path_figure', 'smoothed_field', 'uncertainty_map_figure',
-           'uncertainty_histograms_figure', 'mask_heatmap_figure', 'stage_curves', 'training_curves_figure']
+__all__ = ['UMAP_NEIGHBOURS', 'MISTAKE', 'PALETTE', 'SCORE_MEANINGS', 'CURVES', 'PANELS', 'PANEL_TITLES', 'STAGE_TITLES',
+           'SERIES_COLOURS', 'run_views', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map', 'run_reducer',
+           'png_data_uri', 'decode_data_uri', 'image_mosaic', 'teacher_calls', 'generated_samples_figure',
+           'anchor_pairs_figure', 'class_colour', 'arrows', 'map_name', 'anchor_map_figure', 'mixup_path',
+           'schedule_marks', 'nearest_step', 'mixup_strip_figure', 'mixup_path_figure', 'smoothed_field',
+           'uncertainty_map_figure', 'uncertainty_histograms_figure', 'mask_heatmap_figure', 'stage_curves',
+           'curve_panels', 'stage_curves_figure', 'training_curves_figures', 'per_class_accuracy', 'run_confusions',
+           'confusion_figure', 'per_class_figure']
 
 # %% ../nbs/10_viz.ipynb #cell-008
 @torch.no_grad()
@@ -153,49 +157,74 @@ def decode_data_uri(uri: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
 # %% ../nbs/10_viz.ipynb #6842316c
-def image_mosaic(images: np.ndarray, captions: list = None, cols: int = 10, scale: int = 2, gap: int = 2,
-                 title: str = None) -> go.Figure:
-    "A figure of `images` tiled `cols` to a row, upscaled `scale` times, with a caption under each."
+MISTAKE = "#d62728"  # the colour of a tile the teacher gets wrong: its frame and its caption
+
+def image_mosaic(images: np.ndarray, # (N, 3, H, W) in [0, 1]
+                 captions: list = None, # a caption under each tile; `<br>` breaks a line
+                 cols: int = 10, scale: int = 2, gap: int = 2, # tiles per row, upscaling, pixels between tiles
+                 title: str = None,
+                 marked: list = None, # per tile, True to frame it and colour its caption (`MISTAKE`): a wrong call
+                ) -> go.Figure:
+    "A figure of `images` tiled `cols` to a row, upscaled `scale` times, with a caption under each; `marked` tiles framed in red."
     images = np.asarray(images)
     n, _, h, w = images.shape
-    rows, cell_h, cell_w = -(-n // cols), h * scale + gap + 12, w * scale + gap
+    lines = max([1] + [c.count("<br>") + 1 for c in captions or []])
+    rows, cell_h, cell_w = -(-n // cols), h * scale + gap + 12 * lines, w * scale + gap
     canvas = np.full((rows * cell_h, cols * cell_w, 3), 255, np.uint8)
     tiles = (np.clip(images, 0, 1) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1).repeat(scale, 1).repeat(scale, 2)
+    red = np.array([int(MISTAKE[i:i + 2], 16) for i in (1, 3, 5)], np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
-        canvas[r * cell_h:r * cell_h + h * scale, c * cell_w:c * cell_w + w * scale] = tile
+        top, left = r * cell_h, c * cell_w
+        canvas[top:top + h * scale, left:left + w * scale] = tile
+        if marked is not None and marked[i]:  # a 2-pixel frame inside the tile
+            frame = canvas[top:top + h * scale, left:left + w * scale]
+            frame[:2], frame[-2:], frame[:, :2], frame[:, -2:] = red, red, red, red
     fig = go.Figure(go.Image(source=png_data_uri(canvas), hoverinfo="skip"))
     for i, text in enumerate(captions or []):
         r, c = divmod(i, cols)
-        fig.add_annotation(x=c * cell_w + w * scale / 2, y=r * cell_h + h * scale + 7, text=text, showarrow=False,
-                           font=dict(size=9))
-    fig.update_layout(title=title, width=max(300, cols * cell_w + 40), height=rows * cell_h + (80 if title else 40),
-                      margin=dict(l=10, r=10, t=50 if title else 10, b=10))
+        wrong = marked is not None and marked[i]
+        fig.add_annotation(x=c * cell_w + w * scale / 2, y=r * cell_h + h * scale + 1, yanchor="top", text=text, showarrow=False,
+                           font=dict(size=9, color=MISTAKE if wrong else "black"))
+    top = 10 if not title else 50 + 16 * title.count("<br>")
+    fig.update_layout(title=dict(text=title, font_size=13), width=max(300, cols * cell_w + 40), height=rows * cell_h + top + 30,
+                      margin=dict(l=10, r=10, t=top, b=10))
     fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-022
-def _teacher_captions(logits: np.ndarray, classes: list) -> list:
-    p = torch.softmax(torch.as_tensor(logits), 1)
+def teacher_calls(logits: np.ndarray, # (N, C) the teacher's logits
+                  classes: list, # class names, in output order
+                  labels: np.ndarray = None, # (N,) true classes, when there are any
+                 ) -> tuple:
+    "`(captions, wrong)`: per image `T: class confidence%` (after `true class · ` when `labels` are given) and whether the teacher's class is not the true one."
+    p = torch.softmax(torch.as_tensor(np.asarray(logits), dtype=torch.float32), 1)
     conf, cls = p.max(1)
-    return [f"{classes[c]} {100 * q:.0f}%" for c, q in zip(cls.tolist(), conf.tolist())]
+    calls = [f"T: {classes[c]} {100 * q:.0f}%" for c, q in zip(cls.tolist(), conf.tolist())]
+    if labels is None: return calls, [False] * len(calls)
+    wrong = [int(c) != int(y) for c, y in zip(cls.tolist(), labels)]
+    return [f"true {classes[int(y)]} · {call}" for y, call in zip(labels, calls)], wrong
 
-# %% ../nbs/10_viz.ipynb #fa476023
+# %% ../nbs/10_viz.ipynb #3e5c3f65
 def generated_samples_figure(views: dict, n: int = 40, cols: int = 10) -> go.Figure:
-    "A grid of prior samples G(z) with the teacher's class and confidence under each."
-    return image_mosaic(views["x_p"][:n], _teacher_captions(views["logits_x_p"][:n], views["classes"]), cols,
-                        title="generated samples G(z), z ~ N(0, I): teacher's class and confidence")
+    "A grid of prior samples G(z) with the teacher's class and confidence under each (they have no true class)."
+    captions, _ = teacher_calls(views["logits_x_p"][:n], views["classes"])
+    return image_mosaic(views["x_p"][:n], captions, cols,
+                        title="generated samples G(z), z ~ N(0, I), under the teacher's call (T: class, confidence)"
+                              "<br>no true class: they come from noise")
 
 # %% ../nbs/10_viz.ipynb #217bf594
 def anchor_pairs_figure(views: dict, per_class: int = 2) -> go.Figure:
-    "For each class, `per_class` triples: the image x, what the encoder and generator make of it G(E(x, y)), its anchor x_a."
+    "For each class, `per_class` triples: the image x, what the encoder and generator make of it G(E(x, y)), its anchor x_a; each captioned with the true class and the teacher's call, wrong calls framed in red."
     picks = [i for c in range(len(views["classes"])) for i in np.flatnonzero(views["y"] == c)[:per_class]]
-    kinds = (("x", "x"), ("x_rec", "G(E(x,y))"), ("x_a", "x_a"))
+    kinds = (("x", "x"), ("x_rec", "G(E(x,y))"), ("x_a", "anchor x_a"))
     images = np.stack([views[k][i] for i in picks for k, _ in kinds])
-    captions_by = {k: [f"{label} {c}" for c in _teacher_captions(views[f"logits_{k}"][picks], views["classes"])] for k, label in kinds}
-    captions = [captions_by[k][n] for n in range(len(picks)) for k, _ in kinds]
-    return image_mosaic(images, captions, cols=3 * per_class * 2,
-                        title="x, G(E(x, y)) and the anchor x_a of student-domain images (teacher's class and confidence)")
+    calls = {k: teacher_calls(views[f"logits_{k}"][picks], views["classes"], views["y"][picks]) for k, _ in kinds}
+    captions = [f"{label}<br>{calls[k][0][n]}" for n in range(len(picks)) for k, label in kinds]
+    wrong = [calls[k][1][n] for n in range(len(picks)) for k, _ in kinds]
+    return image_mosaic(images, captions, cols=3 * per_class * 2, scale=3, marked=wrong,
+                        title=f"student-domain images x, G(E(x, y)) and their anchors x_a: true class and the teacher's call; "
+                              f"red: the teacher is wrong ({sum(wrong)} of {len(wrong)} tiles)")
 
 # %% ../nbs/10_viz.ipynb #cell-025
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -209,9 +238,15 @@ def arrows(start: np.ndarray, end: np.ndarray) -> tuple:
     for (x0, y0), (x1, y1) in zip(start, end): xs += [x0, x1, None]; ys += [y0, y1, None]
     return xs, ys
 
+# %% ../nbs/10_viz.ipynb #613db4cf
+def map_name(reducer) -> str:
+    "What made a 2-D map, for axis titles: `UMAP` or `PCA` (a `StoredMap`'s kind, or a fitted reducer's class)."
+    kind = getattr(reducer, "kind", None) or type(reducer).__name__
+    return {"umap": "UMAP", "pca": "PCA"}.get(str(kind).lower(), str(kind))
+
 # %% ../nbs/10_viz.ipynb #019e1743
 def anchor_map_figure(views: dict, reducer, classes: list = None) -> go.Figure:
-    "The 2-D map of latents, anchors (with arrows) and prior samples, coloured by class."
+    "The 2-D map of latents, anchors (with arrows) and prior samples, coloured by class; the axes name the reducer."
     z2, a2, p2 = (reducer.transform(views[k]) for k in ("z", "z_a", "z_p"))
     fig = go.Figure()
     fig.add_scatter(x=p2[:, 0], y=p2[:, 1], mode="markers", name="prior samples G(z)",
@@ -227,14 +262,17 @@ def anchor_map_figure(views: dict, reducer, classes: list = None) -> go.Figure:
         fig.add_scatter(x=a2[idx, 0], y=a2[idx, 1], mode="markers", name=f"{name}: anchor z_a", legendgroup=name,
                         marker=dict(color=colour, size=8, symbol="diamond", line=dict(color="black", width=0.5)),
                         customdata=idx, hovertemplate=f"class {name}, sample %{{customdata}}<extra>anchor</extra>")
-    fig.update_layout(title="anchor map: student-domain latents -> anchors", template="plotly_white",
-                      xaxis_title="map 1", yaxis_title="map 2", height=520)
+    kind = map_name(reducer)
+    fig.update_layout(title=f"anchor map ({kind} of the latents): student-domain samples E(x, y) (circles)<br>-> their anchors z_a "
+                            "(diamonds), by class; grey: G's prior samples z ~ N(0, I)",
+                      template="plotly_white", xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2", height=520, title_font_size=13)
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-028
 @torch.no_grad()
 def mixup_path(parts: RunParts, views: dict, sample: int, steps: int = 11) -> dict:
-    "For `views`' sample number `sample`: the grid `s`, the latent path and the mixed images along it."
+    "For `views`' sample number `sample` (0 <= sample < len(views['y']), else IndexError): the grid `s`, the latent path and the mixed images along it."
+    if not 0 <= sample < len(views["y"]): raise IndexError(f"sample {sample} is out of range: the view holds samples 0 to {len(views['y']) - 1}")
     device = next(parts.teacher.parameters()).device
     s = np.linspace(0, 1, steps)
     z, z_a = (torch.as_tensor(views[k][sample]).to(device) for k in ("z", "z_a"))
@@ -242,7 +280,8 @@ def mixup_path(parts: RunParts, views: dict, sample: int, steps: int = 11) -> di
     latents = torch.stack([(1 - v) * z_a + v * z for v in s.tolist()])
     weights = torch.as_tensor(s, dtype=x.dtype, device=device).view(-1, 1, 1, 1)
     images = (1 - weights) * parts.generator(latents) + weights * x
-    return {"s": s, "latents": latents.cpu().numpy(), "images": images.cpu().numpy()}
+    return {"s": s, "latents": latents.cpu().numpy(), "images": images.cpu().numpy(), "sample": sample,
+            "label": views["classes"][int(views["y"][sample])]}
 
 # %% ../nbs/10_viz.ipynb #82808809
 def schedule_marks(config) -> np.ndarray:
@@ -259,8 +298,9 @@ def nearest_step(path: dict, s: float) -> int:
 def mixup_strip_figure(path: dict, current: int = None) -> go.Figure:
     "The mixed images x_m(s) along the path, captioned with s; the step `current` marked."
     captions = [("> " if i == current else "") + f"s={v:.2f}" for i, v in enumerate(path["s"])]
+    who = f" of sample {path['sample']} (class {path['label']})" if "sample" in path else ""
     fig = image_mosaic(path["images"], captions, cols=len(path["s"]), scale=2,
-                       title="mixup x_m(s) = (1-s) G((1-s) z_a + s z) + s x")
+                       title=f"mixup x_m(s) = (1-s) G((1-s) z_a + s z) + s x{who}<br>s = 0: the anchor image; s = 1: the sample itself")
     if current is not None:
         w = path["images"].shape[-1] * 2 + 2
         fig.add_shape(type="rect", x0=current * w - 1, x1=current * w + w - 2, y0=-1, y1=path["images"].shape[-2] * 2,
@@ -269,13 +309,15 @@ def mixup_strip_figure(path: dict, current: int = None) -> go.Figure:
 
 # %% ../nbs/10_viz.ipynb #bd696c8d
 def mixup_path_figure(path: dict, reducer, views: dict, marks: np.ndarray, current: int = None) -> go.Figure:
-    "The latent path from anchor (s=0) to sample (s=1) on the 2-D map, with the epochs' s(e) and the current s."
+    "The latent path from anchor (s=0) to sample (s=1) on the 2-D map, with the epochs' s(e) and the current s; the background latents carry their sample index (`customdata`) for clicking."
     xy = reducer.transform(path["latents"])
     z2 = reducer.transform(views["z"])
     at = lambda s: np.array([np.interp(s, path["s"], xy[:, 0]), np.interp(s, path["s"], xy[:, 1])]).T
     fig = go.Figure()
-    fig.add_scatter(x=z2[:, 0], y=z2[:, 1], mode="markers", name="student-domain latents",
-                    marker=dict(color=[class_colour(c) for c in views["y"]], size=5, opacity=0.35), hoverinfo="skip")
+    labels = [views["classes"][int(c)] for c in views["y"]]
+    fig.add_scatter(x=z2[:, 0], y=z2[:, 1], mode="markers", name="student-domain latents (click: that sample's path)",
+                    marker=dict(color=[class_colour(c) for c in views["y"]], size=6, opacity=0.45),
+                    customdata=np.arange(len(z2)), text=labels, hovertemplate="class %{text}, sample %{customdata}<extra></extra>")
     fig.add_scatter(x=xy[:, 0], y=xy[:, 1], mode="lines+markers", name="path z_m(s)", line=dict(color="black"),
                     marker=dict(size=4), customdata=path["s"], hovertemplate="s=%{customdata:.2f}<extra></extra>")
     e_xy = at(marks)
@@ -286,12 +328,14 @@ def mixup_path_figure(path: dict, reducer, views: dict, marks: np.ndarray, curre
     ends = at(np.array([0.0, 1.0]))
     fig.add_scatter(x=ends[:, 0], y=ends[:, 1], mode="markers+text", text=["anchor z_a", "sample z"],
                     textposition="top center", marker=dict(size=10, color="black", symbol=["diamond", "circle"]),
-                    name="ends", showlegend=False)
+                    name="ends", showlegend=False, hoverinfo="skip")
     here = xy[current if current is not None else 0]
     fig.add_scatter(x=[here[0]], y=[here[1]], mode="markers", name="current s",
-                    marker=dict(size=16, color="crimson", symbol="star"))
-    fig.update_layout(title="mixup path on the anchor map", template="plotly_white", height=480,
-                      xaxis_title="map 1", yaxis_title="map 2")
+                    marker=dict(size=16, color="crimson", symbol="star"), hoverinfo="skip")
+    kind = map_name(reducer)
+    who = f" of sample {path['sample']} (class {path['label']})" if "sample" in path else ""
+    fig.update_layout(title=f"mixup path{who} on the {kind} map: anchor (s = 0) to sample (s = 1)<br>blue ticks: s(e) at each epoch of stage 3",
+                      template="plotly_white", height=480, xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2", title_font_size=13)
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-034
@@ -307,8 +351,12 @@ def smoothed_field(xy: np.ndarray, values: np.ndarray, grid: int = 40, bandwidth
     return xs, ys, ((w @ values) / w.sum(1)).reshape(grid, grid)
 
 # %% ../nbs/10_viz.ipynb #9d679fe9
+SCORE_MEANINGS = {"normalized_energy": "the energy -tau logsumexp(l / tau) rescaled by the teacher's max-logit range to [0, 1]",
+                  "energy": "the energy score -tau logsumexp(l / tau) (Liu et al. 2020)",
+                  "max_softmax": "1 - the largest softmax probability", "entropy": "the entropy of the softmax"}
+
 def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: float = None) -> go.Figure:
-    "The teacher's uncertainty on the map: `show` 'before' (x), 'after' (anchors) or 'both'; points above `threshold` ringed."
+    "The teacher's uncertainty on the map: `show` 'before' (x), 'after' (anchors) or 'both'; points above `threshold` ringed. Raises `ValueError` for another `show`."
     if show not in ("before", "after", "both"): raise ValueError(f"show must be before, after or both, not {show!r}")
     layers = {"before": ("z", "unc_x", "circle"), "after": ("z_a", "unc_x_a", "diamond")}
     chosen = ["before", "after"] if show == "both" else [show]
@@ -328,8 +376,11 @@ def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: 
                                     colorbar=dict(title="uncertainty") if k == chosen[0] else None,
                                     line=dict(color="black", width=[2 if threshold is not None and v > threshold else 0 for v in values])),
                         hovertemplate="sample %{customdata}: uncertainty %{marker.color:.2f}<extra>" + k + "</extra>")
-    fig.update_layout(title=f"teacher uncertainty ({views['score']}) on the map (lower: more certain)", template="plotly_white",
-                      height=500, xaxis_title="map 1", yaxis_title="map 2",
+    kind, score = map_name(reducer), views["score"]
+    fig.update_layout(title=f"teacher uncertainty on the {kind} map: {score}, {SCORE_MEANINGS.get(score, score)} (lower: more certain)<br>"
+                            "circles: samples x, diamonds: anchors x_a; shading: the scores of the points shown, kernel-smoothed"
+                            + ("; ringed: above the threshold" if threshold is not None else ""),
+                      template="plotly_white", height=500, xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2", title_font_size=12,
                       legend=dict(orientation="h", yanchor="top", y=-0.15))  # the colour bar has the right side
     return fig
 
@@ -342,8 +393,11 @@ def uncertainty_histograms_figure(views: dict, threshold: float = None) -> go.Fi
     fig.add_histogram(x=views["unc_x"], name="before: x", opacity=0.6, xbins=bins)
     fig.add_histogram(x=views["unc_x_a"], name="after: anchors x_a", opacity=0.6, xbins=bins)
     if threshold is not None: fig.add_vline(x=threshold, line=dict(color="black", dash="dash"))
-    fig.update_layout(barmode="overlay", title=f"teacher uncertainty ({views['score']}) before and after anchoring", template="plotly_white",
-                      xaxis_title="uncertainty", yaxis_title="samples", height=320)
+    score = views["score"]
+    fig.update_layout(barmode="overlay", title=f"teacher uncertainty ({score}: {SCORE_MEANINGS.get(score, score)}) on "
+                                               f"{len(views['unc_x'])} validation samples and their anchors",
+                      template="plotly_white", xaxis_title=f"uncertainty ({score}; lower: more certain)", yaxis_title="samples",
+                      height=320, title_font_size=12)
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-039
@@ -355,7 +409,10 @@ def mask_heatmap_figure(parts: RunParts) -> go.Figure:
     device = next(parts.anchor.parameters()).device
     masks = parts.anchor.mask(torch.arange(len(classes), device=device)).cpu().numpy()
     fig = go.Figure(go.Heatmap(z=masks, y=classes, colorscale="Viridis", zmin=0, zmax=1, colorbar=dict(title="m(y)")))
-    fig.update_layout(title=f"class masks m(y): mean open fraction {masks.mean():.2f} (alpha = {parts.config.alpha})",
+    target = 1 - parts.config.alpha
+    fig.update_layout(title=f"class masks m(y): the share of latent dimensions an anchor may move, {masks.mean():.2f} on average; "
+                            f"stage 2's mask term pulls it toward 1 - alpha = {target:.2f}, weighed against its other terms",
+                      title_font_size=12,
                       xaxis_title="latent dimension", yaxis_title="class", template="plotly_white", height=360)
     return fig
 
@@ -373,18 +430,128 @@ def stage_curves(rows: list) -> dict:
             elif isinstance(value, (int, float)) and not isinstance(value, bool): curves.setdefault(key, {})[epoch] = value
     return curves
 
-# %% ../nbs/10_viz.ipynb #1a27229e
-def training_curves_figure(metrics: list) -> go.Figure:
-    "Per stage, a column of two panels against epoch: losses and other unbounded figures above, figures in [0, 1] below."
+# %% ../nbs/10_viz.ipynb #c00f7cf2
+CURVES = {  # name in metrics.jsonl -> (panel, what it is)
+    "adv": ("losses", "adversarial term: -KL(teacher || student) on G(z)"), "oh": ("losses", "one-hot term: CE of the teacher on its own calls"),
+    "ent": ("losses", "class-balance term: -entropy of the teacher's mean call"), "bn": ("losses", "BatchNorm term: distance to the teacher's BN statistics"),
+    "loss_g": ("losses", "generator loss (weighted sum)"), "loss_s": ("losses", "stage-1 student loss: KL to the teacher on G(z)"),
+    "loss_e": ("losses", "encoder loss: reconstruction and prior KL"), "unc": ("uncertainty", "uncertainty term on anchor images"),
+    "mask": ("losses", "mask term |mean m(y) - (1 - alpha)|"), "ce": ("losses", "CE of the teacher on anchor images"),
+    "prox": ("losses", "proximity of anchors to their samples"), "loss": ("losses", "the stage's loss"),
+    "val_loss": ("losses", "stage-2 loss on validation anchors (selects the epoch)"),
+    "t_conf": ("accuracy", "teacher's mean confidence on G(z)"), "agree": ("accuracy", "student agrees with the teacher on G(z)"),
+    "teacher_acc_before": ("accuracy", "teacher top-1 on validation x"), "teacher_acc_after": ("accuracy", "teacher top-1 on validation anchors"),
+    "train_mixed_acc": ("accuracy", "student top-1 on the mixed training images"), "val top-1": ("accuracy", "student top-1, validation split"),
+    "acc_x": ("accuracy", "teacher top-1 on validation x"), "acc_rec": ("accuracy", "teacher top-1 on G(E(x, y))"),
+    "acc_anchor": ("accuracy", "teacher top-1 on anchors"), "unc_before": ("uncertainty", "mean uncertainty on validation x"),
+    "unc_after": ("uncertainty", "mean uncertainty on validation anchors"), "unc_x": ("uncertainty", "mean uncertainty on x"),
+    "unc_rec": ("uncertainty", "mean uncertainty on G(E(x, y))"), "unc_anchor": ("uncertainty", "mean uncertainty on anchors"),
+    "clamped": ("uncertainty", "share of normalized-energy scores clamped to 0 or 1"),
+    "s": ("schedule", "mixup s(e): 0 anchor image, 1 real sample"), "lr": ("schedule", "learning rate"),
+    "mask_open": ("masks", "mean mask m(y): share of latent dimensions anchors may move"),
+    "mask_between": ("masks", "mask difference between classes"), "mask_within": ("masks", "mask spread across dimensions"),
+    "gen_top_class": ("generator checks", "share of G(z) in the teacher's top class"),
+    "gen_class_entropy": ("generator checks", "class entropy of G(z) (1: balanced)"),
+    "gen_diversity": ("generator checks", "diversity of G(z) against real images"),
+    "label_sensitivity": ("encoder and anchors", "how much E's latent moves when the label changes"),
+    "anchor_move": ("encoder and anchors", "anchor's distance from its sample (teacher features)"),
+    "anchor_spread": ("encoder and anchors", "anchor diversity within a class, against the samples'")}
+PANELS = ("losses", "accuracy", "uncertainty", "schedule", "masks", "generator checks", "encoder and anchors", "other")
+PANEL_TITLES = {"accuracy": "accuracy, agreement, confidence (0-1)", "generator checks": "generator collapse checks"}
+
+# %% ../nbs/10_viz.ipynb #0d8205d0
+def curve_panels(curves: dict) -> dict:
+    "`{panel: [names]}` in `PANELS` order for a stage's `stage_curves`; losses whose typical sizes differ more than tenfold are split into `losses (large)` and `losses`."
+    panels = {}
+    for name in curves: panels.setdefault(CURVES.get(name, ("other",))[0], []).append(name)
+    losses = panels.get("losses", [])
+    size = {n: float(np.median(np.abs(list(curves[n].values())))) + 1e-12 for n in losses}
+    if losses and max(size.values()) > 10 * min(size.values()):
+        cut = float(np.sqrt(max(size.values()) * min(size.values())))
+        panels["losses (large)"] = [n for n in losses if size[n] > cut]
+        panels["losses"] = [n for n in losses if size[n] <= cut]
+    order = [p for q in PANELS for p in (("losses (large)", "losses") if q == "losses" else (q,))]
+    return {p: panels[p] for p in order if panels.get(p)}
+
+# %% ../nbs/10_viz.ipynb #9a64c694
+STAGE_TITLES = {"generator": "stage 1 (generator)", "anchor": "stage 2 (anchors)", "mixup": "stage 3 (mixup)"}
+SERIES_COLOURS = PALETTE  # within a panel every series has its own colour (a panel holds at most ten)
+
+def stage_curves_figure(rows: list, # the stage's rows of `metrics.jsonl` (or the training loop's history)
+                        stage: str, # its name: generator, anchor or mixup
+                        epochs: int = None, # the stage's epochs, to fix the x range while it trains
+                       ) -> go.Figure:
+    "One stage's training curves: a panel per kind of figure (`curve_panels`), each with its title, its own legend and distinct colours."
+    curves = stage_curves(rows)
+    panels = curve_panels(curves) or {"losses": []}
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.35 / len(panels),
+                        subplot_titles=[PANEL_TITLES.get(p, p) for p in panels])
+    for i, (panel, names) in enumerate(panels.items(), 1):
+        legend = "legend" if i == 1 else f"legend{i}"
+        for j, name in enumerate(names):
+            points = curves[name]
+            meaning = CURVES.get(name, ("", ""))[1]
+            fig.add_scatter(x=[e + 1 for e in points], y=list(points.values()), mode="lines+markers", row=i, col=1,
+                            name=f"{name}: {meaning}" if meaning else name,
+                            legend=legend, line=dict(color=SERIES_COLOURS[j % len(SERIES_COLOURS)]), marker=dict(size=4),
+                            hovertemplate=f"{name}: %{{y:.4g}} at epoch %{{x}}<extra></extra>")
+    height = 190 * len(panels) + 90
+    for i in range(1, len(panels) + 1):
+        top = fig.layout[f"yaxis{i if i > 1 else ''}"].domain[1]
+        fig.layout[f"legend{i if i > 1 else ''}"] = dict(y=top, yanchor="top", x=1.02, xanchor="left", font=dict(size=10),
+                                                         tracegroupgap=0)
+    fig.update_layout(title=f"{STAGE_TITLES.get(stage, stage)}: training curves by epoch (metrics.jsonl)", template="plotly_white",
+                      height=height, width=1000, margin=dict(r=390, t=70), title_font_size=14)
+    fig.update_xaxes(title="epoch", row=len(panels), col=1, range=[0.5, epochs + 0.5] if epochs else None)
+    return fig
+
+# %% ../nbs/10_viz.ipynb #492c3316
+def training_curves_figures(metrics: list) -> list: # the rows of `metrics.jsonl`, every stage's
+    "`stage_curves_figure` of every stage that has rows, in the order of the stages."
     stages = list(dict.fromkeys(r["stage"] for r in metrics))
-    fig = make_subplots(rows=2, cols=max(1, len(stages)), shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[f"stage {s}" for s in stages] + [""] * len(stages))
-    for col, stage in enumerate(stages, 1):
-        for name, points in stage_curves([r for r in metrics if r["stage"] == stage]).items():
-            bounded = all(0 <= v <= 1 for v in points.values())
-            fig.add_scatter(x=[e + 1 for e in points], y=list(points.values()), mode="lines+markers", name=f"{stage}: {name}",
-                            legendgroup=stage, row=2 if bounded else 1, col=col)
-    fig.update_layout(title="training curves (metrics.jsonl): losses above, accuracies, uncertainties and s below",
-                      template="plotly_white", height=560)
-    fig.update_xaxes(title="epoch", row=2)
+    return [stage_curves_figure([r for r in metrics if r["stage"] == s], s) for s in stages]
+
+# %% ../nbs/10_viz.ipynb #ca89490f
+def per_class_accuracy(confusion) -> np.ndarray:
+    "Each class's top-1 in [0, 1] from a confusion matrix (row: true class): the diagonal over the row sums (NaN for a class with no images)."
+    counts = np.asarray(confusion, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"): return np.diag(counts) / counts.sum(1)
+
+# %% ../nbs/10_viz.ipynb #99bdfd2e
+def run_confusions(parts: RunParts) -> dict:
+    "`{'classes', 'teacher', 'student'}`: confusion matrices on the test split, from `results.json` or, for an earlier run, from its models (the student once stage 3 finished)."
+    recorded = (parts.results or {}).get("confusion")
+    if recorded: return recorded
+    test = parts.splits.student_test
+    out = {"classes": list(test.classes), "teacher": confusion_matrix(parts.teacher, test)}
+    if parts.student is not None: out["student"] = confusion_matrix(parts.student, test)
+    return out
+
+# %% ../nbs/10_viz.ipynb #9a6960f2
+def confusion_figure(confusion, # (C, C) counts, row = true class
+                     classes: list, # class names
+                     title: str = "confusion matrix") -> go.Figure:
+    "A heatmap of `confusion` with each row as a share of its true class (%), the counts in the cells."
+    counts = np.asarray(confusion)
+    share = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig = go.Figure(go.Heatmap(z=share, x=classes, y=classes, colorscale="Blues", zmin=0, zmax=100, text=counts,
+                               texttemplate="%{text}", colorbar=dict(title="% of row"),
+                               hovertemplate="true %{y}, predicted %{x}: %{text} images (%{z:.0f}% of its class)<extra></extra>"))
+    fig.update_layout(title=title, template="plotly_white", xaxis_title="predicted class", yaxis_title="true class",
+                      yaxis_autorange="reversed", height=420, width=480, title_font_size=13,
+                      xaxis=dict(type="category"), yaxis=dict(type="category"))
+    return fig
+
+# %% ../nbs/10_viz.ipynb #5b688b77
+def per_class_figure(confusions: dict, # `{label: (C, C) confusion}`: the bars to compare (models of a run, or runs)
+                     classes: list, title: str = "top-1 per class on the test split") -> go.Figure:
+    "Grouped bars of each class's top-1 (%) for every labelled confusion matrix, its overall top-1 in the legend."
+    fig = go.Figure()
+    for i, (label, confusion) in enumerate(confusions.items()):
+        counts = np.asarray(confusion)
+        overall = 100 * np.trace(counts) / max(counts.sum(), 1)
+        fig.add_bar(x=classes, y=100 * per_class_accuracy(counts), name=f"{label} ({overall:.1f}% overall)",
+                    marker_color=SERIES_COLOURS[i % len(SERIES_COLOURS)], hovertemplate="class %{x}: %{y:.1f}%<extra>" + label + "</extra>")
+    fig.update_layout(barmode="group", title=title, template="plotly_white", xaxis_title="true class", yaxis_title="top-1 (%)",
+                      yaxis_range=[0, 100], height=360, xaxis=dict(type="category"), title_font_size=13)
     return fig

@@ -50,9 +50,13 @@ def render_results(name: str) -> int:
 
 
 def shrink_pictures(path: Path) -> None:
-    "Keep one PNG per picture (no JPEG twin), re-encoded with a 256-colour palette: a fraction of the bytes."
+    """Keep one PNG per picture (no JPEG twin), re-encoded with a 256-colour palette: a fraction of the bytes.
+    Live widgets' outputs and saved state go: a stored notebook has no kernel to draw them (the cells show static pictures too)."""
     notebook = json.loads(path.read_text())
+    notebook["metadata"].pop("widgets", None)  # the widgets' saved state: megabytes a stored notebook cannot use
     for cell in notebook["cells"]:
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if "image/png" not in data: continue

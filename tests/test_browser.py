@@ -1,9 +1,11 @@
-"""The workbench in a real browser: JupyterLab runs the mixup explorer and its slider moves the strip's frame
-and the path marker; a report.html renders every plot with no network request.
+"""The workbench in a real browser: JupyterLab opens a run by the same relative path from `nbs/` and from the
+project root without editing the notebook, a click on the anchor map selects the sample in every linked view and
+survives a hover, the mixup slider moves the strip's frame and the path marker, a live view updates while a run
+trains, and report.html and the comparison page render every plot with no network request.
 
 Needs Debian's `chromium` and the `playwright` package (`.ci/run` installs both). Without them the tests
 skip, unless AUGKD_BROWSER_TESTS=required (as in CI), where a missing browser is a failure."""
-import contextlib, os, re, secrets, shutil, socket, subprocess, sys, time
+import contextlib, json, os, re, secrets, shutil, socket, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -48,18 +50,14 @@ def _free_port():
 
 
 @contextlib.contextmanager
-def _lab(tmp_path, notebook: str):
-    "JupyterLab on 127.0.0.1 with a token, serving a copy of `notebook` from nbs/; yields its URL."
-    from augkd.widgets import quick_run_dir
-    quick_run_dir()  # the run the notebook opens, made here so the browser waits only for the notebook itself
-    served = tmp_path / "lab"
-    served.mkdir()
-    shutil.copy(ROOT / "nbs" / notebook, served / "explorer.ipynb")
+def _lab(tmp_path, root: Path):
+    "JupyterLab on 127.0.0.1 with a token, serving the folder `root`; yields a function from a notebook's path to its URL."
     port, token = _free_port(), secrets.token_hex(16)
+    log = tmp_path / "jupyterlab.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}", "--ServerApp.open_browser=False", "--allow-root"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "jupyterlab.log", "w"), env=os.environ.copy())
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False", "--allow-root"],
+        stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=os.environ.copy())
     try:
         deadline = time.time() + 60
         while time.time() < deadline and server.poll() is None:
@@ -67,28 +65,38 @@ def _lab(tmp_path, notebook: str):
                 if s.connect_ex(("127.0.0.1", port)) == 0: break
             time.sleep(0.5)
         else:
-            pytest.fail("JupyterLab did not start: " + (tmp_path / "jupyterlab.log").read_text()[-2000:])
-        yield f"http://127.0.0.1:{port}/lab/tree/explorer.ipynb?token={token}"
+            pytest.fail("JupyterLab did not start: " + log.read_text()[-2000:])
+        # each notebook in a workspace of its own: JupyterLab would otherwise reopen the tabs of the last page
+        yield lambda notebook: f"http://127.0.0.1:{port}/lab/workspaces/{secrets.token_hex(4)}/tree/{notebook}?token={token}&reset"
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
 @pytest.fixture
-def jupyterlab(tmp_path):
-    "The mixup explorer's notebook in JupyterLab."
-    with _lab(tmp_path, "22_explore_mixup.ipynb") as url: yield url
+def project(tmp_path):
+    """A project as a researcher has it: settings.ini at its root, two finished runs in runs/ (copies of the cached quick
+    run; runs/quick-b the newer), and the workbench notebook both in nbs/ and at the root."""
+    from augkd.widgets import quick_run_dir
+    quick = quick_run_dir()  # made here so the browser waits only for the notebook itself
+    root = tmp_path / "project"
+    (root / "nbs").mkdir(parents=True)
+    (root / "settings.ini").write_text("[DEFAULT]\n")
+    for name in ("quick-a", "quick-b"):
+        shutil.copytree(quick, root / "runs" / name, ignore=shutil.ignore_patterns(".lock"))
+        time.sleep(0.05)
+        (root / "runs" / name / "results.json").touch()
+    for where in (root / "nbs", root):
+        shutil.copy(ROOT / "nbs" / "21_workbench.ipynb", where / "21_workbench.ipynb")
+    return root
 
 
-@pytest.fixture
-def anchors_lab(tmp_path):
-    "The anchor explorer's notebook in JupyterLab."
-    with _lab(tmp_path, "21_explore_anchors.ipynb") as url: yield url
+def _sources(path: Path) -> list:
+    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
 
 
-def _run_all(browser, url):
-    "A page with the notebook at `url` run to its last cell."
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+def _run_all(page, url):
+    "The notebook at `url` run to its last cell in `page`."
     page.set_default_timeout(300_000)
     page.goto(url)
     page.locator(".jp-Notebook").wait_for()
@@ -102,75 +110,138 @@ def _run_all(browser, url):
     return page
 
 
-def _strip_and_marker(page):
-    "The framed caption of the strip and the position of the map's current-s marker."
-    frame = page.locator(".js-plotly-plot .annotation-text", has_text=re.compile(r"^> s=")).first.text_content()
-    marker = page.locator(".js-plotly-plot").nth(1).locator(".scatterlayer .trace").last.locator(".point").first
-    return frame, marker.get_attribute("transform")
+def _header(page) -> str:
+    return page.locator(".widget-html", has_text=re.compile(r"^run /")).first.text_content()
 
 
-def test_mixup_explorer_in_jupyterlab(browser, jupyterlab, tmp_path):
-    page = _run_all(browser, jupyterlab)
-    s_slider = page.locator(".widget-hslider", has=page.locator(".widget-label", has_text=re.compile(r"^s$")))
-    s_slider.wait_for()
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2")
-    before = _strip_and_marker(page)
-
-    handle = s_slider.locator(".noUi-handle")
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] - 400, box["y"] + box["height"] / 2, steps=10)  # all the way to s = 0
-    page.mouse.up()
-    page.wait_for_function(
-        "([frame]) => [...document.querySelectorAll('.js-plotly-plot .annotation-text')].some("
-        "a => a.textContent.startsWith('> s=') && a.textContent !== frame)", arg=[before[0]])
-    page.wait_for_timeout(500)
-    after = _strip_and_marker(page)
-    page.screenshot(path=str(_screenshot_dir(tmp_path) / "explore_mixup.png"), full_page=True)
-    assert after[0] == "> s=0.00" and before[0] != after[0], (before, after)
-    assert after[1] != before[1], "the path marker did not move"
+def test_a_run_opens_by_the_same_relative_path_from_nbs_and_from_the_root(browser, project, tmp_path):
+    before = {where: _sources(where / "21_workbench.ipynb") for where in (project / "nbs", project)}
+    with _lab(tmp_path, project) as url:
+        for notebook in ("nbs/21_workbench.ipynb", "21_workbench.ipynb"):
+            page = _run_all(browser.new_page(viewport={"width": 1400, "height": 1600}), url(notebook))
+            assert f"run {project / 'runs' / 'quick-b'}" in _header(page)  # unasked: the newest finished run
+            page.locator("input[placeholder^='or a path']").fill("runs/quick-a")
+            page.get_by_role("button", name="open", exact=True).click()
+            page.wait_for_function("(r) => [...document.querySelectorAll('.widget-html')].some(h => h.textContent.startsWith(r))",
+                                   arg=f"run {project / 'runs' / 'quick-a'}:")
+            page.keyboard.press("Control+s")  # even saved, opening a run leaves the notebook's source as it was
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(_screenshot_dir(tmp_path) / f"workbench-{notebook.replace('/', '-')}.png"), full_page=True)
+            page.close()
+    for where, sources in before.items(): assert _sources(where / "21_workbench.ipynb") == sources
 
 
 # the point of a visible trace with samples farthest from every other such point, and where it lies on the page
 # (plotly's own axes map its data to pixels): a click on a point that others overlap may land on one of those
-_POINT = """(gd) => {
+_POINTS = """(gd) => {
     const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-    const points = gd._fullData.filter(t => t.visible === true && t.customdata).flatMap(t => t.customdata.map((c, k) => ({
-        x: box.left + xa._offset + xa.l2p(t.x[k]), y: box.top + ya._offset + ya.l2p(t.y[k]), sample: Number(c)})));
+    const points = gd._fullData.filter(t => t.visible === true && t.customdata && t.name !== 'selected sample').flatMap(
+        t => t.customdata.map((c, k) => ({x: box.left + xa._offset + xa.l2p(t.x[k]), y: box.top + ya._offset + ya.l2p(t.y[k]),
+                                          sample: Number(c)})));
     const room = p => Math.min(...points.filter(q => q !== p).map(q => Math.hypot(p.x - q.x, p.y - q.y)));
-    return points.reduce((best, p) => room(p) > room(best) ? p : best);
+    const ranked = points.map(p => [room(p), p]).sort((a, b) => b[0] - a[0]).map(a => a[1]);
+    return [ranked[0], ranked.find(p => p.sample !== ranked[0].sample)];
 }"""
 
 
-def test_clicking_the_anchor_map_shows_that_sample(browser, anchors_lab, tmp_path):
-    page = _run_all(browser, anchors_lab)
-    caption = page.locator(".widget-label", has_text=re.compile(r"^sample \d+, class"))
-    caption.first.wait_for()
-    plot = page.locator(".js-plotly-plot").first
-    plot.scroll_into_view_if_needed()
-    point = plot.evaluate(_POINT)
-    # as a hand does: onto the point, a pause, a click (plotly throttles hover to one per 50 ms and takes a click only
-    # on a point it has hovered, so a pointer that jumps and clicks at once selects nothing)
-    page.mouse.move(point["x"] - 40, point["y"] - 40)
-    page.mouse.move(point["x"], point["y"], steps=5)
-    page.wait_for_timeout(300)
-    page.mouse.click(point["x"], point["y"])
-    page.wait_for_function("(s) => [...document.querySelectorAll('.widget-label')].some(l => l.textContent.startsWith(s))",
-                           arg=f"sample {point['sample']}, class")
-    page.screenshot(path=str(_screenshot_dir(tmp_path) / "explore_anchors.png"), full_page=True)
-    assert page.get_by_text("x | G(E(x, y)) | x_a").count() == 1
-    assert "on G(E(x, y))" in caption.first.text_content()
+def _widget_text_starts(page, text: str, count: int = 1):
+    page.wait_for_function("([t, n]) => [...document.querySelectorAll('.widget-label, .widget-html')].filter("
+                           "l => l.textContent.startsWith(t)).length >= n", arg=[text, count])
+
+
+def test_a_click_selects_the_sample_in_every_view_and_survives_a_hover(browser, project, tmp_path):
+    with _lab(tmp_path, project) as url:
+        page = _run_all(browser.new_page(viewport={"width": 1400, "height": 1800}), url("21_workbench.ipynb"))
+        plot = page.locator(".js-plotly-plot").first
+        plot.scroll_into_view_if_needed()
+        point, other = plot.evaluate(_POINTS)
+        # as a hand does: onto the point, a pause, a click (plotly takes a click only on a point it has hovered)
+        page.mouse.move(point["x"] - 40, point["y"] - 40)
+        page.mouse.move(point["x"], point["y"], steps=5)
+        page.wait_for_timeout(300)
+        page.mouse.click(point["x"], point["y"])
+        chosen = f"sample {point['sample']}, class"
+        _widget_text_starts(page, chosen, 2)  # the sample's caption and the mixup view's label
+        page.mouse.move(other["x"], other["y"], steps=5)  # then a hover on another point, and a rest there
+        page.wait_for_timeout(800)
+        captions = page.locator(".widget-label, .widget-html", has_text=re.compile(r"^sample \d+, class")).all_text_contents()
+        assert len(captions) == 2 and all(c.startswith(chosen) for c in captions), captions
+        assert f"Selected: {chosen}" in page.locator(".widget-html", has_text="Selected:").first.text_content()
+
+        # the mixup view's s slider: all the way to s = 0 moves the strip's frame and the path marker
+        s_slider = page.locator(".widget-hslider", has=page.locator(".widget-label", has_text=re.compile(r"^s$")))
+        s_slider.scroll_into_view_if_needed()
+        frame = lambda: page.locator(".js-plotly-plot .annotation-text", has_text=re.compile(r"^> s=")).first.text_content()
+        before = frame()
+        handle = s_slider.locator(".noUi-handle")
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] - 600, box["y"] + box["height"] / 2, steps=10)
+        page.mouse.up()
+        page.wait_for_function("([f]) => [...document.querySelectorAll('.js-plotly-plot .annotation-text')].some("
+                               "a => a.textContent.startsWith('> s=') && a.textContent !== f)", arg=[before])
+        page.screenshot(path=str(_screenshot_dir(tmp_path) / "workbench_selected.png"), full_page=True)
+        assert frame() == "> s=0.00" != before
+
+
+def test_a_live_view_updates_while_a_run_trains(browser, tmp_path):
+    served = tmp_path / "lab"
+    served.mkdir()
+    code = ('from augkd.live import live_run\nfrom augkd.pipeline import make_config\n'
+            'results = live_run(make_config("quick", mixup_epochs=60), "run", refresh=0)')
+    notebook = {"cells": [{"cell_type": "code", "execution_count": None, "id": "live", "metadata": {}, "outputs": [],
+                           "source": code}], "metadata": {"kernelspec": {"display_name": "python3", "language": "python",
+                                                                        "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+    (served / "live.ipynb").write_text(json.dumps(notebook))
+    with _lab(tmp_path, served) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.set_default_timeout(300_000)
+        page.goto(url("live.ipynb"))
+        page.get_by_text("| Idle").wait_for()
+        page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
+        page.keyboard.press("Shift+Enter")
+        progress = re.compile(r"stage 3 \(mixup\): (\d+) of 60 epochs done")
+        seen = []
+        deadline = time.time() + 240
+        while time.time() < deadline and len(set(seen)) < 3:
+            lines = page.locator(".widget-html", has_text=progress).all_text_contents()
+            running = "[*]" in page.locator(".jp-CodeCell .jp-InputPrompt").first.text_content()
+            if lines and running: seen.append(int(progress.search(lines[0]).group(1)))
+            page.wait_for_timeout(150)
+        points = page.locator(".js-plotly-plot").first.locator(".scatterlayer .trace").first.locator(".point").count()
+        page.screenshot(path=str(_screenshot_dir(tmp_path) / "live_view.png"), full_page=True)
+        assert len(set(seen)) >= 3 and seen == sorted(seen), seen  # the line moved on, epoch by epoch, while the cell ran
+        assert points >= 1
+        page.wait_for_function("[...document.querySelectorAll('.widget-html')].some(h => h.textContent.startsWith('finished'))")
+        assert page.locator(".js-plotly-plot").count() >= 1 + 3  # the curves, and each finished stage's pictures
+
+
+def _renders_offline(browser, page_path: Path, plots: int, tmp_path, shot: str):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(page_path.as_uri())
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {plots}")
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / shot), full_page=True)
+    assert page.locator(".js-plotly-plot").count() == plots
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    return page
 
 
 def test_report_renders_offline(browser, cli, tmp_path):
     done = cli("run", *QUICK, "--report", "true", "--out", tmp_path / "run")
     assert done.returncode == 0, done.stderr
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    requests = []
-    page.on("request", lambda r: requests.append(r.url))
-    page.goto((tmp_path / "run" / "report.html").as_uri())
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 9")
-    page.screenshot(path=str(_screenshot_dir(tmp_path) / "report.png"), full_page=True)
-    assert page.locator(".js-plotly-plot").count() == 9
-    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    page = _renders_offline(browser, tmp_path / "run" / "report.html", 14, tmp_path, "report.png")
+    assert page.locator("pre").first.text_content().startswith("augkd run --preset quick")  # the command comes first
+    assert "true " in page.content() and "what it measures" in page.content()
+
+
+def test_comparison_page_renders_offline(browser, cli, tmp_path):
+    for name, extra in (("augkd", []), ("no-anchor", ["--use-anchor", "false"])):
+        done = cli("run", *QUICK, *extra, "--out", tmp_path / name)
+        assert done.returncode == 0, done.stderr
+    done = cli("compare", tmp_path / "augkd", tmp_path / "no-anchor", "--out", tmp_path / "cmp")
+    assert done.returncode == 0, done.stderr
+    page = _renders_offline(browser, tmp_path / "cmp" / "compare.html", 1 + 2 + 1 + 2 + 2 + 2, tmp_path, "compare.png")
+    assert page.locator("h2", has_text="Confusion matrices").count() == 1

@@ -22,7 +22,7 @@ def test_quick_run_end_to_end_and_resume_of_a_finished_run(cli, tmp_path):
     assert (student["shots"], student["val_shots"]) == (50, 7) and len(student["val"]) == 70  # 7 per class of 10
     assert [m["stage"] for m in metrics(run)] == ["generator"] * 2 + ["anchor"] * 2 + ["mixup"] * 3
     report = (run / "report.html").read_text()
-    assert report.count("Plotly.newPlot") == 9 and "<script src=" not in report
+    assert report.count("Plotly.newPlot") == 14 and "<script src=" not in report
     again = cli("run", *QUICK, "--out", run, "--resume")
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("finished earlier, skipped") == 3

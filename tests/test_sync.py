@@ -41,6 +41,15 @@ def test_readme_is_the_export_of_the_index_notebook():
     assert not outside, f"README links outside the repository: {outside}"
 
 
+def test_notebooks_hold_no_saved_widget_state():
+    import json
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        notebook = json.loads(nb.read_text())
+        assert "widgets" not in notebook["metadata"], f"{nb.name} holds saved widget state: python scripts/render_outputs.py strips it"
+        views = [o for c in notebook["cells"] for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert not views, f"{nb.name} keeps live widgets' outputs, which a stored notebook cannot show"
+
+
 def test_notebook_cell_ids_are_unique():
     import json
     for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
