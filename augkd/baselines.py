@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .files import atomic_save
+from .files import atomic_save, atomic_write_text
 from .generator import Encoder, Generator, collapse_statistics, generated_images, reparameterize, train_generator, warn_collapse
 from .losses import (BNStatistics, InstanceMeans, PenultimateFeatures, class_balance_entropy, js_divergence, kl_div,
                           prior_kl)
@@ -179,8 +179,7 @@ def shared_student(cell: Cell, name: str, student, train, record: dict = None) -
         return student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     train()
     if record is not None:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        kept.write_text(json.dumps(record))  # before the student, whose file marks the pair as complete
+        atomic_write_text(json.dumps(record), kept)  # before the student, whose file marks the pair as complete
     atomic_save(student.state_dict(), path)
 
 # %% ../nbs/08_baselines.ipynb #d726f0a8

@@ -14,7 +14,7 @@ from scipy import stats
 
 from .baselines import METHODS, Cell, get_method, method_config
 from .data import DATASETS, SETTINGS, validation_shots
-from .files import atomic_write_text, exclusive, short_hash
+from .files import atomic_write, atomic_write_text, exclusive, short_hash
 from .pipeline import AUGKD_REFERENCE, config_splits, make_config, resolve_teacher
 from .inits import init_fingerprint
 from .teacher import teacher_fingerprint
@@ -233,9 +233,9 @@ def finished_cells(out, methods, columns, seeds, preset: str = "default", teache
 # %% ../nbs/09_bench.ipynb #f93fec71
 def _write_tables(out: Path, rows: list) -> list:
     if not rows: raise ValueError(f"{out} has no finished cells of this grid yet")
-    (out / "bench.json").write_text(json.dumps({"cells": rows, "columns": column_statistics(rows)}, indent=2))
-    (out / "bench.md").write_text(bench_markdown(rows))
-    bench_figure(rows).write_html(out / "bench.html", include_plotlyjs=True, full_html=True)
+    atomic_write_text(json.dumps({"cells": rows, "columns": column_statistics(rows)}, indent=2), out / "bench.json")
+    atomic_write_text(bench_markdown(rows), out / "bench.md")
+    atomic_write(out / "bench.html", lambda tmp: bench_figure(rows).write_html(tmp, include_plotlyjs=True, full_html=True))
     return rows
 
 # %% ../nbs/09_bench.ipynb #898b62e3

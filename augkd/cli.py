@@ -4,12 +4,13 @@
 
 # %% ../nbs/12_cli.ipynb #cell-009
 from __future__ import annotations
-import argparse, dataclasses, inspect, json, os, re, shlex, subprocess, sys, time
+import argparse, dataclasses, inspect, json, os, re, shlex, signal, subprocess, sys, threading, time
 from pathlib import Path
 
 from .data import SETTINGS
 from .models import ARCHS
 from fastcore.docments import docments
+from .files import WriteError
 
 from .pipeline import AUGKD_REFERENCE, CONFIG_FIELDS, FIELD_CHOICES, PRESETS, Config, make_config
 
@@ -293,20 +294,34 @@ def _bench(args) -> int:
     return 0
 
 # %% ../nbs/12_cli.ipynb #cell-027
+def _terminated(signum, frame):
+    "SIGTERM (a cluster's preemption, `kill`) ends a run as Ctrl-C does: the run says how to resume it."
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
+
 def main(argv=None) -> int:
-    "Run the `augkd` command line; returns the exit status."
+    "Run the `augkd` command line; returns the exit status (0; 2 for an error a user can fix; 130 after Ctrl-C, 143 after SIGTERM)."
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    terminated = []
+    def on_term(signum, frame):
+        terminated.append(signum)
+        _terminated(signum, frame)
+    previous = signal.signal(signal.SIGTERM, on_term) if threading.current_thread() is threading.main_thread() else None
     try:
         return args.handler(args)
     except ValueError as e:
         print(f"augkd {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:  # a missing file, a directory it may not write to, a full disk
+    except WriteError as e:  # no space, a read-only folder: the message names the file and what to do
+        print(f"augkd {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a missing file, a directory it may not write to
         where = f": {e.filename}" if e.filename else ""
         print(f"augkd {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"augkd {args.command}: {e or 'interrupted'}", file=sys.stderr)
-        return 130
+        return 128 + terminated[0] if terminated else 130
+    finally:
+        if previous is not None: signal.signal(signal.SIGTERM, previous)

@@ -12,7 +12,7 @@ import torch
 
 from .anchor import ANCHOR_SELECTIONS, train_anchor
 from .data import DATASETS, SETTINGS, dataset_folders, folder_setting_name
-from .files import short_hash
+from .files import atomic_write_text, short_hash
 from .generator import train_generator
 from .inits import INITS, init_problem
 from .losses import UNCERTAINTIES
@@ -149,7 +149,7 @@ class Config:
         "Write the config, its hash and, for a run, its provenance (see `provenance`) and the hash of both as JSON."
         path = Path(path)
         run = {"provenance": provenance, "run_hash": _short_hash({"config": self.hash(), **provenance})} if provenance else {}
-        path.write_text(json.dumps({**self.to_dict(), "hash": self.hash(), **run}, indent=2))
+        atomic_write_text(json.dumps({**self.to_dict(), "hash": self.hash(), **run}, indent=2), path)
         return path
 
     @classmethod

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #cell-003
 from __future__ import annotations
-import json, math, os, warnings
+import json, math, os, unicodedata, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +18,11 @@ from .files import atomic_save, exclusive, short_hash
 
 # %% auto #0
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'LETTER_CLASSES', 'LETTER_STYLES', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES',
-           'DECODER_VERSION', 'DATASETS', 'Domain', 'concat_domains', 'handwritten_domain', 'digit_fonts',
-           'render_digit', 'printed_domain', 'photo_domain', 'letter_fonts', 'letter_style', 'letters_corpus',
-           'cache_dir', 'digitshift', 'domain_grid', 'Setting', 'get_setting', 'stratified_split', 'min_per_class',
-           'take_shots', 'validation_shots', 'Splits', 'make_splits', 'load_setting', 'class_folders',
+           'DECODER_VERSION', 'DECODE_PIXELS', 'BACKGROUND', 'DATASETS', 'Domain', 'concat_domains',
+           'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain', 'letter_fonts',
+           'letter_style', 'letters_corpus', 'cache_dir', 'digitshift', 'domain_grid', 'Setting', 'get_setting',
+           'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits', 'make_splits',
+           'load_setting', 'class_name', 'is_hidden', 'class_folders', 'class_folder', 'image_files',
            'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder', 'folder_setting_name',
            'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders', 'synthetic_benchmark']
 
@@ -391,24 +392,63 @@ def load_setting(name: str = "HP-M", seed: int = 0, shots: int = 50, val_shots: 
 # %% ../nbs/00_data.ipynb #cell-065
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
+def class_name(name: str) -> str:
+    "A class name as augkd compares them: Unicode NFC (macOS writes folder names in NFD), surrounding spaces dropped."
+    return unicodedata.normalize("NFC", str(name)).strip()
+
+def is_hidden(name: str) -> bool:
+    "Whether a file or folder name is hidden: a dot-file or dot-folder, or macOS's AppleDouble `._*` companion."
+    return name.startswith(".")
+
 def class_folders(root) -> list:
-    "The class names of an image folder: its sub-folders, sorted, hidden ones left out."
-    return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
+    "The class names of an image folder (`class_name`): its sub-folders (linked ones too), sorted, hidden ones left out."
+    return sorted(class_name(p.name) for p in Path(root).iterdir() if p.is_dir() and not is_hidden(p.name))
+
+def class_folder(root, name: str) -> Path:
+    "The sub-folder of `root` holding class `name`, whatever Unicode form its name is written in on disk."
+    return next((p for p in Path(root).iterdir() if p.is_dir() and class_name(p.name) == class_name(name)), Path(root) / name)
+
+# %% ../nbs/00_data.ipynb #967119bf
+def image_files(folder) -> tuple:
+    """`(files, hidden)`: every file under `folder`, linked sub-folders followed (each real folder visited once, and never
+    one above `folder`, so a link that loops ends there), sorted; and the hidden entries left out (`is_hidden`), as
+    paths relative to `folder`."""
+    folder, files, hidden, seen = Path(folder), [], [], set()
+    top = os.path.realpath(folder)
+    for here, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen or (real != top and os.path.commonpath([real, top]) == real):  # seen, or a link up to an ancestor
+            dirs[:] = []; continue
+        seen.add(real)
+        hidden += [os.path.relpath(os.path.join(here, d), folder) + "/" for d in dirs if is_hidden(d)]
+        dirs[:] = sorted(d for d in dirs if not is_hidden(d))
+        hidden += [os.path.relpath(os.path.join(here, n), folder) for n in names if is_hidden(n)]
+        files += [Path(here) / n for n in names if not is_hidden(n) and (Path(here) / n).is_file()]
+    return sorted(files), sorted(hidden)
 
 # %% ../nbs/00_data.ipynb #cell-068
 def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes: list = None, cache: bool = True) -> Domain:
-    "Decode (once) an image folder, one sub-folder per class (only `classes`, in that order, if given), into a domain."
+    "Decode (once) an image folder, one sub-folder per class (only `classes`, in that order, if given), into a domain; hidden entries left out and listed, linked sub-folders followed."
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist or is not a directory")
     found = class_folders(root)
     if not found:
         raise ValueError(f"image folder {root} has no class sub-folders")
+    classes = [class_name(c) for c in classes] if classes else None
     missing = [c for c in classes or [] if c not in found]
     if missing:
         raise ValueError(f"image folder {root} lacks class folder(s) {', '.join(missing)}; it has {len(found)}: {found}")
     classes = list(classes or found)
-    files = [(label, p) for label, cls in enumerate(classes) for p in sorted(q for q in (root / cls).rglob("*") if q.is_file())]
+    files, hidden = [], []
+    for label, cls in enumerate(classes):
+        folder = class_folder(root, cls)
+        listed, left_out = image_files(folder)
+        files += [(label, p) for p in listed]
+        hidden += [f"{folder.name}/{h}" for h in left_out]
+    if hidden:
+        warnings.warn(f"left out {len(hidden)} hidden entr{'y' if len(hidden) == 1 else 'ies'} in {root} (dot-files, dot-folders, "
+                      "AppleDouble ._ files): " + ", ".join(hidden[:10]) + (f" and {len(hidden) - 10} more" if len(hidden) > 10 else ""))
     cached = cache_dir() / "folders" / f"{folder_fingerprint(root, files, classes, size)}.pt"
     decoded = _load_decoded(cached) if cache else None
     if decoded is None:
@@ -416,7 +456,7 @@ def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes:
         if cache: atomic_save(decoded, cached)
     images, labels, skipped = decoded["images"], decoded["labels"].tolist(), decoded["skipped"]
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable file(s) in {root}: " + ", ".join(skipped))
+        warnings.warn(f"skipped {len(skipped)} file(s) in {root} that do not decode as images: " + "; ".join(skipped))
     empty = [c for c, n in zip(classes, np.bincount(labels, minlength=len(classes))) if n == 0]
     if empty:
         raise ValueError(f"image folder {root}: class folder(s) with no readable images: {', '.join(empty)}")
@@ -429,7 +469,8 @@ def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
     return short_hash(json.dumps([stats, list(classes), size, DECODER_VERSION]), 24)
 
 # %% ../nbs/00_data.ipynb #527e0158
-DECODER_VERSION = 2  # 2: EXIF orientation applied (folders decoded by version 1 are decoded again)
+DECODER_VERSION = 3  # 2: EXIF orientation applied; 3: transparency over white, large images decoded (earlier folders are decoded again)
+DECODE_PIXELS = 400_000_000  # the largest image decoded (about 1.2 GB as RGB); Pillow's own bomb limit is 89 million
 
 def _upright(im: Image.Image) -> Image.Image:
     "The image turned as its EXIF orientation says, as viewers show phone photos (as stored where the EXIF is unreadable)."
@@ -437,24 +478,39 @@ def _upright(im: Image.Image) -> Image.Image:
     except Exception: return im
 
 # %% ../nbs/00_data.ipynb #2c48023e
+BACKGROUND = (255, 255, 255)  # what transparent pixels show: white, as viewers and browsers show them on a page
+
 def as_rgb(im: Image.Image) -> Image.Image:
-    "An image as 8-bit RGB: 16- and 32-bit grey scaled to 8 bits (not clipped to white), palettes with transparency through RGBA."
+    "An image as 8-bit RGB: 16- and 32-bit grey scaled to 8 bits (not clipped to white); transparency composited over `BACKGROUND`."
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         grey = np.asarray(im, dtype=np.float64)
         full = 65535.0 if im.mode.startswith("I;16") or grey.max() <= 65535 else grey.max()
         return Image.fromarray((grey / full * 255).round().clip(0, 255).astype(np.uint8)).convert("RGB")
-    if im.mode == "P" and "transparency" in im.info: im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND + (255,)), rgba).convert("RGB")
     return im.convert("RGB")
 
 # %% ../nbs/00_data.ipynb #4b321e8b
+def _open_image(path, size: int) -> Image.Image:
+    "The image at `path`, upright, as RGB at `size x size`; very large images decoded as long as they stay within `DECODE_PIXELS`."
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # Pillow's bomb check, replaced by the one below (a scan is not a bomb)
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > DECODE_PIXELS:
+                raise ValueError(f"{im.width}x{im.height} pixels, above augkd's decode limit of {DECODE_PIXELS:,} (resize it first)")
+            im.draft("RGB", (size * 4, size * 4))  # JPEGs decode at a reduced scale: they end at size x size
+            return as_rgb(_upright(im)).resize((size, size), Image.BILINEAR)
+    finally: Image.MAX_IMAGE_PIXELS = limit
+
 def _decode(files: list, size: int) -> dict:
     images, labels, skipped = [], [], []
     for label, path in files:
-        try:
-            with Image.open(path) as im:
-                rgb = as_rgb(_upright(im)).resize((size, size), Image.BILINEAR)
-        except Exception:
-            skipped.append(str(path)); continue
+        try: rgb = _open_image(path, size)
+        except Exception as e:
+            reason = str(e).splitlines()[0] if isinstance(e, ValueError) and "decode limit" in str(e) else "not an image it can read"
+            skipped.append(f"{path} ({reason})"); continue
         images.append(torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()))
         labels.append(label)
     stacked = torch.stack(images).permute(0, 3, 1, 2).contiguous() if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
@@ -561,7 +617,7 @@ def dataset_folders(dataset: str, root, setting: str) -> tuple:
         if names != classes[first]:
             only = sorted(set(names) ^ set(classes[first]))
             raise ValueError(f"{bench.title}: class folders differ between {folders[first]} and {folders[letter]}: {', '.join(only)}")
-        empty = [c for c in names if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in (folders[letter] / c).rglob("*"))]
+        empty = [c for c in names if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in image_files(class_folder(folders[letter], c))[0])]
         if empty:
             raise ValueError(f"{bench.title}: class folder(s) without images in {folders[letter]}: {', '.join(empty)}")
     return [folders[t] for t in teachers], folders[student]

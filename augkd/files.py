@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_files.ipynb #427a9620
 from __future__ import annotations
-import hashlib, json, os, socket, sys, time
+import hashlib, json, os, socket, sys, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,19 +12,34 @@ import torch
 from filelock import FileLock, Timeout
 
 # %% auto #0
-__all__ = ['atomic_write', 'atomic_save', 'atomic_write_text', 'content_hash', 'short_hash', 'Busy', 'exclusive']
+__all__ = ['WriteError', 'atomic_write', 'atomic_save', 'atomic_write_text', 'cache_entry', 'content_hash', 'short_hash', 'Busy',
+           'exclusive']
 
 # %% ../nbs/00a_files.ipynb #a6f1cd80
+class WriteError(OSError):
+    "A file could not be written (no space, read-only, no permission); `str(e)` names the file and what to do."
+    def __str__(self): return self.strerror
+
+def _write_error(path: Path, e: Exception) -> WriteError:
+    reason = (e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]) or type(e).__name__
+    return WriteError(getattr(e, "errno", None) or 0, f"cannot write {path}: {reason}; free some space or choose a folder you "
+                      "may write to, then run again (what was there before is untouched)", str(path))
+
 def atomic_write(path, # the file to write (its folder is made if missing)
                  write, # `write(tmp)` writes the whole file at the temporary path `tmp`
                 ) -> Path:
-    "Write `path` all at once: `write` fills a temporary file beside it, which is then renamed into place (readers never see half a file)."
+    "Write `path` all at once: `write` fills a temporary file beside it, flushed to disk, then renamed into place (readers never see half a file). Raises `WriteError` naming `path` when it cannot be written."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
+        with open(tmp, "rb+") as f: os.fsync(f.fileno())  # on disk before the rename makes it the file
         os.replace(tmp, path)
+    except OSError as e: raise _write_error(path, e) from None
+    except RuntimeError as e:  # torch.save reports a failed write (a full disk) as a RuntimeError
+        if "writ" not in str(e).lower(): raise
+        raise _write_error(path, e) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -36,6 +51,25 @@ def atomic_save(obj, path) -> Path:
 def atomic_write_text(text: str, path) -> Path:
     "`text` to `path` in UTF-8, atomically (`atomic_write`)."
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+# %% ../nbs/00a_files.ipynb #9bef92e0
+def cache_entry(files: list, # the entry's files
+                read, # `read()` reads the entry, raising if it cannot
+                what: str, # what the entry is, for the warning ("the teacher cache")
+               ):
+    "What `read()` returns when every file of a cache entry exists and reads; None when the entry is missing or unreadable (removed, with one warning naming the file)."
+    files = [Path(f) for f in files]
+    if not any(f.exists() for f in files): return None
+    missing = [f for f in files if not f.exists()]
+    try:
+        if missing: raise FileNotFoundError(f"{missing[0].name} is missing")
+        return read()
+    except Exception as e:
+        bad = next((f for f in files if f.exists() and f.stat().st_size == 0), missing[0] if missing else files[0])
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        warnings.warn(f"{what} {bad} cannot be read ({reason}): building it again")
+        for f in files: f.unlink(missing_ok=True)
+        return None
 
 # %% ../nbs/00a_files.ipynb #cell-032
 def content_hash(obj, # nested dicts, lists, tensors, numbers and strings
@@ -86,7 +120,8 @@ def exclusive(path, # the lock file (its folder is made if missing)
               if holder else "another process")
         raise Busy(f"{what} is being written by {by}; wait for it to finish or use another directory") from None
     try:
-        holder_file.write_text(json.dumps(_holder()))
+        try: atomic_write_text(json.dumps(_holder()), holder_file)
+        except WriteError: pass  # who holds the lock is a courtesy: a full disk stops the real write, with its own message
         yield
     finally:
         holder_file.unlink(missing_ok=True)

@@ -13,15 +13,15 @@ import torch.nn as nn
 import torchvision
 
 from .data import Domain, cache_dir, letters_corpus, stratified_split
-from .files import atomic_save, content_hash, exclusive, short_hash
+from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive, short_hash
 from .models import Normalized, channel_stats, create_model, to_device
 from .train import barrier, cpu_autocasts, evaluate, fit, resolve_device, seed_everything
 
 # %% auto #0
 __all__ = ['WEIGHT_KEYS', 'FETCH_TIMEOUT', 'CORPORA', 'PRETRAIN_RECIPE', 'PRETRAIN_EPOCHS', 'PRETRAIN_SIZE', 'INITS',
-           'weight_sets', 'plain_state_dict', 'load_file', 'read_weights', 'chosen_weights', 'classifier_outputs',
-           'classifier_keys', 'imagenet_weights', 'imagenet_file', 'imagenet_state', 'pretrain', 'pretrained_state',
-           'init_problem', 'init_fingerprint', 'resolve_init', 'apply_init']
+           'weight_sets', 'plain_state_dict', 'load_file', 'read_weights', 'chosen_weights', 'fit_prefixes',
+           'classifier_outputs', 'classifier_keys', 'imagenet_weights', 'imagenet_file', 'imagenet_state', 'pretrain',
+           'pretrained_state', 'init_problem', 'init_fingerprint', 'resolve_init', 'apply_init']
 
 # %% ../nbs/02a_inits.ipynb #1870000b
 WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")  # where training scripts nest the weights
@@ -61,22 +61,53 @@ def _numpy_scalars() -> list:
     return [scalar, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype,
             *{type(np.dtype(t)) for t in ("f2", "f4", "f8", "i4", "i8", "u1", "?")}]
 
+# %% ../nbs/02a_inits.ipynb #365f851b
+def _plain_globals() -> list:
+    "Plain data that checkpoints carry beside their weights, which `weights_only` may rebuild: numpy scalars, timm's `args`, Lightning's hyper-parameters, paths."
+    import argparse, collections, pathlib
+    lightning = [(collections.OrderedDict, f"{module}.AttributeDict")  # a dict with attribute access: read as the dict it is
+                 for module in ("lightning.fabric.utilities.data", "pytorch_lightning.utilities.parsing", "lightning_fabric.utilities.data")]
+    return [*_numpy_scalars(), argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, *lightning]
+
 # %% ../nbs/02a_inits.ipynb #dc0cacd3
-def load_file(path, # a file written by `torch.save`
+def load_file(path, # a file written by `torch.save`, or a `.safetensors` file
               what: str = "weights file", # how errors name the file
              ):
-    "What `torch.save` wrote to `path`, read without running code (`weights_only`, numpy scalars allowed); one-line errors."
+    "What `torch.save` wrote to `path`, read without running code (`weights_only`, with `_plain_globals`), or a `.safetensors` file's tensors; one-line errors."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"{what} {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file as read_safetensors
+        try: return read_safetensors(str(path))
+        except Exception as e: raise ValueError(f"{what} {path} is unreadable as a safetensors file: {str(e).splitlines()[0]}") from None
     try:
-        with torch.serialization.safe_globals(_numpy_scalars()):
+        with torch.serialization.safe_globals(_plain_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError: raise FileNotFoundError(f"{what} {path} does not exist") from None
     except Exception as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         if found:
-            raise ValueError(f"{what} {path} holds Python objects ({found.group(1)}), not only tensors and numbers, and augkd never "
-                             "unpickles code: if it is a whole model saved with torch.save(model), load it where its class is "
-                             "defined and save its weights with torch.save(model.state_dict(), PATH)") from None
+            key = _code_key(path, found.group(1))
+            where = f" under the key {key!r}" if key else ""
+            raise ValueError(f"{what} {path} holds Python objects ({found.group(1)}){where}, not only tensors and plain data, "
+                             "and augkd never unpickles code: if it is a whole model saved with torch.save(model), load it where "
+                             "its class is defined and save its weights with torch.save(model.state_dict(), PATH)") from None
         raise ValueError(f"{what} {path} is unreadable as a PyTorch checkpoint: {str(e).splitlines()[0]}") from None
+
+# %% ../nbs/02a_inits.ipynb #7f9b6646
+def _code_key(path, # a `torch.save` file
+              name: str, # the global `torch.load(weights_only=True)` refused, as "module.Name"
+             ) -> str:
+    "The key written last before the global `name` in a `torch.save` file's pickle: where the code sits (opcodes read, nothing run); None if unknown."
+    import pickletools, zipfile
+    try:
+        with zipfile.ZipFile(path) as z: data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+        strings = []
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("BINUNICODE", "SHORT_BINUNICODE", "UNICODE", "BINUNICODE8"): strings.append(arg)
+            elif op.name == "GLOBAL" and arg.replace(" ", ".") == name: return strings[-1] if strings else None
+            elif op.name == "STACK_GLOBAL" and ".".join(strings[-2:]) == name: return strings[-3] if len(strings) > 2 else None
+    except Exception: return None
+    return None
 
 # %% ../nbs/02a_inits.ipynb #bad4bece
 def read_weights(path, # a file written by `torch.save`
@@ -97,6 +128,24 @@ def chosen_weights(obj, path, what: str, # what `load_file` read, and how errors
                       "choose another by name (`read_weights(..., key=...)`; for a teacher file, `--teacher-key`)")
     try: return plain_state_dict(obj, key), key or (sets[0] if sets else None)
     except ValueError as e: raise ValueError(f"{what} {path} {e}") from None
+
+# %% ../nbs/02a_inits.ipynb #b437363e
+def fit_prefixes(state: dict, # a plain state dict as a file holds it
+                 expected: dict, # the architecture's own state dict (names and shapes)
+                ) -> tuple:
+    """`(state, stripped)`: `state` with the stack of wrapper prefixes removed that makes its names fit `expected`
+    (DataParallel's `module.`, `torch.compile`'s `_orig_mod.`, Lightning's module attribute such as `model.`, in any
+    order and depth), and the prefix removed ('' when the names fit as they are, or when no prefix makes them fit)."""
+    fits = lambda s: sum(k in s for k in expected)  # by name: shapes that differ are the caller's to report
+    best, stripped = fits(state), ""
+    if best == len(expected): return state, ""
+    prefixes = sorted({".".join(k.split(".")[:depth]) + "." for k in state for depth in range(1, 4) if k.count(".") >= depth}, key=len)
+    for prefix in prefixes:
+        candidate = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        score = fits(candidate)
+        if score > best: best, stripped, chosen = score, prefix, candidate
+        if best == len(expected): break
+    return (chosen, stripped) if stripped else (state, "")
 
 # %% ../nbs/02a_inits.ipynb #e1fb2f95
 def _classifier_weight(state: dict) -> str:
@@ -187,16 +236,19 @@ def pretrain(corpus: str, # a name of `CORPORA`
 # %% ../nbs/02a_inits.ipynb #8120562d
 def pretrained_state(corpus: str, arch: str, stem: str = "small", # as `pretrain` takes them
                      device = None, progress: bool = True) -> tuple:
-    "`(state dict, report)` of `arch` pretrained on `corpus`: from the cache, or pretrained and cached first."
+    "`(state dict, report)` of `arch` pretrained on `corpus`: from the cache, or pretrained and cached first (again, with one warning, when the cached files cannot be read)."
     bf16_tag = "-cpubf16" if cpu_autocasts(device) else ""  # pretrained in bf16 on a CPU (see `cpu_autocasts`)
     folder = cache_dir() / "pretrained" / f"{corpus}-{arch}-{stem}{bf16_tag}-r{PRETRAIN_RECIPE}"
+    files = [folder / "weights.pt", folder / "report.json"]
+    read = lambda: (read_weights(files[0]), json.loads(files[1].read_text()))
     with exclusive(folder.with_name(folder.name + ".lock"), f"the pretrained cache {folder}", wait=True):
-        if not ((folder / "weights.pt").exists() and (folder / "report.json").exists()):
+        cached = cache_entry(files, read, "the pretrained cache")
+        if cached is None:
             net, report = pretrain(corpus, arch, stem, device=device, progress=progress)
-            atomic_save(net.state_dict(), folder / "weights.pt")
-            (folder / "report.json").write_text(json.dumps(report, indent=2))
+            atomic_save(net.state_dict(), files[0])
+            atomic_write_text(json.dumps(report, indent=2), files[1])
     barrier()  # with several processes, rank 0 writes what the others then read
-    return read_weights(folder / "weights.pt"), json.loads((folder / "report.json").read_text())
+    return cached if cached is not None else read()
 
 # %% ../nbs/02a_inits.ipynb #59c76bf0
 INITS = ("scratch", "imagenet", *CORPORA)
@@ -237,12 +289,14 @@ def resolve_init(spec: str, arch: str, # as `init_problem` takes them
 def apply_init(net: nn.Module, # a freshly built network (no `Normalized` wrapper)
                init: dict, # `resolve_init`'s result (None: scratch)
               ) -> dict:
-    "Load every tensor of `init` but the classifier whose name and shape fit `net`; the record of what was loaded and what is new."
+    "Load every tensor of `init` but the classifier whose name and shape fit `net` (wrapper prefixes stripped, `fit_prefixes`); the record of what was loaded, what is new and what prefix was stripped."
     if init is None: return {"init": "scratch"}
-    own, state = net.state_dict(), init["state"]
+    own = net.state_dict()
+    state, stripped = fit_prefixes(init["state"], own)
     fitting = {k: v for k, v in state.items() if k not in classifier_keys(state) and k in own and own[k].shape == v.shape}
     if not fitting:
         raise ValueError(f"init {init['init']!r} ({init['source']}) has no tensor that fits this architecture")
     net.load_state_dict(fitting, strict=False)
     return {"init": init["init"], "source": init["source"], "hash": init["hash"], "loaded": len(fitting),
-            "new": [k for k in own if k not in fitting], "left_out": sorted(set(state) - set(fitting))}
+            "new": [k for k in own if k not in fitting], "left_out": sorted(set(state) - set(fitting)),
+            **({"stripped": stripped} if stripped else {})}

@@ -107,8 +107,10 @@ def rewrite_metrics(run_dir, # a run directory
 # %% ../nbs/07b_rundir.ipynb #6471a266
 def append_metrics(run_dir, stage: str, # where, and which stage
                    row: dict): # one epoch's row
-    "Add one epoch's row to `metrics.jsonl`."
-    with open(Path(run_dir) / "metrics.jsonl", "a") as f: f.write(_metric_lines(stage, [row])[0] + "\n")
+    "Add one epoch's row to `metrics.jsonl`: the file is written anew, whole (`atomic_write_text`), so a full disk leaves the rows before."
+    path = Path(run_dir) / "metrics.jsonl"
+    before = path.read_text() if path.exists() else ""
+    atomic_write_text(before + _metric_lines(stage, [row])[0] + "\n", path)
 
 # %% ../nbs/07b_rundir.ipynb #63e20c98
 def read_metrics(run_dir, # a run directory

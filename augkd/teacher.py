@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from .inits import (apply_init, chosen_weights, classifier_outputs, init_fingerprint, load_file,
+from .inits import (apply_init, chosen_weights, classifier_outputs, fit_prefixes, init_fingerprint, load_file,
                          plain_state_dict, resolve_init)  # plain_state_dict: imported from here before it moved
-from .data import Splits, cache_dir, load_setting
-from .files import atomic_save, content_hash, exclusive
+from .data import Splits, cache_dir, class_name, load_setting
+from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive
 from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
 from .train import barrier, cpu_autocasts, evaluate, fit, is_main, resolve_device, seed_everything
 
@@ -72,15 +72,15 @@ def train_teacher(splits: Splits, arch: str = "cnn_large", epochs: int = 6, seed
 # %% ../nbs/03_teacher.ipynb #b98f4ce8
 def teacher_run(setting: str = "HP-M", out=None, arch: str = "cnn_large", epochs: int = 6, seed: int = 0,
                 device=None, progress: bool = True, splits: Splits = None, stem: str = "auto", init: str = "scratch") -> dict:
-    "Build the setting's data (or take `splits`), train its teacher and write `out/teacher.pt` and `out/teacher.json`."
+    "Build the setting's data (or take `splits`), train its teacher and write `out/teacher.pt` and `out/teacher.json` (each atomically; `WriteError` when they cannot be written)."
     start = time.time()
     splits = splits or load_setting(setting, seed=seed)
     model, report = train_teacher(splits, arch, epochs, seed, device=device, progress=progress, stem=stem, init=init)
     report["seconds"] = round(time.time() - start, 2)
     if out is not None and is_main():
-        out = Path(out); out.mkdir(parents=True, exist_ok=True)
+        out = Path(out)
         save_teacher(out / "teacher.pt", model, arch, splits.classes, setting, stem=stem)
-        (out / "teacher.json").write_text(json.dumps(report, indent=2))
+        atomic_write_text(json.dumps(report, indent=2), out / "teacher.json")
     return report
 
 # %% ../nbs/03_teacher.ipynb #cell-013
@@ -89,20 +89,23 @@ TEACHER_RECIPE = 2
 def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int = 6, seed: int = 0,
                    device=None, progress: bool = True, splits: Splits = None, key: str = None, stem: str = "auto",
                    init: str = "scratch") -> tuple:
-    """The setting's teacher from the cache, trained (from `init`) and cached first if missing; returns `(model, report)`.
+    """The setting's teacher from the cache, trained (from `init`) and cached first if missing or unreadable (a truncated or
+    empty file is trained again under the cache's lock, with one warning naming it); returns `(model, report)`.
     A setting made from folders passes its `splits` and a `key` naming their content."""
     name = setting if key is None else f"{setting}-{key}"
     stem_tag = "" if stem == "auto" else f"-{stem}"  # auto keeps the names of teachers cached before stems were a choice
     init_tag = "" if init == "scratch" else f"-i{init_fingerprint(init)}"
     bf16_tag = "-cpubf16" if cpu_autocasts(device) else ""  # trained in bf16 on a CPU (see `cpu_autocasts`)
     folder = cache_dir() / "teachers" / f"{name}-{arch}{stem_tag}{init_tag}{bf16_tag}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
+    files = [folder / "teacher.pt", folder / "teacher.json"]
+    read = lambda: (load_teacher(files[0], device)[0], json.loads(files[1].read_text()))
     with exclusive(folder.with_name(folder.name + ".lock"), f"the teacher cache {folder}", wait=True):
-        if not ((folder / "teacher.pt").exists() and (folder / "teacher.json").exists()):
+        cached = cache_entry(files, read, "the teacher cache")
+        if cached is None:
             teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits,
                         stem=stem, init=init)
     barrier()  # with several processes, rank 0 writes the teacher the others then read
-    model, _ = load_teacher(folder / "teacher.pt", device)
-    return model, json.loads((folder / "teacher.json").read_text())
+    return cached if cached is not None else read()
 
 # %% ../nbs/03_teacher.ipynb #cell-016
 IMAGENET_NORM = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -126,7 +129,9 @@ def state_dict_misfits(expected: dict, # the model's own state dict
 # %% ../nbs/03_teacher.ipynb #cell-021
 def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple = None, image_size: int = 32,
                       device=None, stem: str = "auto", key: str = None) -> tuple:
-    "A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint or a plain state dict (its weight set `key`)."
+    """A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint, a plain state dict (its weight set `key`)
+    in any training script's layout (timm, Lightning, `.safetensors`), wrapper prefixes stripped where that makes it fit
+    `arch` (`fit_prefixes`, recorded as `stripped`); a one-line `ValueError` naming the file when it does not fit."""
     ckpt = load_file(path, "teacher file")
     if isinstance(ckpt, dict) and ckpt.get("format") == TEACHER_FORMAT: return load_teacher(path, device)
     state, key = chosen_weights(ckpt, path, "teacher file", key)
@@ -141,6 +146,7 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
                          "its outputs (--teacher-classes a,b,c)")
     if len(classes) != outputs:
         raise ValueError(f"teacher file {path} has {outputs} outputs but {len(classes)} class names were given: {list(classes)}")
+    state, stripped = fit_prefixes(state, create_model(arch, outputs, image_size, stem=resolve_stem(stem, image_size)).state_dict())
     stem = detect_stem(arch, state) or resolve_stem(stem, image_size)
     net = create_model(arch, outputs, image_size, stem=stem)
     misfits = state_dict_misfits(net.state_dict(), state)
@@ -151,8 +157,8 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
     mean, std = norm or IMAGENET_NORM
     model = to_device(Normalized(net, mean, std), resolve_device(device)).eval()
     beside = sorted(str(k) for k in ckpt if k != key) if isinstance(ckpt, dict) and key is not None else []  # metadata, other sets
-    return model, {"format": "state_dict", "key": key, "left_out": beside, "arch": arch, "stem": stem, "classes": list(classes), "mean": list(mean), "std": list(std),
-                   "image_size": image_size}
+    return model, {"format": "state_dict", "key": key, "left_out": beside, "stripped": stripped, "arch": arch, "stem": stem,
+                   "classes": [class_name(c) for c in classes], "mean": list(mean), "std": list(std), "image_size": image_size}
 
 # %% ../nbs/03_teacher.ipynb #cell-024
 def teacher_fingerprint(path = None, # a teacher file or directory (None: the setting's cached teacher)
@@ -167,8 +173,8 @@ def teacher_fingerprint(path = None, # a teacher file or directory (None: the se
 
 # %% ../nbs/03_teacher.ipynb #cell-028
 def match_classes(model: Normalized, teacher_classes: list, student_classes: list) -> Normalized:
-    "The teacher with its outputs in `student_classes` order; an error when the names differ."
-    teacher_classes, student_classes = list(teacher_classes), list(student_classes)
+    "The teacher with its outputs in `student_classes` order (names compared as `class_name`s: Unicode NFC); an error when the names differ."
+    teacher_classes, student_classes = [class_name(c) for c in teacher_classes], [class_name(c) for c in student_classes]
     if teacher_classes == student_classes: return model
     if sorted(teacher_classes) != sorted(student_classes):
         raise ValueError(f"the teacher's classes differ from the student domain's: teacher {len(teacher_classes)} "
