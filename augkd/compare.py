@@ -27,7 +27,7 @@ def comparison_runs(paths: list) -> list:
     "The run directories `paths` name: each a run (`resolve_run`), or a folder whose runs (`find_runs`) it stands for; raises `ValueError` when fewer than one run is found."
     found = []
     for p in paths:
-        if not is_run_dir(p) and Path(p).is_dir() and not is_run_dir(Path(p)):
+        if Path(p).is_dir() and not is_run_dir(p):
             found += [Path(r["path"]) for r in sorted(find_runs([p]), key=lambda r: r["path"])]
         else: found.append(resolve_run(p))
     if not found: raise ValueError(f"no run directories in {', '.join(map(str, paths))}")
@@ -64,6 +64,7 @@ def comparison_curves_figure(metrics: dict, # `{label: rows of metrics.jsonl}`, 
                              curves: dict = COMPARED_CURVES) -> go.Figure: # `{stage: names}`: the panels
     "The runs' curves overlaid: a row of panels per stage, one panel per figure, one colour per run."
     stages = [s for s in curves if any(r["stage"] == s for rows in metrics.values() for r in rows)]
+    if not stages: return go.Figure().update_layout(title="no run has finished an epoch yet: no curves to compare")
     cols = max(len(curves[s]) for s in stages)
     fig = make_subplots(rows=len(stages), cols=cols, vertical_spacing=0.12, horizontal_spacing=0.07,
                         subplot_titles=[f"{STAGE_TITLES[s]}: {n}" for s in stages for n in curves[s]])
@@ -97,22 +98,28 @@ def compare_sections(paths: list, # runs and benchmark directories (`comparison_
     "The comparison page's sections, as `(heading, HTML, figure or figures side by side)`."
     run_dirs = comparison_runs(paths)
     labels, parts = run_labels(run_dirs), [load_run(r) for r in run_dirs]
-    views = [run_views(p) for p in parts]
-    reducers = [run_reducer(p.run_dir, v, kind) for p, v in zip(parts, views)]
+    drawn = [(label, p) for label, p in zip(labels, parts) if p.generator is not None]  # runs past stage 1 have pictures
+    views = [run_views(p) for _, p in drawn]
+    reducers = [run_reducer(p.run_dir, v, kind) for (_, p), v in zip(drawn, views)]
+    labels_drawn = [label for label, _ in drawn]
     confusions = [run_confusions(p) for p in parts]
     students = {label: c["student"] for label, c in zip(labels, confusions) if "student" in c}
+    classes = confusions[0]["classes"]
+    if any(c["classes"] != classes for c in confusions):  # runs of other classes: no per-class picture can hold them all
+        students = {}
     titled = lambda fig, label: fig.update_layout(title=f"{label}: {fig.layout.title.text}", width=560, height=460)
     sections = [("Runs", comparison_table(parts, labels))]
     cells = bench_cells_table(paths)
     if cells: sections.append(("Benchmark cells", cells))
-    sections += [("Per class", [per_class_figure(students, confusions[0]["classes"], "students' top-1 per class on the test split")]),
-                 ("Confusion matrices (test split)",
-                  [confusion_figure(c, confusions[0]["classes"], f"{label}: student") for label, c in students.items()]),
-                 ("Training curves", comparison_curves_figure({label: p.metrics for label, p in zip(labels, parts)})),
-                 ("Anchor maps", [titled(anchor_map_figure(v, r), label) for label, v, r in zip(labels, views, reducers)]),
-                 ("Uncertainty maps", [titled(uncertainty_map_figure(v, r), label) for label, v, r in zip(labels, views, reducers)]),
-                 ("Generated samples", [generated_samples_figure(v, n=20).update_layout(title=f"{label}: G(z), the teacher's call")
-                                        for label, v in zip(labels, views)])]
+    if students:
+        sections += [("Per class", [per_class_figure(students, classes, "students' top-1 per class on the test split")]),
+                     ("Confusion matrices (test split)", [confusion_figure(c, classes, f"{label}: student") for label, c in students.items()])]
+    sections.append(("Training curves", comparison_curves_figure({label: p.metrics for label, p in zip(labels, parts)})))
+    if drawn:
+        sections += [("Anchor maps", [titled(anchor_map_figure(v, r), label) for label, v, r in zip(labels_drawn, views, reducers)]),
+                     ("Uncertainty maps", [titled(uncertainty_map_figure(v, r), label) for label, v, r in zip(labels_drawn, views, reducers)]),
+                     ("Generated samples", [generated_samples_figure(v, n=20).update_layout(title=f"{label}: G(z), the teacher's call")
+                                            for label, v in zip(labels_drawn, views)])]
     return sections
 
 # %% ../nbs/11a_compare.ipynb #67c0a120

@@ -100,7 +100,8 @@ class LiveView(Callback):
         if self.run_dir is None or self.stage not in STAGE_TITLES: return
         state = rng_state()  # opening the run seeds the random generators: the training after this must not notice
         try:
-            self.parts = load_run(self.run_dir, reuse=self.parts)  # the finished stages' models; data and teacher read once
+            device = next(p.device for m in learn.modules.values() for p in m.parameters())  # where the stage trains
+            self.parts = load_run(self.run_dir, device, reuse=self.parts)  # the finished stages' models; data and teacher read once
             trained = {k: m.eval() for k, m in learn.modules.items() if k in ("generator", "encoder", "anchor", "student")}
             self.show(self.stage, stage_pictures(dataclasses.replace(self.parts, **trained), self.stage))
         finally: set_rng_state(state)

@@ -395,7 +395,8 @@ class BestState(Callback):
     def before_fit(self, learn): self.best, self.best_epoch, self.best_state = -math.inf, -1, None
 
     def after_epoch(self, learn):
-        score = self.sign * self.key(learn.row)
+        # one choice for every process: their scores averaged (processes can score an epoch apart by an image under bf16)
+        score = self.sign * sum_over_processes({"score": self.key(learn.row)})["score"] / world_size()
         if score > self.best:
             self.best, self.best_epoch = score, learn.epoch
             self.best_state = copy.deepcopy(learn.modules[self.module].state_dict())
