@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_files.ipynb #427a9620
 from __future__ import annotations
-import hashlib, json, os, socket, sys, time, warnings
+import hashlib, json, os, pickle, socket, sys, time, warnings, zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,7 +65,13 @@ def cache_entry(files: list, # the entry's files
         if missing: raise FileNotFoundError(f"{missing[0].name} is missing")
         return read()
     except Exception as e:
-        bad = next((f for f in files if f.exists() and f.stat().st_size == 0), missing[0] if missing else files[0])
+        # only what a damaged file raises: a wrong device or no memory must not cost a good entry
+        damaged = isinstance(e, (ValueError, EOFError, KeyError, FileNotFoundError, pickle.UnpicklingError, zipfile.BadZipFile)) or (
+            isinstance(e, RuntimeError) and any(w in str(e) for w in ("PytorchStreamReader", "zip archive", "unexpected EOF")))
+        if not damaged: raise
+        json_error = isinstance(e, json.JSONDecodeError)
+        bad = next((f for f in files if f.exists() and f.stat().st_size == 0), None) or (missing[0] if missing else None) or next(
+            (f for f in files if json_error == (f.suffix == ".json")), files[0])
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         warnings.warn(f"{what} {bad} cannot be read ({reason}): building it again")
         for f in files: f.unlink(missing_ok=True)

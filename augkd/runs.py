@@ -122,7 +122,8 @@ def command_line(config: Config, # the run's config
         words += ["--" + f.name.replace("_", "-"), str(value).lower() if isinstance(value, bool) else str(value)]
     for key, option in (("path", "--teacher"), ("classes", "--teacher-classes"), ("norm", "--teacher-norm"), ("key", "--teacher-key")):
         value = (teacher or {}).get(key)
-        if value: words += [option, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+        flat = lambda v: [x for item in v for x in (flat(item) if isinstance(item, (list, tuple)) else [item])]
+        if value: words += [option, ",".join(map(str, flat(value))) if isinstance(value, (list, tuple)) else str(value)]
     return shlex.join(words + ["--out", str(out)])
 
 # %% ../nbs/07c_runs.ipynb #77d19cf0
