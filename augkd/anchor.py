@@ -5,20 +5,24 @@
 # %% ../nbs/05_anchor.ipynb #cell-002
 from __future__ import annotations
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import TrainConfig, section_of
 from .data import Domain
 from .generator import collapse_statistics, generated_images
 from .losses import UNCERTAINTIES, PenultimateFeatures, max_logit_range, normalized_energy, prior_kl, uncertainty_score
+from .registry import Registry
 from .train import (BestState, Learner, ShowProgress, Validate, adam, autocast, backward_step, batches, parallel,
                          predict_logits, shard, top1, world_size)
 
 # %% auto #0
 __all__ = ['ANCHOR_SELECTIONS', 'AnchorNet', 'uncertainty_setup', 'anchor_terms', 'anchor_loss', 'anchor_views', 'anchor_step',
-           'anchor_validation', 'inversion_epochs', 'invert_encoder', 'train_anchor', 'mask_statistics',
+           'anchor_validation', 'AnchorConfig', 'inversion_epochs', 'invert_encoder', 'train_anchor', 'mask_statistics',
            'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
@@ -142,9 +146,39 @@ def anchor_validation(teacher, generator, encoder, anchor, # the models, the Anc
                 "teacher_acc_after": top1(t_anchor, val_y).item()}
     return evaluate
 
-# %% ../nbs/05_anchor.ipynb #cell-024
-ANCHOR_SELECTIONS = ("loss", "teacher_acc")
+# %% ../nbs/05_anchor.ipynb #a45a07bd
+ANCHOR_SELECTIONS = Registry("anchor_select")  # name -> the `BestState` that picks stage 2's epoch, the config's `anchor_select` choices
+ANCHOR_SELECTIONS.register("loss")(lambda: BestState("anchor", lambda row: row["val_loss"], lower_is_better=True))
+ANCHOR_SELECTIONS.register("teacher_acc")(lambda: BestState("anchor", lambda row: row["teacher_acc_after"]))
 
+@dataclass
+class AnchorConfig(TrainConfig):
+    "Stage 2's fields (encoder inversion, then the AnchorNet), with the method page's reference values; batch size and arithmetic from `TrainConfig`."
+    NAME: ClassVar[str] = "stage 2: anchor learning"
+    CHOICES: ClassVar[dict] = {"uncertainty": UNCERTAINTIES, "anchor_select": ANCHOR_SELECTIONS}
+    anchor_epochs: int = 200        # epochs of stage 2
+    lr_a: float = 1e-3              # Adam learning rate of the AnchorNet, cosine-decayed
+    alpha: float = 0.25             # invariant ratio: the share of latent dimensions the class mask keeps unchanged (0 to 1)
+    w_mask: float = 1.0             # weight of L_A's mask term |mean(m) - (1 - alpha)|
+    w_ce: float = 0.1               # weight of L_A's class term CE(T(x_a), y)
+    uncertainty: str = "normalized_energy"  # the score L_A lowers on anchors: normalized energy, energy (Liu et al. 2020), 1 - max softmax, or entropy
+    energy_tau: float = 1.0         # temperature of the energy scores
+    w_prox: float = 0.0             # weight of the anchors' proximity term (0: the method page's L_A)
+    anchor_select: str = "loss"     # the best anchor epoch: lowest validation "loss" or best "teacher_acc" on validation anchors
+    invert_epochs: int = 0          # epochs of encoder inversion on student-domain images before anchors (given alone, invert_steps becomes 0)
+    invert_steps: int = 0           # the inversion's budget in optimizer steps, whatever the split's size (instead of invert_epochs)
+    lr_inv: float = 3e-3            # Adam learning rate of encoder inversion
+    w_inv_feat: float = 1.0         # weight of the teacher-feature term of the inversion loss
+
+    def checks(self) -> list:
+        return [("alpha", 0 <= self.alpha <= 1, "0 <= alpha <= 1"),
+                ("invert_epochs", self.invert_epochs >= 0, "an integer >= 0 (0: no encoder inversion)"),
+                ("invert_steps", self.invert_steps >= 0, "an integer >= 0 (0: no encoder inversion)"),
+                ("invert_epochs", not (self.invert_epochs and self.invert_steps), "0 when invert_steps is set: one budget for the inversion"),
+                *[(n, getattr(self, n) > 0, "a positive number") for n in ("anchor_epochs", "lr_a", "energy_tau")],
+                *[(n, getattr(self, n) >= 0, "a weight >= 0") for n in ("w_mask", "w_ce", "w_prox", "w_inv_feat")]]
+
+# %% ../nbs/05_anchor.ipynb #cell-024
 def _penultimate(teacher, features: PenultimateFeatures, images) -> torch.Tensor:
     "The teacher's penultimate features of `images`, (B, F) in float32 (`features` hooks `teacher`)."
     teacher(images)
@@ -197,40 +231,29 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
                  anchor: AnchorNet, # the AnchorNet to train
                  train: Domain, # the student domain's training split
                  val: Domain, # its validation split (selects the best epoch)
-                 anchor_epochs: int = 200, # epochs of stage 2
-                 batch_size: int = 2048, # samples per step
-                 lr_a: float = 1e-3, # Adam learning rate of the AnchorNet, cosine-decayed
-                 alpha: float = 0.25, # invariant ratio: the mask should leave this fraction of dimensions alone
-                 w_mask: float = 1.0, # weight of the mask-fraction term
-                 w_ce: float = 0.1, # weight of the class term
-                 uncertainty: str = "normalized_energy", # the uncertainty score (one of `UNCERTAINTIES`)
-                 energy_tau: float = 1.0, # temperature of the energy scores
-                 precision: str = "auto", # see `autocast`
-                 w_prox: float = 0.0, # weight of the proximity term (0: the method page's L_A)
-                 anchor_select: str = "loss", # the best epoch: lowest validation "loss" L_A, or highest "teacher_acc" on validation anchors
-                 invert_epochs: int = 0, # epochs of encoder inversion on the training split before the anchors (0: none)
-                 invert_steps: int = 0, # or its budget in optimizer steps, whatever the split's size (0: none; not with invert_epochs)
-                 lr_inv: float = 3e-3, # Adam learning rate of the encoder during inversion
-                 w_inv_feat: float = 1.0, # weight of the teacher-feature term of the inversion loss
+                 config: AnchorConfig = None, # the stage's fields (or a whole run's `Config`); None: the method page's values
                  progress: bool = True, # show a bar per epoch
-                 callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
-    "Stage 2: (optionally invert the encoder on the training split, then) train the AnchorNet against frozen T, G, E."
-    if anchor_select not in ANCHOR_SELECTIONS:
-        raise ValueError(f"unknown anchor_select {anchor_select!r}: one of {', '.join(ANCHOR_SELECTIONS)}")
-    if invert_epochs and invert_steps: raise ValueError("give the inversion one budget: invert_epochs or invert_steps, not both")
-    epochs = invert_epochs or inversion_epochs(invert_steps, len(batches(train, batch_size, drop_last=world_size() > 1)))
-    inversion = invert_encoder(teacher, generator, encoder, train, epochs, batch_size, lr_inv, w_inv_feat,
-                               precision=precision, progress=progress) if epochs else []
+                 callbacks: list = (), # more `Callback`s, e.g. a `Checkpoint`
+                 **changes, # fields of `AnchorConfig` to change: `anchor_epochs=4, lr_a=3e-3`
+                ) -> dict: # `anchor`, `history`, `best_epoch`, `f_min`, `f_max` (and `encoder`, `inversion` when it inverted E)
+    """Stage 2: (optionally invert the encoder on the training split, then) train the AnchorNet against frozen T, G, E.
+    Source: the method page, "Stage 2" (L_A, Eq. for the anchor z_a = m * psi(z) + (1 - m) * z). Raises `TypeError` for a
+    change that is no field of `AnchorConfig`, `ValueError` for an unknown `anchor_select` or `uncertainty` or two
+    inversion budgets."""
+    c = section_of(AnchorConfig, config, changes, "train_anchor")
+    best = ANCHOR_SELECTIONS[c.anchor_select]()
+    if c.invert_epochs and c.invert_steps: raise ValueError("give the inversion one budget: invert_epochs or invert_steps, not both")
+    epochs = c.invert_epochs or inversion_epochs(c.invert_steps, len(batches(train, c.batch_size, drop_last=world_size() > 1)))
+    inversion = invert_encoder(teacher, generator, encoder, train, epochs, c.batch_size, c.lr_inv, c.w_inv_feat,
+                               precision=c.precision, progress=progress) if epochs else []
     for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
-    score = dict(alpha=alpha, **uncertainty_setup(teacher, train, uncertainty, energy_tau))
-    opt = adam(anchor.parameters(), lr=lr_a)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=anchor_epochs)
-    best = (BestState("anchor", lambda row: row["val_loss"], lower_is_better=True) if anchor_select == "loss"
-            else BestState("anchor", lambda row: row["teacher_acc_after"]))
-    epoch_batches = lambda epoch: batches(train, batch_size, shuffle=True, drop_last=world_size() > 1)
-    learn = Learner("stage 2 (anchor)", anchor_step(teacher, generator, encoder, parallel(anchor), opt, score, w_mask, w_ce, precision, w_prox),
-                    epoch_batches, anchor_epochs, {"anchor": anchor}, {"anchor": opt}, {"anchor": sched},
-                    [Validate(anchor_validation(teacher, generator, encoder, anchor, val, score, w_mask, w_ce, w_prox)), best,
+    score = dict(alpha=c.alpha, **uncertainty_setup(teacher, train, c.uncertainty, c.energy_tau))
+    opt = adam(anchor.parameters(), lr=c.lr_a)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.anchor_epochs)
+    epoch_batches = lambda epoch: batches(train, c.batch_size, shuffle=True, drop_last=world_size() > 1)
+    step = anchor_step(teacher, generator, encoder, parallel(anchor), opt, score, c.w_mask, c.w_ce, c.precision, c.w_prox)
+    learn = Learner("stage 2 (anchor)", step, epoch_batches, c.anchor_epochs, {"anchor": anchor}, {"anchor": opt}, {"anchor": sched},
+                    [Validate(anchor_validation(teacher, generator, encoder, anchor, val, score, c.w_mask, c.w_ce, c.w_prox)), best,
                      ShowProgress(("loss", "val_loss", "unc_before", "unc_after", "mask_open"), progress), *callbacks])
     history = learn.fit()
     anchor.eval()

@@ -94,7 +94,9 @@ def _mean_std(values) -> tuple:
 # %% ../nbs/09_bench.ipynb #7483d289
 def paired_difference(a: dict, b: dict, # top-1 by seed of two methods in one column
                       confidence: float = 0.95) -> dict:
-    "Mean of the per-seed differences a - b over their common seeds, its t interval and whether it excludes zero."
+    """Mean of the per-seed differences a - b over their common seeds (percentage points when a and b are in %), its
+    two-sided Student's t interval at `confidence` (n - 1 degrees of freedom; NaN bounds for one seed), and whether it
+    excludes zero (`ahead`, `behind`). Source: the method page, "Protocol and baselines" (paired comparisons over seeds)."""
     seeds = [k for k in a if k in b]
     d = [a[k] - b[k] for k in seeds]
     if not d: return {"diff": math.nan, "low": math.nan, "high": math.nan, "n": 0, "ahead": False, "behind": False}

@@ -4,15 +4,15 @@
 
 # %% ../nbs/12_cli.ipynb #cell-009
 from __future__ import annotations
-import argparse, dataclasses, inspect, json, os, re, shlex, signal, subprocess, sys, threading, time
+import argparse, dataclasses, json, os, shlex, signal, subprocess, sys, threading, time
 from pathlib import Path
 
 from .data import SETTINGS
 from .models import ARCHS
-from fastcore.docments import docments
+
 from .files import WriteError
 
-from .pipeline import AUGKD_REFERENCE, CONFIG_FIELDS, FIELD_CHOICES, PRESETS, Config, make_config
+from .pipeline import AUGKD_REFERENCE, FIELD_CHOICES, PRESETS, Config, config_table, make_config, preset_fields
 
 # %% auto #0
 __all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'build_parser', 'launch', 'main']
@@ -27,20 +27,17 @@ def parse_bool(text: str) -> bool:
 # %% ../nbs/12_cli.ipynb #49b6fcea
 def preset_values(name: str) -> str:
     "A config field's value under the `default` preset, then under each other preset where it differs."
-    values = {preset: getattr(Config(**overrides), name) for preset, overrides in PRESETS.items()}
+    values = {preset: getattr(Config(**preset_fields(preset)), name) for preset in PRESETS}
     others = [f"{preset}: {value!r}" for preset, value in values.items() if preset != "default" and value != values["default"]]
     return f"default {values['default']!r}" + (f" ({'; '.join(others)})" if others else "")
 
 # %% ../nbs/12_cli.ipynb #b94e6212
-FIELD_DOCS = docments(Config)  # each field's meaning: the Config's own comment, written once
+FIELD_DOCS = {row["field"]: row["meaning"] for row in config_table()}  # each field's meaning, as its section declares it
 
 def config_sections() -> dict:
-    "`{section: [field names]}` in the Config's order, each section named by the `# section` comment above its fields."
-    sections, current = {}, "config"
-    for line in inspect.getsource(Config).splitlines():
-        if re.fullmatch(r"\s*# [\w :-]+", line): current = line.strip()[2:]
-        elif (field := re.match(r"\s*(\w+)\s*:", line)) and field.group(1) in CONFIG_FIELDS:
-            sections.setdefault(current, []).append(field.group(1))
+    "`{section: [field names]}` in the order of `SECTIONS`, read from the section dataclasses (`config_table`)."
+    sections = {}
+    for row in config_table(): sections.setdefault(row["section"], []).append(row["field"])
     return sections
 
 # %% ../nbs/12_cli.ipynb #51c1aeb5
@@ -234,10 +231,10 @@ def _run(args) -> int:
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(config, out, args.resume, args.force)  # before any process starts: one clear error
         return launch(args.nproc, args.argv)
-    run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
-        teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm, teacher_key=args.teacher_key,
-        command=shlex.join(["augkd", *args.argv]))
-    if args.report and is_main(): _write_report(out)
+    parts = run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
+                teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm, teacher_key=args.teacher_key,
+                command=shlex.join(["augkd", *args.argv]), parts=True)
+    if args.report and is_main(): _write_report(parts)  # the run's parts as trained: nothing is read again
     return 0
 
 # %% ../nbs/12_cli.ipynb #22da060b
@@ -250,7 +247,7 @@ def launch(nproc: int, argv: list) -> int:
                            "--no-python", sys.executable, "-c", code], env={**os.environ, "AUGKD_ARGV": json.dumps(argv)}).returncode
 
 # %% ../nbs/12_cli.ipynb #cell-020
-def _write_report(run_dir: Path, out: Path = None) -> None:
+def _write_report(run_dir, out: Path = None) -> None: # a run directory, or a finished run's `RunParts`
     from augkd.report import write_report
     start = time.perf_counter()
     path = write_report(run_dir, out)

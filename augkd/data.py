@@ -353,7 +353,8 @@ def make_splits(domains: dict, setting: Setting, seed: int = 0, shots: int = 50,
                 val_shots: int = -1) -> Splits:
     """Split a setting's domains: teacher domains 80/20, student domain 80/10/10 with `shots` training and
     `validation_shots(shots, val_shots)` validation images per class (or, given a `test` domain, student domain
-    8:1 train/val and `test` as the test split)."""
+    8:1 train/val and `test` as the test split), stratified by class and seeded. Source: the method page, "Protocol and baselines".
+    Raises `ValueError` when a domain of the setting is missing or a class has too few images for its split."""
     missing = [d for d in (*setting.teacher_domains, setting.student_domain) if d not in domains]
     if missing:
         raise ValueError(f"setting {setting.name!r} needs domains {missing}, have {sorted(domains)}")

@@ -5,17 +5,20 @@
 # %% ../nbs/04_generator.ipynb #cell-002
 from __future__ import annotations
 import math, warnings
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import TrainConfig, field_table, section_of
 from .losses import BNStatistics, PenultimateFeatures, class_balance_entropy, kl_div, prior_kl
 from .train import Learner, ShowProgress, adam, autocast, backward_step, parallel, shard, top1
 
 # %% auto #0
 __all__ = ['COLLAPSE_SHARE', 'Generator', 'Encoder', 'reparameterize', 'generator_losses', 'encoder_loss', 'generated_images',
-           'collapse_statistics', 'warn_collapse', 'generator_step', 'train_generator']
+           'collapse_statistics', 'warn_collapse', 'generator_step', 'GeneratorConfig', 'train_generator']
 
 # %% ../nbs/04_generator.ipynb #cell-005
 class Generator(nn.Module):
@@ -187,42 +190,54 @@ def generator_step(teacher: nn.Module, # frozen, in eval mode
                         "agree": top1(s_logits, t_logits.argmax(1))}
     return step
 
+# %% ../nbs/04_generator.ipynb #8936b153
+@dataclass
+class GeneratorConfig(TrainConfig):
+    "Stage 1's fields (data-free learning of G, E and a first student), with the method page's reference values; the student's recipe from `TrainConfig`."
+    NAME: ClassVar[str] = "stage 1: data-free learning"
+    gen_epochs: int = 200           # epochs of stage 1
+    gen_iters: int = 200            # generator steps per stage-1 epoch
+    k: int = 5                      # student and encoder steps per generator step
+    lr_g: float = 1e-3              # Adam learning rate of the generator G
+    lr_e: float = 1e-4              # Adam learning rate of the encoder E in stage 1
+    w_adv: float = 1.0              # weight of L_G's adversarial term -KL(T || S)
+    w_oh: float = 1.0               # weight of L_G's one-hot term CE(T(x), argmax T(x))
+    w_ent: float = 20 / math.log(10)  # weight of L_G's class-balance term: 20 on a base-10 log, in nats
+    w_bn: float = 1.0               # weight of L_G's match to the teacher's BatchNorm statistics
+    beta: float = 2.5e-4            # weight of E's prior term KL(q(z | x, y) || N(0, I))
+    latent_sum: bool = False        # E's latent error summed over the d dimensions (the reference) or averaged (see `encoder_loss`)
+    w_act: float = 0.0              # weight of DAFL's activation term (a baseline's; 0 in AuG-KD)
+
+    def checks(self) -> list:
+        return [*[(n, getattr(self, n) > 0, "a positive number") for n in ("gen_epochs", "gen_iters", "k", "lr_g", "lr_e")],
+                *[(n, getattr(self, n) >= 0, "a weight >= 0") for n in ("w_adv", "w_oh", "w_ent", "w_bn", "beta", "w_act")]]
+
 # %% ../nbs/04_generator.ipynb #cell-023
 def train_generator(teacher: nn.Module, # the frozen teacher
                     student: nn.Module, # the first student, distilled on generated images
                     generator: Generator, # G
                     encoder: Encoder = None, # E (None: the data-free baselines train no encoder)
-                    gen_epochs: int = 200, # epochs of stage 1
-                    gen_iters: int = 200, # generator steps per epoch
-                    batch_size: int = 2048, # latents per step
-                    k: int = 5, # student and encoder steps per generator step
-                    lr_g: float = 1e-3, # Adam learning rate of G
-                    lr_e: float = 1e-4, # Adam learning rate of E
-                    lr_s: float = 1e-3, # Adam learning rate of the student
-                    wd_s: float = 1e-4, # weight decay of the student
-                    w_adv: float = 1.0, # weight of the adversarial term of L_G
-                    w_oh: float = 1.0, # weight of the one-hot term
-                    w_ent: float = 20 / math.log(10), # weight of the class-balance term (20 on a base-10 log, in nats)
-                    w_bn: float = 1.0, # weight of the BatchNorm-statistics term
-                    beta: float = 2.5e-4, # weight of the encoder's prior term
-                    precision: str = "auto", # see `autocast`
-                    w_act: float = 0.0, # DAFL's activation term (not part of AuG-KD)
-                    latent_sum: bool = False, # E's latent error summed over the d dimensions, as the reference (see `encoder_loss`)
+                    config: GeneratorConfig = None, # the stage's fields (or a whole run's `Config`); None: the method page's values
                     progress: bool = True, # show a bar per epoch
-                    callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
-    "Stage 1: train G, E (unless None) and a first student against a frozen teacher; return them and the history."
+                    callbacks: list = (), # more `Callback`s, e.g. a `Checkpoint`
+                    **changes, # fields of `GeneratorConfig` to change: `gen_epochs=3, batch_size=64`
+                   ) -> dict: # `generator`, `student`, `encoder` (unless None) and `history`, one row per epoch
+    """Stage 1: train G, E (unless None) and a first student against a frozen teacher; return them and the history.
+    Source: the method page, "Stage 1" (L_G, L_E and the student's KL). Raises `TypeError` for a change that is no field
+    of `GeneratorConfig`, `ValueError` for a loss that turns NaN or infinite (`check_finite`)."""
+    c = section_of(GeneratorConfig, config, changes, "train_generator")
     teacher.eval().requires_grad_(False)
     modules = {"generator": generator, "student": student, **({"encoder": encoder} if encoder is not None else {})}
-    optimizers = {"generator": adam(generator.parameters(), lr=lr_g),
-                  "student": adam(student.parameters(), lr=lr_s, weight_decay=wd_s)}
-    if encoder is not None: optimizers["encoder"] = adam(encoder.parameters(), lr=lr_e)
-    schedulers = {n: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=gen_epochs) for n, o in optimizers.items()}
+    optimizers = {"generator": adam(generator.parameters(), lr=c.lr_g),
+                  "student": adam(student.parameters(), lr=c.lr_s, weight_decay=c.wd_s)}
+    if encoder is not None: optimizers["encoder"] = adam(encoder.parameters(), lr=c.lr_e)
+    schedulers = {n: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=c.gen_epochs) for n, o in optimizers.items()}
     stats = BNStatistics(teacher)
-    features = PenultimateFeatures(teacher) if w_act else None
-    weights = {"adv": w_adv, "oh": w_oh, "ent": w_ent, "bn": w_bn, **({"act": w_act} if w_act else {})}
+    features = PenultimateFeatures(teacher) if c.w_act else None
+    weights = {"adv": c.w_adv, "oh": c.w_oh, "ent": c.w_ent, "bn": c.w_bn, **({"act": c.w_act} if c.w_act else {})}
     step = generator_step(teacher, {n: parallel(m) for n, m in modules.items()}, optimizers, stats, weights, features,
-                          batch_size, k, beta, precision, latent_sum)
-    learn = Learner("stage 1 (generator)", step, lambda epoch: range(gen_iters), gen_epochs, modules, optimizers,
+                          c.batch_size, c.k, c.beta, c.precision, c.latent_sum)
+    learn = Learner("stage 1 (generator)", step, lambda epoch: range(c.gen_iters), c.gen_epochs, modules, optimizers,
                     schedulers, [ShowProgress(("loss_g", "bn", "loss_s", "loss_e", "t_conf"), progress), *callbacks])
     try: history = learn.fit()
     finally:

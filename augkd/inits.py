@@ -276,7 +276,9 @@ def resolve_init(spec: str, arch: str, # as `init_problem` takes them
                  stem: str = "small", # the network's stem (a corpus is pretrained with it)
                  device = None, progress: bool = False, # where and how visibly a corpus is pretrained, the first time
                 ) -> dict:
-    "None for scratch, else `{'init', 'source', 'hash', 'state'}`: the weights, where they came from and their content hash."
+    """None for scratch, else `{'init', 'source', 'hash', 'state'}`: the weights, where they came from and their content
+    hash. Source: the method page, "Initialization: the reference's regime". Raises `ValueError` for an architecture without ImageNet weights, or
+    ImageNet weights not on this machine (nothing is downloaded), or a weights file that cannot be read (`read_weights`)."""
     if spec == "scratch": return None
     if spec == "imagenet": state, source = imagenet_state(arch)
     elif spec in CORPORA:

@@ -10,7 +10,7 @@ from pathlib import Path
 import ipywidgets as W
 import plotly.graph_objects as go
 
-from .pipeline import default_run_dir, load_run, make_config, read_metrics, run
+from .pipeline import RunDir, default_run_dir, load_run, make_config, run
 from .train import Callback, rng_state, set_rng_state
 from .viz import (STAGE_TITLES, anchor_pairs_figure, confusion_figure, curve_panels, generated_samples_figure,
                        mask_heatmap_figure, per_class_figure, run_confusions, run_views, stage_curves, stage_curves_figure)
@@ -73,7 +73,7 @@ class LiveView(Callback):
 
     def rows(self, learn) -> list:
         "The stage's rows so far: from the run's metrics.jsonl, or the loop's history."
-        if self.run_dir is not None: return [r for r in read_metrics(self.run_dir) if r["stage"] == self.stage]
+        if self.run_dir is not None: return [r for r in RunDir(self.run_dir).read_metrics() if r["stage"] == self.stage]
         return learn.history
 
     def draw(self, learn):
@@ -123,9 +123,8 @@ class LiveView(Callback):
 
 # %% ../nbs/14_live.ipynb #26191aa3
 def _finished(run_dir, stage: str) -> bool:
-    from augkd.rundir import load_checkpoint
     if stage == "mixup": return (Path(run_dir) / "results.json").exists()
-    ckpt = load_checkpoint(run_dir, stage)
+    ckpt = RunDir(run_dir).load_checkpoint(stage)
     return ckpt is not None and ckpt["done"]
 
 # %% ../nbs/14_live.ipynb #05f01fc3

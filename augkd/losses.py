@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .models import bn_layers
+from .registry import Registry
 from .train import mean_over_processes
 
 # %% auto #0
@@ -160,17 +161,17 @@ def entropy_uncertainty(logits: torch.Tensor, # (B, C) logits
     return -(logp.exp() * logp).sum(1) / math.log(logits.shape[1])
 
 # %% ../nbs/02b_losses.ipynb #bc847711
-UNCERTAINTIES = ("normalized_energy", "energy", "max_softmax", "entropy")
+UNCERTAINTIES = Registry("uncertainty")  # name -> score(logits, f_min, f_max, tau), the config's `uncertainty` choices
+UNCERTAINTIES.register("normalized_energy")(normalized_energy)
+UNCERTAINTIES.register("energy")(lambda logits, f_min, f_max, tau: energy(logits, tau))
+UNCERTAINTIES.register("max_softmax")(lambda logits, f_min, f_max, tau: max_softmax_uncertainty(logits))
+UNCERTAINTIES.register("entropy")(lambda logits, f_min, f_max, tau: entropy_uncertainty(logits))
 
 def uncertainty_score(logits: torch.Tensor, # (B, C) logits
                       kind: str = "normalized_energy", # one of `UNCERTAINTIES`
                       f_min: float = 0.0, f_max: float = 1.0, # with normalized_energy: the max-logit range
                       tau: float = 1.0, # temperature of the energy scores
                      ) -> torch.Tensor:
-    "The uncertainty score `kind` (one of `UNCERTAINTIES`), (B,) in float32 (also under bf16 autocast); raises `ValueError` for another `kind`."
-    logits = logits.float()
-    if kind == "normalized_energy": return normalized_energy(logits, f_min, f_max, tau)
-    if kind == "energy": return energy(logits, tau)
-    if kind == "max_softmax": return max_softmax_uncertainty(logits)
-    if kind == "entropy": return entropy_uncertainty(logits)
-    raise ValueError(f"unknown uncertainty {kind!r}; choose one of {', '.join(UNCERTAINTIES)}")
+    """The uncertainty score `kind` (one of `UNCERTAINTIES`), (B,) in float32 (also under bf16 autocast); raises `ValueError`
+    for another `kind`. Sources: the method page, "Stage 2" (the normalized energy); Liu et al. 2020 (energy)."""
+    return UNCERTAINTIES[kind](logits.float(), f_min, f_max, tau)

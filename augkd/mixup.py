@@ -5,21 +5,27 @@
 # %% ../nbs/06_mixup.ipynb #cell-002
 from __future__ import annotations
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import TrainConfig, section_of
 from .data import Domain
+from .registry import Registry
 from .losses import kl_div
 from .train import BestState, Callback, autocast, parallel, recipe_learner, top1
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'HANDOVER_TARGETS', 'mixup_schedule', 'mix', 'mixup_loss', 'handover_loss', 'MixupSchedule',
-           'mixup_loss_step', 'train_mixup']
+           'mixup_loss_step', 'MixupConfig', 'train_mixup']
 
 # %% ../nbs/06_mixup.ipynb #cell-005
-SCHEDULES = ("linear", "step")
+SCHEDULES = Registry("schedule")  # name -> shape(progress, steps): how s(e) climbs from b to 1, the config's `schedule` choices
+SCHEDULES.register("linear")(lambda progress, steps: progress)
+SCHEDULES.register("step")(lambda progress, steps: math.floor(progress * steps) / steps)
 
 def mixup_schedule(epoch: int, # e, from 0
                    epochs: int, # E_3, the stage's epochs
@@ -30,10 +36,7 @@ def mixup_schedule(epoch: int, # e, from 0
                   ) -> float:
     """The mixup weight s(e) in [b, 1] of the raw images at `epoch` (0-based) of `epochs`: from b, linearly or in `steps`
     stairs, to 1 after the first `a * epochs` epochs (the method page, "Stage 3"). Raises `ValueError` for another `kind`."""
-    progress = epoch / (a * epochs)
-    if kind == "step": progress = math.floor(progress * steps) / steps
-    elif kind != "linear": raise ValueError(f"unknown schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
-    return min(b + (1 - b) * progress, 1.0)
+    return min(b + (1 - b) * SCHEDULES[kind](epoch / (a * epochs), steps), 1.0)
 
 # %% ../nbs/06_mixup.ipynb #cell-008
 @torch.no_grad()
@@ -63,7 +66,10 @@ def mixup_loss(s_logits: torch.Tensor, # the student's logits
     return u * F.cross_entropy(s_logits.float(), y) + (1 - u) * tau ** 2 * kl_div(t_logits, s_logits, tau)
 
 # %% ../nbs/06_mixup.ipynb #cell-014
-HANDOVER_TARGETS = ("mixed", "anchor", "none")
+HANDOVER_TARGETS = Registry("handover_target")  # name -> target(x_m, x_a): the images the teacher's term reads, or None
+HANDOVER_TARGETS.register("mixed")(lambda x_m, x_a: x_m)
+HANDOVER_TARGETS.register("anchor")(lambda x_m, x_a: x_a)
+HANDOVER_TARGETS.register("none")(lambda x_m, x_a: None)  # labels only: no teacher term
 
 def handover_loss(s_raw: torch.Tensor, # the student's logits on the raw samples
                   s_mixed: torch.Tensor, # its logits on their mixes
@@ -108,7 +114,7 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
                     if s >= 1: x_m, x_a = x, None
                     elif need_anchor: x_m, x_a = mix(x, y, s, generator, encoder, anchor, with_anchor=True)
                     else: x_m, x_a = mix(x, y, s, generator, encoder, anchor), None
-                    target = None if s >= 1 else {"mixed": x_m, "anchor": x_a}.get(handover_target)  # "none": no teacher term
+                    target = None if s >= 1 else HANDOVER_TARGETS[handover_target](x_m, x_a)
                     t_target = None if target is None else teacher(target.float())
                     trusted = (teacher(x_a.float()).argmax(1) == y).float() if handover_trusted and t_target is not None else None
                 s_logits = student(torch.cat([x, x_m.float()]))
@@ -123,6 +129,28 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
         return loss, {"train_mixed_acc": top1(s_logits[len(y):], y)}
     return loss_step
 
+# %% ../nbs/06_mixup.ipynb #16088e5d
+@dataclass
+class MixupConfig(TrainConfig):
+    "Stage 3's fields (progressive mixup learning of the final student), with the method page's reference values; the student's recipe from `TrainConfig`."
+    NAME: ClassVar[str] = "stage 3: mixup learning"
+    CHOICES: ClassVar[dict] = {"schedule": SCHEDULES, "handover_target": HANDOVER_TARGETS}
+    mixup_epochs: int = 200         # epochs of stage 3
+    a: float = 0.6                  # fraction of epochs until pure student-domain data
+    b: float = 0.2                  # start value of s(e)
+    schedule: str = "linear"        # shape of s(e): linear from b to 1 over a * epochs, or a step
+    u: float = 0.5                  # CE weight of L_3 (0 to 1; 1 - u weighs the KD term)
+    tau: float = 10.0               # KD temperature of stage 3's teacher term
+    use_anchor: bool = True         # False: z_a = z and no stage 2 (the "w/o Anchor" ablation)
+    use_mixup: bool = True          # False: raw samples plus anchor images, no schedule ("w/o Mixup")
+    handover: bool = False          # True: stage 3 hands over from the teacher (weight 1 - s) to the labels
+    handover_target: str = "mixed"  # the teacher's target: "mixed" or "anchor" images, or "none"
+    handover_trusted: bool = False  # the teacher's term only where it is right on the anchor
+
+    def checks(self) -> list:
+        return [("a", 0 < self.a <= 1, "0 < a <= 1"), ("b", 0 <= self.b <= 1, "0 <= b <= 1"), ("u", 0 <= self.u <= 1, "0 <= u <= 1"),
+                *[(n, getattr(self, n) > 0, "a positive number") for n in ("mixup_epochs", "tau")]]
+
 # %% ../nbs/06_mixup.ipynb #cell-020
 def train_mixup(teacher: nn.Module, # the frozen teacher
                 student: nn.Module, # the final student (starts from the stage-1 student)
@@ -130,34 +158,25 @@ def train_mixup(teacher: nn.Module, # the frozen teacher
                 anchor: nn.Module, # the frozen AnchorNet (None: z_a = z)
                 train: Domain, # the student domain's training split
                 val: Domain, # its validation split (selects the best epoch)
-                mixup_epochs: int = 200, # epochs of stage 3
-                batch_size: int = 2048, # raw samples per step (as many mixed ones join them)
-                lr_s: float = 1e-3, # Adam learning rate of the student
-                wd_s: float = 1e-4, # its weight decay
-                a: float = 0.6, # fraction of the epochs until s reaches 1
-                b: float = 0.2, # s at the first epoch
-                schedule: str = "linear", # the shape of s(e), one of `SCHEDULES`
-                u: float = 0.5, # weight of CE in L_3 (1 - u weighs the KD term)
-                tau: float = 10.0, # KD temperature
-                use_mixup: bool = True, # False: s = 0 throughout (the w/o Mixup ablation)
-                use_anchor: bool = True, # False: z_a = z (the w/o Anchor ablation)
-                precision: str = "auto", # see `autocast`
-                handover: bool = False, # True: the loss hands over from teacher to labels as s rises (`handover_loss`)
-                handover_target: str = "mixed", # the teacher's target: on "mixed" images, on "anchor" images, or "none" (labels only)
-                handover_trusted: bool = False, # the teacher's term only where it classifies the anchor correctly
+                config: MixupConfig = None, # the stage's fields (or a whole run's `Config`); None: the method page's values
                 progress: bool = True, # show a bar per epoch
-                callbacks: list = ()) -> dict: # more `Callback`s, e.g. a `Checkpoint`
-    "Stage 3: train the final student on progressive mixes by the student recipe; return it (best validation epoch) and the history."
-    anchor = anchor if use_anchor else None
+                callbacks: list = (), # more `Callback`s, e.g. a `Checkpoint`
+                **changes, # fields of `MixupConfig` to change: `mixup_epochs=5, batch_size=64`
+               ) -> dict: # `student`, `history`, `best_epoch`, `best_val`
+    """Stage 3: train the final student on progressive mixes by the student recipe; return it (best validation epoch) and
+    the history. Source: the method page, "Stage 3" (s(e), x_m and L_3) and "A stage 3 that hands over from teacher to
+    data". Raises `TypeError` for a change that is no field of `MixupConfig`, `ValueError` for an unknown `schedule` or
+    `handover_target`."""
+    c = section_of(MixupConfig, config, changes, "train_mixup")
+    SCHEDULES[c.schedule], HANDOVER_TARGETS[c.handover_target]  # unknown names fail here, before any training
+    anchor = anchor if c.use_anchor else None
     for m in (teacher, generator, encoder, anchor):
         if m is not None: m.eval().requires_grad_(False)
-    if handover_target not in HANDOVER_TARGETS:
-        raise ValueError(f"unknown handover_target {handover_target!r}: one of {', '.join(HANDOVER_TARGETS)}")
-    loss_step = mixup_loss_step(teacher, generator, encoder, anchor, parallel(student), u, tau, precision,
-                                handover, handover_target, handover_trusted)
-    learn = recipe_learner("stage 3 (mixup)", student, loss_step, train, val, mixup_epochs, lr_s, wd_s, batch_size,
+    loss_step = mixup_loss_step(teacher, generator, encoder, anchor, parallel(student), c.u, c.tau, c.precision,
+                                c.handover, c.handover_target, c.handover_trusted)
+    learn = recipe_learner("stage 3 (mixup)", student, loss_step, train, val, c.mixup_epochs, c.lr_s, c.wd_s, c.batch_size,
                            progress=progress, show=("s", "loss", "val"),
-                           callbacks=[MixupSchedule(a, b, schedule, use_mixup), *callbacks], module="student")
+                           callbacks=[MixupSchedule(c.a, c.b, c.schedule, c.use_mixup), *callbacks], module="student")
     history = learn.fit()
     best = next((cb for cb in learn.callbacks if isinstance(cb, BestState)), None)  # none: the recipe keeps the last epoch
     student.eval()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_pipeline.ipynb #cell-002
 from __future__ import annotations
-import contextlib, dataclasses, json, shlex, time
+import contextlib, dataclasses, shlex, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,24 +12,23 @@ import torch
 import torchvision
 
 import augkd
-from .anchor import AnchorNet, stage_diagnostics, train_anchor, uncertainty_setup
-from .config import *  # the config's names stay importable from here: `from augkd.pipeline import make_config, run`
-from .config import _names, _short_hash
+from .anchor import AnchorNet, stage_diagnostics, uncertainty_setup
+from .config import PRESETS
 from .data import folder_splits, load_setting
-from .files import atomic_write_text, exclusive
-from .generator import Encoder, Generator, train_generator, warn_collapse
+from .files import exclusive
+from .generator import Encoder, Generator, warn_collapse
 from .inits import apply_init, resolve_init
-from .mixup import train_mixup
 from .models import Normalized, create_model, recalibrate_bn, resolve_stem, to_device
-from .rundir import *  # and the run directory's: `from augkd.pipeline import load_checkpoint`
-from .rundir import _run_stage
-from .runs import command_line, record_command, resolve_run
+from .rundir import *  # the run directory's names stay importable from here: `from augkd.pipeline import RunDir`
+from .runs import command_line, resolve_run
+from .stages import *  # and the config's: `from augkd.pipeline import make_config, run`
+from .stages import _names, _short_hash
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
 from .train import (Validate, barrier, confusion_matrix, evaluate, init_distributed, is_main, predict_logits, resolve_device,
                          seed_everything)
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'build_models', 'config_splits', 'resolve_teacher', 'run_teacher', 'run', 'RunParts', 'load_run']
+__all__ = ['MODEL_NAMES', 'build_models', 'config_splits', 'resolve_teacher', 'RunParts', 'run_teacher', 'run', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-027
 MODEL_NAMES = ("student", "generator", "encoder", "anchor")
@@ -41,11 +40,15 @@ def build_models(config: Config, # the architectures and widths
                  names: tuple = MODEL_NAMES, # which models, built in this order after seeding with `config.seed`
                  initialize: bool = True, # start the student from `config.student_init` (False: random, to load a checkpoint into)
                  progress: bool = False, # show the pretraining of `student_init`'s corpus, the first time
+                 init: dict = None, # `config.student_init` as `resolve_init` gave it, when the caller resolved it already
                 ) -> dict:
     """The run's student, generator, encoder and AnchorNet (those in `names`), freshly initialized from the config's seed;
-    the student starts from `student_init` (what was loaded is in `student.init_record`)."""
-    init = resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size),
-                        device, progress) if initialize and "student" in names else None
+    the student starts from `student_init` (what was loaded is in `student.init_record`). Raises `ValueError` when the
+    init's weights are unavailable or fit no layer (`resolve_init`, `apply_init`)."""
+    if initialize and "student" in names and init is None:
+        init = resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size),
+                            device, progress)
+    init = init if initialize else None
     seed_everything(config.seed)
     d = config.latent_size
 
@@ -119,40 +122,65 @@ def _with_record(model, report):
     model.init_record = report.get("init", {"init": "scratch"})
     return model
 
+# %% ../nbs/07_pipeline.ipynb #cell-050
+@dataclass
+class RunParts:
+    "A run's parts: config, splits, teacher, G, E, AnchorNet, student, metrics, results (as `run` ends with them, or as `load_run` reads them)."
+    run_dir: Path
+    config: Config
+    splits: object
+    teacher: torch.nn.Module
+    generator: torch.nn.Module | None
+    encoder: torch.nn.Module | None
+    anchor: torch.nn.Module | None
+    student: torch.nn.Module | None
+    metrics: list
+    results: dict | None
+
 # %% ../nbs/07_pipeline.ipynb #cell-041
-def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, device, start: float, force: bool,
-                progress: bool, callbacks: list = ()) -> dict:
-    "Stages 1 to 3 and the results, for `run`."
-    histories = {s: (load_checkpoint(out, s, config, prov, force) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
-    if is_main(): rewrite_metrics(out, histories)
-    models = build_models(config, len(splits.classes), teacher_model, device, progress=progress)
-    student, generator, encoder, anchor = (models[n] for n in MODEL_NAMES)
-    stage = lambda fn, **models: (lambda **kw: fn(teacher_model, **models, **config.stage_args(fn), progress=progress, **kw))
-    student_domain = dict(train=splits.student_train, val=splits.student_val)
-
+def _run_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, ckpts: dict, student_init, device,
+                start: float, progress: bool, callbacks: list = ()) -> RunParts:
+    "The rows of `STAGE_TABLE` in order, each run, resumed or skipped as finished, then the results: for `run`."
+    histories = {s: (ckpts.get(s) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
+    if is_main(): run_dir.rewrite_metrics(histories)
+    models = build_models(config, len(splits.classes), teacher_model, device, progress=progress, init=student_init)
+    domain = dict(train=splits.student_train, val=splits.student_val)
     score = uncertainty_setup(teacher_model, splits.student_train, config.uncertainty, config.energy_tau)
-    diagnose = lambda anchor, fixed=None: stage_diagnostics(teacher_model, generator, encoder, anchor, splits.student_val, **score,
-                                                            generator_figures=fixed)
-    every_epoch = lambda anchor, fixed=None: [Validate(lambda learn: {"diagnostics": diagnose(anchor, fixed)}), *callbacks]
+    infos, diagnostics, trained, frozen_g = {}, {}, set(), None
 
-    stage1 = _run_stage(out, "generator", config, prov, {"generator": generator, "encoder": encoder, "student": student},
-                        stage(train_generator, student=student, generator=generator, encoder=encoder), force, progress,
-                        every_epoch(None))
-    stage1_student, diagnostics = evaluate(student, splits.student_val), {"generator": diagnose(None)}
-    warn_collapse("stage 1's generator", diagnostics["generator"])
-    frozen_g = {k: v for k, v in diagnostics["generator"].items() if k.startswith("gen_")}  # G no longer changes
-    if "anchor" in config_stages(config):
-        stage2_modules = {"anchor": anchor, **({"encoder": encoder} if config.invert_epochs or config.invert_steps else {})}  # inversion trains E too
-        stage2 = _run_stage(out, "anchor", config, prov, stage2_modules,
-                            stage(train_anchor, generator=generator, encoder=encoder, anchor=anchor, **student_domain), force, progress,
-                            every_epoch(anchor, frozen_g))
-        diagnostics["anchor"] = diagnose(anchor, frozen_g)
-    else:
-        anchor, stage2 = None, {"history": [], "skipped": "use_anchor is off: z_a = z"}
-    stage3 = _run_stage(out, "mixup", config, prov, {"student": student},
-                        stage(train_mixup, student=student, generator=generator, encoder=encoder, anchor=anchor, **student_domain),
-                        force, progress, callbacks)
+    def diagnose(fixed=None):  # T, G and E, and the AnchorNet once a stage has trained it
+        anchor = models["anchor"] if "anchor" in trained else None
+        return stage_diagnostics(teacher_model, models["generator"], models["encoder"], anchor, splits.student_val, **score,
+                                 generator_figures=fixed)
 
+    for number, stage in enumerate(STAGE_TABLE, 1):
+        if reason := stage.skipped(config):
+            infos[stage.name] = {"history": [], "skipped": reason}
+            models.update({m: None for m in stage.trains if m not in trained})  # what later stages read instead: None
+            continue
+        changes = stage.modules(config)
+        trained |= set(changes)
+        diagnosed = bool(set(changes) & {"generator", "encoder", "anchor"})  # the stage diagnostics measure T, G, E and anchors
+        fixed = None if "generator" in changes else frozen_g  # G's figures are measured again only when G changes
+        every_epoch = [Validate(lambda learn: {"diagnostics": diagnose(fixed)})] if diagnosed else []
+        train = lambda callbacks, stage=stage: stage.train(
+            teacher_model, **{m: models[m] for m in dict.fromkeys(stage.trains + stage.reads)},
+            **(domain if stage.student_domain else {}), config=config, progress=progress, callbacks=callbacks)
+        info = run_stage(run_dir, stage.name, config, prov, ckpts.get(stage.name), {m: models[m] for m in changes}, train,
+                         progress, [*every_epoch, *callbacks])
+        if "student" in changes: info["student_val"] = evaluate(models["student"], splits.student_val)
+        if diagnosed: diagnostics[stage.name] = diagnose(fixed)
+        if "generator" in changes:
+            warn_collapse(f"stage {number}'s generator", diagnostics[stage.name])
+            frozen_g = {k: v for k, v in diagnostics[stage.name].items() if k.startswith("gen_")}  # G no longer changes
+        infos[stage.name] = info
+    return _finish(config, run_dir, splits, teacher_model, prov, models, infos, diagnostics, start, progress)
+
+# %% ../nbs/07_pipeline.ipynb #c5a25a93
+def _finish(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, models: dict, infos: dict, diagnostics: dict,
+            start: float, progress: bool) -> RunParts:
+    "The results (scores on the test split, confusion matrices, each stage's record), written to `results.json`; the run's parts as trained."
+    student = models["student"]
     # a stage trained under another config too (a forced resume) says so: the records match what was trained
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history" and (k != "trained_under" or v not in ([], [config.to_dict()]))}
     results = {"method": method_name(config), "setting": config.setting, "seed": config.seed, "preset": config.preset,
@@ -161,15 +189,17 @@ def _run_stages(config: Config, out: Path, splits, teacher_model, prov: dict, de
                "student": evaluate(student, splits.student_test), "diagnostics": diagnostics,
                "confusion": {"classes": list(splits.classes), "student": confusion_matrix(student, splits.student_test),
                              "teacher": confusion_matrix(teacher_model, splits.student_test)},
-               "stages": {"generator": {**stage_info(stage1), "student_val": stage1_student},
-                          "anchor": stage_info(stage2), "mixup": stage_info(stage3)},
+               "stages": {name: stage_info(info) for name, info in infos.items()},
                "seconds": round(time.time() - start, 2),
                "versions": {"augkd": augkd.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__}}
-    if is_main(): atomic_write_text(json.dumps(results, indent=2), out / "results.json")
+    if is_main(): run_dir.write_json("results", results, indent=2)
     if progress:
         print(f"student top-1 {results['student']['acc']:.4f}, teacher top-1 {results['teacher']['acc']:.4f} "
-              f"on {config.setting}'s student-domain test split; results in {out / 'results.json'}")
-    return results
+              f"on {config.setting}'s student-domain test split; results in {run_dir.file('results')}")
+    metrics = [{"stage": name, **row} for name in STAGES for row in infos[name]["history"]]
+    held = {n: m.eval().requires_grad_(False) if m is not None else None for n, m in models.items()}
+    return RunParts(run_dir.path, config, splits, teacher_model, held.get("generator"), held.get("encoder"), held.get("anchor"),
+                    held["student"], metrics, results)
 
 # %% ../nbs/07_pipeline.ipynb #cell-043
 def _resume_hint(out) -> str:
@@ -182,8 +212,7 @@ def run_teacher(out, # the run directory
                 resume: bool = False, # whether the run resumes (then its own teacher is the default)
                 teacher_key = None) -> dict: # as `run` takes it
     "The run's teacher as `resolve_teacher` takes it: the one given, or on a resume without one, the run's own (`teacher.json`)."
-    if teacher is None and resume and (Path(out) / "teacher.json").exists():
-        return json.loads((Path(out) / "teacher.json").read_text())
+    if teacher is None and resume and RunDir(out).exists("teacher"): return RunDir(out).read_json("teacher")
     return {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes, "norm": teacher_norm,
             **({"key": teacher_key} if teacher_key else {})}
 
@@ -200,10 +229,16 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         teacher_key = None, # with a `teacher` file holding several weight sets (`model`, `ema`, ...): the one to take
         callbacks = (), # `Callback`s added to every stage's training loop (a live view, a logger)
         command: str = None, # the command line that started the run (default: the `augkd run` line that makes the same run)
-       ) -> dict: # the results, also in `out/results.json`
-    "Run AuG-KD end to end into the directory `out`."
+        parts: bool = False, # return the run's `RunParts` as trained (for a report, without reading anything again)
+       ): # the results (also in `out/results.json`), or with `parts` the `RunParts` holding them
+    """Run AuG-KD end to end into the directory `out`: every row of `STAGE_TABLE`, resumably. Source: the method page
+    ("Stage 1" to "Stage 3", and "Protocol and baselines" for the splits and scores). Raises `ValueError` before anything is written for
+    a config out of range, a directory holding another run (or, on a resume, a run of other inputs, naming what differs),
+    a teacher file that cannot be read or whose classes do not fit, or init weights that are unavailable; `Busy`
+    (`augkd.files`) when another process writes the directory; `KeyboardInterrupt` with the resume command when interrupted."""
     config = validate_config(config or make_config("default"))
-    out = Path(out or default_run_dir(config))
+    run_dir = RunDir(out or default_run_dir(config))
+    out = run_dir.path
     start = time.time()
     device = init_distributed(config.device)
     progress = progress and is_main()
@@ -215,40 +250,28 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
     prov = provenance(splits, teacher_model, student_init)
     check_run_dir(config, out, resume, force, prov)  # nothing is written before every check has passed
-    for stage in STAGES: load_checkpoint(out, stage, config, prov, force)
+    ckpts = {stage: run_dir.load_checkpoint(stage, config, prov, force) for stage in STAGES}  # each read once per run
     barrier()  # every process has looked at the directory before rank 0 writes to it
-    with exclusive(out / ".lock", f"run directory {out}") if is_main() else contextlib.nullcontext():
+    with exclusive(run_dir.file("lock"), f"run directory {out}") if is_main() else contextlib.nullcontext():
         if is_main():
             check_run_dir(config, out, resume, force, prov)  # again: a run started meanwhile has finished or failed
             (out / "ckpt").mkdir(parents=True, exist_ok=True)
-            atomic_write_text(json.dumps(spec), out / "teacher.json")
-            if not (resume and (out / "command.txt").exists()):  # a resume keeps the command that started the run
-                if command: record_command(out, command, "typed at the command line")
-                else: record_command(out, command_line(config, out, spec))
+            run_dir.write_json("teacher", spec)
+            if not (resume and run_dir.exists("command")):  # a resume keeps the command that started the run
+                if command: run_dir.record_command(command, "typed at the command line")
+                else: run_dir.record_command(command_line(config, out, spec))
             for stage in reuse_stages(config, prov, out, [Path(r) for r in reuse]):
                 if progress: print(f"{stage}: reused from an earlier run with the same inputs")
-            config.save(out / "config.json", prov)
-            atomic_write_text(json.dumps(splits.indices), out / "splits.json")
+            run_dir.save_config(config, prov)
+            run_dir.write_json("splits", splits.indices)
         barrier()
+        # the stages rank 0 copied in from `reuse` are read now, by every process
+        ckpts = {stage: ckpt if ckpt is not None else run_dir.load_checkpoint(stage, config, prov, force) for stage, ckpt in ckpts.items()}
         try:
-            return _run_stages(config, out, splits, teacher_model, prov, device, start, force, progress, list(callbacks))
+            held = _run_stages(config, run_dir, splits, teacher_model, prov, ckpts, student_init, device, start, progress, list(callbacks))
         except KeyboardInterrupt:
             raise KeyboardInterrupt(_resume_hint(out)) from None
-
-# %% ../nbs/07_pipeline.ipynb #cell-050
-@dataclass
-class RunParts:
-    "What a run directory holds, loaded: config, splits, teacher, G, E, AnchorNet, students, metrics, results."
-    run_dir: Path
-    config: Config
-    splits: object
-    teacher: torch.nn.Module
-    generator: torch.nn.Module | None
-    encoder: torch.nn.Module | None
-    anchor: torch.nn.Module | None
-    student: torch.nn.Module | None
-    metrics: list
-    results: dict | None
+    return held if parts else held.results
 
 # %% ../nbs/07_pipeline.ipynb #4cb4f935
 def load_run(run_dir, # a run directory written by `run`: a path from here or from the project root, or a run's name (`resolve_run`)
@@ -256,23 +279,21 @@ def load_run(run_dir, # a run directory written by `run`: a path from here or fr
              progress: bool = False, # show the teacher's training, if the cached teacher must be trained
              reuse: RunParts = None, # the same run opened earlier: its splits and teacher are taken instead of read again
             ) -> RunParts:
-    "Open a run directory written by `run` (raises `ValueError` naming where it looked when the path names no run)."
-    run_dir = resolve_run(run_dir)
-    config, device = Config.load(run_dir), resolve_device(device or "cpu")
-    if reuse is not None and reuse.run_dir == run_dir and reuse.config == config: splits, teacher = reuse.splits, reuse.teacher
+    """Open a run directory written by `run` (by any augkd: old runs' configs are mapped by `Config.load`). Raises
+    `ValueError` naming where it looked when the path names no run (`resolve_run`), or for an unreadable checkpoint."""
+    run_dir = RunDir(resolve_run(run_dir))
+    config, device = run_dir.config(), resolve_device(device or "cpu")
+    if reuse is not None and reuse.run_dir == run_dir.path and reuse.config == config: splits, teacher = reuse.splits, reuse.teacher
     else:
         splits = config_splits(config)
-        recorded = json.loads((run_dir / "teacher.json").read_text()) if (run_dir / "teacher.json").exists() else {}
-        teacher = resolve_teacher(config, splits, device, progress, **recorded).eval()
+        teacher = resolve_teacher(config, splits, device, progress, **run_dir.read_json("teacher", {})).eval()
     models = build_models(config, len(splits.classes), teacher, initialize=False)
     loaded = {}
-    # stage 2 also holds the encoder when it inverted it: that one is the encoder stages 2 and 3 used
-    for stage, names in (("generator", ("generator", "encoder")), ("anchor", ("anchor", "encoder")), ("mixup", ("student",))):
-        ckpt = load_checkpoint(run_dir, stage)
+    for stage in STAGE_TABLE:  # in order: stage 2's encoder, when it inverted it, is the one stages 2 and 3 used
+        ckpt = run_dir.load_checkpoint(stage.name)
         if ckpt is None or not ckpt["done"]: continue
-        for name in (n for n in names if n in ckpt["state"]["modules"]):
+        for name in (n for n in stage.trains if n in ckpt["state"]["modules"]):
             models[name].load_state_dict(ckpt["state"]["modules"][name])
             loaded[name] = models[name].to(device).eval().requires_grad_(False)
-    results = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").exists() else None
-    return RunParts(run_dir, config, splits, teacher, *(loaded.get(n) for n in ("generator", "encoder", "anchor", "student")),
-                    read_metrics(run_dir), results)
+    return RunParts(run_dir.path, config, splits, teacher, *(loaded.get(n) for n in ("generator", "encoder", "anchor", "student")),
+                    run_dir.read_metrics(), run_dir.read_json("results"))

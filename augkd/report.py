@@ -10,7 +10,7 @@ from pathlib import Path
 import plotly.io as pio
 
 from .files import atomic_write_text
-from .pipeline import load_run
+from .pipeline import RunDir, RunParts, load_run
 from .runs import resolve_run, run_command
 from .viz import (anchor_map_figure, anchor_pairs_figure, confusion_figure, generated_samples_figure, mask_heatmap_figure,
                        mixup_path, mixup_path_figure, mixup_strip_figure, nearest_step, per_class_figure, run_confusions,
@@ -113,9 +113,10 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} h2{{margin-top:
 .row{{display:flex;flex-wrap:wrap;gap:10px}}</style></head>
 <body><h1>{title}</h1>{body}</body></html>"""
 
-def report_sections(run_dir, kind: str = None, sample: int = 0) -> list:
+def report_sections(run_dir, # a run directory (as `load_run` takes it), or the `RunParts` of a run just finished
+                    kind: str = None, sample: int = 0) -> list:
     "The report's sections as (heading, HTML or figure or list of figures side by side) pairs, starting with the command line."
-    parts = load_run(run_dir)
+    parts = run_dir if isinstance(run_dir, RunParts) else load_run(run_dir)
     views = run_views(parts)
     reducer = run_reducer(parts.run_dir, views, kind)
     marks = schedule_marks(parts.config)
@@ -157,12 +158,13 @@ def sections_html(sections: list) -> str:
     return "\n".join(body)
 
 # %% ../nbs/11_report.ipynb #c783b82d
-def write_report(run_dir, # a run directory (as `load_run` takes it: relative to here or to the project root)
+def write_report(run_dir, # a run directory (as `load_run` takes it: relative to here or to the project root), or a run's `RunParts`
                  out=None, # the page to write (default: RUN/report.html)
                  kind: str = None, # the map's reducer, umap or pca (default: `default_reducer()`)
                 ) -> Path:
-    "Write the run's self-contained `report.html` (or `out`), atomically; returns its path."
-    parts_dir = resolve_run(run_dir)
-    out = Path(out or parts_dir / "report.html")
-    title = f"AuG-KD run {parts_dir.name}"
-    return atomic_write_text(_PAGE.format(title=html.escape(title), body=sections_html(report_sections(parts_dir, kind))), out)
+    """Write the run's self-contained `report.html` (or `out`), atomically; returns its path. Raises `ValueError` when the
+    path names no run (`resolve_run`) or stage 1 has not finished (nothing to show)."""
+    held = run_dir if isinstance(run_dir, RunParts) else None
+    folder = RunDir(held.run_dir if held else resolve_run(run_dir))
+    page = _PAGE.format(title=html.escape(f"AuG-KD run {folder.path.name}"), body=sections_html(report_sections(held or folder.path, kind)))
+    return atomic_write_text(page, Path(out)) if out else folder.write_text("report", page)

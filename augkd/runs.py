@@ -8,13 +8,14 @@ import json, os, shlex, time
 from dataclasses import fields
 from pathlib import Path
 
-from .config import PRESETS, Config, make_config, method_name
+from .config import PRESETS
 from .data import cache_dir
-from .files import atomic_write_text
+from .rundir import RunDir
+from .stages import Config, make_config, method_name
 
 # %% auto #0
 __all__ = ['PROJECT_MARKERS', 'search_folders', 'is_run_dir', 'resolve_run', 'run_status', 'run_summary', 'find_runs',
-           'command_line', 'record_command', 'run_command']
+           'command_line', 'run_command']
 
 # %% ../nbs/07c_runs.ipynb #f8df719f
 PROJECT_MARKERS = (".git", "settings.ini", "pyproject.toml", "setup.py")
@@ -30,7 +31,7 @@ def search_folders(start=None, # where the search starts (default: the working d
 # %% ../nbs/07c_runs.ipynb #adde5bbf
 def is_run_dir(path) -> bool:
     "Whether `path` is a run directory (it holds `config.json`)."
-    return (Path(path) / "config.json").is_file()
+    return RunDir(path).exists("config")
 
 # %% ../nbs/07c_runs.ipynb #0acf1d87
 def resolve_run(run, # a run directory: absolute, relative to the working directory or a folder above it, or a run's name
@@ -57,8 +58,9 @@ def resolve_run(run, # a run directory: absolute, relative to the working direct
 def run_status(path) -> str:
     "`finished`, or the last stage and epoch `metrics.jsonl` recorded (`stopped or running in stage anchor, epoch 3`), or `not started`."
     path = Path(path)
-    if (path / "results.json").is_file(): return "finished"
-    lines = (path / "metrics.jsonl").read_text().splitlines() if (path / "metrics.jsonl").is_file() else []
+    run_dir = RunDir(path)
+    if run_dir.exists("results"): return "finished"
+    lines = run_dir.file("metrics").read_text().splitlines() if run_dir.exists("metrics") else []
     for line in reversed(lines):
         try: row = json.loads(line)
         except ValueError: continue  # a line being written
@@ -71,11 +73,11 @@ def run_summary(path, # a run directory
                ) -> dict:
     "A run's name, path, kind, setting, preset, method, seed, status, student top-1 (None until finished) and time of last change."
     path = Path(path).resolve()
-    config = json.loads((path / "config.json").read_text())
-    results = json.loads((path / "results.json").read_text()) if (path / "results.json").is_file() else {}
+    run_dir = RunDir(path)
+    config, results = run_dir.read_json("config"), run_dir.read_json("results", {})
     try: method = results.get("method") or method_name(Config(**{f.name: config[f.name] for f in fields(Config) if f.name in config}))
     except (TypeError, ValueError): method = "?"
-    changed = max((p.stat().st_mtime for p in (path / "metrics.jsonl", path / "results.json", path / "config.json") if p.exists()))
+    changed = max((run_dir.file(n).stat().st_mtime for n in ("metrics", "results", "config") if run_dir.exists(n)))
     return {"name": path.name, "path": str(path), "kind": kind, "setting": config.get("setting"), "preset": config.get("preset"),
             "method": method, "seed": config.get("seed"), "status": run_status(path),
             "student": (results.get("student") or {}).get("acc"), "modified": changed}
@@ -126,21 +128,13 @@ def command_line(config: Config, # the run's config
         if value: words += [option, ",".join(map(str, flat(value))) if isinstance(value, (list, tuple)) else str(value)]
     return shlex.join(words + ["--out", str(out)])
 
-# %% ../nbs/07c_runs.ipynb #77d19cf0
-def record_command(out, # the run directory
-                   command: str, # the command line
-                   how: str = "run from Python; this command makes the same run", # where the line came from
-                  ) -> Path:
-    "Keep the command line that made the run in `RUN/command.txt` (line 1) with where it came from (line 2)."
-    return atomic_write_text(f"{command}\n{how}\n", Path(out) / "command.txt")
-
 # %% ../nbs/07c_runs.ipynb #5168d4ee
 def run_command(run_dir, # a run directory
                ) -> tuple:
     "`(command, how)`: the recorded command line of the run, or for a run without one the equivalent from its config."
-    path = Path(run_dir) / "command.txt"
+    path = RunDir(run_dir).file("command")
     if path.is_file():
         lines = path.read_text().splitlines() + ["", ""]
         return lines[0], lines[1]
-    teacher = json.loads((Path(run_dir) / "teacher.json").read_text()) if (Path(run_dir) / "teacher.json").is_file() else None
+    teacher = RunDir(run_dir).read_json("teacher")
     return command_line(Config.load(run_dir), run_dir, teacher), "not recorded (an earlier augkd): this command makes the same run"

@@ -18,7 +18,7 @@ from .anchor import uncertainty_setup
 from .files import atomic_write
 from .losses import uncertainty_score
 from .mixup import mixup_schedule
-from .pipeline import RunParts
+from .pipeline import RunDir, RunParts
 from .train import confusion_matrix
 
 # %% auto #0
@@ -34,7 +34,10 @@ __all__ = ['UMAP_NEIGHBOURS', 'MISTAKE', 'PALETTE', 'SCORE_MEANINGS', 'CURVES', 
 # %% ../nbs/10_viz.ipynb #cell-008
 @torch.no_grad()
 def run_views(parts: RunParts, per_class: int = 20, prior: int = 100, seed: int = 0) -> dict:
-    "Arrays (numpy) of a fixed sample of the student domain's validation split seen through the run's models."
+    """Arrays (numpy) of a fixed sample of the student domain's validation split (`per_class` images per class, chosen by
+    `seed`) seen through the run's models: images, z = E(x, y), anchors z_a and masks, G(z), G(z_a), `prior` draws z_p
+    from N(0, I), and the teacher's logits and calls. Source: the method page, "Stage 2". Raises `ValueError` when stage 1
+    has not finished (no generator yet)."""
     if parts.generator is None: raise ValueError(f"{parts.run_dir}: stage 1 has not finished, nothing to show yet")
     val, rng = parts.splits.student_val, np.random.default_rng(seed)
     labels = val.labels.numpy()
@@ -95,11 +98,17 @@ class StoredMap:
         weights = 1 / (np.take_along_axis(distance, nearest, 1) + 1e-9)
         return (weights[..., None] * self.embedding[nearest]).sum(1) / weights.sum(1, keepdims=True)
 
+    def write(self, file):
+        "Write the map's arrays to `file` (a path or an open binary file), as numpy's `savez`."
+        np.savez(file, **{k: np.asarray(v) for k, v in asdict(self).items() if v is not None})
+
     def save(self, path) -> Path:
-        arrays = {k: v for k, v in asdict(self).items() if v is not None}
-        def write(tmp):
-            with open(tmp, "wb") as f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-        return atomic_write(path, write)
+        "Write the map to `path` whole (`atomic_write`)."
+        return atomic_write(path, self.write_file)
+
+    def write_file(self, path):
+        "Write the map's arrays to the file `path` (whatever its name ends with)."
+        with open(path, "wb") as f: self.write(f)
 
     @classmethod
     def load(cls, path) -> StoredMap:
@@ -135,13 +144,13 @@ def run_reducer(run_dir, # a run directory (the map is kept in its `viz/` folder
                 kind: str = None) -> StoredMap: # "umap" or "pca" (default: `default_reducer()`)
     "The run's 2-D map, fitted on `z`, `z_a` and `z_p` of `views` the first time, then loaded from `RUN/viz/`."
     kind = kind or default_reducer()
-    path = Path(run_dir) / "viz" / f"map-{kind}.npz"
+    folder = RunDir(run_dir)
+    path = folder.viz(f"map-{kind}.npz")
     if path.exists():
         try: return StoredMap.load(path)
         except (ValueError, OSError, KeyError, TypeError): pass  # unreadable as plain arrays: fitted anew below
     fitted = fit_map(np.concatenate([views["z"], views["z_a"], views["z_p"]]), kind)
-    path.parent.mkdir(exist_ok=True)
-    fitted.save(path)
+    folder.write_with(path, fitted.write_file)
     return fitted
 
 # %% ../nbs/10_viz.ipynb #cell-019

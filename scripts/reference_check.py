@@ -177,12 +177,12 @@ def augkd_args(method: str, config, teacher, out) -> list:
 def augkd_row(run_dir) -> dict:
     "One augkd run's figures: the teacher's and student's test top-1/3/5, the stage-1 student on the test split, stage seconds."
     import torch
-    from augkd.pipeline import build_models, load_checkpoint, load_run
+    from augkd.pipeline import RunDir, build_models, load_run
     from augkd.train import evaluate
     results = json.loads((Path(run_dir) / "results.json").read_text())
     parts = load_run(run_dir)
     student = build_models(parts.config, len(parts.splits.classes), parts.teacher, names=("student",), initialize=False)["student"]
-    student.load_state_dict(load_checkpoint(run_dir, "generator")["state"]["modules"]["student"])
+    student.load_state_dict(RunDir(run_dir).load_checkpoint("generator")["state"]["modules"]["student"])
     with torch.no_grad(): stage1 = evaluate(student.eval(), parts.splits.student_test)
     return {"teacher": results["teacher"], "student": results["student"], "stage1_student": stage1,
             "stages": {k: v["seconds"] for k, v in results["stages"].items()}}

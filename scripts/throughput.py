@@ -54,8 +54,8 @@ def throughput(config, iters: int, epochs: int) -> list:
     models = build_models(config, n_classes, teacher, device)
     student, generator, encoder, anchor = (models[n] for n in ("student", "generator", "encoder", "anchor"))
     domain = dict(train=splits.student_train, val=splits.student_val)
-    stage1 = lambda n: train_generator(teacher, student, generator, encoder, **{**config.stage_args(train_generator),
-                                                                             "gen_epochs": 1, "gen_iters": n}, progress=False)
+    stage1 = lambda n: train_generator(teacher, student, generator, encoder, config, gen_epochs=1, gen_iters=n,
+                                       progress=False)
     stage1(1)  # warm-up: the first passes of new shapes pick their kernels
     steps = len(batches(splits.student_train, config.batch_size))
     inversion = [("stage 2, encoder inversion", "step", steps, n_train,
@@ -67,11 +67,11 @@ def throughput(config, iters: int, epochs: int) -> list:
             ("stage 1", "iteration", iters, iters * config.batch_size * (1 + config.k),
              lambda: stage1(iters)), *inversion,
             ("stage 2", "epoch", epochs, epochs * n_train,  # anchor epochs alone: the inversion has its own row
-             lambda: train_anchor(teacher, generator, encoder, anchor, **domain, **{**config.stage_args(train_anchor),
-                                  "anchor_epochs": epochs, "invert_epochs": 0, "invert_steps": 0}, progress=False)),
+             lambda: train_anchor(teacher, generator, encoder, anchor, **domain, config=config, anchor_epochs=epochs,
+                                  invert_epochs=0, invert_steps=0, progress=False)),
             ("stage 3", "epoch", epochs, epochs * 2 * n_train,
-             lambda: train_mixup(teacher, student, generator, encoder, anchor, **domain, **{**config.stage_args(train_mixup),
-                                 "mixup_epochs": epochs}, progress=False))]:
+             lambda: train_mixup(teacher, student, generator, encoder, anchor, **domain, config=config, mixup_epochs=epochs,
+                                 progress=False))]:
         start = time.perf_counter(); train(); seconds = time.perf_counter() - start
         timed.append((stage, unit, seconds / units, images / seconds))
     return timed

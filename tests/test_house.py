@@ -37,3 +37,24 @@ def test_readme_benchmark_table_is_computed_from_the_committed_results(monkeypat
     table = eval(last, namespace).data.strip()
     assert "| augkd |" in table and "nbs/results" not in table
     assert table in (root / "README.md").read_text()
+
+
+def test_config_imports_no_stage_module():
+    "The shared config sections sit below the stages: the stages import them, never the reverse (`augkd.stages` composes)."
+    import ast
+    tree = ast.parse(Path(importlib.import_module("augkd.config").__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"generator", "anchor", "mixup", "stages", "rundir", "pipeline", "augkd.generator", "augkd.anchor",
+                           "augkd.mixup", "augkd.stages", "augkd.pipeline"}, imported
+
+
+def test_run_directory_files_are_written_by_rundir_alone():
+    "No module but `augkd.rundir` names a run directory's files to write them (reads go through `RunDir` paths too)."
+    from augkd.rundir import RunDir
+    root = Path(augkd.__file__).parent
+    for path in root.glob("*.py"):
+        if path.name in ("rundir.py", "_modidx.py", "teacher.py"): continue  # teacher.py writes a teacher's folder, no run
+        text = path.read_text()
+        for name in RunDir.FILES.values():
+            for writer in ("atomic_write_text(", "write_text(", "atomic_save("):
+                assert not any(writer in line and f'"{name}"' in line for line in text.splitlines()), (path.name, name)

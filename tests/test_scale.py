@@ -94,12 +94,12 @@ import json, sys
 import augkd.pipeline as pipeline
 from augkd.files import content_hash
 from augkd.train import rank
-original, trained = pipeline._run_stage, {}
-def recorded(run_dir, stage, config, prov, modules, *args, **kwargs):
-    result = original(run_dir, stage, config, prov, modules, *args, **kwargs)
+original, trained = pipeline.run_stage, {}
+def recorded(run_dir, stage, config, prov, ckpt, modules, *args, **kwargs):
+    result = original(run_dir, stage, config, prov, ckpt, modules, *args, **kwargs)
     trained[stage] = {name: content_hash(dict(m.named_parameters())) for name, m in modules.items()}
     return result
-pipeline._run_stage = recorded
+pipeline.run_stage = recorded
 pipeline.run(pipeline.make_config("quick", device="cpu"), sys.argv[1], progress=False)
 open(f"rank{rank()}.json", "w").write(json.dumps(trained))
 """)

@@ -66,3 +66,14 @@ def test_notebooks_keep_their_pictures_within_the_size_budget():
         pictures = [o for c in json.loads(path.read_text())["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert pictures, f"{name} shows no picture when opened unrun: python scripts/render_outputs.py {name}"
         assert path.stat().st_size <= BUDGET_KB * 1024, f"{name} is over its {BUDGET_KB} KB budget"
+
+
+def test_config_and_method_pages_show_their_tables():
+    "The config table, the stage table and the method table are kept as outputs: a reader sees the values unrun."
+    import json, sys
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from render_outputs import TABLES
+    for name in TABLES:
+        outputs = [o for c in json.loads((ROOT / "nbs" / f"{name}.ipynb").read_text())["cells"] for o in c.get("outputs", [])]
+        shown = [o for o in outputs if "text/markdown" in o.get("data", {}) or "text/plain" in o.get("data", {}) or o.get("text")]
+        assert shown, f"{name} shows no table when opened unrun: python scripts/render_outputs.py {name}"
