@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import plotly.graph_objects as go
+import submitit
 import torch
 from scipy import stats
 
@@ -21,9 +22,10 @@ from .teacher import teacher_fingerprint
 from .train import cpu_autocasts, resolve_device
 
 # %% auto #0
-__all__ = ['HEADLINE', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
-           'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'run_group', 'bench',
-           'finished_cells', 'restore_cells', 'regimes_markdown', 'roster_markdown']
+__all__ = ['HEADLINE', 'EXECUTORS', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
+           'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'run_group', 'bench', 'GroupJob',
+           'submitit_parameters', 'make_executor', 'submit_groups', 'finished_cells', 'restore_cells',
+           'regimes_markdown', 'roster_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out the device)
@@ -197,16 +199,21 @@ def run_group(setting: str, shots: int, seed: int, methods: list, preset: str, o
 
 # %% ../nbs/09_bench.ipynb #505edccb
 def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset: str = "default", out="bench",
-          progress: bool = True, jobs: int = 1, teacher: dict = None, table_only: bool = False, **overrides) -> list:
+          progress: bool = True, jobs: int = 1, teacher: dict = None, table_only: bool = False, executor: str = "processes",
+          slurm: dict = None, **overrides) -> list:
     """Run the grid of methods x columns (setting, shots) x seeds into `out`, `jobs` groups at a time; returns every
     cell's row. With no `settings` and no `shots` on DigitShift: the headline grid (`HEADLINE`); `settings` default
     to DigitShift's, or with a `dataset` (office31, ...) among the overrides to all of its settings; with
     `student_domain` (image folders) among the overrides, `settings` is that one folder setting;
     `teacher`: a teacher file for every cell, `{"path", "classes", "norm"}` (see `resolve_teacher`);
-    `table_only`: run nothing, tabulate the cells finished so far (while a long grid runs elsewhere)."""
+    `table_only`: run nothing, tabulate the cells finished so far (while a long grid runs elsewhere); `executor`: the
+    groups as worker processes here (`processes`, `jobs` at a time) or as one submitit job array (`local`, `debug`,
+    `slurm` with `slurm`'s options, see `submitit_parameters`). Raises `ValueError` for an unknown method or executor,
+    `RuntimeError` naming the log of a job that failed."""
     methods = list(methods or METHODS)
     for m in methods: get_method(m)
     if jobs < 1: raise ValueError(f"jobs = {jobs} is out of range: allowed 1 or more")
+    if executor not in EXECUTORS: raise ValueError(f"executor = {executor!r} is out of range: allowed one of {', '.join(EXECUTORS)}")
     all_settings = (DATASETS[overrides["dataset"]].settings if overrides.get("dataset") in DATASETS
                     else (make_config(preset, **overrides).setting,) if overrides.get("student_domain") else tuple(SETTINGS))
     columns = grid_columns(settings, shots, all_settings, make_config(preset, **overrides).shots)
@@ -218,12 +225,53 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     out.mkdir(parents=True, exist_ok=True)
     # seed by seed: a grid stopped early has every column, with fewer seeds
     groups = [(setting, k, seed, methods, preset, out, progress, teacher, overrides) for seed in seeds for setting, k in columns]
-    if jobs == 1: grouped = [run_group(*g) for g in groups]
+    if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm)
+    elif jobs == 1: grouped = [run_group(*g) for g in groups]
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads,)) as pool:
             grouped = list(pool.map(run_group, *zip(*groups)))
     return _write_tables(out, [row for group in grouped for row in group])
+
+# %% ../nbs/09_bench.ipynb #fd2d5137
+EXECUTORS = ("processes", "local", "debug", "slurm")  # `--jobs N` worker processes here, or submitit's executors
+
+class GroupJob(submitit.helpers.Checkpointable):
+    """One group of cells (a setting, shot count and seed: `run_group`'s arguments) as a submitit job. Preempted or
+    timed out (Slurm's signal, submitit's `SIGUSR2` by default), submitit's checkpointing protocol requeues it with the
+    same arguments: its finished cells are kept (`cell.json`) and an AuG-KD run resumes from its last epoch's checkpoint."""
+    def __call__(self, *group) -> list: return run_group(*group)
+
+def submitit_parameters(executor: str, # one of `EXECUTORS` but processes
+                        slurm: dict = None, # the command line's Slurm options: partition, gpus_per_node, timeout_min, array_parallelism, extra {KEY: VALUE}
+                       ) -> dict:
+    "The `update_parameters` of a submitit `AutoExecutor` for `executor` (Slurm's keys only reach Slurm; submitit ignores another cluster's)."
+    s = slurm or {}
+    params = {"timeout_min": s.get("timeout_min", 60 * 24), "gpus_per_node": s.get("gpus_per_node", 0), "tasks_per_node": 1,
+              "cpus_per_task": s.get("cpus_per_task", os.cpu_count() if executor != "slurm" else 8)}
+    if executor == "slurm":
+        params.update({k: v for k, v in {"slurm_partition": s.get("partition"), "slurm_array_parallelism": s.get("array_parallelism"),
+                                         "slurm_additional_parameters": s.get("extra") or None}.items() if v})
+    return params
+
+def make_executor(executor: str, folder, slurm: dict = None):
+    "A submitit `AutoExecutor` for `executor` writing its jobs' pickles and logs in `folder`; raises `ValueError` for another executor."
+    if executor not in EXECUTORS[1:]: raise ValueError(f"executor = {executor!r} is out of range: allowed one of {', '.join(EXECUTORS)}")
+    made = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster=executor)
+    made.update_parameters(**submitit_parameters(executor, slurm))
+    return made
+
+def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
+                  folder, # where submitit keeps the jobs' files (the benchmark's `submitit/` folder)
+                  executor: str, slurm: dict = None) -> list: # as `make_executor` takes them
+    "Run the groups as one submitit job array and return each group's rows; a failed job raises `RuntimeError` naming its log."
+    jobs = make_executor(executor, folder, slurm).map_array(GroupJob(), *zip(*groups))
+    grouped = []
+    for job in jobs:
+        try: grouped.append(job.result())
+        except Exception as e:
+            raise RuntimeError(f"benchmark job {job.job_id} failed ({type(e).__name__}); its log: {job.paths.stderr}") from None
+    return grouped
 
 # %% ../nbs/09_bench.ipynb #cell-012
 def finished_cells(out, methods, columns, seeds, preset: str = "default", teacher: dict = None, **overrides) -> list:

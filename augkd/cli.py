@@ -15,7 +15,8 @@ from .files import WriteError
 from .pipeline import AUGKD_REFERENCE, FIELD_CHOICES, PRESETS, Config, config_table, make_config, preset_fields
 
 # %% auto #0
-__all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'build_parser', 'launch', 'main']
+__all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'add_executor_options', 'slurm_options',
+           'build_parser', 'launch', 'main']
 
 # %% ../nbs/12_cli.ipynb #cell-012
 def parse_bool(text: str) -> bool:
@@ -108,6 +109,9 @@ def _add_run_command(commands) -> None:
                      help="earlier run directories whose finished stages are reused where their inputs match this run's")
     run.add_argument("--report", type=parse_bool, default=True, metavar="BOOL",
                      help="write RUN/report.html when the run finishes (default true)")
+    run.add_argument("--tensorboard", type=parse_bool, default=True, metavar="BOOL",
+                     help="write each stage's scalars and pictures as TensorBoard events to RUN/tb/ (default true; "
+                          "see them with `tensorboard --logdir runs`)")
     run.add_argument("--reference", action="store_true",
                      help="the method as the paper's code runs it (AUGKD_REFERENCE) instead of augkd's measured defaults")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
@@ -141,6 +145,29 @@ def _add_compare_command(commands) -> None:
                          help="a folder for compare.html, or a file ending in .html (default: compare/)")
     compare.set_defaults(handler=_compare)
 
+# %% ../nbs/12_cli.ipynb #a32e228d
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    "`--executor` and the Slurm options of a grid (`augkd bench`, `scripts/regimes.py`): where its groups run."
+    parser.add_argument("--executor", default="processes", choices=["processes", "local", "debug", "slurm"],
+                        help="where the settings x seeds groups run: worker processes here (--jobs), or as one submitit job "
+                             "array: local, debug (in this process) or slurm (default processes)")
+    parser.add_argument("--slurm-partition", default=None, help="with --executor slurm: the partition")
+    parser.add_argument("--gpus-per-node", type=int, default=0, help="with submitit: GPUs per job (default 0)")
+    parser.add_argument("--timeout-min", type=int, default=60 * 24, help="with submitit: a job's time limit in minutes; a job "
+                        "that reaches it is requeued and goes on from its finished cells (default 1440)")
+    parser.add_argument("--slurm-array-parallelism", type=int, default=None, help="with --executor slurm: jobs of the array at once")
+    parser.add_argument("--slurm-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --executor slurm: any other #SBATCH option (qos=high, account=lab); repeat for more")
+
+def slurm_options(args) -> dict:
+    "The grid's submitit options (`add_executor_options`) as `submitit_parameters` takes them; raises `ValueError` for a `--slurm-opt` without `=`."
+    bad = [o for o in args.slurm_opt if "=" not in o]
+    if bad: raise ValueError(f"--slurm-opt {bad[0]!r}: expected KEY=VALUE (for example qos=high)")
+    return {"partition": args.slurm_partition, "gpus_per_node": args.gpus_per_node, "timeout_min": args.timeout_min,
+            "array_parallelism": args.slurm_array_parallelism,
+            "extra": dict(o.split("=", 1) for o in args.slurm_opt)}
+
+
 # %% ../nbs/12_cli.ipynb #5dfce859
 def _add_bench_command(commands) -> None:
     "The `augkd bench` subcommand."
@@ -156,6 +183,7 @@ def _add_bench_command(commands) -> None:
     grid.add_argument("--out", default=Path("bench"), type=Path, help="benchmark directory (default: bench)")
     grid.add_argument("--jobs", type=int, default=1,
                       help="settings x seeds groups run at once, in worker processes sharing the CPU threads (default 1)")
+    add_executor_options(grid)
     grid.add_argument("--list", action="store_true", help="print the registered method names and exit")
     grid.add_argument("--table-only", action="store_true", help="run nothing: tabulate the cells finished so far")
     grid.add_argument("--teacher", default=None, help="a teacher file or directory for every cell (default: each setting's cached teacher)")
@@ -233,7 +261,7 @@ def _run(args) -> int:
         return launch(args.nproc, args.argv)
     parts = run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
                 teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm, teacher_key=args.teacher_key,
-                command=shlex.join(["augkd", *args.argv]), parts=True)
+                command=shlex.join(["augkd", *args.argv]), parts=True, tensorboard=args.tensorboard)
     if args.report and is_main(): _write_report(parts)  # the run's parts as trained: nothing is read again
     return 0
 
@@ -285,18 +313,18 @@ def _bench(args) -> int:
     shots = [int(s) for s in args.shot_counts.split(",")] if args.shot_counts else None
     teacher = _teacher_file(args) if args.teacher else None
     rows = bench(methods, settings, seeds, shots, args.preset, args.out, jobs=args.jobs, teacher=teacher,
-                 table_only=args.table_only, **_overrides(args))
+                 table_only=args.table_only, executor=args.executor, slurm=slurm_options(args), **_overrides(args))
     if args.table_only: print(f"{len(rows)} finished cells tabulated")
     print(f"wrote {args.out / 'bench.json'}, bench.md and bench.html")
     return 0
 
 # %% ../nbs/12_cli.ipynb #cell-027
 def _terminated(signum, frame):
-    "SIGTERM (a cluster's preemption, `kill`) ends a run as Ctrl-C does: the run says how to resume it."
+    "SIGTERM or SIGUSR1 (a cluster's preemption or time limit, `kill`) ends a run as Ctrl-C does: the run says how to resume it."
     raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 def main(argv=None) -> int:
-    "Run the `augkd` command line; returns the exit status (0; 2 for an error a user can fix; 130 after Ctrl-C, 143 after SIGTERM)."
+    "Run the `augkd` command line; returns the exit status (0; 2 for an error a user can fix; 130 after Ctrl-C, 143 after SIGTERM, 138 after SIGUSR1)."
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -304,7 +332,8 @@ def main(argv=None) -> int:
     def on_term(signum, frame):
         terminated.append(signum)
         _terminated(signum, frame)
-    previous = signal.signal(signal.SIGTERM, on_term) if threading.current_thread() is threading.main_thread() else None
+    handled = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s is not None]  # no SIGUSR1 on Windows
+    previous = {s: signal.signal(s, on_term) for s in handled} if threading.current_thread() is threading.main_thread() else {}
     try:
         return args.handler(args)
     except ValueError as e:
@@ -321,4 +350,4 @@ def main(argv=None) -> int:
         print(f"augkd {args.command}: {e or 'interrupted'}", file=sys.stderr)
         return 128 + terminated[0] if terminated else 130
     finally:
-        if previous is not None: signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items(): signal.signal(s, handler)

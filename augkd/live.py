@@ -11,19 +11,14 @@ import ipywidgets as W
 import plotly.graph_objects as go
 
 from .pipeline import RunDir, default_run_dir, load_run, make_config, run
+from .tracking import stage_of
 from .train import Callback, rng_state, set_rng_state
 from .viz import (STAGE_TITLES, anchor_pairs_figure, confusion_figure, curve_panels, generated_samples_figure,
                        mask_heatmap_figure, per_class_figure, run_confusions, run_views, stage_curves, stage_curves_figure)
 from .widgets import _replace
 
 # %% auto #0
-__all__ = ['stage_of', 'stage_pictures', 'LiveView', 'live_run']
-
-# %% ../nbs/14_live.ipynb #c83e92a3
-def stage_of(loop_name: str) -> str:
-    "The stage a training loop belongs to, from its name: `stage 1 (generator)` -> `generator` (a name without one stays as it is)."
-    found = re.search(r"\(([^)]+)\)", loop_name)
-    return found.group(1) if found else loop_name
+__all__ = ['stage_pictures', 'LiveView', 'live_run']
 
 # %% ../nbs/14_live.ipynb #c7b97943
 def stage_pictures(parts, # the run's parts (`load_run`), with the stage's models as it left them

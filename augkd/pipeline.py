@@ -24,6 +24,7 @@ from .runs import command_line, resolve_run
 from .stages import *  # and the config's: `from augkd.pipeline import make_config, run`
 from .stages import _names, _short_hash
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
+from .tracking import TensorBoardLog
 from .train import (Validate, barrier, confusion_matrix, evaluate, init_distributed, is_main, predict_logits, resolve_device,
                          seed_everything)
 
@@ -139,11 +140,20 @@ class RunParts:
 
 # %% ../nbs/07_pipeline.ipynb #cell-041
 def _run_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, ckpts: dict, student_init, device,
-                start: float, progress: bool, callbacks: list = ()) -> RunParts:
+                start: float, progress: bool, callbacks: list = (), tensorboard: bool = True) -> RunParts:
     "The rows of `STAGE_TABLE` in order, each run, resumed or skipped as finished, then the results: for `run`."
     histories = {s: (ckpts.get(s) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
     if is_main(): run_dir.rewrite_metrics(histories)
     models = build_models(config, len(splits.classes), teacher_model, device, progress=progress, init=student_init)
+    board = TensorBoardLog(run_dir.path, models, splits.student_val) if tensorboard else None
+    try: return _loop_stages(config, run_dir, splits, teacher_model, prov, ckpts, models, start, progress,
+                             [*callbacks, *([board] if board else [])])
+    finally:
+        if board: board.close()
+
+def _loop_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, ckpts: dict, models: dict, start: float,
+                 progress: bool, callbacks: list) -> RunParts:
+    "The loop over `STAGE_TABLE` with the run's models built, then `_finish`."
     domain = dict(train=splits.student_train, val=splits.student_val)
     score = uncertainty_setup(teacher_model, splits.student_train, config.uncertainty, config.energy_tau)
     infos, diagnostics, trained, frozen_g = {}, {}, set(), None
@@ -230,6 +240,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         callbacks = (), # `Callback`s added to every stage's training loop (a live view, a logger)
         command: str = None, # the command line that started the run (default: the `augkd run` line that makes the same run)
         parts: bool = False, # return the run's `RunParts` as trained (for a report, without reading anything again)
+        tensorboard: bool = True, # write TensorBoard events of every stage to `out/tb/` (`TensorBoardLog`)
        ): # the results (also in `out/results.json`), or with `parts` the `RunParts` holding them
     """Run AuG-KD end to end into the directory `out`: every row of `STAGE_TABLE`, resumably. Source: the method page
     ("Stage 1" to "Stage 3", and "Protocol and baselines" for the splits and scores). Raises `ValueError` before anything is written for
@@ -268,7 +279,8 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         # the stages rank 0 copied in from `reuse` are read now, by every process
         ckpts = {stage: ckpt if ckpt is not None else run_dir.load_checkpoint(stage, config, prov, force) for stage, ckpt in ckpts.items()}
         try:
-            held = _run_stages(config, run_dir, splits, teacher_model, prov, ckpts, student_init, device, start, progress, list(callbacks))
+            held = _run_stages(config, run_dir, splits, teacher_model, prov, ckpts, student_init, device, start, progress,
+                               list(callbacks), tensorboard)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(_resume_hint(out)) from None
     return held if parts else held.results

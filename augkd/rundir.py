@@ -68,6 +68,7 @@ class RunDir:
         return self.path / self.FILES[name]
 
     def checkpoint(self, stage: str) -> Path: return self.path / "ckpt" / f"{stage}.pt"
+    def events(self) -> Path: return self.path / "tb"  # TensorBoard's event files (`augkd.tracking`), which TensorBoard writes
     def viz(self, name: str) -> Path: return self.path / "viz" / name
 
     def exists(self, name: str) -> bool: return self.file(name).is_file()

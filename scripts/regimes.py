@@ -20,7 +20,8 @@ import torch
 
 import augkd
 from augkd.baselines import METHODS
-from augkd.bench import HEADLINE, finished_cells, regimes_markdown, restore_cells, run_group
+from augkd.bench import HEADLINE, finished_cells, regimes_markdown, restore_cells, run_group, submit_groups
+from augkd.cli import add_executor_options, slurm_options
 from augkd.inits import resolve_init
 from augkd.models import resolve_stem
 from augkd.pipeline import config_splits, make_config, resolve_teacher
@@ -57,6 +58,7 @@ def main():
                         help="stop waiting for cells this many seconds after the script started (cells finished by then are kept)")
     parser.add_argument("--json", type=Path, default=None, help="write the finished cells of every regime here")
     parser.add_argument("--table-only", action="store_true", help="run nothing: tabulate the cells finished so far")
+    add_executor_options(parser)  # --executor local|debug|slurm and the Slurm options, as `augkd bench` takes them
     args = parser.parse_args()
     start = time.time()
     regimes, seeds = args.regimes.split(","), [int(s) for s in args.seeds.split(",")]
@@ -74,14 +76,17 @@ def main():
             print(f"{regime}: teachers and init ready ({time.time() - start:.0f} s)", flush=True)
         groups = [(setting, shots, seed, methods, args.preset, args.out / regime, False, None, overrides(regime))
                   for seed in seeds for regime in regimes for setting, shots in HEADLINE.items()]
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
-        pool = ProcessPoolExecutor(args.jobs, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads,))
-        futures = [pool.submit(run_group, *g) for g in groups]
-        done, pending = wait(futures, timeout=None if args.deadline is None else max(1.0, args.deadline - (time.time() - start)))
-        failed = [f.exception() for f in done if f.exception() is not None]
-        print(f"{len(done)} of {len(groups)} groups finished in {time.time() - start:.0f} s"
-              + (f"; {len(failed)} failed: {failed[0]!r}" if failed else ""), flush=True)
-        pool.shutdown(wait=not pending, cancel_futures=True)
+        if args.executor != "processes":  # one submitit job array (a cluster's, or here); --deadline does not apply
+            submit_groups(groups, args.out / "submitit", args.executor, slurm_options(args))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // args.jobs)
+            pool = ProcessPoolExecutor(args.jobs, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads,))
+            futures = [pool.submit(run_group, *g) for g in groups]
+            done, pending = wait(futures, timeout=None if args.deadline is None else max(1.0, args.deadline - (time.time() - start)))
+            failed = [f.exception() for f in done if f.exception() is not None]
+            print(f"{len(done)} of {len(groups)} groups finished in {time.time() - start:.0f} s"
+                  + (f"; {len(failed)} failed: {failed[0]!r}" if failed else ""), flush=True)
+            pool.shutdown(wait=not pending, cancel_futures=True)
     rows = {r: [{"device": here, **{k: v for k, v in row.items() if k != "config"}}  # the config is the preset's with the regime's inits
                 for row in finished_cells(args.out / r, methods, list(HEADLINE.items()), seeds, args.preset, **overrides(r))]
             for r in regimes}

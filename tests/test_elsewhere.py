@@ -180,15 +180,17 @@ def test_transparent_pngs_decode_as_they_look(tmp_path):
     assert domain.images[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]  # over white
 
 
-def test_sigterm_says_how_to_resume(tmp_path, augkd_cache):
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138)])
+def test_sigterm_says_how_to_resume(tmp_path, augkd_cache, signum, status):
+    "SIGTERM (kill, a scheduler) and SIGUSR1 (Slurm's warning before preemption or the time limit) end a run with the resume hint."
     run = tmp_path / "run"
     proc = subprocess.Popen(["augkd", "run", *LONGER, "--mixup-epochs", "40", "--out", str(run)], stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and not (run / "ckpt" / "generator.pt").exists(): time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     err = proc.communicate(timeout=120)[1]
-    assert proc.returncode == 143, err
+    assert proc.returncode == status, err
     assert f"augkd run --out {run} --resume" in err and "interrupted" in err
     done = subprocess.run(["augkd", "run", "--out", str(run), "--resume", "--report", "false"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
