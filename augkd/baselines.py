@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_baselines.ipynb #cell-003
 from __future__ import annotations
-import copy, json, math
+import copy, dataclasses, json, math
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -12,21 +12,22 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .files import atomic_save, atomic_write_text
+from .files import atomic_save, atomic_write_text, content_hash, short_hash
 from .generator import Encoder, Generator, collapse_statistics, generated_images, reparameterize, train_generator, warn_collapse
 from .losses import (BNStatistics, InstanceMeans, PenultimateFeatures, class_balance_entropy, js_divergence, kl_div,
                           prior_kl)
 from .mixup import mixup_loss
 from .methods import *  # the registry's names stay importable from here: `from augkd.baselines import METHODS`
+from .pipeline import AUGKD_DEFAULTS, run
 from .models import recalibrate_bn, to_device
 from .train import (Learner, ShowProgress, adam, autocast, backward_step, cross_entropy_loss, evaluate, fit, random_shift,
                          resolve_device)
 
 # %% auto #0
-__all__ = ['DATA_FREE_WEIGHTS', 'DATA_FREE_ABOUT', 'teacher_method', 'train_by_recipe', 'without_kd', 'kd_loss', 'plain_kd',
-           'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'data_free_row', 'data_free_method',
+__all__ = ['DATA_FREE_WEIGHTS', 'DATA_FREE', 'DATA_FREE_ABOUT', 'teacher_method', 'train_by_recipe', 'without_kd', 'kd_loss',
+           'plain_kd', 'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'data_free_row', 'data_free_method',
            'generator_kd', 'total_variation', 'deep_inversion', 'random_resized_crop', 'projection_head',
-           'contrastive_loss', 'contrastive_inversion', 'pseudo_replay']
+           'contrastive_loss', 'contrastive_inversion', 'pseudo_replay', 'composition']
 
 # %% ../nbs/08_baselines.ipynb #cell-011
 @register("teacher")
@@ -102,33 +103,39 @@ def fine_tune(cell: Cell, splits, student) -> None:
     train_by_recipe(cell, splits, student, desc="fine-tune")
 
 # %% ../nbs/08_baselines.ipynb #95c560ea
-def shared_student(cell: Cell, name: str, student, train, record: dict = None) -> None:
-    """Train `student` with `train()`, or load what an earlier cell of the same setting, seed and config left
-    in `cell.shared` under `name`; a method and its `+` variant so distill once. `record`, a dict `train()` fills
-    (the generator's collapse statistics), is stored beside the student and read back with it."""
+def shared_student(cell: Cell, name: str, student, train, record: dict = None,
+                   keep: dict = None) -> None: # more modules `train()` trains beside the student (the generator), kept with it
+    """Train `student` with `train()`, or load what an earlier cell of the same setting, seed and stage-1 inputs left in
+    `cell.shared` under `name` (keyed by the config's stage-1 hash: a method, its `+` variant and the compositions that
+    take its stage 1 distill once). `record`, a dict `train()` fills (the generator's collapse statistics), is stored
+    beside the student and read back with it."""
     if cell.shared is None: return train()
-    path = Path(cell.shared) / f"{name}-student-{cell.config.hash()}.pt"
-    kept = path.with_suffix(".json")
-    if path.exists():
+    modules = {**(keep or {}), "student": student}  # the student last: its file marks the set as complete
+    paths = {m: Path(cell.shared) / f"{name}-{m}-{cell.config.stage_hash('generator')}.pt" for m in modules}
+    kept = paths["student"].with_suffix(".json")
+    if all(p.exists() for p in paths.values()):
         if record is not None and kept.exists(): record.update(json.loads(kept.read_text()))
-        return student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        for m, module in modules.items(): module.load_state_dict(torch.load(paths[m], map_location="cpu", weights_only=True))
+        return
     train()
-    if record is not None:
-        atomic_write_text(json.dumps(record), kept)  # before the student, whose file marks the pair as complete
-    atomic_save(student.state_dict(), path)
+    if record is not None: atomic_write_text(json.dumps(record), kept)
+    for m, module in modules.items(): atomic_save(module.state_dict(), paths[m])
 
 # %% ../nbs/08_baselines.ipynb #d726f0a8
 def data_free_row(cell: Cell, name: str, splits, student, # the method's job, name, splits and fresh student
                   train, # `train() -> dict`: distills `student` and returns its generator's `collapse_statistics`
-                  plus: bool) -> dict: # the '+' variant: fine-tune the distilled student
-    "A data-free method's row: distill once per setting, seed and config (`shared_student`), warn on a collapse, fine-tune for '+', score."
+                  plus: bool, # the '+' variant: fine-tune the distilled student
+                  keep: dict = None) -> dict: # the other modules the distillation trains (the generator), shared with the student
+    "A data-free method's row: distill once per setting, seed and stage-1 inputs (`shared_student`), warn on a collapse, fine-tune for '+', score."
     collapse = {}
-    shared_student(cell, name, student, lambda: collapse.update(train()), collapse)
+    shared_student(cell, name, student, lambda: collapse.update(train()), collapse, keep)
     if collapse: warn_collapse(name, collapse)
     if plus: fine_tune(cell, splits, student)
     return {**evaluate(student, splits.student_test), **collapse}
 
 # %% ../nbs/08_baselines.ipynb #3576fb5d
+DATA_FREE = {}  # name -> (distill, models): the data-free families; those whose models hold a generator compose with AuG-KD
+
 def data_free_method(name: str, # the method's name; `name+` is its fine-tuned variant
                      about: str, # one line on what it does
                      distill, # `distill(cell, splits, teacher, models) -> dict`: trains `models["student"]` from the teacher alone, returns collapse statistics
@@ -139,7 +146,9 @@ def data_free_method(name: str, # the method's name; `name+` is its fine-tuned v
     def method(cell: Cell, plus: bool) -> dict:
         splits, teacher, built = cell_parts(cell, models)
         built = built if isinstance(built, dict) else {"student": built}
-        return data_free_row(cell, name, splits, built["student"], lambda: distill(cell, splits, teacher, built), plus)
+        return data_free_row(cell, name, splits, built["student"], lambda: distill(cell, splits, teacher, built), plus,
+                             {m: built[m] for m in models if m != "student"})
+    DATA_FREE[name] = (distill, tuple(models))
     register(name, about)(partial(method, plus=False))
     register(name + "+", f"{name}, then fine-tuned with CE on the student domain")(partial(method, plus=True))
 
@@ -414,3 +423,42 @@ def _pre_dfkd(cell: Cell, splits, teacher, models: dict) -> dict:
 # %% ../nbs/08_baselines.ipynb #745082b3
 data_free_method("pre_dfkd", "data-free: an adversarial generator whose past images a VAE replays to the student against forgetting (PRE-DFKD)",
                  _pre_dfkd, ("student", "generator"))
+
+# %% ../nbs/08_baselines.ipynb #a0335bc7
+def composition(name: str, # AUGKD@BASE: an AuG-KD variant (`AUGKD_VARIANTS`) and a generator-based data-free method
+               ) -> Method:
+    """Register and return the composition `name`: `BASE`'s stage 1 (shared with its own cells) under AuG-KD's stages 2
+    and 3. Raises `ValueError` naming what cannot be composed: an unknown variant or method, a method without a
+    generator, a variant without stage 2 (whose encoder inversion learns the encoder the generator lacks)."""
+    back, _, front = name.partition("@")
+    if back not in AUGKD_VARIANTS:
+        raise ValueError(f"{name}: a composition puts a data-free stage 1 under an AuG-KD variant; {back!r} is none of {', '.join(AUGKD_VARIANTS)}")
+    makers = [n for n, (_, m) in DATA_FREE.items() if "generator" in m]
+    if front not in DATA_FREE:
+        raise ValueError(f"{name}: {front!r} is no data-free method; compose one of {', '.join(makers)}")
+    if front not in makers:
+        raise ValueError(f"{name}: {front} makes no generator (it optimizes images directly), so AuG-KD's stages 2 and 3 have "
+                         f"no G to move through; compose one of {', '.join(makers)}")
+    changes = dict(AUGKD_VARIANTS[back])
+    if changes.get("use_anchor") is False:
+        raise ValueError(f"{name}: {back} has no stage 2, whose encoder inversion learns the encoder {front}'s generator comes without")
+    if not (changes.get("invert_steps", AUGKD_DEFAULTS["invert_steps"]) or changes.get("invert_epochs")):
+        changes["invert_steps"] = AUGKD_DEFAULTS["invert_steps"]  # the generator came without an encoder: always learn one
+    distill, models = DATA_FREE[front]
+
+    def method(cell: Cell) -> dict:
+        base = dataclasses.replace(cell, config=method_config(front, cell.config))  # the base's stage-1 inputs, as its own cell's
+        splits, teacher, built = cell_parts(base, models)
+        record = {}
+        shared_student(base, front, built["student"], lambda: record.update(distill(base, splits, teacher, built)), record,
+                       {"generator": built["generator"]})
+        handed = {m: built[m].state_dict() for m in ("student", "generator")}
+        given = {"generator": {**handed, "source": f"{front} {short_hash(content_hash(handed))}"}}
+        out = Path(cell.shared) / f"{name.replace('@', '-at-')}-{cell.config.hash()}" if cell.shared else Path(cell.out) / "run"
+        t = cell.teacher or {}
+        return run(cell.config, out, resume=True, progress=cell.progress, teacher=t.get("path"), teacher_classes=t.get("classes"),
+                   teacher_norm=t.get("norm"), teacher_key=t.get("key"), given=given)["student"]
+
+    about = f"{back}'s stages 2 and 3 on {front}'s distilled student and generator (its stage 1, shared with its cells)"
+    register(name, about, changes)(method)
+    return METHODS[name]

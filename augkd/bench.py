@@ -18,6 +18,7 @@ from .data import DATASETS, SETTINGS, validation_shots
 from .files import atomic_write, atomic_write_text, exclusive, short_hash
 from .pipeline import AUGKD_REFERENCE, config_splits, make_config, resolve_teacher
 from .inits import init_fingerprint
+from .methods import load_plugins
 from .teacher import teacher_fingerprint
 from .train import cpu_autocasts, resolve_device
 
@@ -188,8 +189,9 @@ def grid_columns(settings: list = None, # settings, or None for every setting of
 
 # %% ../nbs/09_bench.ipynb #abf81dd6
 def run_group(setting: str, shots: int, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict,
-              overrides: dict) -> list:
-    "The cells of one setting, shot count and seed, in `methods` order; their rows."
+              overrides: dict, plugins: tuple = ()) -> list:
+    "The cells of one setting, shot count and seed, in `methods` order (a worker imports the `plugins` first); their rows."
+    load_plugins(plugins)
     rows = []
     for method in methods:
         row = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=shots, **overrides)
@@ -200,7 +202,7 @@ def run_group(setting: str, shots: int, seed: int, methods: list, preset: str, o
 # %% ../nbs/09_bench.ipynb #505edccb
 def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset: str = "default", out="bench",
           progress: bool = True, jobs: int = 1, teacher: dict = None, table_only: bool = False, executor: str = "processes",
-          slurm: dict = None, **overrides) -> list:
+          slurm: dict = None, plugins: tuple = (), **overrides) -> list:
     """Run the grid of methods x columns (setting, shots) x seeds into `out`, `jobs` groups at a time; returns every
     cell's row. With no `settings` and no `shots` on DigitShift: the headline grid (`HEADLINE`); `settings` default
     to DigitShift's, or with a `dataset` (office31, ...) among the overrides to all of its settings; with
@@ -208,8 +210,11 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     `teacher`: a teacher file for every cell, `{"path", "classes", "norm"}` (see `resolve_teacher`);
     `table_only`: run nothing, tabulate the cells finished so far (while a long grid runs elsewhere); `executor`: the
     groups as worker processes here (`processes`, `jobs` at a time) or as one submitit job array (`local`, `debug`,
-    `slurm` with `slurm`'s options, see `submitit_parameters`). Raises `ValueError` for an unknown method or executor,
+    `slurm` with `slurm`'s options, see `submitit_parameters`); `plugins`: modules that register more methods, by name or
+    path (`load_plugins`; installed packages' entry points are loaded anyway). Raises `ValueError` for an unknown method or executor,
     `RuntimeError` naming the log of a job that failed."""
+    plugins = tuple(str(Path(p).resolve()) if str(p).endswith(".py") else str(p) for p in plugins)  # a job may start elsewhere
+    load_plugins(plugins)
     methods = list(methods or METHODS)
     for m in methods: get_method(m)
     if jobs < 1: raise ValueError(f"jobs = {jobs} is out of range: allowed 1 or more")
@@ -224,7 +229,7 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
         resolve_teacher(c, config_splits(c), resolve_device(c.device), progress, **(teacher or {}))
     out.mkdir(parents=True, exist_ok=True)
     # seed by seed: a grid stopped early has every column, with fewer seeds
-    groups = [(setting, k, seed, methods, preset, out, progress, teacher, overrides) for seed in seeds for setting, k in columns]
+    groups = [(setting, k, seed, methods, preset, out, progress, teacher, overrides, plugins) for seed in seeds for setting, k in columns]
     if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm)
     elif jobs == 1: grouped = [run_group(*g) for g in groups]
     else:

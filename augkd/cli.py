@@ -184,7 +184,10 @@ def _add_bench_command(commands) -> None:
     grid.add_argument("--jobs", type=int, default=1,
                       help="settings x seeds groups run at once, in worker processes sharing the CPU threads (default 1)")
     add_executor_options(grid)
-    grid.add_argument("--list", action="store_true", help="print the registered method names and exit")
+    grid.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                      help="a module (name or .py file) that registers more methods, not installed; repeat for more "
+                           "(installed packages register theirs through the augkd.methods entry point group)")
+    grid.add_argument("--list", action="store_true", help="print the registered method names, plugins' included, and exit")
     grid.add_argument("--table-only", action="store_true", help="run nothing: tabulate the cells finished so far")
     grid.add_argument("--teacher", default=None, help="a teacher file or directory for every cell (default: each setting's cached teacher)")
     _add_teacher_file_options(grid)
@@ -301,9 +304,13 @@ def _write_comparison(run_dirs: list, out: Path) -> None:
 
 # %% ../nbs/12_cli.ipynb #f3903f8a
 def _bench(args) -> int:
-    from augkd.baselines import METHODS
+    from augkd.baselines import AUGKD_VARIANTS, DATA_FREE, METHODS, load_plugins
+    load_plugins(args.plugin)
     if args.list:
         print("\n".join(f"{name:<16} {m.about}" for name, m in METHODS.items()))
+        makers = [n for n, (_, models) in DATA_FREE.items() if "generator" in models]
+        print(f"\ncompositions, by name: AUGKD@BASE, AUGKD one of {', '.join(v for v in AUGKD_VARIANTS if v != 'augkd_no_anchor')} and "
+              f"BASE one of {', '.join(makers)} (for example augkd@dfq): BASE's stage 1 under AUGKD's stages 2 and 3")
         return 0
     from augkd.bench import bench
     _check_teacher_arch(args)
@@ -313,7 +320,8 @@ def _bench(args) -> int:
     shots = [int(s) for s in args.shot_counts.split(",")] if args.shot_counts else None
     teacher = _teacher_file(args) if args.teacher else None
     rows = bench(methods, settings, seeds, shots, args.preset, args.out, jobs=args.jobs, teacher=teacher,
-                 table_only=args.table_only, executor=args.executor, slurm=slurm_options(args), **_overrides(args))
+                 table_only=args.table_only, executor=args.executor, slurm=slurm_options(args), plugins=args.plugin,
+                 **_overrides(args))
     if args.table_only: print(f"{len(rows)} finished cells tabulated")
     print(f"wrote {args.out / 'bench.json'}, bench.md and bench.html")
     return 0

@@ -4,9 +4,10 @@
 
 # %% ../nbs/07d_methods.ipynb #45cdf181
 from __future__ import annotations
-import dataclasses
+import dataclasses, importlib, importlib.util, sys
 from dataclasses import dataclass
 from functools import partial
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,8 @@ from .registry import Registry
 from .train import resolve_device
 
 # %% auto #0
-__all__ = ['METHODS', 'AUGKD_VARIANTS', 'AUGKD_ABOUT', 'Cell', 'Method', 'register', 'get_method', 'method_config', 'cell_parts']
+__all__ = ['METHODS', 'AUGKD_VARIANTS', 'AUGKD_ABOUT', 'PLUGIN_GROUP', 'Cell', 'Method', 'register', 'get_method',
+           'method_config', 'cell_parts', 'load_plugins']
 
 # %% ../nbs/07d_methods.ipynb #65667900
 @dataclass
@@ -57,7 +59,11 @@ def register(name: str, # the method's name in the benchmark
     return add
 
 def get_method(name: str) -> Method:
-    "The registered `Method` called `name`; raises `ValueError` naming the registered ones for an unknown name."
+    """The registered `Method` called `name`, or the composition `AUGKD@BASE` made on demand (`augkd.baselines.composition`);
+    raises `ValueError` naming the registered ones for an unknown name, or what cannot be composed."""
+    if name not in METHODS and "@" in name:
+        from augkd.baselines import composition  # made from the registered parts: the baselines import this module
+        return composition(name)
     return METHODS[name]
 
 def method_config(name: str, config: Config) -> Config:
@@ -95,3 +101,33 @@ def _augkd(cell: Cell) -> dict:
                teacher_classes=given.get("classes"), teacher_norm=given.get("norm"), teacher_key=given.get("key"))["student"]
 
 for _name, _changes in AUGKD_VARIANTS.items(): register(_name, AUGKD_ABOUT[_name], _changes)(_augkd)
+
+# %% ../nbs/07d_methods.ipynb #bb0ae1e5
+PLUGIN_GROUP = "augkd.methods"  # the entry point group through which an installed package registers its methods
+
+def load_plugins(modules = (), # modules that register methods, not installed: importable names or paths of .py files
+                ) -> list: # the names of the methods they registered
+    """Import the modules of every installed package's `augkd.methods` entry points, then `modules`; each registers its
+    methods on import (`register`). Raises `ValueError` naming a plugin that cannot be imported, and why."""
+    before = set(METHODS)
+    for point in entry_points(group=PLUGIN_GROUP):
+        try: point.load()
+        except Exception as e: raise ValueError(f"the augkd plugin {point.name} ({point.value}) cannot be imported: {e}") from e
+    for module in modules: _import_plugin(str(module))
+    return [name for name in METHODS if name not in before]
+
+def _import_plugin(module: str):
+    "Import a plugin module by name, or from a .py file (under its file name, once)."
+    try:
+        if not module.endswith(".py"): return importlib.import_module(module)
+        path = Path(module).expanduser().resolve()
+        name = f"augkd_plugin_{path.stem}"
+        if name in sys.modules: return sys.modules[name]
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or not path.is_file(): raise FileNotFoundError(f"no such file {path}")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        try: spec.loader.exec_module(loaded)
+        except BaseException: sys.modules.pop(name, None); raise
+        return loaded
+    except Exception as e: raise ValueError(f"the augkd plugin {module} cannot be imported: {e}") from e

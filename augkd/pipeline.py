@@ -140,20 +140,21 @@ class RunParts:
 
 # %% ../nbs/07_pipeline.ipynb #cell-041
 def _run_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, ckpts: dict, student_init, device,
-                start: float, progress: bool, callbacks: list = (), tensorboard: bool = True) -> RunParts:
+                start: float, progress: bool, callbacks: list = (), tensorboard: bool = True, given: dict = None) -> RunParts:
     "The rows of `STAGE_TABLE` in order, each run, resumed or skipped as finished, then the results: for `run`."
     histories = {s: (ckpts.get(s) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
     if is_main(): run_dir.rewrite_metrics(histories)
     models = build_models(config, len(splits.classes), teacher_model, device, progress=progress, init=student_init)
     board = TensorBoardLog(run_dir.path, models, splits.student_val) if tensorboard else None
     try: return _loop_stages(config, run_dir, splits, teacher_model, prov, ckpts, models, start, progress,
-                             [*callbacks, *([board] if board else [])])
+                             [*callbacks, *([board] if board else [])], given)
     finally:
         if board: board.close()
 
 def _loop_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, ckpts: dict, models: dict, start: float,
-                 progress: bool, callbacks: list) -> RunParts:
-    "The loop over `STAGE_TABLE` with the run's models built, then `_finish`."
+                 progress: bool, callbacks: list, given: dict = None) -> RunParts:
+    "The loop over `STAGE_TABLE` with the run's models built, then `_finish`; a stage in `given` takes its modules from there."
+    given = given or {}
     domain = dict(train=splits.student_train, val=splits.student_val)
     score = uncertainty_setup(teacher_model, splits.student_train, config.uncertainty, config.energy_tau)
     infos, diagnostics, trained, frozen_g = {}, {}, set(), None
@@ -169,13 +170,20 @@ def _loop_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: d
             models.update({m: None for m in stage.trains if m not in trained})  # what later stages read instead: None
             continue
         changes = stage.modules(config)
+        if stage.name in given:  # it ran elsewhere (a composition's data-free stage 1): its modules as given, checkpointed as done
+            handed = given[stage.name]
+            changes = tuple(m for m in stage.trains if m in handed)
+            def train(callbacks, handed=handed, changes=changes):
+                for m in changes: models[m].load_state_dict(handed[m])
+                return {**{m: models[m] for m in changes}, "history": [], "given": handed["source"]}
         trained |= set(changes)
         diagnosed = bool(set(changes) & {"generator", "encoder", "anchor"})  # the stage diagnostics measure T, G, E and anchors
         fixed = None if "generator" in changes else frozen_g  # G's figures are measured again only when G changes
         every_epoch = [Validate(lambda learn: {"diagnostics": diagnose(fixed)})] if diagnosed else []
-        train = lambda callbacks, stage=stage: stage.train(
-            teacher_model, **{m: models[m] for m in dict.fromkeys(stage.trains + stage.reads)},
-            **(domain if stage.student_domain else {}), config=config, progress=progress, callbacks=callbacks)
+        if stage.name not in given:
+            train = lambda callbacks, stage=stage: stage.train(
+                teacher_model, **{m: models[m] for m in dict.fromkeys(stage.trains + stage.reads)},
+                **(domain if stage.student_domain else {}), config=config, progress=progress, callbacks=callbacks)
         info = run_stage(run_dir, stage.name, config, prov, ckpts.get(stage.name), {m: models[m] for m in changes}, train,
                          progress, [*every_epoch, *callbacks])
         if "student" in changes: info["student_val"] = evaluate(models["student"], splits.student_val)
@@ -241,6 +249,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         command: str = None, # the command line that started the run (default: the `augkd run` line that makes the same run)
         parts: bool = False, # return the run's `RunParts` as trained (for a report, without reading anything again)
         tensorboard: bool = True, # write TensorBoard events of every stage to `out/tb/` (`TensorBoardLog`)
+        given: dict = None, # stages that ran elsewhere: `{stage: {module: state_dict, ..., "source": what made them}}` (a composition's stage 1)
        ): # the results (also in `out/results.json`), or with `parts` the `RunParts` holding them
     """Run AuG-KD end to end into the directory `out`: every row of `STAGE_TABLE`, resumably. Source: the method page
     ("Stage 1" to "Stage 3", and "Protocol and baselines" for the splits and scores). Raises `ValueError` before anything is written for
@@ -259,7 +268,10 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
                                 device, progress)  # unavailable weights stop the run here, before anything is written
     spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume, teacher_key)
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
-    prov = provenance(splits, teacher_model, student_init)
+    prov = {**provenance(splits, teacher_model, student_init), **({"given": {s: g["source"] for s, g in given.items()}} if given else {})}
+    if given and not ("anchor" in config_stages(config) and (config.invert_steps or config.invert_epochs)):
+        raise ValueError("a stage 1 given from elsewhere has no encoder: the run needs stage 2 with encoder inversion "
+                         "(use_anchor on, invert_steps or invert_epochs above 0), which learns one")
     check_run_dir(config, out, resume, force, prov)  # nothing is written before every check has passed
     ckpts = {stage: run_dir.load_checkpoint(stage, config, prov, force) for stage in STAGES}  # each read once per run
     barrier()  # every process has looked at the directory before rank 0 writes to it
@@ -280,7 +292,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         ckpts = {stage: ckpt if ckpt is not None else run_dir.load_checkpoint(stage, config, prov, force) for stage, ckpt in ckpts.items()}
         try:
             held = _run_stages(config, run_dir, splits, teacher_model, prov, ckpts, student_init, device, start, progress,
-                               list(callbacks), tensorboard)
+                               list(callbacks), tensorboard, given)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(_resume_hint(out)) from None
     return held if parts else held.results

@@ -22,7 +22,7 @@ __all__ = ['PROVENANCE', 'provenance', 'stage_key', 'differences', 'RunDir', 'ru
 
 # %% ../nbs/07b_rundir.ipynb #e6516a2c
 PROVENANCE = {"teacher": "the teacher's weights", "data": "the student domain's data", "augkd": "augkd's version",
-              "student_init": "the student's initial weights"}
+              "student_init": "the student's initial weights", "given": "a stage given from elsewhere (a composition's stage 1)"}
 
 def provenance(splits, # the run's splits
                teacher: nn.Module, # the run's teacher, its outputs in the student domain's class order
