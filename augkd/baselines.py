@@ -27,7 +27,8 @@ from .train import (Learner, ShowProgress, adam, autocast, backward_step, cross_
 __all__ = ['DATA_FREE_WEIGHTS', 'DATA_FREE', 'DATA_FREE_ABOUT', 'teacher_method', 'train_by_recipe', 'without_kd', 'kd_loss',
            'plain_kd', 'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'data_free_row', 'data_free_method',
            'generator_kd', 'total_variation', 'deep_inversion', 'random_resized_crop', 'projection_head',
-           'contrastive_loss', 'contrastive_inversion', 'pseudo_replay', 'composition']
+           'contrastive_loss', 'contrastive_inversion', 'pseudo_replay', 'FourierAdapter', 'adapter_points',
+           'fourier_adapted', 'four_ds', 'composition']
 
 # %% ../nbs/08_baselines.ipynb #cell-011
 @register("teacher")
@@ -423,6 +424,72 @@ def _pre_dfkd(cell: Cell, splits, teacher, models: dict) -> dict:
 # %% ../nbs/08_baselines.ipynb #745082b3
 data_free_method("pre_dfkd", "data-free: an adversarial generator whose past images a VAE replays to the student against forgetting (PRE-DFKD)",
                  _pre_dfkd, ("student", "generator"))
+
+# %% ../nbs/08_baselines.ipynb #0cbe6f0d
+class FourierAdapter(torch.nn.Module):
+    "4Ds's adapter of a (B, C, H, W) feature map: x's phase with an amplitude mixed from |F(x)| and |F(a(x))| (a: a 1x1 bottleneck)."
+    def __init__(self, channels: int, # C, the feature map's channels
+                 reduction: int = 4, # the bottleneck's width is C / reduction
+                 temperature: float = 0.1): # of the softmax over the two amplitudes' weights
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.bottleneck = torch.nn.Sequential(torch.nn.Conv2d(channels, hidden, 1, bias=False), torch.nn.BatchNorm2d(hidden),
+                                              torch.nn.ReLU(), torch.nn.Conv2d(hidden, channels, 1, bias=False),
+                                              torch.nn.BatchNorm2d(channels))
+        self.mix, self.temperature = torch.nn.Parameter(torch.zeros(2)), temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype, x = x.dtype, x.float()  # FFTs in float32, also under bf16 autocast
+        w = F.softmax(self.mix / self.temperature, 0)
+        spectrum = torch.fft.fft2(x)
+        amplitude = w[0] * torch.fft.fft2(self.bottleneck(x).float()).abs() + w[1] * spectrum.abs()
+        return torch.fft.ifft2(torch.polar(amplitude, spectrum.angle())).real.to(dtype)
+
+# %% ../nbs/08_baselines.ipynb #e9bf4017
+def adapter_points(net: torch.nn.Module) -> list:
+    """The modules after which 4Ds puts an adapter: a torchvision ResNet's `layer1`-`layer4`, or the blocks of a
+    sequential CNN that a pooling layer follows. Raises `ValueError` for another architecture."""
+    if all(hasattr(net, f"layer{i}") for i in range(1, 5)): return [getattr(net, f"layer{i}") for i in range(1, 5)]
+    if isinstance(net, torch.nn.Sequential):
+        pools = (torch.nn.MaxPool2d, torch.nn.AvgPool2d, torch.nn.AdaptiveAvgPool2d)
+        points = [a for a, b in zip(net, list(net)[1:]) if isinstance(b, pools) and not isinstance(a, pools)]
+        if points: return points
+    raise ValueError(f"4Ds attaches its adapters to ResNets and augkd's small CNNs, not to {type(net).__name__}")
+
+def fourier_adapted(teacher: torch.nn.Module, # the teacher (`Normalized`, its network in `.net`), left as it is
+                    image_size: int, # of the images it sees (to size the adapters)
+                   ) -> torch.nn.Module:
+    "A copy of `teacher` with a `FourierAdapter` after each of its `adapter_points`, in `.adapters`; only they train."
+    adapted = copy.deepcopy(teacher).eval().requires_grad_(False)
+    points, shapes = adapter_points(adapted.net), []
+    hooks = [p.register_forward_hook(lambda m, i, out: shapes.append(out.shape[1])) for p in points]
+    device = next(adapted.parameters()).device
+    with torch.no_grad(): adapted(torch.zeros(1, 3, image_size, image_size, device=device))
+    for h in hooks: h.remove()
+    adapted.adapters = torch.nn.ModuleList(FourierAdapter(c) for c in shapes).to(device)
+    for point, adapter in zip(points, adapted.adapters): point.register_forward_hook(lambda m, i, out, a=adapter: a(out))
+    return adapted
+
+# %% ../nbs/08_baselines.ipynb #5df70f59
+@register("4ds")
+def four_ds(cell: Cell) -> dict:
+    """4Ds (Tang et al. 2024): Fourier adapters in the teacher keep each stage's phase and adapt its amplitude on the student domain's labels, while the student learns from it and the labels."""
+    c = cell.config
+    splits, teacher, student = cell_parts(cell)
+    adapted = fourier_adapted(teacher, c.image_size)
+    opt = adam(adapted.adapters.parameters(), lr=c.lr_s)
+
+    def loss(model, x, y):
+        s_logits = model(x)
+        adapted.adapters.train()
+        t_logits = adapted(x)
+        backward_step(opt, F.cross_entropy(t_logits.float(), y) + c.tau ** 2 * kl_div(s_logits.detach(), t_logits, c.tau))
+        adapted.adapters.eval()
+        with torch.no_grad(): t_logits = adapted(x)
+        return mixup_loss(s_logits, t_logits, y, c.u, c.tau)
+
+    scores = train_by_recipe(cell, splits, student, loss, desc="4ds")
+    return {**scores, "teacher_acc": evaluate(adapted.eval(), splits.student_test)["acc"]}
 
 # %% ../nbs/08_baselines.ipynb #a0335bc7
 def composition(name: str, # AUGKD@BASE: an AuG-KD variant (`AUGKD_VARIANTS`) and a generator-based data-free method
