@@ -139,7 +139,7 @@ DATA_FREE = {}  # name -> (distill, models): the data-free families; those whose
 
 def data_free_method(name: str, # the method's name; `name+` is its fine-tuned variant
                      about: str, # one line on what it does
-                     distill, # `distill(cell, splits, teacher, models) -> dict`: trains `models["student"]` from the teacher alone, returns collapse statistics
+                     distill, # `distill(cell, splits, teacher, models) -> dict`: trains `models["student"]` from the teacher alone, returns collapse statistics; it may read stage-1 fields only (its result is shared by the stage-1 key)
                      models: tuple = ("student",), # the run's models it needs (`build_models`), the student first
                     ) -> None:
     """Register the data-free method `name` and `name+`: the cell's parts (`cell_parts`), `distill` once per setting, seed
@@ -519,8 +519,8 @@ def composition(name: str, # AUGKD@BASE: an AuG-KD variant (`AUGKD_VARIANTS`) an
         record = {}
         shared_student(base, front, built["student"], lambda: record.update(distill(base, splits, teacher, built)), record,
                        {"generator": built["generator"]})
-        handed = {m: built[m].state_dict() for m in ("student", "generator")}
-        given = {"generator": {**handed, "source": f"{front} {short_hash(content_hash(handed))}"}}
+        handed = {m: built[m].state_dict() for m in ("student", "generator")}  # named by the base's stage-1 key, as its shared files
+        given = {"generator": {**handed, "source": f"{front} {base.config.stage_hash('generator')}"}}
         out = Path(cell.shared) / f"{name.replace('@', '-at-')}-{cell.config.hash()}" if cell.shared else Path(cell.out) / "run"
         t = cell.teacher or {}
         return run(cell.config, out, resume=True, progress=cell.progress, teacher=t.get("path"), teacher_classes=t.get("classes"),

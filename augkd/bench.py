@@ -230,7 +230,7 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     out.mkdir(parents=True, exist_ok=True)
     # seed by seed: a grid stopped early has every column, with fewer seeds
     groups = [(setting, k, seed, methods, preset, out, progress, teacher, overrides, plugins) for seed in seeds for setting, k in columns]
-    if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm)
+    if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm, jobs)
     elif jobs == 1: grouped = [run_group(*g) for g in groups]
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -245,15 +245,21 @@ class GroupJob(submitit.helpers.Checkpointable):
     """One group of cells (a setting, shot count and seed: `run_group`'s arguments) as a submitit job. Preempted or
     timed out (Slurm's signal, submitit's `SIGUSR2` by default), submitit's checkpointing protocol requeues it with the
     same arguments: its finished cells are kept (`cell.json`) and an AuG-KD run resumes from its last epoch's checkpoint."""
-    def __call__(self, *group) -> list: return run_group(*group)
+    def __init__(self, threads: int = 0): self.threads = threads  # CPU threads of this job's torch (0: torch's default)
+
+    def __call__(self, *group) -> list:
+        if self.threads: torch.set_num_threads(self.threads)
+        return run_group(*group)
 
 def submitit_parameters(executor: str, # one of `EXECUTORS` but processes
                         slurm: dict = None, # the command line's Slurm options: partition, gpus_per_node, timeout_min, array_parallelism, extra {KEY: VALUE}
                        ) -> dict:
     "The `update_parameters` of a submitit `AutoExecutor` for `executor` (Slurm's keys only reach Slurm; submitit ignores another cluster's)."
     s = slurm or {}
-    params = {"timeout_min": s.get("timeout_min", 60 * 24), "gpus_per_node": s.get("gpus_per_node", 0), "tasks_per_node": 1,
-              "cpus_per_task": s.get("cpus_per_task", os.cpu_count() if executor != "slurm" else 8)}
+    here = executor != "slurm"  # local jobs see only the GPUs they are given: all of this machine's unless told
+    params = {"timeout_min": s.get("timeout_min", 60 * 24), "tasks_per_node": 1,
+              "gpus_per_node": s.get("gpus_per_node") or (torch.cuda.device_count() if here else 0),
+              "cpus_per_task": s.get("cpus_per_task", os.cpu_count() if here else 8)}
     if executor == "slurm":
         params.update({k: v for k, v in {"slurm_partition": s.get("partition"), "slurm_array_parallelism": s.get("array_parallelism"),
                                          "slurm_additional_parameters": s.get("extra") or None}.items() if v})
@@ -268,14 +274,21 @@ def make_executor(executor: str, folder, slurm: dict = None):
 
 def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
                   folder, # where submitit keeps the jobs' files (the benchmark's `submitit/` folder)
-                  executor: str, slurm: dict = None) -> list: # as `make_executor` takes them
-    "Run the groups as one submitit job array and return each group's rows; a failed job raises `RuntimeError` naming its log."
-    jobs = make_executor(executor, folder, slurm).map_array(GroupJob(), *zip(*groups))
-    grouped = []
-    for job in jobs:
-        try: grouped.append(job.result())
-        except Exception as e:
-            raise RuntimeError(f"benchmark job {job.job_id} failed ({type(e).__name__}); its log: {job.paths.stderr}") from None
+                  executor: str, slurm: dict = None, # as `make_executor` takes them
+                  at_once: int = 1, # with `local`: jobs running at once (submitit's local executor starts all it is given)
+                 ) -> list:
+    """Run the groups as submitit jobs (one array on Slurm; `at_once` at a time here) and return each group's rows. Waits
+    for every job; raises `RuntimeError` listing each failed job with its error's last line and its log."""
+    made, chunk = make_executor(executor, folder, slurm), len(groups) if executor == "slurm" else max(1, at_once)
+    threads = max(1, torch.get_num_threads() // chunk) if executor == "local" else 0  # local jobs share this process's cores
+    grouped, failed = [], []
+    for first in range(0, len(groups), chunk):
+        for job in made.map_array(GroupJob(threads), *zip(*groups[first:first + chunk])):
+            try: grouped.append(job.result())
+            except Exception as e:
+                last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+                failed.append(f"job {job.job_id} ({last}); its log: {job.paths.stderr}")
+    if failed: raise RuntimeError(f"{len(failed)} benchmark job(s) failed, their finished cells kept: " + "; ".join(failed))
     return grouped
 
 # %% ../nbs/09_bench.ipynb #cell-012

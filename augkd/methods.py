@@ -4,7 +4,7 @@
 
 # %% ../nbs/07d_methods.ipynb #45cdf181
 from __future__ import annotations
-import dataclasses, importlib, importlib.util, sys
+import dataclasses, hashlib, importlib, importlib.util, sys
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import entry_points
@@ -121,7 +121,7 @@ def _import_plugin(module: str):
     try:
         if not module.endswith(".py"): return importlib.import_module(module)
         path = Path(module).expanduser().resolve()
-        name = f"augkd_plugin_{path.stem}"
+        name = f"augkd_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"  # two files of one name both load
         if name in sys.modules: return sys.modules[name]
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or not path.is_file(): raise FileNotFoundError(f"no such file {path}")

@@ -171,8 +171,9 @@ def _loop_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: d
             continue
         changes = stage.modules(config)
         if stage.name in given:  # it ran elsewhere (a composition's data-free stage 1): its modules as given, checkpointed as done
-            handed = given[stage.name]
-            changes = tuple(m for m in stage.trains if m in handed)
+            handed, done = given[stage.name], (ckpts.get(stage.name) or {}).get("state", {}).get("modules", {})
+            changes = tuple(m for m in stage.trains if m in handed or m in done)
+            if not changes: raise ValueError(f"stage {stage.name} is given ({handed['source']}) but neither its weights nor its checkpoint are")
             def train(callbacks, handed=handed, changes=changes):
                 for m in changes: models[m].load_state_dict(handed[m])
                 return {**{m: models[m] for m in changes}, "history": [], "given": handed["source"]}
@@ -268,6 +269,9 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
                                 device, progress)  # unavailable weights stop the run here, before anything is written
     spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume, teacher_key)
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
+    if given is None and resume:  # a resumed composition: its given stages are checkpointed; their sources are recorded
+        recorded = (RunDir(out).read_json("config") or {}).get("provenance", {}).get("given")
+        given = {s: {"source": source} for s, source in recorded.items()} if recorded else None
     prov = {**provenance(splits, teacher_model, student_init), **({"given": {s: g["source"] for s, g in given.items()}} if given else {})}
     if given and not ("anchor" in config_stages(config) and (config.invert_steps or config.invert_epochs)):
         raise ValueError("a stage 1 given from elsewhere has no encoder: the run needs stage 2 with encoder inversion "

@@ -22,12 +22,12 @@ from .models import recalibrate_bn
 # %% auto #0
 __all__ = ['PRECISIONS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state',
            'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite', 'world_size', 'rank',
-           'is_main', 'slurm_environment', 'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier',
-           'sum_over_processes', 'native_bf16', 'computes_bf16', 'autocast', 'cpu_autocasts', 'NoSingletonBatches',
-           'batches', 'predict_logits', 'topk_accuracy', 'top1', 'evaluate', 'confusion_counts', 'confusion_matrix',
-           'Callback', 'backward_step', 'adam', 'Learner', 'FiniteCheck', 'ShowProgress', 'Validate', 'BestState',
-           'RecalibrateBN', 'Checkpoint', 'random_shift', 'random_colour', 'cross_entropy_loss', 'RecordLR',
-           'StudentRecipe', 'recipe_learner', 'fit']
+           'is_main', 'slurm_environment', 'first_host', 'init_distributed', 'shard', 'parallel', 'mean_over_processes',
+           'barrier', 'sum_over_processes', 'native_bf16', 'computes_bf16', 'autocast', 'cpu_autocasts',
+           'NoSingletonBatches', 'batches', 'predict_logits', 'topk_accuracy', 'top1', 'evaluate', 'confusion_counts',
+           'confusion_matrix', 'Callback', 'backward_step', 'adam', 'Learner', 'FiniteCheck', 'ShowProgress',
+           'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift', 'random_colour',
+           'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -126,13 +126,22 @@ def slurm_environment(env: dict, # the process's environment (`os.environ`)
                      ) -> dict: # the variables to set; {} outside `srun` or under `torchrun`
     """torch.distributed's variables (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`) from Slurm's when
     `srun` started several tasks of this job and `torchrun` did not (the way the OpenMMLab and torchdistill launchers
-    read `SLURM_PROCID`): the rank from `SLURM_PROCID`, the address of the node `srun` was launched from, a port from the
+    read `SLURM_PROCID`): the rank from `SLURM_PROCID`, the address of the step's first node, a port from the
     job's id. Only a job step's own task count counts (`SLURM_STEP_NUM_TASKS`, which `srun` sets): a batch script or an
     `salloc` shell that asked for several tasks but runs one process stays one process."""
     if "RANK" in env or int(env.get("SLURM_STEP_NUM_TASKS", "1")) <= 1 or "SLURM_PROCID" not in env: return {}
+    one_node = env.get("SLURM_STEP_NUM_NODES", "1") == "1"
+    step = int(env["SLURM_STEP_ID"]) if env.get("SLURM_STEP_ID", "").isdigit() else 0  # two steps of a job: two ports
     return {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env["SLURM_STEP_NUM_TASKS"], "LOCAL_RANK": env.get("SLURM_LOCALID", "0"),
-            "MASTER_ADDR": env.get("MASTER_ADDR") or env.get("SLURM_LAUNCH_NODE_IPADDR") or "127.0.0.1",
-            "MASTER_PORT": env.get("MASTER_PORT") or str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000)}
+            "MASTER_ADDR": env.get("MASTER_ADDR") or ("127.0.0.1" if one_node else first_host(env.get("SLURM_STEP_NODELIST", ""))),
+            "MASTER_PORT": env.get("MASTER_PORT") or str(20000 + (int(env.get("SLURM_JOB_ID", "0")) * 7 + step) % 20000)}
+
+def first_host(nodelist: str) -> str:
+    "The first host of a Slurm node list (`gpu[03-05,09],cpu1` -> `gpu03`), as `scontrol show hostnames` would list it first."
+    head = nodelist.split(",")[0] if "[" not in nodelist.split(",")[0] else nodelist[:nodelist.index("]") + 1]
+    if "[" not in head: return head or "127.0.0.1"
+    prefix, ranges = head.split("[", 1)
+    return prefix + ranges.rstrip("]").split(",")[0].split("-")[0]
 
 # %% ../nbs/02_train.ipynb #f483b2b2
 def init_distributed(device=None) -> torch.device:

@@ -39,6 +39,7 @@ def run_views(parts: RunParts, per_class: int = 20, prior: int = 100, seed: int 
     from N(0, I), and the teacher's logits and calls. Source: the method page, "Stage 2". Raises `ValueError` when stage 1
     has not finished (no generator yet)."""
     if parts.generator is None: raise ValueError(f"{parts.run_dir}: stage 1 has not finished, nothing to show yet")
+    if parts.encoder is None: raise ValueError(f"{parts.run_dir}: the encoder is not trained yet (a composition learns it in stage 2)")
     val, rng = parts.splits.student_val, np.random.default_rng(seed)
     labels = val.labels.numpy()
     index = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(len(val.classes))])
