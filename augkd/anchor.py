@@ -22,8 +22,8 @@ from .train import (BestState, Learner, ShowProgress, Validate, adam, autocast, 
 
 # %% auto #0
 __all__ = ['ANCHOR_SELECTIONS', 'AnchorNet', 'uncertainty_setup', 'anchor_terms', 'anchor_loss', 'anchor_views', 'anchor_step',
-           'anchor_validation', 'AnchorConfig', 'inversion_epochs', 'invert_encoder', 'train_anchor', 'mask_statistics',
-           'stage_diagnostics']
+           'anchor_validation', 'AnchorConfig', 'inversion_epochs', 'invert_encoder', 'learn_encoder', 'train_anchor',
+           'mask_statistics', 'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
@@ -226,6 +226,22 @@ def invert_encoder(teacher, generator, # frozen T and G
     try: return learn.fit()
     finally: features.remove()
 
+# %% ../nbs/05_anchor.ipynb #f41b1fa3
+def learn_encoder(teacher, generator, # frozen T and G
+                  encoder: nn.Module, # E, trained here
+                  train: Domain, # the student domain's training split
+                  config: AnchorConfig = None, # the inversion's budget (`invert_steps` or `invert_epochs`), `lr_inv`, `w_inv_feat`, `batch_size`, `precision`
+                  progress: bool = True) -> list:
+    """The encoder inversion as stage 2 runs it before its anchors: `invert_encoder` for the config's budget (steps turned
+    into epochs of the split's batches; no budget: nothing trained); the history, one row per epoch. Raises `ValueError`
+    for two budgets. Compositions whose variant has no stage 2 call it to give a generator that came without an encoder one."""
+    c = config or AnchorConfig()
+    if c.invert_epochs and c.invert_steps: raise ValueError("give the inversion one budget: invert_epochs or invert_steps, not both")
+    steps_per_epoch = lambda: len(batches(train, c.batch_size, drop_last=world_size() > 1))
+    epochs = c.invert_epochs or (inversion_epochs(c.invert_steps, steps_per_epoch()) if c.invert_steps else 0)
+    return invert_encoder(teacher, generator, encoder, train, epochs, c.batch_size, c.lr_inv, c.w_inv_feat,
+                          precision=c.precision, progress=progress) if epochs else []
+
 # %% ../nbs/05_anchor.ipynb #cell-025
 def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, # frozen T, G and E
                  anchor: AnchorNet, # the AnchorNet to train
@@ -242,10 +258,8 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
     inversion budgets."""
     c = section_of(AnchorConfig, config, changes, "train_anchor")
     best = ANCHOR_SELECTIONS[c.anchor_select]()
-    if c.invert_epochs and c.invert_steps: raise ValueError("give the inversion one budget: invert_epochs or invert_steps, not both")
-    epochs = c.invert_epochs or inversion_epochs(c.invert_steps, len(batches(train, c.batch_size, drop_last=world_size() > 1)))
-    inversion = invert_encoder(teacher, generator, encoder, train, epochs, c.batch_size, c.lr_inv, c.w_inv_feat,
-                               precision=c.precision, progress=progress) if epochs else []
+    inversion = learn_encoder(teacher, generator, encoder, train, c, progress)
+    epochs = len(inversion)
     for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
     score = dict(alpha=c.alpha, **uncertainty_setup(teacher, train, c.uncertainty, c.energy_tau))
     opt = adam(anchor.parameters(), lr=c.lr_a)

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .anchor import learn_encoder
 from .files import atomic_save, atomic_write_text, content_hash, short_hash
 from .generator import Encoder, Generator, collapse_statistics, generated_images, reparameterize, train_generator, warn_collapse
 from .losses import (BNStatistics, InstanceMeans, PenultimateFeatures, class_balance_entropy, js_divergence, kl_div,
@@ -20,15 +21,16 @@ from .mixup import mixup_loss
 from .methods import *  # the registry's names stay importable from here: `from augkd.baselines import METHODS`
 from .pipeline import AUGKD_DEFAULTS, run
 from .models import recalibrate_bn, to_device
+from .rundir import RunDir
 from .train import (Learner, ShowProgress, adam, autocast, backward_step, cross_entropy_loss, evaluate, fit, random_shift,
-                         resolve_device)
+                         resolve_device, seed_everything)
 
 # %% auto #0
 __all__ = ['DATA_FREE_WEIGHTS', 'DATA_FREE', 'DATA_FREE_ABOUT', 'teacher_method', 'train_by_recipe', 'without_kd', 'kd_loss',
            'plain_kd', 'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'data_free_row', 'data_free_method',
            'generator_kd', 'total_variation', 'deep_inversion', 'random_resized_crop', 'projection_head',
            'contrastive_loss', 'contrastive_inversion', 'pseudo_replay', 'FourierAdapter', 'adapter_points',
-           'fourier_adapted', 'four_ds', 'composition']
+           'fourier_adapted', 'four_ds', 'given_stage1', 'composition']
 
 # %% ../nbs/08_baselines.ipynb #cell-011
 @register("teacher")
@@ -491,12 +493,39 @@ def four_ds(cell: Cell) -> dict:
     scores = train_by_recipe(cell, splits, student, loss, desc="4ds")
     return {**scores, "teacher_acc": evaluate(adapted.eval(), splits.student_test)["acc"]}
 
+# %% ../nbs/08_baselines.ipynb #62706595
+def given_stage1(base: str, # a generator-based data-free method (`DATA_FREE`): dfq, dafl, zskt, cmi, pre_dfkd
+                 cell: Cell, # the composition's job: its config (the AuG-KD variant's), folders, progress and teacher
+                 out, # the run directory the composition runs in
+                ) -> dict: # `{"generator": {"student", "generator"[, "encoder"]: state dicts, "source": str}}`, or None
+    """The stage 1 a composition hands to `run(..., given=...)`: `base`'s distilled student and generator, as its own cell
+    of the same setting, seed and stage-1 inputs made them (`shared_student`: read from `cell.shared` when there, else
+    distilled and left there), named by `base` and its stage-1 key. A variant without stage 2 (`use_anchor` off) gets
+    the encoder the generator lacks from stage 2's inversion (`learn_encoder`, seeded), named in the source too. None
+    when `out` holds a stage-1 checkpoint already: the run resumes from it and its recorded source."""
+    if RunDir(out).checkpoint("generator").exists(): return None
+    distill, models = DATA_FREE[base]
+    invert = not cell.config.use_anchor  # no stage 2 to invert in: the encoder is learned before the hand-over
+    based = dataclasses.replace(cell, config=method_config(base, cell.config))  # the base's stage-1 inputs, as its own cell's
+    splits, teacher, built = cell_parts(based, models + (("encoder",) if invert else ()))
+    record = {}
+    shared_student(based, base, built["student"], lambda: record.update(distill(based, splits, teacher, built)), record,
+                   {"generator": built["generator"]})
+    source, handed = f"{base} {based.config.stage_hash('generator')}", ("student", "generator")
+    if invert:
+        c = cell.config
+        source += f" + encoder inversion ({c.invert_steps or c.invert_epochs} {'steps' if c.invert_steps else 'epochs'})"
+        seed_everything(c.seed)
+        learn_encoder(teacher, built["generator"], built["encoder"], splits.student_train, c, cell.progress)
+        handed += ("encoder",)
+    return {"generator": {**{m: built[m].state_dict() for m in handed}, "source": source}}
+
 # %% ../nbs/08_baselines.ipynb #a0335bc7
 def composition(name: str, # AUGKD@BASE: an AuG-KD variant (`AUGKD_VARIANTS`) and a generator-based data-free method
                ) -> Method:
     """Register and return the composition `name`: `BASE`'s stage 1 (shared with its own cells) under AuG-KD's stages 2
-    and 3. Raises `ValueError` naming what cannot be composed: an unknown variant or method, a method without a
-    generator, a variant without stage 2 (whose encoder inversion learns the encoder the generator lacks)."""
+    and 3; a variant without stage 2 learns the encoder the generator lacks by stage 2's inversion (`learn_encoder`) before
+    the hand-over. Raises `ValueError` naming what cannot be composed: an unknown variant or method, a method without a generator."""
     back, _, front = name.partition("@")
     if back not in AUGKD_VARIANTS:
         raise ValueError(f"{name}: a composition puts a data-free stage 1 under an AuG-KD variant; {back!r} is none of {', '.join(AUGKD_VARIANTS)}")
@@ -507,24 +536,15 @@ def composition(name: str, # AUGKD@BASE: an AuG-KD variant (`AUGKD_VARIANTS`) an
         raise ValueError(f"{name}: {front} makes no generator (it optimizes images directly), so AuG-KD's stages 2 and 3 have "
                          f"no G to move through; compose one of {', '.join(makers)}")
     changes = dict(AUGKD_VARIANTS[back])
-    if changes.get("use_anchor") is False:
-        raise ValueError(f"{name}: {back} has no stage 2, whose encoder inversion learns the encoder {front}'s generator comes without")
     if not (changes.get("invert_steps", AUGKD_DEFAULTS["invert_steps"]) or changes.get("invert_epochs")):
         changes["invert_steps"] = AUGKD_DEFAULTS["invert_steps"]  # the generator came without an encoder: always learn one
-    distill, models = DATA_FREE[front]
 
     def method(cell: Cell) -> dict:
-        base = dataclasses.replace(cell, config=method_config(front, cell.config))  # the base's stage-1 inputs, as its own cell's
-        splits, teacher, built = cell_parts(base, models)
-        record = {}
-        shared_student(base, front, built["student"], lambda: record.update(distill(base, splits, teacher, built)), record,
-                       {"generator": built["generator"]})
-        handed = {m: built[m].state_dict() for m in ("student", "generator")}  # named by the base's stage-1 key, as its shared files
-        given = {"generator": {**handed, "source": f"{front} {base.config.stage_hash('generator')}"}}
         out = Path(cell.shared) / f"{name.replace('@', '-at-')}-{cell.config.hash()}" if cell.shared else Path(cell.out) / "run"
         t = cell.teacher or {}
-        return run(cell.config, out, resume=True, progress=cell.progress, teacher=t.get("path"), teacher_classes=t.get("classes"),
-                   teacher_norm=t.get("norm"), teacher_key=t.get("key"), given=given)["student"]
+        return run_scores(run(cell.config, out, resume=True, progress=cell.progress, teacher=t.get("path"),
+                              teacher_classes=t.get("classes"), teacher_norm=t.get("norm"), teacher_key=t.get("key"),
+                              given=given_stage1(front, cell, out)))
 
     about = f"{back}'s stages 2 and 3 on {front}'s distilled student and generator (its stage 1, shared with its cells)"
     register(name, about, changes)(method)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_bench.ipynb #cell-002
 from __future__ import annotations
-import dataclasses, json, math, multiprocessing, os, statistics, time
+import dataclasses, json, math, multiprocessing, os, signal, statistics, sys, threading, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -20,13 +20,14 @@ from .pipeline import AUGKD_REFERENCE, config_splits, make_config, resolve_teach
 from .inits import init_fingerprint
 from .methods import load_plugins
 from .teacher import teacher_fingerprint
-from .train import cpu_autocasts, resolve_device
+from .tracking import TensorBoardLog
+from .train import cpu_autocasts, request_stop, resolve_device, tracked
 
 # %% auto #0
 __all__ = ['HEADLINE', 'EXECUTORS', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
            'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'run_group', 'bench', 'GroupJob',
            'submitit_parameters', 'make_executor', 'submit_groups', 'finished_cells', 'restore_cells',
-           'regimes_markdown', 'roster_markdown']
+           'regimes_markdown', 'roster_markdown', 'select_by_validation', 'composition_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out the device)
@@ -68,8 +69,10 @@ def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: b
     fn = get_method(method)
     with exclusive(folder / ".lock", f"benchmark cell {folder}"):
         if done.exists(): return json.loads(done.read_text())  # finished while this process waited to start it
-        start = time.time()
-        scores = fn(Cell(asked, folder, progress, shared, teacher))  # the method applies its own changes
+        start, board = time.time(), TensorBoardLog(folder)  # every loop of the method writes events to CELL/tb (an AuG-KD run to its own)
+        try:
+            with tracked(board): scores = fn(Cell(asked, folder, progress, shared, teacher))  # the method applies its own changes
+        finally: board.close()
         row = {"method": method, "setting": setting, "shots": config.shots,
                "val_shots": validation_shots(config.shots, config.val_shots), "seed": seed, **scores, "seconds": round(time.time() - start, 2),
                "key": cell_key(config, teacher), "config": config.to_dict(),
@@ -244,12 +247,27 @@ EXECUTORS = ("processes", "local", "debug", "slurm")  # `--jobs N` worker proces
 class GroupJob(submitit.helpers.Checkpointable):
     """One group of cells (a setting, shot count and seed: `run_group`'s arguments) as a submitit job. Preempted or
     timed out (Slurm's signal, submitit's `SIGUSR2` by default), submitit's checkpointing protocol requeues it with the
-    same arguments: its finished cells are kept (`cell.json`) and an AuG-KD run resumes from its last epoch's checkpoint."""
+    same arguments: its finished cells are kept (`cell.json`) and an AuG-KD run resumes from where it stopped: the signal
+    is held until the training loop's step ends (`request_stop`), the stage is saved there, and then submitit requeues."""
     def __init__(self, threads: int = 0): self.threads = threads  # CPU threads of this job's torch (0: torch's default)
 
     def __call__(self, *group) -> list:
         if self.threads: torch.set_num_threads(self.threads)
-        return run_group(*group)
+        preempt = getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG)  # submitit's preemption signal, set up before this call
+        requeue, held = signal.getsignal(preempt), []
+        def hold(signum, frame):
+            if request_stop(signum): held.append((signum, frame))  # the loop stops after its step, saved there
+            elif callable(requeue): requeue(signum, frame)
+        installed = threading.current_thread() is threading.main_thread()
+        if installed: signal.signal(preempt, hold)
+        try: return run_group(*group)
+        except KeyboardInterrupt as stop:
+            if not held or not callable(requeue): raise
+            print(f"augkd: {stop}; saved there", file=sys.stderr, flush=True)
+            requeue(*held[0])  # submitit checkpoints the job (the same arguments), requeues it and exits
+            raise
+        finally:
+            if installed: signal.signal(preempt, requeue)
 
 def submitit_parameters(executor: str, # one of `EXECUTORS` but processes
                         slurm: dict = None, # the command line's Slurm options: partition, gpus_per_node, timeout_min, array_parallelism, extra {KEY: VALUE}
@@ -392,4 +410,67 @@ def roster_markdown(new: dict, # `{regime: rows}`: the cells of the methods join
         lines.append(f"| {m} - best other | " + " | ".join(
             _difference(vs) + f" ({vs['method']})" if (vs := (cell(r, m, c) or {}).get("vs_best_other")) else "-"
             for r, c in pairs) + " |")
+    return "\n".join(lines) + "\n"
+
+# %% ../nbs/09_bench.ipynb #97daf087
+def select_by_validation(by_regime: dict, # `{regime: rows}`: cells of one grid, rows with `val_acc` (AuG-KD runs and compositions)
+                         candidates: list, # the methods to choose between
+                        ) -> tuple: # `(chosen, {candidate: mean validation top-1 in [0, 1]}, cells counted)`
+    """The selection rule for a grid's compositions, fixed before any test figure is read: the candidate with the best mean
+    validation top-1 (`val_acc`, the student's top-1 on the validation split) over every cell (regime, column, seed)
+    where every candidate has one. Ties go to the first. Raises `ValueError` when no cell has them all."""
+    val = {}
+    for regime, rows in by_regime.items():
+        for r in rows:
+            if r["method"] in candidates and r.get("val_acc") is not None:
+                val.setdefault((regime, column_name(r["setting"], r["shots"]), r["seed"]), {})[r["method"]] = r["val_acc"]
+    cells = [v for v in val.values() if len(v) == len(candidates)]
+    if not cells: raise ValueError(f"no cell of the grid has a validation top-1 for every one of {', '.join(candidates)}")
+    means = {m: statistics.mean(v[m] for v in cells) for m in candidates}
+    return max(means, key=means.get), means, len(cells)
+
+# %% ../nbs/09_bench.ipynb #c6f437f7
+def composition_markdown(by_regime: dict, # `{regime: rows}`: a grid of compositions beside the roster methods they are measured against
+                         chosen: str, # the composition the selection rule chose (`select_by_validation`)
+                        ) -> str:
+    """Markdown: top-1 (%) of every method per column and regime (mean +- std over seeds; a composition's mean validation
+    top-1 beside it); then `chosen` minus the best other method of each column, the best by mean among the grid's
+    methods that are not compositions (named), and how many columns of each regime it is ahead on; then every
+    composition minus its base's `+` (the same stage 1, fine-tuned instead) and minus its AuG-KD variant on its own
+    stage 1. Differences in points, mean [95% interval] over the seeds both have (▲ ahead, ▼ behind: it excludes zero)."""
+    names, columns = list(by_regime), _columns(by_regime)
+    tables = {r: summarize(rows) for r, rows in by_regime.items()}
+    methods = list(dict.fromkeys(m for t in tables.values() for m in t))
+    composed, roster = [m for m in methods if "@" in m], [m for m in methods if "@" not in m]
+    pairs = [(c, r) for c in columns for r in names]
+    head = lambda first, more="": ["| " + first + " | " + " | ".join(f"{c} {r}" for c, r in pairs) + f" |{more}",
+                                   "| --- |" + " --- |" * (len(pairs) + bool(more))]
+    seeds = lambda r, m, c: tables[r].get(m, {}).get(c, {})
+    mean_std = lambda v: f"{100 * _mean_std(v.values())[0]:.1f} +- {100 * _mean_std(v.values())[1]:.1f}" if v else "-"
+    val = {m: [row["val_acc"] for rows in by_regime.values() for row in rows if row["method"] == m and row.get("val_acc") is not None]
+           for m in composed}
+    lines = ["Top-1 (%) on the student domain's test split, mean +- std over seeds:", "", *head("method", " validation top-1 (%) |")]
+    lines += [f"| {m}{' (chosen)' if m == chosen else ''} | " + " | ".join(mean_std(seeds(r, m, c)) for c, r in pairs)
+              + (f" | {100 * statistics.mean(val[m]):.1f} |" if val.get(m) else " | - |") for m in methods]
+
+    def best_other(r, c):
+        means = {m: _mean_std(v.values())[0] for m in roster if (v := seeds(r, m, c))}
+        return max(means, key=means.get) if means else None
+
+    diff = lambda r, c, a, b: paired_difference(seeds(r, a, c), seeds(r, b, c)) if seeds(r, a, c) and seeds(r, b, c) else None
+    versus = {(c, r): (b, diff(r, c, chosen, b)) for c, r in pairs if (b := best_other(r, c))}
+    lines += ["", f"`{chosen}` minus the best other method of each column (in brackets), points:", "", *head("comparison")]
+    lines.append(f"| {chosen} - best other | " + " | ".join(
+        f"{_difference(versus[p][1])} ({versus[p][0]})" if p in versus else "-" for p in pairs) + " |")
+    ahead = {r: sum(bool(d and d["ahead"]) for (c, rr), (_, d) in versus.items() if rr == r) for r in names}
+    behind = {r: sum(bool(d and d["behind"]) for (c, rr), (_, d) in versus.items() if rr == r) for r in names}
+    lines += ["", "Columns where it is ahead (behind) of the best other: "
+              + ", ".join(f"{r} {ahead[r]} ({behind[r]}) of {sum(rr == r for _, rr in versus)}" for r in names), "",
+              "Each composition against the same stage 1 fine-tuned (its base's `+`) and against its AuG-KD variant alone, points:",
+              "", *head("comparison")]
+    for m in composed:
+        back, _, front = m.partition("@")
+        for other in (front + "+", back):
+            if other in methods:
+                lines.append(f"| {m} - {other} | " + " | ".join(_difference(diff(r, c, m, other)) for c, r in pairs) + " |")
     return "\n".join(lines) + "\n"

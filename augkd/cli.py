@@ -13,6 +13,7 @@ from .models import ARCHS
 from .files import WriteError
 
 from .pipeline import AUGKD_REFERENCE, FIELD_CHOICES, PRESETS, Config, config_table, make_config, preset_fields
+from .train import request_stop
 
 # %% auto #0
 __all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'add_executor_options', 'slurm_options',
@@ -114,6 +115,10 @@ def _add_run_command(commands) -> None:
                           "see them with `tensorboard --logdir runs`)")
     run.add_argument("--reference", action="store_true",
                      help="the method as the paper's code runs it (AUGKD_REFERENCE) instead of augkd's measured defaults")
+    run.add_argument("--method", default=None, metavar="NAME",
+                     help="an AuG-KD variant (augkd, augkd_ref, augkd_no_anchor, augkd_no_mixup, augkd_ce), or a composition "
+                          "VARIANT@BASE (augkd@dfq, augkd_no_anchor@cmi): the data-free method BASE's stage 1 (its distilled "
+                          "student and generator) under the variant's stages 2 and 3; the options given change it further")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
                      help="train in N data-parallel processes (torchrun: one per GPU, or gloo on the CPU; default 1)")
     _add_teacher_file_options(run)
@@ -235,11 +240,21 @@ def _teacher_file(args) -> dict:
     return {"path": args.teacher, "classes": args.teacher_classes, "norm": args.teacher_norm,
             **({"key": args.teacher_key} if args.teacher_key else {})}
 
+# %% ../nbs/12_cli.ipynb #f748d82c
+def _method_changes(name: str) -> dict:
+    "The config changes of `augkd run --method NAME`: an AuG-KD variant's or a composition's; `ValueError` for any other method."
+    if not name: return {}
+    from augkd.methods import AUGKD_VARIANTS, get_method
+    if name.partition("@")[0] not in AUGKD_VARIANTS:
+        raise ValueError(f"--method {name}: augkd run runs an AuG-KD variant ({', '.join(AUGKD_VARIANTS)}) or a composition "
+                         f"VARIANT@BASE; run other methods with augkd bench --methods {name}")
+    return dict(get_method(name).changes)
+
 # %% ../nbs/12_cli.ipynb #dedff13b
 def _run_config(args) -> Config:
     "The config `augkd run` asks for: on `--resume` of a run directory, its own config with the options given over it."
     saved = args.out / "config.json" if args.resume and args.out else None
-    given = {**(AUGKD_REFERENCE if args.reference else {}), **_overrides(args)}
+    given = {**(AUGKD_REFERENCE if args.reference else {}), **_method_changes(args.method), **_overrides(args)}
     if saved is None or not saved.exists(): return make_config(args.preset or "default", **given)
     recorded = Config.load(saved)
     fields = {k: v for k, v in recorded.to_dict().items() if k != "preset"}
@@ -259,12 +274,20 @@ def _run(args) -> int:
     _check_teacher_arch(args)
     config = _run_config(args)
     out = args.out or default_run_dir(config)
+    composed = (args.method or "").partition("@")[2]
+    if composed and args.nproc > 1:
+        raise ValueError(f"--method {args.method}: a composition's stage 1 is distilled in one process; drop --nproc")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(config, out, args.resume, args.force)  # before any process starts: one clear error
         return launch(args.nproc, args.argv)
+    given = None
+    if composed:
+        from augkd.baselines import Cell, given_stage1
+        check_run_dir(config, out, args.resume, args.force)  # before the base's distillation: one clear error
+        given = given_stage1(composed, Cell(config, out, True, None, _teacher_file(args) if args.teacher else None), out)
     parts = run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
                 teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm, teacher_key=args.teacher_key,
-                command=shlex.join(["augkd", *args.argv]), parts=True, tensorboard=args.tensorboard)
+                command=shlex.join(["augkd", *args.argv]), parts=True, tensorboard=args.tensorboard, given=given)
     if args.report and is_main(): _write_report(parts)  # the run's parts as trained: nothing is read again
     return 0
 
@@ -309,8 +332,8 @@ def _bench(args) -> int:
     if args.list:
         print("\n".join(f"{name:<16} {m.about}" for name, m in METHODS.items()))
         makers = [n for n, (_, models) in DATA_FREE.items() if "generator" in models]
-        print(f"\ncompositions, by name: AUGKD@BASE, AUGKD one of {', '.join(v for v in AUGKD_VARIANTS if v != 'augkd_no_anchor')} and "
-              f"BASE one of {', '.join(makers)} (for example augkd@dfq): BASE's stage 1 under AUGKD's stages 2 and 3")
+        print(f"\ncompositions, by name: AUGKD@BASE, AUGKD one of {', '.join(AUGKD_VARIANTS)} and BASE one of "
+              f"{', '.join(makers)} (for example augkd@dfq): BASE's stage 1 under AUGKD's stages 2 and 3")
         return 0
     from augkd.bench import bench
     _check_teacher_arch(args)
@@ -339,7 +362,7 @@ def main(argv=None) -> int:
     terminated = []
     def on_term(signum, frame):
         terminated.append(signum)
-        _terminated(signum, frame)
+        if not request_stop(signum): _terminated(signum, frame)  # a training loop stops after its step, saved there
     handled = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s is not None]  # no SIGUSR1 on Windows
     previous = {s: signal.signal(s, on_term) for s in handled} if threading.current_thread() is threading.main_thread() else {}
     try:

@@ -17,7 +17,7 @@ from .train import resolve_device
 
 # %% auto #0
 __all__ = ['METHODS', 'AUGKD_VARIANTS', 'AUGKD_ABOUT', 'PLUGIN_GROUP', 'Cell', 'Method', 'register', 'get_method',
-           'method_config', 'cell_parts', 'load_plugins']
+           'method_config', 'cell_parts', 'run_scores', 'load_plugins']
 
 # %% ../nbs/07d_methods.ipynb #65667900
 @dataclass
@@ -61,9 +61,9 @@ def register(name: str, # the method's name in the benchmark
 def get_method(name: str) -> Method:
     """The registered `Method` called `name`, or the composition `AUGKD@BASE` made on demand (`augkd.baselines.composition`);
     raises `ValueError` naming the registered ones for an unknown name, or what cannot be composed."""
-    if name not in METHODS and "@" in name:
-        from augkd.baselines import composition  # made from the registered parts: the baselines import this module
-        return composition(name)
+    if name not in METHODS:
+        from augkd.baselines import composition  # the roster registers itself on import (it imports this module)
+        if "@" in name: return composition(name)
     return METHODS[name]
 
 def method_config(name: str, config: Config) -> Config:
@@ -82,6 +82,13 @@ def cell_parts(cell: Cell, # the method's job
     built = build_models(c, len(splits.classes), teacher, device, models)
     return splits, teacher, (built["student"] if models == ("student",) else built)
 
+# %% ../nbs/07d_methods.ipynb #70f9dd7e
+def run_scores(results: dict, # an AuG-KD run's results (`run`'s return, `results.json`)
+              ) -> dict:
+    """A cell's scores from a run: the student's test top-1/3/5 (`acc`, `acc3`, `acc5`, in [0, 1]) and `val_acc`, its
+    top-1 on the validation split after stage 3, the figure a selection rule may read (a test figure never selects)."""
+    return {**results["student"], "val_acc": results["stages"]["mixup"]["student_val"]["acc"]}
+
 # %% ../nbs/07d_methods.ipynb #73c5dc40
 AUGKD_VARIANTS = {"augkd": {}, "augkd_ref": AUGKD_REFERENCE, "augkd_no_anchor": dict(use_anchor=False),
                   "augkd_no_mixup": dict(use_mixup=False), "augkd_ce": dict(AUGKD_REFERENCE, u=1.0)}
@@ -97,8 +104,8 @@ def _augkd(cell: Cell) -> dict:
         out = Path(cell.shared) / f"augkd-{cell.config.hash()}"
         reuse = sorted(p for p in Path(cell.shared).glob("augkd*") if p.is_dir() and p != out)
     given = cell.teacher or {}
-    return run(cell.config, out, resume=True, reuse=reuse, progress=cell.progress, teacher=given.get("path"),
-               teacher_classes=given.get("classes"), teacher_norm=given.get("norm"), teacher_key=given.get("key"))["student"]
+    return run_scores(run(cell.config, out, resume=True, reuse=reuse, progress=cell.progress, teacher=given.get("path"),
+                          teacher_classes=given.get("classes"), teacher_norm=given.get("norm"), teacher_key=given.get("key")))
 
 for _name, _changes in AUGKD_VARIANTS.items(): register(_name, AUGKD_ABOUT[_name], _changes)(_augkd)
 

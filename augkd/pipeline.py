@@ -202,7 +202,8 @@ def _finish(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, 
     student = models["student"]
     # a stage trained under another config too (a forced resume) says so: the records match what was trained
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history" and (k != "trained_under" or v not in ([], [config.to_dict()]))}
-    results = {"method": method_name(config), "setting": config.setting, "seed": config.seed, "preset": config.preset,
+    composed = prov.get("given", {}).get("generator", "").split(" ")[0]  # a composition's data-free stage 1: `augkd@dfq`
+    results = {"method": method_name(config) + (f"@{composed}" if composed else ""), "setting": config.setting, "seed": config.seed, "preset": config.preset,
                "config": config.to_dict(), "provenance": prov, "teacher": evaluate(teacher_model, splits.student_test),
                "inits": {"student": student.init_record, "teacher": getattr(teacher_model, "init_record", {"init": "file"})},
                "student": evaluate(student, splits.student_test), "diagnostics": diagnostics,
@@ -221,8 +222,10 @@ def _finish(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, 
                     held["student"], metrics, results)
 
 # %% ../nbs/07_pipeline.ipynb #cell-043
-def _resume_hint(out) -> str:
-    return (f"interrupted: every finished epoch is checkpointed in {out}; continue with "
+def _resume_hint(out, stop: str = "") -> str:
+    "What an interrupted run says: where it stopped (a signal's stop saved inside its epoch, `request_stop`) and how to go on."
+    saved = f"{stop}, saved there" if "after step" in stop else "every finished epoch is checkpointed"
+    return (f"interrupted: {saved} in {out}; continue with "
             f"`augkd run --out {shlex.quote(str(out))} --resume` (the run's own config and teacher are used)")
 
 # %% ../nbs/07_pipeline.ipynb #5139cbd8
@@ -273,9 +276,10 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         recorded = (RunDir(out).read_json("config") or {}).get("provenance", {}).get("given")
         given = {s: {"source": source} for s, source in recorded.items()} if recorded else None
     prov = {**provenance(splits, teacher_model, student_init), **({"given": {s: g["source"] for s, g in given.items()}} if given else {})}
-    if given and not ("anchor" in config_stages(config) and (config.invert_steps or config.invert_epochs)):
-        raise ValueError("a stage 1 given from elsewhere has no encoder: the run needs stage 2 with encoder inversion "
-                         "(use_anchor on, invert_steps or invert_epochs above 0), which learns one")
+    handed = (given or {}).get("generator", {})
+    if "student" in handed and "encoder" not in handed and not ("anchor" in config_stages(config) and (config.invert_steps or config.invert_epochs)):
+        raise ValueError("a stage 1 given from elsewhere has no encoder: hand one over (`learn_encoder`), or run stage 2 with "
+                         "encoder inversion (use_anchor on, invert_steps or invert_epochs above 0), which learns one")
     check_run_dir(config, out, resume, force, prov)  # nothing is written before every check has passed
     ckpts = {stage: run_dir.load_checkpoint(stage, config, prov, force) for stage in STAGES}  # each read once per run
     barrier()  # every process has looked at the directory before rank 0 writes to it
@@ -286,7 +290,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
             run_dir.write_json("teacher", spec)
             if not (resume and run_dir.exists("command")):  # a resume keeps the command that started the run
                 if command: run_dir.record_command(command, "typed at the command line")
-                else: run_dir.record_command(command_line(config, out, spec))
+                else: run_dir.record_command(command_line(config, out, spec, given and given["generator"]["source"].split()[0]))
             for stage in reuse_stages(config, prov, out, [Path(r) for r in reuse]):
                 if progress: print(f"{stage}: reused from an earlier run with the same inputs")
             run_dir.save_config(config, prov)
@@ -297,8 +301,8 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         try:
             held = _run_stages(config, run_dir, splits, teacher_model, prov, ckpts, student_init, device, start, progress,
                                list(callbacks), tensorboard, given)
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt(_resume_hint(out)) from None
+        except KeyboardInterrupt as stop:
+            raise KeyboardInterrupt(_resume_hint(out, str(stop))) from None
     return held if parts else held.results
 
 # %% ../nbs/07_pipeline.ipynb #4cb4f935

@@ -180,13 +180,15 @@ def run_stage(run_dir: RunDir, stage: str, # where, and which stage
     # seeded on a resume too: what a stage does before its first epoch (stage 2's encoder inversion) is redone
     # identically, and the checkpoint then restores the random state of its last finished epoch
     seed_everything(config.seed + STAGES.index(stage) + 1)
-    if ckpt is not None and progress: print(f"{stage}: resuming after epoch {ckpt['state']['epoch']}")
+    if ckpt is not None and progress:
+        steps = (ckpt["state"].get("partial") or {}).get("steps")
+        print(f"{stage}: resuming " + (f"in epoch {ckpt['state']['epoch'] + 1} after step {steps}" if steps else f"after epoch {ckpt['state']['epoch']}"))
     spent, start = (ckpt["seconds"] if ckpt else 0.0), time.time()
 
     def save(state):
         if not is_main(): return
         run_dir.save_checkpoint(stage, config, prov, state, spent + time.time() - start, trained_under=trained_under)
-        run_dir.append_metrics(stage, state["history"][-1])
+        if "partial" not in state: run_dir.append_metrics(stage, state["history"][-1])  # saved inside an epoch: no row yet
 
     result = train_fn(callbacks=[*callbacks, Checkpoint(ckpt["state"] if ckpt else None, save)])
     info = {k: v for k, v in result.items() if k not in modules and k != "history"}

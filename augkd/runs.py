@@ -114,10 +114,12 @@ def find_runs(places=None, # folders to search (default: `runs/` and `bench/` of
 def command_line(config: Config, # the run's config
                  out, # its run directory
                  teacher: dict = None, # the run's teacher file spec (`run_teacher`'s): path, classes, norm, key
+                 stage1: str = None, # a composition's data-free method whose stage 1 the run was given (`dfq`)
                 ) -> str:
-    "The `augkd run` command line that makes the run of `config` in `out`: the preset, then every field that differs from it."
+    """The `augkd run` command line that makes the run of `config` in `out`: the preset, for a composition `--method
+    augkd@STAGE1` (whose switches are augkd's own), then every field that differs from the preset."""
     preset = make_config(config.preset) if config.preset in PRESETS else Config()
-    words = ["augkd", "run", "--preset", config.preset]
+    words = ["augkd", "run", "--preset", config.preset] + (["--method", f"augkd@{stage1}"] if stage1 else [])
     for f in fields(Config):
         value = getattr(config, f.name)
         if f.name in ("preset", "device") or value == getattr(preset, f.name): continue

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #cell-002
 from __future__ import annotations
-import atexit, random, copy, math, os
+import atexit, contextlib, random, copy, math, os
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +25,8 @@ __all__ = ['PRECISIONS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 
            'is_main', 'slurm_environment', 'first_host', 'init_distributed', 'shard', 'parallel', 'mean_over_processes',
            'barrier', 'sum_over_processes', 'native_bf16', 'computes_bf16', 'autocast', 'cpu_autocasts',
            'NoSingletonBatches', 'batches', 'predict_logits', 'topk_accuracy', 'top1', 'evaluate', 'confusion_counts',
-           'confusion_matrix', 'Callback', 'backward_step', 'adam', 'Learner', 'FiniteCheck', 'ShowProgress',
-           'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift', 'random_colour',
+           'confusion_matrix', 'Callback', 'backward_step', 'adam', 'tracked', 'request_stop', 'Learner', 'FiniteCheck',
+           'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift', 'random_colour',
            'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
@@ -319,6 +319,27 @@ def adam(params, # tensors, or parameter groups (dicts with "params") as `torch.
                                                  for p in tensors)) or None
     return torch.optim.Adam(params, **kwargs)
 
+# %% ../nbs/02_train.ipynb #e827f428
+_STOP, _RUNNING, _TRACKERS = [], [], []  # the signal a stop was asked for with; the loops running; the callbacks of `tracked`
+
+@contextlib.contextmanager
+def tracked(*callbacks):
+    """Every `Learner` made inside the block gets `callbacks` too (a benchmark cell's TensorBoard events, whatever loops
+    its method runs), but for a loop that has a callback of the same type of its own."""
+    _TRACKERS.extend(callbacks)
+    try: yield
+    finally:
+        for cb in callbacks: _TRACKERS.remove(cb)
+
+def request_stop(signum: int, # the signal that asks (SIGTERM, SIGUSR1)
+                ) -> bool:
+    """Ask the running training loop to stop after its current step, saving it there (`Learner`, `Checkpoint`): a signal
+    handler's job. True when a loop will; False when none runs here, or several processes train together (they cannot
+    agree on one step in a handler): the caller stops at once, as before, and a resume starts from the last epoch."""
+    if not _RUNNING or world_size() > 1: return False
+    _STOP.append(signum)
+    return True
+
 # %% ../nbs/02_train.ipynb #cell-033
 class Learner:
     "One training loop: each epoch runs `step` on every batch of `batches(epoch)`; callbacks do the rest."
@@ -333,7 +354,8 @@ class Learner:
                  callbacks: list = ()): # `Callback`s; a `FiniteCheck` is always added
         self.name, self.step, self.batches, self.epochs, self.modules = name, step, batches, epochs, modules
         self.optimizers, self.schedulers = optimizers or {}, schedulers or {}
-        self.callbacks = sorted([FiniteCheck(), *callbacks], key=lambda cb: cb.order)
+        trackers = [t for t in _TRACKERS if not any(type(cb) is type(t) for cb in callbacks)]  # a loop's own tracker wins
+        self.callbacks = sorted([FiniteCheck(), *callbacks, *trackers], key=lambda cb: cb.order)
 
     def __call__(self, event: str):
         for cb in self.callbacks:
@@ -341,27 +363,49 @@ class Learner:
             if handler is not None: handler(self)
 
     def fit(self) -> list:
-        "Run the epochs (from `start`, which `Checkpoint` sets on resume); return the history, a row per epoch."
-        self.start, self.history = 0, []
+        """Run the epochs (from `start`, or inside an epoch from `partial`, which `Checkpoint` sets on resume); return the
+        history, a row per epoch. After a step during which a stop was asked for (`request_stop`: SIGTERM, SIGUSR1),
+        callbacks get `after_stop` (`Checkpoint` saves the step) and the loop raises `KeyboardInterrupt`."""
+        self.start, self.history, self.partial = 0, [], None
         self("before_fit")
-        for self.epoch in range(self.start, self.epochs):
-            for module in self.modules.values(): module.train()
-            self.row, self.iterable, self.sums, self.count = {"epoch": self.epoch}, self.batches(self.epoch), {}, 0
-            self("before_epoch")
-            for batch in self.iterable:
-                n, self.terms = self.step(self, batch)
-                self.values = dict(zip(self.terms, torch.stack([v.detach().float() for v in self.terms.values()]).tolist()))
-                for name, value in self.values.items(): self.sums[name] = self.sums.get(name, 0.0) + value * n
-                self.count += n
-                self("after_step")
-            for scheduler in self.schedulers.values(): scheduler.step()
-            totals = sum_over_processes({**self.sums, "_count": self.count})
-            count = totals.pop("_count")
-            self.row.update({name: total / count for name, total in totals.items()})
-            self.history.append(self.row)
-            self("after_epoch")
+        _RUNNING.append(self)
+        try:
+            for self.epoch in range(self.start, self.epochs): self._epoch()
+        finally: _RUNNING.remove(self)
+        if _STOP:  # asked for after the last step: the last epoch is saved, the stop is honoured here
+            signum = _STOP.pop(); _STOP.clear()
+            raise KeyboardInterrupt(f"{self.name}: stopped by signal {signum} after its last epoch")
         self("after_fit")
         return self.history
+
+    def _epoch(self):
+        for module in self.modules.values(): module.train()
+        partial, self.partial = self.partial, None
+        if partial: set_rng_state(partial["epoch_rng"])  # the epoch's batches are drawn again as they were
+        self.epoch_rng, self.steps = rng_state(), 0
+        self.row, self.iterable, self.sums, self.count = {"epoch": self.epoch}, self.batches(self.epoch), {}, 0
+        self("before_epoch")
+        batches = iter(self.iterable)
+        if partial:  # inside the epoch: its first steps' batches are passed over, then the state after them restored
+            for _ in range(partial["steps"]): next(batches)
+            self.steps, self.count, self.sums = partial["steps"], partial["count"], dict(partial["sums"])
+            set_rng_state(partial["rng"])
+        for batch in batches:
+            n, self.terms = self.step(self, batch)
+            self.values = dict(zip(self.terms, torch.stack([v.detach().float() for v in self.terms.values()]).tolist()))
+            for name, value in self.values.items(): self.sums[name] = self.sums.get(name, 0.0) + value * n
+            self.count, self.steps = self.count + n, self.steps + 1
+            self("after_step")
+            if _STOP:
+                self("after_stop")
+                signum = _STOP.pop(); _STOP.clear()
+                raise KeyboardInterrupt(f"{self.name}: stopped by signal {signum} after step {self.steps} of epoch {self.epoch + 1}")
+        for scheduler in self.schedulers.values(): scheduler.step()
+        totals = sum_over_processes({**self.sums, "_count": self.count})
+        count = totals.pop("_count")
+        self.row.update({name: total / count for name, total in totals.items()})
+        self.history.append(self.row)
+        self("after_epoch")
 
 # %% ../nbs/02_train.ipynb #cell-035
 class FiniteCheck(Callback):
@@ -443,7 +487,9 @@ class RecalibrateBN(Callback):
 
 # %% ../nbs/02_train.ipynb #cell-040
 class Checkpoint(Callback):
-    "Restore the loop from the snapshot `resume` before the first epoch; pass a new snapshot to `save` after each."
+    """Restore the loop from the snapshot `resume` before the first epoch; pass a new snapshot to `save` after each, and
+    one with `partial` (the steps taken, their loss sums, the random state the epoch began with) when a stop is asked for
+    inside an epoch, from which the loop goes on at the next step."""
     order = 90
     def __init__(self,
                  resume: dict = None, # a `training_state` snapshot to continue from, or None
@@ -453,13 +499,22 @@ class Checkpoint(Callback):
     def before_fit(self, learn):
         if self.resume is None: return
         learn.start, learn.history, extra = restore_training_state(self.resume, learn.modules, learn.optimizers, learn.schedulers)
+        if self.resume.get("partial"): learn.partial = {**self.resume["partial"], "rng": self.resume["rng"]}
         for cb in learn.callbacks:
             if hasattr(cb, "load_state"): cb.load_state(extra)
 
-    def after_epoch(self, learn):
-        if self.save is None: return
+    def _snapshot(self, learn, epochs: int, **partial) -> dict:
         extra = {k: v for cb in learn.callbacks if hasattr(cb, "state") for k, v in cb.state().items()}
-        self.save(training_state(learn.epoch + 1, learn.modules, learn.optimizers, learn.schedulers, learn.history, **extra))
+        state = training_state(epochs, learn.modules, learn.optimizers, learn.schedulers, learn.history, **extra)
+        return {**state, "partial": partial} if partial else state
+
+    def after_epoch(self, learn):
+        if self.save is not None: self.save(self._snapshot(learn, learn.epoch + 1))
+
+    def after_stop(self, learn):  # a stop asked for inside an epoch: the steps so far, resumed from where they stopped
+        if self.save is not None:
+            self.save(self._snapshot(learn, learn.epoch, steps=learn.steps, count=learn.count, sums=dict(learn.sums),
+                                     epoch_rng=learn.epoch_rng))
 
 # %% ../nbs/02_train.ipynb #cell-044
 def random_shift(images: torch.Tensor, shift: int, generator: torch.Generator = None) -> torch.Tensor:

@@ -38,6 +38,7 @@ def test_a_preempted_job_requeues_and_resumes(tmp_path, monkeypatch):
     rows = job.result()
     log = (job.stdout() or "") + (job.stderr() or "")
     assert "Requeued" in log, log[-3000:]
+    assert "stopped by signal 10" in log and "saved there" in log, log[-3000:]  # held until the step ended, saved there
     alone = run_cell("augkd", "HP-M", 0, "quick", tmp_path / "alone", shots=5, **longer)
     assert rows[0]["acc"] == alone["acc"]
 
@@ -51,3 +52,17 @@ def test_every_run_writes_tensorboard_events(tmp_path, cli):
     assert {"generator/samples", "anchor/anchors", "mixup/mixup_path"} <= set(events.Tags()["images"])
     assert cli("run", *QUICK, "--out", tmp_path / "quiet", "--tensorboard", "false").returncode == 0
     assert not (tmp_path / "quiet" / "tb").exists()
+
+
+def test_baseline_cells_write_tensorboard_events_too(tmp_path, cli):
+    "Every training loop of a benchmark cell writes to CELL/tb, so `tensorboard --logdir BENCH` shows baselines beside AuG-KD's runs."
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    done = cli("bench", "--methods", "wo_kd,dfq+", "--preset", "quick", "--settings", "HP-M", "--seeds", "0", "--shots", "5",
+               "--jobs", "1", "--out", tmp_path / "bench")
+    assert done.returncode == 0, done.stderr[-2000:]
+    for method in ("wo_kd", "dfq+"):
+        folder = next((tmp_path / "bench" / "cells" / method).iterdir()) / "tb"
+        events = EventAccumulator(str(folder)); events.Reload()
+        tags = set(events.Tags()["scalars"])
+        assert any(t.endswith("/loss") for t in tags) and any("val" in t for t in tags), (method, tags)
+        if method == "dfq+": assert len({t.split("/")[0] for t in tags}) >= 2, tags  # the distillation and the fine-tune

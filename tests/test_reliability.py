@@ -270,3 +270,23 @@ def test_full_disk_gives_a_clear_error(tmp_path):
     error = [l for l in done.stderr.replace("\r", "\n").splitlines() if "error" in l]
     assert len(error) == 1 and error[0].startswith("augkd run: error: cannot write /") and "No space left on device" in error[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_signal_inside_an_epoch_saves_that_step_and_the_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    "SIGTERM or SIGUSR1 during a step (here asked for as their handler asks, `request_stop`) saves the stage after that step."
+    from augkd.pipeline import make_config, run
+    from augkd.train import Callback, request_stop
+    config = make_config("quick", seed=0, anchor_epochs=4, mixup_epochs=5, batch_size=8)
+
+    class SignalAt(Callback):  # what the CLI's handler does when the signal lands during step 3 of stage 3's epoch 2
+        def after_step(self, learn):
+            if learn.name.startswith("stage 3") and (learn.epoch, learn.steps) == (1, 3): request_stop(15)
+
+    whole = run(config, tmp_path / "whole", progress=False, tensorboard=False)
+    with pytest.raises(KeyboardInterrupt, match="stopped by signal 15 after step 3 of epoch 2, saved there"):
+        run(config, tmp_path / "run", progress=False, tensorboard=False, callbacks=[SignalAt()])
+    ckpt = torch.load(tmp_path / "run" / "ckpt" / "mixup.pt", weights_only=False)
+    assert ckpt["state"]["epoch"] == 1 and ckpt["state"]["partial"]["steps"] == 3
+    resumed = run(config, tmp_path / "run", resume=True, progress=False, tensorboard=False)
+    assert resumed["student"] == whole["student"]
+    assert metrics(tmp_path / "run") == metrics(tmp_path / "whole")  # every epoch's row, the stopped one too, once
