@@ -19,11 +19,11 @@ from .losses import (BNStatistics, InstanceMeans, PenultimateFeatures, class_bal
                           prior_kl)
 from .mixup import mixup_loss
 from .methods import *  # the registry's names stay importable from here: `from augkd.baselines import METHODS`
-from .pipeline import AUGKD_DEFAULTS, run
+from .pipeline import AUGKD_DEFAULTS, build_models, run
 from .models import recalibrate_bn, to_device
 from .rundir import RunDir
 from .train import (Learner, ShowProgress, adam, autocast, backward_step, cross_entropy_loss, evaluate, fit, random_shift,
-                         resolve_device, seed_everything)
+                         resolve_device, rng_state, seed_everything, set_rng_state)
 
 # %% auto #0
 __all__ = ['DATA_FREE_WEIGHTS', 'DATA_FREE', 'DATA_FREE_ABOUT', 'teacher_method', 'train_by_recipe', 'without_kd', 'kd_loss',
@@ -503,17 +503,30 @@ def given_stage1(base: str, # a generator-based data-free method (`DATA_FREE`): 
     distilled and left there), named by `base` and its stage-1 key. A variant without stage 2 (`use_anchor` off) gets
     the encoder the generator lacks from stage 2's inversion (`learn_encoder`, seeded), named in the source too. None
     when `out` holds a stage-1 checkpoint already: the run resumes from it and its recorded source."""
-    if RunDir(out).checkpoint("generator").exists(): return None
+    c = cell.config
+    if not (c.invert_steps or c.invert_epochs):
+        raise ValueError(f"a composition on {base}'s stage 1 learns the encoder its generator lacks by inversion: give it a "
+                         "budget (invert_steps or invert_epochs above 0; the reference switches have none)")
+    if RunDir(out).checkpoint("generator").exists():  # a resumed run: its stage 1 is checkpointed, its source recorded
+        recorded = ((RunDir(out).read_json("config") or {}).get("provenance") or {}).get("given", {}).get("generator", "")
+        if recorded.split(" ")[0] != base:
+            raise ValueError(f"{out} holds a run whose stage 1 is {'from ' + recorded if recorded else 'its own'}, not {base}'s: "
+                             "resume it as it was made, or give another directory")
+        return None
     distill, models = DATA_FREE[base]
-    invert = not cell.config.use_anchor  # no stage 2 to invert in: the encoder is learned before the hand-over
-    based = dataclasses.replace(cell, config=method_config(base, cell.config))  # the base's stage-1 inputs, as its own cell's
-    splits, teacher, built = cell_parts(based, models + (("encoder",) if invert else ()))
+    invert = not c.use_anchor  # no stage 2 to invert in: the encoder is learned before the hand-over
+    based = dataclasses.replace(cell, config=method_config(base, c))  # the base's stage-1 inputs, as its own cell's
+    splits, teacher, built = cell_parts(based, models)  # the very models and random state of the base's own cell
+    if invert:  # E as the run's whole set of models makes it; then the random state the distillation would see in the base's cell
+        before = rng_state()
+        built["encoder"] = build_models(based.config, len(splits.classes), teacher, next(built["student"].parameters()).device,
+                                        models + ("encoder",))["encoder"]
+        set_rng_state(before)
     record = {}
     shared_student(based, base, built["student"], lambda: record.update(distill(based, splits, teacher, built)), record,
                    {"generator": built["generator"]})
     source, handed = f"{base} {based.config.stage_hash('generator')}", ("student", "generator")
     if invert:
-        c = cell.config
         source += f" + encoder inversion ({c.invert_steps or c.invert_epochs} {'steps' if c.invert_steps else 'epochs'})"
         seed_everything(c.seed)
         learn_encoder(teacher, built["generator"], built["encoder"], splits.student_train, c, cell.progress)
@@ -544,7 +557,7 @@ def composition(name: str, # AUGKD@BASE: an AuG-KD variant (`AUGKD_VARIANTS`) an
         t = cell.teacher or {}
         return run_scores(run(cell.config, out, resume=True, progress=cell.progress, teacher=t.get("path"),
                               teacher_classes=t.get("classes"), teacher_norm=t.get("norm"), teacher_key=t.get("key"),
-                              given=given_stage1(front, cell, out)))
+                              given=given_stage1(front, cell, out), method=name))
 
     about = f"{back}'s stages 2 and 3 on {front}'s distilled student and generator (its stage 1, shared with its cells)"
     register(name, about, changes)(method)

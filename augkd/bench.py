@@ -21,7 +21,7 @@ from .inits import init_fingerprint
 from .methods import load_plugins
 from .teacher import teacher_fingerprint
 from .tracking import TensorBoardLog
-from .train import cpu_autocasts, request_stop, resolve_device, tracked
+from .train import Stopped, cpu_autocasts, request_stop, resolve_device, tracked
 
 # %% auto #0
 __all__ = ['HEADLINE', 'EXECUTORS', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
@@ -263,7 +263,7 @@ class GroupJob(submitit.helpers.Checkpointable):
         try: return run_group(*group)
         except KeyboardInterrupt as stop:
             if not held or not callable(requeue): raise
-            print(f"augkd: {stop}; saved there", file=sys.stderr, flush=True)
+            if isinstance(stop, Stopped): print(f"augkd: {stop}; saved there", file=sys.stderr, flush=True)
             requeue(*held[0])  # submitit checkpoints the job (the same arguments), requeues it and exits
             raise
         finally:

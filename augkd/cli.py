@@ -273,8 +273,9 @@ def _run(args) -> int:
     from augkd.train import is_main
     _check_teacher_arch(args)
     config = _run_config(args)
-    out = args.out or default_run_dir(config)
     composed = (args.method or "").partition("@")[2]
+    out = args.out or (default_run_dir(config) if not composed else  # a composition's run is not plain AuG-KD's
+                       default_run_dir(config).with_name(f"{default_run_dir(config).name}-{args.method.replace('@', '-at-')}"))
     if composed and args.nproc > 1:
         raise ValueError(f"--method {args.method}: a composition's stage 1 is distilled in one process; drop --nproc")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
@@ -287,7 +288,8 @@ def _run(args) -> int:
         given = given_stage1(composed, Cell(config, out, True, None, _teacher_file(args) if args.teacher else None), out)
     parts = run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
                 teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm, teacher_key=args.teacher_key,
-                command=shlex.join(["augkd", *args.argv]), parts=True, tensorboard=args.tensorboard, given=given)
+                command=shlex.join(["augkd", *args.argv]), parts=True, tensorboard=args.tensorboard, given=given,
+                method=args.method if composed else None)
     if args.report and is_main(): _write_report(parts)  # the run's parts as trained: nothing is read again
     return 0
 
@@ -362,7 +364,7 @@ def main(argv=None) -> int:
     terminated = []
     def on_term(signum, frame):
         terminated.append(signum)
-        if not request_stop(signum): _terminated(signum, frame)  # a training loop stops after its step, saved there
+        if len(terminated) > 1 or not request_stop(signum): _terminated(signum, frame)  # held to the step's end once; a second signal stops at once
     handled = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s is not None]  # no SIGUSR1 on Windows
     previous = {s: signal.signal(s, on_term) for s in handled} if threading.current_thread() is threading.main_thread() else {}
     try:

@@ -25,8 +25,8 @@ from .stages import *  # and the config's: `from augkd.pipeline import make_conf
 from .stages import _names, _short_hash
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
 from .tracking import TensorBoardLog
-from .train import (Validate, barrier, confusion_matrix, evaluate, init_distributed, is_main, predict_logits, resolve_device,
-                         seed_everything)
+from .train import (Stopped, Validate, barrier, confusion_matrix, evaluate, init_distributed, is_main, predict_logits,
+                         resolve_device, seed_everything)
 
 # %% auto #0
 __all__ = ['MODEL_NAMES', 'build_models', 'config_splits', 'resolve_teacher', 'RunParts', 'run_teacher', 'run', 'load_run']
@@ -203,7 +203,7 @@ def _finish(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, 
     # a stage trained under another config too (a forced resume) says so: the records match what was trained
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history" and (k != "trained_under" or v not in ([], [config.to_dict()]))}
     composed = prov.get("given", {}).get("generator", "").split(" ")[0]  # a composition's data-free stage 1: `augkd@dfq`
-    results = {"method": method_name(config) + (f"@{composed}" if composed else ""), "setting": config.setting, "seed": config.seed, "preset": config.preset,
+    results = {"method": prov.get("method") or method_name(config) + (f"@{composed}" if composed else ""), "setting": config.setting, "seed": config.seed, "preset": config.preset,
                "config": config.to_dict(), "provenance": prov, "teacher": evaluate(teacher_model, splits.student_test),
                "inits": {"student": student.init_record, "teacher": getattr(teacher_model, "init_record", {"init": "file"})},
                "student": evaluate(student, splits.student_test), "diagnostics": diagnostics,
@@ -222,9 +222,9 @@ def _finish(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, 
                     held["student"], metrics, results)
 
 # %% ../nbs/07_pipeline.ipynb #cell-043
-def _resume_hint(out, stop: str = "") -> str:
-    "What an interrupted run says: where it stopped (a signal's stop saved inside its epoch, `request_stop`) and how to go on."
-    saved = f"{stop}, saved there" if "after step" in stop else "every finished epoch is checkpointed"
+def _resume_hint(out, stop: BaseException = None) -> str:
+    "What an interrupted run says: where it stopped (a signal's stop held to the step's end and saved there: `Stopped`) and how to go on."
+    saved = f"{stop}, saved there" if isinstance(stop, Stopped) else "every finished epoch is checkpointed"
     return (f"interrupted: {saved} in {out}; continue with "
             f"`augkd run --out {shlex.quote(str(out))} --resume` (the run's own config and teacher are used)")
 
@@ -254,6 +254,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         parts: bool = False, # return the run's `RunParts` as trained (for a report, without reading anything again)
         tensorboard: bool = True, # write TensorBoard events of every stage to `out/tb/` (`TensorBoardLog`)
         given: dict = None, # stages that ran elsewhere: `{stage: {module: state_dict, ..., "source": what made them}}` (a composition's stage 1)
+        method: str = None, # with `given`: the composition's name (`augkd_ce@dfq`), recorded in the provenance and results
        ): # the results (also in `out/results.json`), or with `parts` the `RunParts` holding them
     """Run AuG-KD end to end into the directory `out`: every row of `STAGE_TABLE`, resumably. Source: the method page
     ("Stage 1" to "Stage 3", and "Protocol and baselines" for the splits and scores). Raises `ValueError` before anything is written for
@@ -272,10 +273,12 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
                                 device, progress)  # unavailable weights stop the run here, before anything is written
     spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume, teacher_key)
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
-    if given is None and resume:  # a resumed composition: its given stages are checkpointed; their sources are recorded
-        recorded = (RunDir(out).read_json("config") or {}).get("provenance", {}).get("given")
-        given = {s: {"source": source} for s, source in recorded.items()} if recorded else None
-    prov = {**provenance(splits, teacher_model, student_init), **({"given": {s: g["source"] for s, g in given.items()}} if given else {})}
+    if resume:  # a resumed composition: its given stages are checkpointed; their sources and its name are recorded
+        recorded = (RunDir(out).read_json("config") or {}).get("provenance", {})
+        if given is None and recorded.get("given"): given = {s: {"source": source} for s, source in recorded["given"].items()}
+        if recorded.get("given"): method = recorded.get("method")  # the name first recorded (none by augkd before it named them)
+    prov = {**provenance(splits, teacher_model, student_init),
+            **({"given": {s: g["source"] for s, g in given.items()}, **({"method": method} if method else {})} if given else {})}
     handed = (given or {}).get("generator", {})
     if "student" in handed and "encoder" not in handed and not ("anchor" in config_stages(config) and (config.invert_steps or config.invert_epochs)):
         raise ValueError("a stage 1 given from elsewhere has no encoder: hand one over (`learn_encoder`), or run stage 2 with "
@@ -302,7 +305,7 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
             held = _run_stages(config, run_dir, splits, teacher_model, prov, ckpts, student_init, device, start, progress,
                                list(callbacks), tensorboard, given)
         except KeyboardInterrupt as stop:
-            raise KeyboardInterrupt(_resume_hint(out, str(stop))) from None
+            raise type(stop)(_resume_hint(out, stop)) from None  # a `Stopped` stays one: its loop saved the step
     return held if parts else held.results
 
 # %% ../nbs/07_pipeline.ipynb #4cb4f935

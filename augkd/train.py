@@ -25,9 +25,9 @@ __all__ = ['PRECISIONS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 
            'is_main', 'slurm_environment', 'first_host', 'init_distributed', 'shard', 'parallel', 'mean_over_processes',
            'barrier', 'sum_over_processes', 'native_bf16', 'computes_bf16', 'autocast', 'cpu_autocasts',
            'NoSingletonBatches', 'batches', 'predict_logits', 'topk_accuracy', 'top1', 'evaluate', 'confusion_counts',
-           'confusion_matrix', 'Callback', 'backward_step', 'adam', 'tracked', 'request_stop', 'Learner', 'FiniteCheck',
-           'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift', 'random_colour',
-           'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
+           'confusion_matrix', 'Callback', 'backward_step', 'adam', 'tracked', 'request_stop', 'Stopped', 'Learner',
+           'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift',
+           'random_colour', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -336,9 +336,12 @@ def request_stop(signum: int, # the signal that asks (SIGTERM, SIGUSR1)
     """Ask the running training loop to stop after its current step, saving it there (`Learner`, `Checkpoint`): a signal
     handler's job. True when a loop will; False when none runs here, or several processes train together (they cannot
     agree on one step in a handler): the caller stops at once, as before, and a resume starts from the last epoch."""
-    if not _RUNNING or world_size() > 1: return False
+    if not _RUNNING or world_size() > 1 or not _RUNNING[-1].saves_on_stop: return False  # holding would only delay the stop
     _STOP.append(signum)
     return True
+
+class Stopped(KeyboardInterrupt):
+    "A training loop stopped by `request_stop`, after the step in progress; its `Checkpoint` saved it there."
 
 # %% ../nbs/02_train.ipynb #cell-033
 class Learner:
@@ -367,14 +370,18 @@ class Learner:
         history, a row per epoch. After a step during which a stop was asked for (`request_stop`: SIGTERM, SIGUSR1),
         callbacks get `after_stop` (`Checkpoint` saves the step) and the loop raises `KeyboardInterrupt`."""
         self.start, self.history, self.partial = 0, [], None
+        self.saves_on_stop = any(getattr(cb, "saves_on_stop", False) for cb in self.callbacks)
         self("before_fit")
         _RUNNING.append(self)
         try:
             for self.epoch in range(self.start, self.epochs): self._epoch()
+        except BaseException:
+            _STOP.clear()  # a stop asked for and not honoured (the loop failed first) must not stop the next loop
+            raise
         finally: _RUNNING.remove(self)
         if _STOP:  # asked for after the last step: the last epoch is saved, the stop is honoured here
             signum = _STOP.pop(); _STOP.clear()
-            raise KeyboardInterrupt(f"{self.name}: stopped by signal {signum} after its last epoch")
+            raise Stopped(f"{self.name}: stopped by signal {signum} after its last epoch")
         self("after_fit")
         return self.history
 
@@ -387,7 +394,13 @@ class Learner:
         self("before_epoch")
         batches = iter(self.iterable)
         if partial:  # inside the epoch: its first steps' batches are passed over, then the state after them restored
-            for _ in range(partial["steps"]): next(batches)
+            if partial.get("world_size", 1) != world_size():
+                raise ValueError(f"{self.name}: saved inside epoch {self.epoch + 1} by {partial.get('world_size', 1)} process(es); "
+                                 f"resume it with as many (not {world_size()})")
+            for step in range(partial["steps"]):
+                if next(batches, None) is None:
+                    raise ValueError(f"{self.name}: saved after step {partial['steps']} of epoch {self.epoch + 1}, which now has "
+                                     f"{step} steps (another batch size or split?): resume with the config it was saved under")
             self.steps, self.count, self.sums = partial["steps"], partial["count"], dict(partial["sums"])
             set_rng_state(partial["rng"])
         for batch in batches:
@@ -399,7 +412,7 @@ class Learner:
             if _STOP:
                 self("after_stop")
                 signum = _STOP.pop(); _STOP.clear()
-                raise KeyboardInterrupt(f"{self.name}: stopped by signal {signum} after step {self.steps} of epoch {self.epoch + 1}")
+                raise Stopped(f"{self.name}: stopped by signal {signum} after step {self.steps} of epoch {self.epoch + 1}")
         for scheduler in self.schedulers.values(): scheduler.step()
         totals = sum_over_processes({**self.sums, "_count": self.count})
         count = totals.pop("_count")
@@ -494,7 +507,7 @@ class Checkpoint(Callback):
     def __init__(self,
                  resume: dict = None, # a `training_state` snapshot to continue from, or None
                  save = None): # `save(snapshot)` after every epoch, or None
-        self.resume, self.save = resume, save
+        self.resume, self.save, self.saves_on_stop = resume, save, save is not None
 
     def before_fit(self, learn):
         if self.resume is None: return
@@ -514,7 +527,7 @@ class Checkpoint(Callback):
     def after_stop(self, learn):  # a stop asked for inside an epoch: the steps so far, resumed from where they stopped
         if self.save is not None:
             self.save(self._snapshot(learn, learn.epoch, steps=learn.steps, count=learn.count, sums=dict(learn.sums),
-                                     epoch_rng=learn.epoch_rng))
+                                     epoch_rng=learn.epoch_rng, world_size=world_size()))
 
 # %% ../nbs/02_train.ipynb #cell-044
 def random_shift(images: torch.Tensor, shift: int, generator: torch.Generator = None) -> torch.Tensor:

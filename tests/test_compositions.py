@@ -45,3 +45,10 @@ def test_augkd_run_makes_a_composition_and_records_how(tmp_path, cli):
     assert again.returncode == 0 and "mixup: finished earlier" in again.stdout + again.stderr, again.stderr[-2000:]
     refused = cli("run", *QUICK, "--method", "dfq+", "--out", tmp_path / "other")
     assert refused.returncode == 2 and "augkd bench --methods dfq+" in refused.stderr
+    other = cli("run", *QUICK, "--method", "augkd_no_anchor@zskt", "--resume", "--out", run)  # a run of another stage 1
+    assert other.returncode == 2 and "stage 1 is from dfq" in other.stderr and "not zskt's" in other.stderr, other.stderr[-2000:]
+    no_budget = cli("run", *QUICK, "--method", "augkd@dfq", "--invert-steps", "0", "--out", tmp_path / "ref")
+    assert no_budget.returncode == 2 and "give it a budget" in no_budget.stderr and not (tmp_path / "ref").exists()
+    ce = cli("run", *QUICK, "--method", "augkd_ce@dfq")  # named by the composition, beside the plain run's default folder
+    assert ce.returncode == 0, ce.stderr[-2000:]
+    assert json.loads((tmp_path / "runs" / "HP-M-quick-s0-augkd_ce-at-dfq" / "results.json").read_text())["method"] == "augkd_ce@dfq"
