@@ -432,12 +432,14 @@ def select_by_validation(by_regime: dict, # `{regime: rows}`: cells of one grid,
 # %% ../nbs/09_bench.ipynb #c6f437f7
 def composition_markdown(by_regime: dict, # `{regime: rows}`: a grid of compositions beside the roster methods they are measured against
                          chosen: str, # the composition the selection rule chose (`select_by_validation`)
+                         new: tuple = ("4ds",), # roster methods that joined with this grid, compared as the compositions are
                         ) -> str:
     """Markdown: top-1 (%) of every method per column and regime (mean +- std over seeds; a composition's mean validation
-    top-1 beside it); then `chosen` minus the best other method of each column, the best by mean among the grid's
-    methods that are not compositions (named), and how many columns of each regime it is ahead on; then every
-    composition minus its base's `+` (the same stage 1, fine-tuned instead) and minus its AuG-KD variant on its own
-    stage 1. Differences in points, mean [95% interval] over the seeds both have (▲ ahead, ▼ behind: it excludes zero)."""
+    top-1 beside it); then every composition and each of `new` minus the best other method of its column, the best by
+    mean among the grid's methods that are not compositions (named), and how many columns of each regime `chosen` is
+    ahead (behind) on; then every composition minus its base's `+` (the same stage 1, fine-tuned instead) and minus its
+    AuG-KD variant on AuG-KD's own stage 1. Differences in points, mean [95% interval] over the seeds both have (▲ ahead,
+    ▼ behind: the interval excludes zero)."""
     names, columns = list(by_regime), _columns(by_regime)
     tables = {r: summarize(rows) for r, rows in by_regime.items()}
     methods = list(dict.fromkeys(m for t in tables.values() for m in t))
@@ -453,19 +455,19 @@ def composition_markdown(by_regime: dict, # `{regime: rows}`: a grid of composit
     lines += [f"| {m}{' (chosen)' if m == chosen else ''} | " + " | ".join(mean_std(seeds(r, m, c)) for c, r in pairs)
               + (f" | {100 * statistics.mean(val[m]):.1f} |" if val.get(m) else " | - |") for m in methods]
 
-    def best_other(r, c):
-        means = {m: _mean_std(v.values())[0] for m in roster if (v := seeds(r, m, c))}
+    def best_other(r, c, m):
+        means = {o: _mean_std(v.values())[0] for o in roster if o != m and (v := seeds(r, o, c))}
         return max(means, key=means.get) if means else None
 
     diff = lambda r, c, a, b: paired_difference(seeds(r, a, c), seeds(r, b, c)) if seeds(r, a, c) and seeds(r, b, c) else None
-    versus = {(c, r): (b, diff(r, c, chosen, b)) for c, r in pairs if (b := best_other(r, c))}
-    lines += ["", f"`{chosen}` minus the best other method of each column (in brackets), points:", "", *head("comparison")]
-    lines.append(f"| {chosen} - best other | " + " | ".join(
-        f"{_difference(versus[p][1])} ({versus[p][0]})" if p in versus else "-" for p in pairs) + " |")
-    ahead = {r: sum(bool(d and d["ahead"]) for (c, rr), (_, d) in versus.items() if rr == r) for r in names}
-    behind = {r: sum(bool(d and d["behind"]) for (c, rr), (_, d) in versus.items() if rr == r) for r in names}
-    lines += ["", "Columns where it is ahead (behind) of the best other: "
-              + ", ".join(f"{r} {ahead[r]} ({behind[r]}) of {sum(rr == r for _, rr in versus)}" for r in names), "",
+    versus = {m: {(c, r): (b, diff(r, c, m, b)) for c, r in pairs if (b := best_other(r, c, m))}
+              for m in composed + [m for m in new if m in methods]}
+    lines += ["", "Minus the best other method of the column (in brackets; compositions aside), points:", "", *head("comparison")]
+    lines += [f"| {m} - best other | " + " | ".join(f"{_difference(v[p][1])} ({v[p][0]})" if p in v else "-" for p in pairs) + " |"
+              for m, v in versus.items()]
+    count = lambda r, key: sum(bool(d and d[key]) for (c, rr), (_, d) in versus.get(chosen, {}).items() if rr == r)
+    lines += ["", f"Columns where `{chosen}` is ahead (behind) of the best other: "
+              + ", ".join(f"{r} {count(r, 'ahead')} ({count(r, 'behind')}) of {len(columns)}" for r in names), "",
               "Each composition against the same stage 1 fine-tuned (its base's `+`) and against its AuG-KD variant alone, points:",
               "", *head("comparison")]
     for m in composed:

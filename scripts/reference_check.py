@@ -21,7 +21,10 @@ requirements, pandas and tqdm among them). The steps, each kept when finished, s
    latent size, batch size, k and budgets (`--gen-epochs` times 200 stage-1 iterations, as
    the reference's loop has them; `--anchor-epochs`; `--mixup-epochs`) and augkd's learning rates, alpha, a and b
    given to the reference too. Asked for with `--sides`, `augkd_ce` is `augkd_ref` with a stage 3 of cross-entropy alone
-   (`u = 1`: what the reference's stage 3 computes), its stages 1 and 2 reused from `augkd_ref`'s run.
+   (`u = 1`: what the reference's stage 3 computes), its stages 1 and 2 reused from `augkd_ref`'s run; `counterfactual`
+   is the reference with one more patch (`COUNTERFACTUAL`, in its own copy `OUT/reference-code-counterfactual`): its
+   stage-3 second pass through the teacher instead of the student, nothing else changed, the direct test of the
+   explanation of the reference - `augkd_ref` gap.
 5. **One table** (`OUT/table.md`, rows in `OUT/rows.json`): per side, mean and spread over the seeds of the
    teacher's top-1 on the test split, the student's top-1/3/5, the stage-1 student's top-1 on the test split, the
    wall time and each stage's seconds per iteration or epoch. With `--json FILE` the rows (each with its teacher file's
@@ -43,7 +46,7 @@ from throughput import REFERENCE  # noqa: E402  the reference code's architectur
 from augkd.files import atomic_write_text  # noqa: E402
 from augkd.pipeline import AUGKD_REFERENCE  # noqa: E402
 ARCH = {k: v for k, v in REFERENCE.items() if k not in AUGKD_REFERENCE}
-SIDES = ("reference", "augkd_ref", "augkd", "augkd_ce")  # augkd_ce (augkd_ref with a stage 3 of CE alone) only when asked for
+SIDES = ("reference", "augkd_ref", "augkd", "augkd_ce", "counterfactual")  # the last two only when asked for
 SWITCHES = {"augkd": [], "augkd_ref": ["--reference"], "augkd_ce": ["--reference", "--u", "1"]}
 
 # (file, text, replacement, how many times, why): the least that running the reference here needs
@@ -58,6 +61,12 @@ PATCHES = [
      "torch.load(os.path.join(args.log_dir, ckpt_dir), weights_only=False)", 2,
      "torch >= 2.6 loads only weights by default; its own stage checkpoints also hold an enum and optimizer states"),
 ]
+# the counterfactual side's one more patch: the test of the explanation of the reference - augkd_ref gap
+COUNTERFACTUAL = ("utils/trainer.py", "                    outputs = model(x)\n                    t_outputs = model(x)\n",
+                  "                    outputs = model(x)\n                    t_outputs = teacher(x)\n", 1,
+                  "the counterfactual side only: stage 3's second pass goes through the teacher (`teacher(x)`) instead of the "
+                  "student (`model(x)`), so its KD term distills the teacher; nothing else changes")
+REFERENCE_SIDES = {"reference": PATCHES, "counterfactual": PATCHES + [COUNTERFACTUAL]}  # the sides that run the reference's code
 
 
 def mean_sd(values: list) -> str:
@@ -269,17 +278,18 @@ def main(argv=None):
     else:
         print(f"data: DigitShift {args.setting} as image folders in {out / 'data'}", flush=True)
         paths = write_folders(args.setting, args.shots, out / "data")
-    code = out / "reference-code"
+    code = {side: out / ("reference-code" if side == "reference" else f"reference-code-{side}") for side in REFERENCE_SIDES}
     if not args.table_only:
-        for file, why in apply_patches(args.reference, code):
-            print(f"patched {file}: {why}", flush=True)
+        for side in ["reference"] + [s for s in sides if s in REFERENCE_SIDES and s != "reference"]:
+            for file, why in apply_patches(args.reference, code[side], REFERENCE_SIDES[side]):
+                print(f"patched {file} ({side}): {why}", flush=True)
     teacher = out / "teacher" / f"{ARCH['teacher_arch']}_ckpt.pt"
     config = side_config(0, paths, args.shots, args.gen_epochs, args.anchor_epochs, args.mixup_epochs)
     if not teacher.exists() and not args.table_only:
         (out / "teacher").mkdir(exist_ok=True)
         print(f"teacher: the reference code trains {ARCH['teacher_arch']} for {args.teacher_epochs} epochs", flush=True)
         wall = _run([sys.executable, "main.py", *reference_teacher_args(paths, out / "teacher", args.teacher_epochs, config.lr_s,
-                                                                       config.wd_s, config.batch_size)], out / "teacher" / "log.txt", cwd=code)
+                                                                       config.wd_s, config.batch_size)], out / "teacher" / "log.txt", cwd=code["reference"])
         print(f"teacher: {teacher} in {wall / 60:.1f} min", flush=True)
     teacher_sha = hashlib.sha256(teacher.read_bytes()).hexdigest() if teacher.exists() else None
     import torch
@@ -300,10 +310,10 @@ def main(argv=None):
             if not done.exists() and not args.table_only:
                 folder.mkdir(parents=True, exist_ok=True)
                 print(f"{side}, seed {seed}: running (log in {folder})", flush=True)
-                if side == "reference":
+                if side in REFERENCE_SIDES:
                     for old in folder.glob("*/result.log"): shutil.rmtree(old.parent)  # an interrupted job starts over
                     wall = _run([sys.executable, "main.py", *reference_main_args(paths, teacher, folder, seed, config)],
-                                folder / "log.txt", cwd=code)
+                                folder / "log.txt", cwd=code[side])
                     row = parse_reference_log((folder / "log.txt").read_text())  # its result.log has no time stamps
                 else:
                     run_dir = folder / "run"
@@ -323,7 +333,7 @@ def main(argv=None):
         ours = {(r["side"], r["seed"]) for r in rows}
         kept = [r for r in earlier.get("rows", []) if (r["side"], r["seed"]) not in ours]  # sides and seeds not asked for this time
         Path(args.json).write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": machine,
-                                               "setting": setting, "budgets": budgets, "patches": [{"file": f, "why": w} for f, _, _, _, w in PATCHES],
+                                               "setting": setting, "budgets": budgets, "patches": [{"file": f, "why": w} for f, _, _, _, w in PATCHES + [COUNTERFACTUAL]],
                                                "rows": kept + rows, "table": table(kept + rows, config)}, indent=1))
     print(text)
 

@@ -104,7 +104,8 @@ REFERENCE_FILES = {  # the lines of the reference code that its patches change, 
     "main.py": "import os\nimport wandb\nfrom torch import nn\n",
     "models/__init__.py": "def get_pretrained_model(name, n):\n    model = get_model(name, weights=list(get_model_weights(name))[-1])\n",
     "utils/trainer.py": "".join(f"def f{i}(device: str = 'cuda:0'): pass\n" for i in range(5))
-                        + "a = torch.load(os.path.join(args.log_dir, ckpt_dir))\n" * 2,
+                        + "a = torch.load(os.path.join(args.log_dir, ckpt_dir))\n" * 2
+                        + "                    outputs = model(x)\n                    t_outputs = model(x)\n",
 }
 
 
@@ -133,6 +134,10 @@ def test_reference_check_patches_a_copy_and_says_why(tmp_path):
         reference_check.apply_patches(checkout, tmp_path / "copy")
     with pytest.raises(SystemExit, match="is not a checkout of the reference AuG-KD code"):
         reference_check.apply_patches(tmp_path, tmp_path / "copy")
+    assert "t_outputs = model(x)" in trainer, "the reference side keeps its stage-3 second pass through the student"
+    counter = reference_check.apply_patches(_checkout(tmp_path / "ref2"), tmp_path / "counter", reference_check.REFERENCE_SIDES["counterfactual"])
+    assert counter[:-1] == applied and "through the teacher" in counter[-1][1]  # the reference's patches and one more
+    assert "t_outputs = teacher(x)" in (tmp_path / "counter" / "utils/trainer.py").read_text()
 
 
 REFERENCE_LOG = """\
