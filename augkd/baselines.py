@@ -30,7 +30,7 @@ __all__ = ['DATA_FREE_WEIGHTS', 'DATA_FREE', 'DATA_FREE_ABOUT', 'teacher_method'
            'plain_kd', 'kd_adabn', 'kd_fine_tuned', 'fine_tune', 'shared_student', 'data_free_row', 'data_free_method',
            'generator_kd', 'total_variation', 'deep_inversion', 'random_resized_crop', 'projection_head',
            'contrastive_loss', 'contrastive_inversion', 'pseudo_replay', 'FourierAdapter', 'adapter_points',
-           'fourier_adapted', 'four_ds', 'given_stage1', 'composition']
+           'fourier_adapted', 'four_ds', 'composable', 'given_stage1', 'composition']
 
 # %% ../nbs/08_baselines.ipynb #cell-011
 @register("teacher")
@@ -493,6 +493,11 @@ def four_ds(cell: Cell) -> dict:
     scores = train_by_recipe(cell, splits, student, loss, desc="4ds")
     return {**scores, "teacher_acc": evaluate(adapted.eval(), splits.student_test)["acc"]}
 
+# %% ../nbs/08_baselines.ipynb #8f00aa3c
+def composable() -> list:
+    "The data-free methods whose stage 1 a composition can take: those that train a generator (`DATA_FREE`)."
+    return [name for name, (_, models) in DATA_FREE.items() if "generator" in models]
+
 # %% ../nbs/08_baselines.ipynb #62706595
 def given_stage1(base: str, # a generator-based data-free method (`DATA_FREE`): dfq, dafl, zskt, cmi, pre_dfkd
                  cell: Cell, # the composition's job: its config (the AuG-KD variant's), folders, progress and teacher
@@ -542,7 +547,7 @@ def composition(name: str, # AUGKD@BASE: an AuG-KD variant (`AUGKD_VARIANTS`) an
     back, _, front = name.partition("@")
     if back not in AUGKD_VARIANTS:
         raise ValueError(f"{name}: a composition puts a data-free stage 1 under an AuG-KD variant; {back!r} is none of {', '.join(AUGKD_VARIANTS)}")
-    makers = [n for n, (_, m) in DATA_FREE.items() if "generator" in m]
+    makers = composable()
     if front not in DATA_FREE:
         raise ValueError(f"{name}: {front!r} is no data-free method; compose one of {', '.join(makers)}")
     if front not in makers:

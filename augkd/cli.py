@@ -329,13 +329,12 @@ def _write_comparison(run_dirs: list, out: Path) -> None:
 
 # %% ../nbs/12_cli.ipynb #f3903f8a
 def _bench(args) -> int:
-    from augkd.baselines import AUGKD_VARIANTS, DATA_FREE, METHODS, load_plugins
+    from augkd.baselines import AUGKD_VARIANTS, METHODS, composable, load_plugins
     load_plugins(args.plugin)
     if args.list:
         print("\n".join(f"{name:<16} {m.about}" for name, m in METHODS.items()))
-        makers = [n for n, (_, models) in DATA_FREE.items() if "generator" in models]
         print(f"\ncompositions, by name: AUGKD@BASE, AUGKD one of {', '.join(AUGKD_VARIANTS)} and BASE one of "
-              f"{', '.join(makers)} (for example augkd@dfq): BASE's stage 1 under AUGKD's stages 2 and 3")
+              f"{', '.join(composable())} (for example augkd@dfq): BASE's stage 1 under AUGKD's stages 2 and 3")
         return 0
     from augkd.bench import bench
     _check_teacher_arch(args)
