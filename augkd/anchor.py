@@ -17,13 +17,13 @@ from .data import Domain
 from .generator import collapse_statistics, generated_images
 from .losses import UNCERTAINTIES, PenultimateFeatures, max_logit_range, normalized_energy, prior_kl, uncertainty_score
 from .registry import Registry
-from .train import (BestState, Learner, ShowProgress, Validate, adam, autocast, backward_step, batches, parallel,
+from .train import (AUGMENTS, BestState, Learner, ShowProgress, Validate, adam, autocast, backward_step, batches, parallel,
                          predict_logits, shard, top1, world_size)
 
 # %% auto #0
-__all__ = ['ANCHOR_SELECTIONS', 'AnchorNet', 'uncertainty_setup', 'anchor_terms', 'anchor_loss', 'anchor_views', 'anchor_step',
-           'anchor_validation', 'AnchorConfig', 'inversion_epochs', 'invert_encoder', 'learn_encoder', 'train_anchor',
-           'mask_statistics', 'stage_diagnostics']
+__all__ = ['ANCHOR_NETS', 'ANCHOR_SELECTIONS', 'AnchorNet', 'CodeAnchorNet', 'uncertainty_setup', 'anchor_terms', 'anchor_loss',
+           'anchor_views', 'anchor_step', 'anchor_validation', 'AnchorConfig', 'inversion_epochs', 'invert_encoder',
+           'learn_encoder', 'train_anchor', 'mask_statistics', 'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
@@ -57,6 +57,39 @@ class AnchorNet(nn.Module):
         m = self.mask(y)
         return m * self.psi(z * m) + (1 - m) * z, m
 
+# %% ../nbs/05_anchor.ipynb #a6337616
+class CodeAnchorNet(nn.Module):
+    """The reference code's AnchorNet (its `models/anchor_net.py`), for the code-faithful variant: the same
+    `forward(z, y) -> (z_a, m)` as `AnchorNet`. The mask is three linear layers on a class embedding, BatchNorm, then
+    ReLU(Softsign(sigmoid(.) - 0.5)), in [0, 1/3); psi is three 1-D convolutions (4, 8, 4 channels, BatchNorm,
+    LeakyReLU) and a linear layer from 4d to d; linear weights drawn uniformly from [-0.08, 0.08], biases zero."""
+    def __init__(self,
+                 latent_size: int = 100, # d
+                 num_classes: int = 10): # C
+        super().__init__()
+        d, self.num_classes = latent_size, num_classes
+        self.embed = nn.Linear(num_classes, d)
+        self.mask_net = nn.Sequential(nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), nn.BatchNorm1d(d), nn.Sigmoid())
+        block = lambda i, o: [nn.Conv1d(i, o, 3, padding=1), nn.BatchNorm1d(o), nn.LeakyReLU()]
+        self.psi_conv = nn.Sequential(*block(1, 4), *block(4, 8), *block(8, 4), nn.Flatten())
+        self.psi_linear = nn.Linear(4 * d, d)
+        for m in self.modules():
+            if isinstance(m, nn.Linear): nn.init.uniform_(m.weight, -0.08, 0.08); nn.init.zeros_(m.bias)
+
+    def mask(self, y: torch.Tensor) -> torch.Tensor: # (B,) labels
+        "The class mask m(y) in [0, 1/3)^d."
+        return F.relu(F.softsign(self.mask_net(self.embed(F.one_hot(y, self.num_classes).float())) - 0.5))
+
+    def psi(self, z: torch.Tensor) -> torch.Tensor: # (B, d) masked latents
+        return self.psi_linear(self.psi_conv(z.unsqueeze(1)))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> tuple: # (B, d) latents and (B,) labels
+        "The anchor latent z_a and the mask m."
+        m = self.mask(y)
+        return m * self.psi(z * m) + (1 - m) * z, m
+
+ANCHOR_NETS = {"paper": AnchorNet, "code": CodeAnchorNet}  # the config's `anchor_net` choices
+
 # %% ../nbs/05_anchor.ipynb #cell-011
 def uncertainty_setup(teacher: nn.Module, # the frozen teacher
                       train: Domain, # the student domain's training split (sets the normalized energy's range)
@@ -73,11 +106,14 @@ def anchor_terms(t_logits: torch.Tensor, # the teacher's logits on the anchor im
                  alpha: float = 0.25, # the invariant ratio
                  kind: str = "normalized_energy", f_min: float = 0.0, f_max: float = 1.0, tau: float = 1.0, # see `uncertainty_score`
                  z: torch.Tensor = None, z_a: torch.Tensor = None, # the latents and their anchors, for the proximity term
+                 mask_sum: bool = False, # the mask term as the reference code computes it: |sum_ij m_ij - d (1 - alpha)| / B
                 ) -> dict:
     """The terms of L_A (the method page, "Stage 2"), unweighted scalars from logits (B, C), masks (B, d) and labels (B,):
-    uncertainty, mask-fraction constraint, class CE (and, given z and z_a (B, d), proximity)."""
+    uncertainty, mask-fraction constraint (per sample, or `mask_sum`: the whole batch's mask against one sample's
+    target, divided by B, as the reference code's `AnchorLoss`), class CE (and, given z and z_a (B, d), proximity)."""
+    target = mask.shape[1] * (1 - alpha)
     terms = {"unc": uncertainty_score(t_logits, kind, f_min, f_max, tau).mean(),
-             "mask": (mask.mean(1) - (1 - alpha)).abs().mean(),
+             "mask": (mask.sum() - target).abs() / len(mask) if mask_sum else (mask.mean(1) - (1 - alpha)).abs().mean(),
              "ce": F.cross_entropy(t_logits, y)}
     if z is not None: terms["prox"] = (z_a - z).pow(2).mean()
     return terms
@@ -107,11 +143,13 @@ def anchor_step(teacher, generator, encoder, # frozen, in eval mode
                 score: dict, # `anchor_terms`' keyword arguments: alpha, kind, f_min, f_max, tau
                 w_mask: float, w_ce: float, # the weights of L_A's mask and class terms
                 precision: str = "auto", # see `autocast`
-                w_prox: float = 0.0): # the weight of L_A's proximity term
+                w_prox: float = 0.0, # the weight of L_A's proximity term
+                augment = None): # `augment(x, None)`: a transform of each CPU batch's images (`AUGMENTS`), or None
     "A `Learner` step of stage 2: one AnchorNet update on a batch of student-domain samples."
     device = next(teacher.parameters()).device
     def step(learn, batch):
-        x, y = shard(batch[0].to(device), batch[1].to(device))
+        x = batch[0] if augment is None else augment(batch[0], None)
+        x, y = shard(x.to(device), batch[1].to(device))
         with autocast(device, precision):
             with torch.no_grad(): z = encoder(x, y)[0]
             z_a, m = anchor(z, y)
@@ -155,7 +193,7 @@ ANCHOR_SELECTIONS.register("teacher_acc")(lambda: BestState("anchor", lambda row
 class AnchorConfig(TrainConfig):
     "Stage 2's fields (encoder inversion, then the AnchorNet), with the method page's reference values; batch size and arithmetic from `TrainConfig`."
     NAME: ClassVar[str] = "stage 2: anchor learning"
-    CHOICES: ClassVar[dict] = {"uncertainty": UNCERTAINTIES, "anchor_select": ANCHOR_SELECTIONS}
+    CHOICES: ClassVar[dict] = {"uncertainty": UNCERTAINTIES, "anchor_select": ANCHOR_SELECTIONS, "lr_a_every": ("epoch", "step")}
     anchor_epochs: int = 200        # epochs of stage 2
     lr_a: float = 1e-3              # Adam learning rate of the AnchorNet, cosine-decayed
     alpha: float = 0.25             # invariant ratio: the share of latent dimensions the class mask keeps unchanged (0 to 1)
@@ -169,6 +207,8 @@ class AnchorConfig(TrainConfig):
     invert_steps: int = 0           # the inversion's budget in optimizer steps, whatever the split's size (instead of invert_epochs)
     lr_inv: float = 3e-3            # Adam learning rate of encoder inversion
     w_inv_feat: float = 1.0         # weight of the teacher-feature term of the inversion loss
+    mask_sum: bool = False          # the mask term over the whole batch, |sum m - d (1 - alpha)| / B, as the reference code computes it
+    lr_a_every: str = "epoch"       # the AnchorNet's cosine steps every "epoch", or every "step" (as the reference code's loop steps it)
 
     def checks(self) -> list:
         return [("alpha", 0 <= self.alpha <= 1, "0 <= alpha <= 1"),
@@ -261,14 +301,16 @@ def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, #
     inversion = learn_encoder(teacher, generator, encoder, train, c, progress)
     epochs = len(inversion)
     for frozen in (teacher, generator, encoder): frozen.eval().requires_grad_(False)
-    score = dict(alpha=c.alpha, **uncertainty_setup(teacher, train, c.uncertainty, c.energy_tau))
+    score = dict(alpha=c.alpha, mask_sum=c.mask_sum, **uncertainty_setup(teacher, train, c.uncertainty, c.energy_tau))
     opt = adam(anchor.parameters(), lr=c.lr_a)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.anchor_epochs)
     epoch_batches = lambda epoch: batches(train, c.batch_size, shuffle=True, drop_last=world_size() > 1)
-    step = anchor_step(teacher, generator, encoder, parallel(anchor), opt, score, c.w_mask, c.w_ce, c.precision, c.w_prox)
+    step = anchor_step(teacher, generator, encoder, parallel(anchor), opt, score, c.w_mask, c.w_ce, c.precision, c.w_prox,
+                       AUGMENTS[c.augment])
     learn = Learner("stage 2 (anchor)", step, epoch_batches, c.anchor_epochs, {"anchor": anchor}, {"anchor": opt}, {"anchor": sched},
                     [Validate(anchor_validation(teacher, generator, encoder, anchor, val, score, c.w_mask, c.w_ce, c.w_prox)), best,
-                     ShowProgress(("loss", "val_loss", "unc_before", "unc_after", "mask_open"), progress), *callbacks])
+                     ShowProgress(("loss", "val_loss", "unc_before", "unc_after", "mask_open"), progress), *callbacks],
+                    scheduler_every=c.lr_a_every)
     history = learn.fit()
     anchor.eval()
     return {"anchor": anchor, "history": history, "best_epoch": best.best_epoch, "f_min": score["f_min"], "f_max": score["f_max"],

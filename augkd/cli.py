@@ -12,7 +12,7 @@ from .models import ARCHS
 
 from .files import WriteError
 
-from .pipeline import AUGKD_REFERENCE, FIELD_CHOICES, PRESETS, Config, config_table, make_config, preset_fields
+from .pipeline import AUGKD_CODE, AUGKD_REFERENCE, FIELD_CHOICES, PRESETS, Config, config_table, make_config, preset_fields
 from .train import request_stop
 
 # %% auto #0
@@ -115,8 +115,11 @@ def _add_run_command(commands) -> None:
                           "see them with `tensorboard --logdir runs`)")
     run.add_argument("--reference", action="store_true",
                      help="the method as the paper's code runs it (AUGKD_REFERENCE) instead of augkd's measured defaults")
+    run.add_argument("--reference-code", action="store_true",
+                     help="the method as the reference code computes it where it differs from the paper (AUGKD_CODE: its AnchorNet, "
+                          "plain energy, batch-summed mask term, per-step schedules, crop and flip, stage 3 against itself)")
     run.add_argument("--method", default=None, metavar="NAME",
-                     help="an AuG-KD variant (augkd, augkd_ref, augkd_no_anchor, augkd_no_mixup, augkd_ce), or a composition "
+                     help="an AuG-KD variant (augkd, augkd_ref, augkd_no_anchor, augkd_no_mixup, augkd_ce, augkd_code), or a composition "
                           "VARIANT@BASE (augkd@dfq, augkd_no_anchor@cmi): the data-free method BASE's stage 1 (its distilled "
                           "student and generator) under the variant's stages 2 and 3; the options given change it further")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
@@ -254,7 +257,8 @@ def _method_changes(name: str) -> dict:
 def _run_config(args) -> Config:
     "The config `augkd run` asks for: on `--resume` of a run directory, its own config with the options given over it."
     saved = args.out / "config.json" if args.resume and args.out else None
-    given = {**(AUGKD_REFERENCE if args.reference else {}), **_method_changes(args.method), **_overrides(args)}
+    given = {**(AUGKD_REFERENCE if args.reference else {}), **(AUGKD_CODE if args.reference_code else {}),
+             **_method_changes(args.method), **_overrides(args)}
     if saved is None or not saved.exists(): return make_config(args.preset or "default", **given)
     recorded = Config.load(saved)
     fields = {k: v for k, v in recorded.to_dict().items() if k != "preset"}

@@ -14,7 +14,7 @@ from fastcore.docments import docments
 from .data import DATASETS, SETTINGS
 from .inits import init_problem
 from .models import ARCHS, STEMS
-from .train import PRECISIONS
+from .train import AUGMENTS, PRECISIONS
 
 # %% auto #0
 __all__ = ['MAX_BATCH', 'PRESETS', 'own_fields', 'field_table', 'section_of', 'DataConfig', 'ModelConfig', 'TrainConfig',
@@ -82,7 +82,8 @@ class DataConfig:
 class ModelConfig:
     "The models: the teacher the pipeline trains (when no file is given), the student, and the widths of G, E and the AnchorNet."
     NAME: ClassVar[str] = "models"
-    CHOICES: ClassVar[dict] = {"teacher_arch": ARCHS, "student_arch": ARCHS, "teacher_stem": STEMS, "student_stem": STEMS}
+    CHOICES: ClassVar[dict] = {"teacher_arch": ARCHS, "student_arch": ARCHS, "teacher_stem": STEMS, "student_stem": STEMS,
+                               "anchor_net": ("paper", "code")}
     teacher_arch: str = "resnet34"  # used when the pipeline trains (and caches) the teacher itself
     teacher_epochs: int = 6         # epochs of training for a teacher the pipeline trains itself
     student_arch: str = "mobilenet_v3_small"  # the student's architecture, for every method
@@ -97,6 +98,7 @@ class ModelConfig:
     enc_channels: int = 256         # channels of E's last convolution
     anchor_hidden: int = 128        # width of the mask MLP
     anchor_channels: int = 16       # channels of psi's 1-D convolutions
+    anchor_net: str = "paper"       # the AnchorNet: "paper" (a Sigmoid mask in (0, 1)) or "code" (the reference code's, mask in [0, 1/3))
 
     def checks(self) -> list:
         return [("teacher_init", not init_problem(self.teacher_init, self.teacher_arch), init_problem(self.teacher_init, self.teacher_arch)),
@@ -111,11 +113,12 @@ MAX_BATCH = 65536
 class TrainConfig:
     "The student's training recipe and the arithmetic, shared by every stage and baseline (each stage's section extends it)."
     NAME: ClassVar[str] = "training"
-    CHOICES: ClassVar[dict] = {"precision": PRECISIONS}
+    CHOICES: ClassVar[dict] = {"precision": PRECISIONS, "augment": AUGMENTS}
     batch_size: int = 2048          # images per step in every stage and baseline
     lr_s: float = 1e-3              # Adam learning rate of the student (stages 1 and 3, every baseline)
     wd_s: float = 1e-4              # Adam weight decay of the student
     precision: str = "auto"         # auto (bf16 where the device computes it natively: `native_bf16`), bf16 or fp32
+    augment: str = "none"           # augmentation of student-domain batches in stages 2 and 3: none, or crop_flip (the reference code's)
 
     def checks(self) -> list:
         return [("batch_size", 2 <= self.batch_size <= MAX_BATCH, f"an integer from 2 to {MAX_BATCH}"),

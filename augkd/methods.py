@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable
 
-from .pipeline import AUGKD_REFERENCE, Config, build_models, config_splits, resolve_teacher, run
+from .pipeline import AUGKD_CODE, AUGKD_REFERENCE, Config, build_models, config_splits, resolve_teacher, run
 from .registry import Registry
 from .train import resolve_device
 
@@ -91,12 +91,13 @@ def run_scores(results: dict, # an AuG-KD run's results (`run`'s return, `result
 
 # %% ../nbs/07d_methods.ipynb #73c5dc40
 AUGKD_VARIANTS = {"augkd": {}, "augkd_ref": AUGKD_REFERENCE, "augkd_no_anchor": dict(use_anchor=False),
-                  "augkd_no_mixup": dict(use_mixup=False), "augkd_ce": dict(AUGKD_REFERENCE, u=1.0)}
+                  "augkd_no_mixup": dict(use_mixup=False), "augkd_ce": dict(AUGKD_REFERENCE, u=1.0), "augkd_code": AUGKD_CODE}
 AUGKD_ABOUT = {"augkd": "AuG-KD with its measured defaults: encoder inversion, anchors the teacher is right on, hand-over",
                "augkd_ref": "AuG-KD as the method page states it (the reference code's switches)",
                "augkd_no_anchor": "augkd without stage 2: mixes toward G(E(x, y)) itself (z_a = z)",
                "augkd_no_mixup": "augkd with stage 3 on raw samples and anchor images, no progressive schedule",
-               "augkd_ce": "augkd_ref with a stage 3 of cross-entropy alone (u = 1)"}
+               "augkd_ce": "augkd_ref with a stage 3 of cross-entropy alone (u = 1)",
+               "augkd_code": "AuG-KD as the reference code computes it where code and paper differ (AUGKD_CODE)"}
 
 def _augkd(cell: Cell) -> dict:
     if cell.shared is None: out, reuse = Path(cell.out) / "run", []

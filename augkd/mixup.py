@@ -16,11 +16,11 @@ from .config import TrainConfig, section_of
 from .data import Domain
 from .registry import Registry
 from .losses import kl_div
-from .train import BestState, Callback, autocast, parallel, recipe_learner, top1
+from .train import AUGMENTS, BestState, Callback, StudentRecipe, autocast, parallel, recipe_learner, top1
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'HANDOVER_TARGETS', 'mixup_schedule', 'mix', 'mixup_loss', 'handover_loss', 'MixupSchedule',
-           'mixup_loss_step', 'MixupConfig', 'train_mixup']
+__all__ = ['SCHEDULES', 'HANDOVER_TARGETS', 'MIXUP_RECIPES', 'mixup_schedule', 'mix', 'mixup_loss', 'handover_loss',
+           'MixupSchedule', 'mixup_loss_step', 'MixupConfig', 'train_mixup']
 
 # %% ../nbs/06_mixup.ipynb #cell-005
 SCHEDULES = Registry("schedule")  # name -> shape(progress, steps): how s(e) climbs from b to 1, the config's `schedule` choices
@@ -102,8 +102,12 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
                     student: nn.Module, # the student in training (wrapped by `parallel`)
                     u: float, tau: float, # L_3's CE weight and KD temperature
                     precision: str = "auto", # see `autocast`
-                    handover: bool = False, handover_target: str = "mixed", handover_trusted: bool = False): # see `handover_loss`
-    "The loss of stage 3 for the student recipe: a batch of raw samples and their mixes at the epoch's s."
+                    handover: bool = False, handover_target: str = "mixed", handover_trusted: bool = False, # see `handover_loss`
+                    kd_source: str = "teacher"): # whose outputs L_3's KD term reads: the "teacher", or the "student" (a second pass, as the reference code)
+    """The loss of stage 3 for the student recipe: a batch of raw samples and their mixes at the epoch's s. With
+    `kd_source="student"` the KD term's target is a second pass of the batch through the student, as the reference code's
+    stage 3 computes it (`t_outputs = model(x)`): KL(S || S) = 0, so L_3 is u CE and the second pass only moves the
+    student's BatchNorm statistics."""
     device = next(teacher.parameters()).device
     def loss_step(learn, x, y):
         if handover:
@@ -123,18 +127,24 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
         with autocast(device, precision):
             x_m = mix(x, y, learn.row["s"], generator, encoder, anchor).float()
             X, Y = torch.cat([x, x_m]), torch.cat([y, y])
-            with torch.no_grad(): t_logits = teacher(X)
             s_logits = student(X)
+            if kd_source == "student": t_logits = student(X)
+            else:
+                with torch.no_grad(): t_logits = teacher(X)
             loss = mixup_loss(s_logits, t_logits, Y, u, tau)
         return loss, {"train_mixed_acc": top1(s_logits[len(y):], y)}
     return loss_step
 
 # %% ../nbs/06_mixup.ipynb #16088e5d
+MIXUP_RECIPES = {"augkd": None,  # `STUDENT_RECIPE`, every method's
+                 "reference": StudentRecipe(schedule="reference", recalibrate_bn=False)}  # the reference code's stage 3 (`ConstantLR`)
+
 @dataclass
 class MixupConfig(TrainConfig):
     "Stage 3's fields (progressive mixup learning of the final student), with the method page's reference values; the student's recipe from `TrainConfig`."
     NAME: ClassVar[str] = "stage 3: mixup learning"
-    CHOICES: ClassVar[dict] = {"schedule": SCHEDULES, "handover_target": HANDOVER_TARGETS}
+    CHOICES: ClassVar[dict] = {"schedule": SCHEDULES, "handover_target": HANDOVER_TARGETS, "kd_source": ("teacher", "student"),
+                               "mixup_recipe": MIXUP_RECIPES}
     mixup_epochs: int = 200         # epochs of stage 3
     a: float = 0.6                  # fraction of epochs until pure student-domain data
     b: float = 0.2                  # start value of s(e)
@@ -146,6 +156,8 @@ class MixupConfig(TrainConfig):
     handover: bool = False          # True: stage 3 hands over from the teacher (weight 1 - s) to the labels
     handover_target: str = "mixed"  # the teacher's target: "mixed" or "anchor" images, or "none"
     handover_trusted: bool = False  # the teacher's term only where it is right on the anchor
+    kd_source: str = "teacher"      # whose outputs L_3's KD term reads: "teacher", or "student" (the reference code's second pass: KL(S || S) = 0)
+    mixup_recipe: str = "augkd"     # the student recipe: "augkd" (cosine, BatchNorm re-estimated) or "reference" (its constant rate, no re-estimation)
 
     def checks(self) -> list:
         return [("a", 0 < self.a <= 1, "0 < a <= 1"), ("b", 0 <= self.b <= 1, "0 <= b <= 1"), ("u", 0 <= self.u <= 1, "0 <= u <= 1"),
@@ -173,10 +185,11 @@ def train_mixup(teacher: nn.Module, # the frozen teacher
     for m in (teacher, generator, encoder, anchor):
         if m is not None: m.eval().requires_grad_(False)
     loss_step = mixup_loss_step(teacher, generator, encoder, anchor, parallel(student), c.u, c.tau, c.precision,
-                                c.handover, c.handover_target, c.handover_trusted)
+                                c.handover, c.handover_target, c.handover_trusted, c.kd_source)
     learn = recipe_learner("stage 3 (mixup)", student, loss_step, train, val, c.mixup_epochs, c.lr_s, c.wd_s, c.batch_size,
-                           progress=progress, show=("s", "loss", "val"),
-                           callbacks=[MixupSchedule(c.a, c.b, c.schedule, c.use_mixup), *callbacks], module="student")
+                           augment=AUGMENTS[c.augment], progress=progress, show=("s", "loss", "val"),
+                           callbacks=[MixupSchedule(c.a, c.b, c.schedule, c.use_mixup), *callbacks], module="student",
+                           recipe=MIXUP_RECIPES[c.mixup_recipe])
     history = learn.fit()
     best = next((cb for cb in learn.callbacks if isinstance(cb, BestState)), None)  # none: the recipe keeps the last epoch
     student.eval()

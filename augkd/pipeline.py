@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 import augkd
-from .anchor import AnchorNet, stage_diagnostics, uncertainty_setup
+from .anchor import AnchorNet, CodeAnchorNet, stage_diagnostics, uncertainty_setup
 from .config import PRESETS
 from .data import folder_splits, load_setting
 from .files import exclusive
@@ -63,7 +63,8 @@ def build_models(config: Config, # the architectures and widths
     makers = {"student": student,
               "generator": lambda: Generator(d, config.image_size, config.gen_width),
               "encoder": lambda: Encoder(d, num_classes, config.image_size, config.enc_width, config.enc_channels),
-              "anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels)}
+              "anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels) if config.anchor_net == "paper"
+                                else CodeAnchorNet(d, num_classes)}
     return {name: to_device(makers[name](), device or "cpu") for name in names}
 
 # %% ../nbs/07_pipeline.ipynb #cell-030

@@ -19,9 +19,10 @@ from .inits import INITS
 from .mixup import MixupConfig, train_mixup
 
 # %% auto #0
-__all__ = ['STAGE_TABLE', 'STAGES', 'SECTIONS', 'AUGKD_DEFAULTS', 'AUGKD_REFERENCE', 'FOLDER_FIELDS', 'LATER_FIELDS',
-           'CONFIG_FIELDS', 'STAGE_FIELDS', 'FIELD_CHOICES', 'Stage', 'get_stage', 'Config', 'later_fields',
-           'config_table', 'validate_config', 'preset_fields', 'make_config', 'config_stages', 'method_name']
+__all__ = ['STAGE_TABLE', 'STAGES', 'SECTIONS', 'AUGKD_DEFAULTS', 'AUGKD_REFERENCE', 'AUGKD_CODE', 'FOLDER_FIELDS',
+           'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'FIELD_CHOICES', 'Stage', 'get_stage', 'Config',
+           'later_fields', 'config_table', 'validate_config', 'preset_fields', 'make_config', 'config_stages',
+           'method_name']
 
 # %% ../nbs/07a1_stages.ipynb #7d3c5c7e
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ class Config(RunConfig, MixupConfig, AnchorConfig, GeneratorConfig, ModelConfig,
 AUGKD_DEFAULTS = {name: getattr(Config(), name) for name in Config.__dict__["__annotations__"]}
 AUGKD_REFERENCE = {**{name: next(getattr(s(), name) for s in SECTIONS if name in own_fields(s)) for name in AUGKD_DEFAULTS},
                    "invert_epochs": 0}  # the method page's values: no inversion by either budget
+AUGKD_CODE = {**AUGKD_REFERENCE,  # where the reference code and the paper differ, the code's choices (the method page, "Paper-faithful and code-faithful")
+              "anchor_net": "code", "uncertainty": "energy", "mask_sum": True, "lr_a_every": "step", "augment": "crop_flip",
+              "kd_source": "student", "mixup_recipe": "reference", "latent_sum": True}
 
 # %% ../nbs/07a1_stages.ipynb #433f3aad
 FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
@@ -121,7 +125,8 @@ LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "preci
                 "student_stem": "auto",
                 "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "invert_steps": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0,
                 "handover": False, "handover_target": "mixed", "handover_trusted": False, "latent_sum": False,
-                "teacher_adabn": False, "teacher_init": "scratch", "student_init": "scratch", "w_act": 0.0}
+                "teacher_adabn": False, "teacher_init": "scratch", "student_init": "scratch", "w_act": 0.0, "augment": "none",
+                "anchor_net": "paper", "mask_sum": False, "lr_a_every": "epoch", "kd_source": "teacher", "mixup_recipe": "augkd"}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 STAGE_FIELDS = {s.name: tuple(n for n in own_fields(s.section)) for s in STAGE_TABLE}  # each stage's own section
 FIELD_CHOICES = {name: values for section in SECTIONS for name, values in getattr(section, "CHOICES", {}).items()}
@@ -198,6 +203,8 @@ def config_stages(config: Config) -> tuple: # the run's config
     return tuple(s.name for s in STAGE_TABLE if not s.skipped(config))
 
 def method_name(config: Config) -> str: # the run's config
-    "`augkd` (`augkd_ref` with the reference switches), or the name of the ablation the config's switches select."
-    base = "augkd_ref" if all(getattr(config, k) == v for k, v in AUGKD_REFERENCE.items()) else "augkd"
+    """`augkd` (`augkd_ref` with the paper's switches, `augkd_code` with the reference code's), or the name of the ablation
+    the config's switches select."""
+    same = lambda switches: all(getattr(config, k) == v for k, v in switches.items())
+    base = "augkd_code" if same(AUGKD_CODE) else "augkd_ref" if same(AUGKD_REFERENCE) else "augkd"
     return base + ("" if config.use_anchor else "_no_anchor") + ("" if config.use_mixup else "_no_mixup")

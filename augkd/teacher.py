@@ -52,12 +52,15 @@ def is_teacher_checkpoint(path) -> bool:
 
 # %% ../nbs/03_teacher.ipynb #cell-009
 def train_teacher(splits: Splits, arch: str = "cnn_large", epochs: int = 6, seed: int = 0, batch_size: int = 128,
-                  lr: float = 2e-3, device=None, progress: bool = True, stem: str = "auto", init: str = "scratch") -> tuple:
-    "Train a teacher on the teacher domains of `splits`, starting from `init` (see `resolve_init`); return it and its report."
+                  lr: float = 2e-3, device=None, progress: bool = True, stem: str = "auto", init: str = "scratch",
+                  norm: tuple = None) -> tuple:
+    """Train a teacher on the teacher domains of `splits`, starting from `init` (see `resolve_init`); return it and its report.
+    `norm`: the `(mean, std)` per channel its inputs are normalized with (another code's convention, e.g. CIFAR-10's for a
+    file handed to code that normalizes so); None: the teacher domains' own channel statistics."""
     start = time.time()
     weights = resolve_init(init, arch, resolve_stem(stem, 32), device, progress)
     seed_everything(seed)
-    mean, std = channel_stats(splits.teacher_train.images)
+    mean, std = norm if norm is not None else channel_stats(splits.teacher_train.images)
     net = create_model(arch, len(splits.classes), stem=stem)
     record = apply_init(net, weights)
     model = to_device(Normalized(net, mean, std), resolve_device(device))

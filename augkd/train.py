@@ -20,14 +20,15 @@ from .data import Domain
 from .models import recalibrate_bn
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 'resolve_device', 'rng_state', 'set_rng_state',
-           'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite', 'world_size', 'rank',
-           'is_main', 'slurm_environment', 'first_host', 'init_distributed', 'shard', 'parallel', 'mean_over_processes',
-           'barrier', 'sum_over_processes', 'native_bf16', 'computes_bf16', 'autocast', 'cpu_autocasts',
-           'NoSingletonBatches', 'batches', 'predict_logits', 'topk_accuracy', 'top1', 'evaluate', 'confusion_counts',
-           'confusion_matrix', 'Callback', 'backward_step', 'adam', 'tracked', 'request_stop', 'Stopped', 'Learner',
-           'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint', 'random_shift',
-           'random_colour', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
+__all__ = ['PRECISIONS', 'AUGMENTS', 'STUDENT_RECIPE', 'seed_everything', 'default_device', 'resolve_device', 'rng_state',
+           'set_rng_state', 'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite',
+           'world_size', 'rank', 'is_main', 'slurm_environment', 'first_host', 'init_distributed', 'shard', 'parallel',
+           'mean_over_processes', 'barrier', 'sum_over_processes', 'native_bf16', 'computes_bf16', 'autocast',
+           'cpu_autocasts', 'NoSingletonBatches', 'batches', 'predict_logits', 'topk_accuracy', 'top1', 'evaluate',
+           'confusion_counts', 'confusion_matrix', 'Callback', 'backward_step', 'adam', 'tracked', 'request_stop',
+           'Stopped', 'Learner', 'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint',
+           'random_shift', 'random_colour', 'random_crop_flip', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe',
+           'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -354,8 +355,11 @@ class Learner:
                  modules: dict, # the trained modules by name: in train mode every epoch, checkpointed
                  optimizers: dict = None, # their optimizers by name (checkpointed)
                  schedulers: dict = None, # learning-rate schedulers by name, stepped once per epoch (checkpointed)
-                 callbacks: list = ()): # `Callback`s; a `FiniteCheck` is always added
+                 callbacks: list = (), # `Callback`s; a `FiniteCheck` is always added
+                 scheduler_every: str = "epoch"): # "step": the schedulers step after every step instead (as the reference code's loops)
+        if scheduler_every not in ("epoch", "step"): raise ValueError(f"scheduler_every={scheduler_every!r}: epoch or step")
         self.name, self.step, self.batches, self.epochs, self.modules = name, step, batches, epochs, modules
+        self.scheduler_every = scheduler_every
         self.optimizers, self.schedulers = optimizers or {}, schedulers or {}
         trackers = [t for t in _TRACKERS if not any(type(cb) is type(t) for cb in callbacks)]  # a loop's own tracker wins
         self.callbacks = sorted([FiniteCheck(), *callbacks, *trackers], key=lambda cb: cb.order)
@@ -408,12 +412,15 @@ class Learner:
             self.values = dict(zip(self.terms, torch.stack([v.detach().float() for v in self.terms.values()]).tolist()))
             for name, value in self.values.items(): self.sums[name] = self.sums.get(name, 0.0) + value * n
             self.count, self.steps = self.count + n, self.steps + 1
+            if self.scheduler_every == "step":
+                for scheduler in self.schedulers.values(): scheduler.step()
             self("after_step")
             if _STOP:
                 self("after_stop")
                 signum = _STOP.pop(); _STOP.clear()
                 raise Stopped(f"{self.name}: stopped by signal {signum} after step {self.steps} of epoch {self.epoch + 1}")
-        for scheduler in self.schedulers.values(): scheduler.step()
+        if self.scheduler_every == "epoch":
+            for scheduler in self.schedulers.values(): scheduler.step()
         totals = sum_over_processes({**self.sums, "_count": self.count})
         count = totals.pop("_count")
         self.row.update({name: total / count for name, total in totals.items()})
@@ -550,6 +557,15 @@ def random_colour(images: torch.Tensor, generator: torch.Generator = None) -> to
     gains = (0.5 + torch.rand(n, c, 1, 1, generator=generator)).to(images)
     return ((invert * (1 - images) + (1 - invert) * images) * gains).clamp(0, 1)
 
+def random_crop_flip(images: torch.Tensor, generator: torch.Generator = None, padding: int = 4) -> torch.Tensor:
+    """torchvision's `RandomCrop(size, padding)` then `RandomHorizontalFlip()`, each image of a (B, C, H, W) batch with
+    its own draw: the reference code's training augmentation (its `get_transform`), on tensors."""
+    flip = torch.rand(len(images), generator=generator) < 0.5
+    moved = random_shift(images, padding, generator)
+    return torch.where(flip.view(-1, 1, 1, 1).to(images.device), moved.flip(-1), moved)
+
+AUGMENTS = {"none": None, "crop_flip": random_crop_flip}  # name -> augment(x, generator): the config's `augment` choices
+
 # %% ../nbs/02_train.ipynb #cell-046
 def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     "The default loss of `fit`: cross-entropy of the model's logits."
@@ -564,7 +580,7 @@ class RecordLR(Callback):
 @dataclass
 class StudentRecipe:
     "The choices of the student recipe that are not budgets (those are the config's): one instance, `STUDENT_RECIPE`."
-    schedule: str = "cosine" # the learning rate over the epochs: "cosine" (to 0) or "constant"
+    schedule: str = "cosine" # the learning rate: "cosine" (to 0 over the epochs), "constant", or "reference": torch's ConstantLR stepped every step (a third of the rate for the first 5 steps), as the reference code's stage 3
     select_best: bool = True # keep the weights of the epoch with the best validation top-1 (else the last epoch's)
     recalibrate_bn: bool = True # then re-estimate BatchNorm statistics on the raw training images
 
@@ -583,17 +599,21 @@ def recipe_learner(desc: str, # what the progress bar calls the loop
                    show: tuple = ("loss", "val"), # what the progress line shows
                    callbacks: list = (), # more `Callback`s (a stage's schedule, a `Checkpoint`)
                    module: str = "model", # the model's name in the loop (and in its checkpoints)
+                   recipe: StudentRecipe = None, # the recipe's choices (None: `STUDENT_RECIPE`, every method's)
                   ) -> Learner:
     """The one recipe every classifier on the student domain is trained by, whatever its loss: Adam with
     weight decay, the learning rate cosine-decayed over `epochs`, seeded shuffled batches, the weights of the
     epoch with the best validation top-1 kept, then BatchNorm statistics re-estimated on the raw training images
-    (the choices in `STUDENT_RECIPE`)."""
-    recipe = STUDENT_RECIPE
+    (the choices in `STUDENT_RECIPE`; another `recipe` for a variant that follows other code). Raises `ValueError`
+    for an unknown schedule."""
+    recipe = recipe or STUDENT_RECIPE
     device = next(model.parameters()).device
     gen = None if seed is None else torch.Generator().manual_seed(seed)
     opt = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    if recipe.schedule not in ("cosine", "constant"): raise ValueError(f"unknown schedule {recipe.schedule!r}: cosine or constant")
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if recipe.schedule == "cosine" else None
+    schedules = {"cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs), "constant": lambda: None,
+                 "reference": lambda: torch.optim.lr_scheduler.ConstantLR(opt)}
+    if recipe.schedule not in schedules: raise ValueError(f"unknown schedule {recipe.schedule!r}: {', '.join(schedules)}")
+    sched = schedules[recipe.schedule]()
 
     def step(learn, batch):
         x, y = batch
@@ -609,7 +629,7 @@ def recipe_learner(desc: str, # what the progress bar calls the loop
         if recipe.select_best: loop += [BestState(module, lambda row: row["val"]["acc"])]
     epoch_batches = lambda epoch: batches(train, batch_size, shuffle=True, generator=gen, drop_last=world_size() > 1)
     return Learner(desc, step, epoch_batches, epochs, {module: model}, {module: opt}, {module: sched} if sched else {},
-                   [*loop, *callbacks])
+                   [*loop, *callbacks], scheduler_every="step" if recipe.schedule == "reference" else "epoch")
 
 # %% ../nbs/02_train.ipynb #cf694ffc
 def fit(model: nn.Module, # the classifier to train (its best-validation weights are kept)

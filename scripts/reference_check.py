@@ -12,10 +12,15 @@ requirements, pandas and tqdm among them). The steps, each kept when finished, s
    (`OUT/data`). With `--student-domain POOL --student-test TEST --teacher-domains A B` your folders are used instead.
 2. **The reference, patched**: a copy of the checkout (`OUT/reference-code`) with the minimal patches in `PATCHES`,
    each printed with why it is needed; the checkout itself is left alone.
-3. **One teacher**: trained once by the reference code (`main.py train_teacher`, its 80/20 split of the teacher
-   domains, `--teacher-epochs`), and that file handed to both sides (augkd reads it with `--teacher FILE
-   --teacher-arch resnet18 --teacher-stem standard` and the reference's input normalization).
-4. **Per seed**: the reference's main job; `augkd_ref` (`augkd run --reference`) and `augkd` (`augkd run`), both with
+3. **One teacher per seed**, trained independently (seeded by the seed) and handed to every side of that seed as one
+   file in the reference's format (a plain torchvision ResNet-18 state dict, inputs normalized as the reference
+   normalizes them; augkd reads it with `--teacher FILE --teacher-norm ...`). `--teacher-recipe augkd` (the default):
+   augkd's teacher recipe (`augkd.teacher.train_teacher`: its split of the teacher domains, shift and colour
+   augmentation, `--teacher-epochs` 6) from the stand-in pretraining corpus (`--teacher-init letters`), a teacher
+   that transfers; `--teacher-recipe reference`: the reference code's own (`main.py train_teacher`, from scratch
+   offline, 4 epochs), right on about a fifth of the photos of HP-M. Each teacher's `teacher.json` holds its file's
+   SHA-256 and its top-1 on the student domain (test folder and labeled pool), as augkd measures it.
+4. **Per seed**, `--jobs` cells at a time (each with its share of the cores): the reference's main job; `augkd_ref` (`augkd run --reference`) and `augkd` (`augkd run`), both with
    the reference's architectures (torchvision ResNet-18 teacher and student, standard stems, from scratch: no
    ImageNet weights here), float32 arithmetic as the reference's (augkd's `auto` takes bf16 on CPUs that have it),
    latent size, batch size, k and budgets (`--gen-epochs` times 200 stage-1 iterations, as
@@ -28,15 +33,17 @@ requirements, pandas and tqdm among them). The steps, each kept when finished, s
 5. **One table** (`OUT/table.md`, rows in `OUT/rows.json`): per side, mean and spread over the seeds of the
    teacher's top-1 on the test split, the student's top-1/3/5, the stage-1 student's top-1 on the test split, the
    wall time and each stage's seconds per iteration or epoch. With `--json FILE` the rows (each with its teacher file's
-   SHA-256), the budgets and the patches are also written to `FILE`, and rows already in `FILE` count as finished: a
-   run on a new machine goes on from committed results. Its reference teacher is trained again and need not come out
-   the same (the reference's training is seeded but not bit-reproducible across machines), so the two sides of a seed
-   share a teacher file, and seeds from different machines may not.
+   SHA-256, the teacher's top-1 and the machine), the budgets and the patches are also written to `FILE` after every
+   finished cell, and rows already in `FILE` count as finished: a run on a new machine goes on from committed results.
+   A seed's teacher trained again on another machine need not come out the same (bf16 and thread counts change the
+   arithmetic), so the sides of a seed share a teacher file (`teacher_sha256` says which), seeds from different
+   machines may not.
 
 The full run is a benchmark (hours on two CPU cores); `tests/test_benchmark_scripts.py` tests the harness's parts
 (folders, patches, reading the reference's log, the table) on small inputs.
 """
-import argparse, datetime, hashlib, json, os, re, shutil, statistics, subprocess, sys, time
+import argparse, datetime, hashlib, json, os, re, shutil, statistics, subprocess, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 STAGE1_ITERS = 200  # the reference's stage-1 loop runs `range(200)` iterations per epoch
@@ -46,8 +53,9 @@ from throughput import REFERENCE  # noqa: E402  the reference code's architectur
 from augkd.files import atomic_write_text  # noqa: E402
 from augkd.pipeline import AUGKD_REFERENCE  # noqa: E402
 ARCH = {k: v for k, v in REFERENCE.items() if k not in AUGKD_REFERENCE}
-SIDES = ("reference", "augkd_ref", "augkd", "augkd_ce", "counterfactual")  # the last two only when asked for
-SWITCHES = {"augkd": [], "augkd_ref": ["--reference"], "augkd_ce": ["--reference", "--u", "1"]}
+SIDES = ("reference", "augkd_ref", "augkd", "augkd_ce", "counterfactual", "augkd_code")  # the last three only when asked for
+SWITCHES = {"augkd": [], "augkd_ref": ["--reference"], "augkd_ce": ["--reference", "--u", "1"], "augkd_code": ["--reference-code"]}
+TEACHER_RECIPES = {"augkd": 6, "reference": 4}  # recipe -> its default epochs
 
 # (file, text, replacement, how many times, why): the least that running the reference here needs
 PATCHES = [
@@ -146,11 +154,64 @@ def parse_reference_log(text: str) -> dict:
             "stages": {"generator": span(t0, t1), "anchor": span(t1, t2), "mixup": span(t2 if t2 else t1, t3)}}
 
 
-def reference_teacher_args(paths: dict, out, epochs: int, lr: float, wd: float, batch_size: int) -> list:
-    "The reference's `main.py train_teacher` arguments: ResNet-18, its 80/20 split of the teacher domains."
+def reference_teacher_args(paths: dict, out, epochs: int, lr: float, wd: float, batch_size: int, seed: int = 0) -> list:
+    "The reference's `main.py train_teacher` arguments: ResNet-18, its 80/20 split of the teacher domains, seeded by `seed`."
     return ["--batch_size", str(batch_size), "--teacher", ARCH["teacher_arch"], "--dataset", "cifar10", "--log_dir", str(out),
-            "--seed", "0", "train_teacher", "--t_lr", str(lr), "--t_wd", str(wd), "--t_epoch", str(epochs),
+            "--seed", str(seed), "train_teacher", "--t_lr", str(lr), "--t_wd", str(wd), "--t_epoch", str(epochs),
             "--t_mode", "auto_split", "--t_data", *map(str, paths["teachers"])]
+
+
+def teacher_file(out, seed: int) -> Path:
+    "Where seed `seed`'s teacher is kept: `out/teacher/sSEED/resnet18_ckpt.pt` (the reference's name for it)."
+    return Path(out) / "teacher" / f"s{seed}" / f"{ARCH['teacher_arch']}_ckpt.pt"
+
+
+def augkd_teacher(paths: dict, seed: int, file, epochs: int = 6, init: str = "letters") -> dict:
+    """Train seed `seed`'s teacher by augkd's recipe (`train_teacher` on the teacher folders' seeded split, from `init`,
+    inputs normalized as the reference normalizes them) and write its plain state dict to `file` (atomically); its report."""
+    from augkd.data import folder_splits
+    from augkd.files import atomic_save
+    from augkd.teacher import train_teacher
+    splits = folder_splits(paths["pool"], seed, 0, paths["test"], paths["teachers"])
+    model, report = train_teacher(splits, ARCH["teacher_arch"], epochs, seed, stem=ARCH["teacher_stem"], init=init,
+                                  norm=REFERENCE_NORM, progress=False)
+    atomic_save(model.net.state_dict(), file)
+    return {k: report[k] for k in ("epochs", "seed", "seconds", "val")} | {"init": init}
+
+
+def teacher_scores(file, paths: dict) -> dict:
+    "A teacher file's top-1/3/5 on the student domain's test folder and labeled pool, its inputs normalized as the reference's."
+    from augkd.data import image_folder_domain
+    from augkd.teacher import load_teacher_file
+    from augkd.train import evaluate
+    classes = sorted(p.name for p in Path(paths["test"]).iterdir() if p.is_dir())
+    model, _ = load_teacher_file(file, ARCH["teacher_arch"], classes, REFERENCE_NORM, stem=ARCH["teacher_stem"], device="cpu")
+    return {part: evaluate(model, image_folder_domain(paths[part], classes=classes)) for part in ("test", "pool")}
+
+
+def make_teacher(recipe: str, paths: dict, seed: int, out, epochs: int, init: str, code, config) -> dict:
+    """Seed `seed`'s teacher (`teacher_file`) by `recipe`, unless its `teacher.json` is there; its record: recipe, epochs,
+    SHA-256 of the file, top-1 on the student domain (`teacher_scores`), seconds, machine."""
+    file = teacher_file(out, seed)
+    record = file.parent / "teacher.json"
+    if record.exists(): return json.loads(record.read_text())
+    file.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    if recipe == "augkd": extra = augkd_teacher(paths, seed, file, epochs, init)
+    else:
+        extra = {"seed": seed, "epochs": epochs, "init": "scratch"}
+        _run([sys.executable, "main.py", *reference_teacher_args(paths, file.parent, epochs, config.lr_s, config.wd_s,
+                                                                   config.batch_size, seed)], file.parent / "log.txt", cwd=code)
+    done = {"recipe": recipe, **extra, "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+            "top1": teacher_scores(file, paths), "seconds": round(time.time() - start, 1), "machine": machine_name()}
+    atomic_write_text(json.dumps(done, indent=1), record)
+    return done
+
+
+def machine_name() -> str:
+    "This machine in words: the GPU's name or the CPU's core count, and torch's version."
+    import torch
+    return f"{torch.cuda.get_device_name() if torch.cuda.is_available() else f'{os.cpu_count()}-core CPU'}, torch {torch.__version__}"
 
 
 def reference_main_args(paths: dict, teacher, out, seed: int, config) -> list:
@@ -197,6 +258,86 @@ def augkd_row(run_dir) -> dict:
             "stages": {k: v["seconds"] for k, v in results["stages"].items()}}
 
 
+# run with the reference code's folder as the working directory: its own modules rebuilt from its checkpoints
+_REFERENCE_ANCHORS = """
+import json, sys, torch
+from pathlib import Path
+from torch.utils.data import DataLoader
+from torchvision.datasets import ImageFolder
+from torchvision.models import get_model
+from torchvision.transforms.functional import normalize
+from datasets.config import dataset_config, Datasets, get_transform
+from models.anchor_net import AnchorNet
+from models.generator import Encoder, Generator
+log_dir, teacher_file, pool, latent = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+config = dataset_config[Datasets.CIFAR10]
+kw = dict(kernel_size=3, padding=1, stride=1)
+encoder = Encoder(3, config.num_classes, latent, [64, 128, 256], config.target_size, scale_strategy=[0.5, 0.5], **kw)
+decoder = Generator(img_size=config.target_size, latent_size=latent, num_classes=config.num_classes, in_channels=3,
+                    hidden_dims=[256, 128, 64], scale_strategy=[2, 2], **kw)
+stage1 = torch.load(Path(log_dir) / "df_stat_ckpt.pt", weights_only=False)
+encoder.load_state_dict(stage1["encoder"]); decoder.load_state_dict(stage1["decoder"])
+anchor = AnchorNet(latent_size=latent, num_classes=config.num_classes)
+anchor.load_state_dict(torch.load(Path(log_dir) / "anchor_ckpt.pt", weights_only=False))
+teacher = get_model("resnet18", num_classes=config.num_classes)
+teacher.load_state_dict(torch.load(teacher_file))
+for m in (encoder, decoder, anchor, teacher): m.eval()
+torch.manual_seed(0)  # its encoder samples z even in eval mode
+data = DataLoader(ImageFolder(pool, transform=get_transform(config.target_size, False, None)), batch_size=256)
+sums = {"anchor_top1": 0.0, "anchor_energy": 0.0, "rec_top1": 0.0, "rec_energy": 0.0, "mask_open": 0.0}
+n = 0
+with torch.no_grad():
+    for x, y in data:
+        z = encoder(x, labels=y)
+        z_a, mask = anchor(z, labels=y)
+        for key, latents in (("anchor", z_a), ("rec", z)):
+            logits = teacher(normalize(decoder(latents, labels=y), *config.normalize))
+            sums[key + "_top1"] += (logits.argmax(1) == y).sum().item()
+            sums[key + "_energy"] += -torch.logsumexp(logits, 1).sum().item()
+        sums["mask_open"] += mask.mean(1).sum().item()
+        n += len(y)
+print(json.dumps({k: v / n for k, v in sums.items()}))
+"""
+
+
+def reference_anchor_figures(code, folder, teacher, pool, latent_size: int) -> dict:
+    """Stage 2 on the reference's side, read from its checkpoints in `folder` (its stage-1 `df_stat_ckpt.pt` and best
+    `anchor_ckpt.pt`): on every image of the labeled `pool`, the teacher's top-1 and mean energy (-logsumexp of its
+    logits) on the anchor images G(A(E(x, y))) and on G(E(x, y)), and the mask's mean; None without the checkpoints."""
+    logs = [d for d in Path(folder).glob("*/") if (d / "anchor_ckpt.pt").exists() and (d / "df_stat_ckpt.pt").exists()]
+    if not logs: return None
+    done = subprocess.run([sys.executable, "-c", _REFERENCE_ANCHORS, str(logs[0]), str(teacher), str(pool), str(latent_size)],
+                          cwd=code, capture_output=True, text=True)
+    if done.returncode: raise SystemExit(f"reading the reference's stage 2 in {logs[0]} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def augkd_anchor_figures(run_dir, pool) -> dict:
+    """Stage 2 on augkd's side, from its run: the figures of `reference_anchor_figures` on the same `pool` images, with the
+    AnchorNet in eval mode as stage 3 uses it (a run without stage 2 has none: None)."""
+    import torch
+    from augkd.anchor import anchor_views
+    from augkd.data import image_folder_domain
+    from augkd.pipeline import load_run
+    parts = load_run(run_dir)
+    if parts.anchor is None: return None
+    domain = image_folder_domain(pool, classes=parts.splits.classes)
+    torch.manual_seed(0)
+    sums, n = dict.fromkeys(("anchor_top1", "anchor_energy", "rec_top1", "rec_energy", "mask_open"), 0.0), 0
+    for m in (parts.teacher, parts.generator, parts.encoder, parts.anchor): m.eval()
+    with torch.no_grad():
+        for i in range(0, len(domain.labels), 256):
+            x, y = domain.images[i:i + 256], domain.labels[i:i + 256]
+            views = anchor_views(parts.generator, parts.encoder, parts.anchor, x, y)
+            for key, images in (("anchor", views["x_a"]), ("rec", views["x_rec"])):
+                logits = parts.teacher(images).float()
+                sums[key + "_top1"] += (logits.argmax(1) == y).sum().item()
+                sums[key + "_energy"] += -torch.logsumexp(logits, 1).sum().item()
+            sums["mask_open"] += views["mask"].mean(1).sum().item()
+            n += len(y)
+    return {k: v / n for k, v in sums.items()}
+
+
 def per_unit(side: dict, config) -> dict:
     "Each stage's seconds per stage-1 iteration, anchor epoch and mixup epoch."
     units = {"generator": config.gen_epochs * STAGE1_ITERS, "anchor": config.anchor_epochs, "mixup": config.mixup_epochs}
@@ -204,19 +345,53 @@ def per_unit(side: dict, config) -> dict:
 
 
 def table(rows: list, config) -> str:
-    "A Markdown table of `rows` (one per side and seed): per side, mean +- sd over its seeds."
+    """Markdown tables of `rows` (one per side and seed): per side, mean +- sd over its seeds (the teacher's top-1 as its
+    file is read with the reference's normalization, and as the side's own evaluation reports it; stage 2's anchors as
+    `reference_anchor_figures` measures them; each stage's time); then each side's paired difference to the reference
+    over the seeds both have (they share each seed's teacher), with its 95% Student's t interval."""
+    from augkd.bench import paired_difference
     pct = lambda rs, part, key: mean_sd([100 * r[part][key] if r.get(part) else None for r in rs])
-    lines = ["| side | seeds | teacher top-1 | student top-1 | top-3 | top-5 | stage-1 student top-1 | wall (min) | "
-             "stage 1 (s/iter) | stage 2 (s/epoch) | stage 3 (s/epoch) |", "| --- " * 11 + "|"]
+    lines = ["| side | seeds | teacher top-1 (file) | teacher top-1 (side's eval) | student top-1 | top-3 | top-5 | stage-1 student top-1 | "
+             "teacher top-1 on anchors | energy on anchors | on G(E(x, y)) | mask open | wall (min) | stage 1 (s/iter) | "
+             "stage 2 (s/epoch) | stage 3 (s/epoch) |", "| --- " * 16 + "|"]
     for side in SIDES:
         rs = [r for r in rows if r["side"] == side]
         if not rs: continue
         unit = [per_unit(r, config) for r in rs]
         seconds = lambda k: mean_sd([u[k] for u in unit]) if all(u[k] is not None for u in unit) else "-"
-        lines.append(f"| {side} | {','.join(str(r['seed']) for r in rs)} | {pct(rs, 'teacher', 'acc')} | {pct(rs, 'student', 'acc')} | "
+        anchors = lambda key, scale=100: mean_sd([scale * r["anchors"][key] if r.get("anchors") else None for r in rs])
+        lines.append(f"| {side} | {','.join(str(r['seed']) for r in rs)} | "
+                     f"{mean_sd([100 * r['teacher_top1']['test']['acc'] if r.get('teacher_top1') else None for r in rs])} | "
+                     f"{pct(rs, 'teacher', 'acc')} | {pct(rs, 'student', 'acc')} | "
                      f"{pct(rs, 'student', 'acc3')} | {pct(rs, 'student', 'acc5')} | {pct(rs, 'stage1_student', 'acc')} | "
+                     f"{anchors('anchor_top1')} | {anchors('anchor_energy', 1)} | {anchors('rec_top1')} | {anchors('mask_open')} | "
                      f"{mean_sd([r['wall'] / 60 for r in rs])} | {seconds('generator')} | {seconds('anchor')} | {seconds('mixup')} |")
+    top1 = lambda side: {r["seed"]: 100 * r["student"]["acc"] for r in rows if r["side"] == side and r.get("student")}
+    diffs = [(side, paired_difference(top1(side), top1("reference"))) for side in SIDES[1:] if top1(side) and top1("reference")]
+    if diffs:
+        lines += ["", "| side - reference | seeds | student top-1, points [95% interval] |", "| --- | --- | --- |"]
+        for side, d in diffs:
+            span = "" if d["n"] < 2 else f" [{d['low']:+.1f}, {d['high']:+.1f}]"
+            lines.append(f"| {side} | {d['n']} | {d['diff']:+.1f}{span} |")
     return "\n".join(lines)
+
+
+def fill_anchor_figures(out, paths: dict, code: dict, latent_size: int) -> list:
+    """Add stage 2's figures (`anchors`) to every finished row under `out` that lacks them and whose checkpoints are there
+    (rows restored from a record have none); the `(side, seed)` pairs filled."""
+    filled = []
+    for done in Path(out).glob("*/s*/row.json"):
+        row = json.loads(done.read_text())
+        if "anchors" in row: continue
+        folder, teacher = done.parent, teacher_file(out, row["seed"])
+        if row["side"] in REFERENCE_SIDES:
+            figures = reference_anchor_figures(code[row["side"]], folder, teacher, paths["pool"], latent_size) if teacher.exists() else None
+        else:
+            figures = augkd_anchor_figures(folder / "run", paths["pool"]) if (folder / "run" / "config.json").exists() else None
+        if figures is None: continue
+        atomic_write_text(json.dumps({**row, "anchors": figures}), done)
+        filled.append((row["side"], row["seed"]))
+    return filled
 
 
 def restore_rows(record: dict, out, setting: str = None, budgets: dict = None) -> list:
@@ -237,14 +412,22 @@ def restore_rows(record: dict, out, setting: str = None, budgets: dict = None) -
     return restored
 
 
-def _run(argv: list, log: Path, cwd=None) -> float:
-    "Run `argv` with its output in `log`; its wall seconds. Raises SystemExit with the log's end on failure."
+def _run(argv: list, log: Path, cwd=None, threads: int = None) -> float:
+    """Run `argv` with its output in `log` (with `threads` compute threads, when given); its wall seconds. Raises
+    SystemExit with the log's end on failure."""
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {})}
     start = time.time()
-    with open(log, "w") as f: done = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    with open(log, "w") as f: done = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env)
     if done.returncode:
         raise SystemExit(f"{' '.join(map(str, argv[:3]))} ... failed ({done.returncode}); the end of {log}:\n"
                          + log.read_text()[-3000:].replace("\r", "\n"))
     return time.time() - start
+
+
+def finished_rows(out) -> list:
+    "Every finished cell's row under `out` (`SIDE/sSEED/row.json`), by seed then side."
+    rows = [json.loads(f.read_text()) for f in Path(out).glob("*/s*/row.json")]
+    return sorted(rows, key=lambda r: (r["seed"], SIDES.index(r["side"]) if r["side"] in SIDES else len(SIDES)))
 
 
 def main(argv=None):
@@ -258,19 +441,26 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3, help="seeds per side, 0 to N-1 (default 3)")
     p.add_argument("--sides", default=",".join(SIDES[:3]), help=f"which of {', '.join(SIDES)}, comma-separated (default {','.join(SIDES[:3])}); "
                    "augkd_ce reuses augkd_ref's stages 1 and 2")
+    p.add_argument("--jobs", type=int, default=1, help="cells run at a time, each with its share of the cores (default 1)")
+    p.add_argument("--threads", type=int, help="compute threads of each cell (default: the cores shared among --jobs)")
     p.add_argument("--gen-epochs", type=int, default=1, help=f"stage-1 epochs of {STAGE1_ITERS} iterations (default 1)")
     p.add_argument("--anchor-epochs", type=int, default=20, help="stage-2 epochs (default 20)")
     p.add_argument("--mixup-epochs", type=int, default=30, help="stage-3 epochs (default 30)")
-    p.add_argument("--teacher-epochs", type=int, default=4, help="epochs of the reference's teacher training (default 4)")
+    p.add_argument("--teacher-recipe", default="augkd", choices=list(TEACHER_RECIPES),
+                   help="how each seed's teacher is trained: augkd's recipe from --teacher-init (default), or the reference code's")
+    p.add_argument("--teacher-init", default="letters", help="the augkd recipe's start: letters (default), scratch, imagenet or a weights file")
+    p.add_argument("--teacher-epochs", type=int, help="epochs of the teacher's training (default: 6 by augkd's recipe, 4 by the reference's)")
     p.add_argument("--out", default="runs/reference-check", help="where everything goes (default runs/reference-check)")
     p.add_argument("--table-only", action="store_true", help="run nothing: tabulate what is finished")
-    p.add_argument("--json", metavar="FILE", help="also write the rows, the table, the budgets and the patches to FILE; rows already "
-                   "in FILE count as finished (a run on a new machine goes on from committed results)")
+    p.add_argument("--json", metavar="FILE", help="also write the rows, the table, the budgets and the patches to FILE after every finished "
+                   "cell; rows already in FILE count as finished (a run on a new machine goes on from committed results)")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     sides = args.sides.split(",")
     if unknown := set(sides) - set(SIDES): raise SystemExit(f"unknown side(s) {sorted(unknown)}; sides are {', '.join(SIDES)}")
+    if args.jobs < 1: raise SystemExit(f"--jobs {args.jobs}: allowed 1 or more")
+    teacher_epochs = args.teacher_epochs or TEACHER_RECIPES[args.teacher_recipe]
     if args.student_domain:
         if not (args.student_test and args.teacher_domains): raise SystemExit("--student-domain needs --student-test and --teacher-domains")
         paths = {"pool": Path(args.student_domain).resolve(), "test": Path(args.student_test).resolve(),
@@ -283,59 +473,83 @@ def main(argv=None):
         for side in ["reference"] + [s for s in sides if s in REFERENCE_SIDES and s != "reference"]:
             for file, why in apply_patches(args.reference, code[side], REFERENCE_SIDES[side]):
                 print(f"patched {file} ({side}): {why}", flush=True)
-    teacher = out / "teacher" / f"{ARCH['teacher_arch']}_ckpt.pt"
     config = side_config(0, paths, args.shots, args.gen_epochs, args.anchor_epochs, args.mixup_epochs)
-    if not teacher.exists() and not args.table_only:
-        (out / "teacher").mkdir(exist_ok=True)
-        print(f"teacher: the reference code trains {ARCH['teacher_arch']} for {args.teacher_epochs} epochs", flush=True)
-        wall = _run([sys.executable, "main.py", *reference_teacher_args(paths, out / "teacher", args.teacher_epochs, config.lr_s,
-                                                                       config.wd_s, config.batch_size)], out / "teacher" / "log.txt", cwd=code["reference"])
-        print(f"teacher: {teacher} in {wall / 60:.1f} min", flush=True)
-    teacher_sha = hashlib.sha256(teacher.read_bytes()).hexdigest() if teacher.exists() else None
-    import torch
-    machine = f"{torch.cuda.get_device_name() if torch.cuda.is_available() else f'{os.cpu_count()}-core CPU'}, torch {torch.__version__}"
+    machine = machine_name()
     budgets = {"stage-1 iterations": config.gen_epochs * STAGE1_ITERS, "anchor epochs": config.anchor_epochs,
-               "mixup epochs": config.mixup_epochs, "teacher epochs": args.teacher_epochs, "shots": args.shots, **ARCH}
+               "mixup epochs": config.mixup_epochs, "teacher recipe": args.teacher_recipe, "teacher epochs": teacher_epochs,
+               **({"teacher init": args.teacher_init} if args.teacher_recipe == "augkd" else {}), "shots": args.shots, **ARCH}
     setting = args.setting if not args.student_domain else str(paths["pool"])
     earlier = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).exists() else {}
     if earlier:
         for side, seed in restore_rows(earlier, out, setting, budgets):
             print(f"{side}, seed {seed}: finished earlier, as {args.json} records", flush=True)
-    rows = []
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    saving = threading.Lock()
+
+    def save():
+        "Write the table and the record of every finished cell (this call's, earlier calls' and --json's)."
+        with saving:
+            rows = finished_rows(out)
+            atomic_write_text(json.dumps(rows, indent=1), out / "rows.json")
+            atomic_write_text(table(rows, config) + "\n", out / "table.md")
+            if args.json:
+                atomic_write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": machine, "setting": setting,
+                                              "budgets": budgets, "patches": [{"file": f, "why": w} for f, _, _, _, w in PATCHES + [COUNTERFACTUAL]],
+                                              "rows": rows, "table": table(rows, config)}, indent=1), args.json)
+            return rows
+
+    teachers = {}
     for seed in range(args.seeds):
-        config = side_config(seed, paths, args.shots, args.gen_epochs, args.anchor_epochs, args.mixup_epochs)
-        for side in sides:
-            folder = out / side / f"s{seed}"
-            done = folder / "row.json"
-            if not done.exists() and not args.table_only:
-                folder.mkdir(parents=True, exist_ok=True)
-                print(f"{side}, seed {seed}: running (log in {folder})", flush=True)
-                if side in REFERENCE_SIDES:
-                    for old in folder.glob("*/result.log"): shutil.rmtree(old.parent)  # an interrupted job starts over
-                    wall = _run([sys.executable, "main.py", *reference_main_args(paths, teacher, folder, seed, config)],
-                                folder / "log.txt", cwd=code[side])
-                    row = parse_reference_log((folder / "log.txt").read_text())  # its result.log has no time stamps
-                else:
-                    run_dir = folder / "run"
-                    resume = ["--resume"] if (run_dir / "config.json").exists() else []
-                    resume += ["--reuse", str(r)] if side == "augkd_ce" and (r := out / "augkd_ref" / f"s{seed}" / "run").exists() else []
-                    wall = _run(["augkd", *augkd_args(side, config, teacher, run_dir), *resume], folder / "log.txt")
-                    row = augkd_row(run_dir)
-                done.write_text(json.dumps({"side": side, "seed": seed, "wall": wall, "teacher_sha256": teacher_sha, "machine": machine, **row}))
-            if done.exists():
-                rows.append(json.loads(done.read_text()))
-                r = rows[-1]
-                print(f"{side}, seed {seed}: student {100 * r['student']['acc']:.1f}%, {r['wall'] / 60:.1f} min", flush=True)
-    text = table(rows, config)
-    (out / "rows.json").write_text(json.dumps(rows, indent=1))
-    (out / "table.md").write_text(text + "\n")
-    if args.json:
-        ours = {(r["side"], r["seed"]) for r in rows}
-        kept = [r for r in earlier.get("rows", []) if (r["side"], r["seed"]) not in ours]  # sides and seeds not asked for this time
-        Path(args.json).write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": machine,
-                                               "setting": setting, "budgets": budgets, "patches": [{"file": f, "why": w} for f, _, _, _, w in PATCHES + [COUNTERFACTUAL]],
-                                               "rows": kept + rows, "table": table(kept + rows, config)}, indent=1))
-    print(text)
+        todo = [s for s in sides if not (out / s / f"s{seed}" / "row.json").exists()]
+        if todo and not args.table_only:
+            print(f"teacher, seed {seed}: {args.teacher_recipe}'s recipe, {teacher_epochs} epochs", flush=True)
+            teachers[seed] = make_teacher(args.teacher_recipe, paths, seed, out, teacher_epochs, args.teacher_init, code["reference"], config)
+            print(f"teacher, seed {seed}: top-1 {100 * teachers[seed]['top1']['test']['acc']:.1f}% on the student domain's test "
+                  f"folder, {100 * teachers[seed]['top1']['pool']['acc']:.1f}% on its labeled pool", flush=True)
+
+    def cell(seed: int, side: str, after=None):
+        "Run one side of one seed unless finished (after `after`, a future it needs); its row."
+        folder = out / side / f"s{seed}"
+        done = folder / "row.json"
+        if not done.exists():
+            if after is not None: after.result()
+            config = side_config(seed, paths, args.shots, args.gen_epochs, args.anchor_epochs, args.mixup_epochs)
+            teacher = teacher_file(out, seed)
+            folder.mkdir(parents=True, exist_ok=True)
+            print(f"{side}, seed {seed}: running with {threads} thread(s) (log in {folder})", flush=True)
+            if side in REFERENCE_SIDES:
+                for old in folder.glob("*/result.log"): shutil.rmtree(old.parent)  # an interrupted job starts over
+                wall = _run([sys.executable, "main.py", *reference_main_args(paths, teacher, folder, seed, config)],
+                            folder / "log.txt", cwd=code[side], threads=threads)
+                row = parse_reference_log((folder / "log.txt").read_text())  # its result.log has no time stamps
+                row["anchors"] = reference_anchor_figures(code[side], folder, teacher, paths["pool"], config.latent_size)
+            else:
+                run_dir = folder / "run"
+                resume = ["--resume"] if (run_dir / "config.json").exists() else []
+                resume += ["--reuse", str(r)] if side == "augkd_ce" and (r := out / "augkd_ref" / f"s{seed}" / "run").exists() else []
+                wall = _run(["augkd", *augkd_args(side, config, teacher, run_dir), *resume], folder / "log.txt", threads=threads)
+                row = augkd_row(run_dir)
+                row["anchors"] = augkd_anchor_figures(run_dir, paths["pool"])
+            record = teachers[seed]
+            atomic_write_text(json.dumps({"side": side, "seed": seed, "wall": wall, "threads": threads, "jobs": args.jobs,
+                                          "teacher_sha256": record["sha256"], "teacher_recipe": record["recipe"],
+                                          "teacher_top1": record["top1"], "machine": machine, **row}), done)
+            save()
+        r = json.loads(done.read_text())
+        print(f"{side}, seed {seed}: student {100 * r['student']['acc']:.1f}%, {r['wall'] / 60:.1f} min", flush=True)
+        return r
+
+    if not args.table_only:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            futures = {}
+            for seed in range(args.seeds):
+                for side in sides:
+                    after = futures.get(("augkd_ref", seed)) if side == "augkd_ce" else None
+                    futures[side, seed] = pool.submit(cell, seed, side, after)
+            for future in futures.values(): future.result()
+    for side, seed in fill_anchor_figures(out, paths, code, config.latent_size):
+        print(f"{side}, seed {seed}: stage 2's anchors read from its checkpoints", flush=True)
+    print(table(save(), config))
 
 
 if __name__ == "__main__":

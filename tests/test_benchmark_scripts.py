@@ -171,10 +171,12 @@ def test_reference_check_tabulates_the_sides_and_asks_augkd_for_the_same_run(tmp
     paths = {"pool": pool, "test": tmp_path / "test", "teachers": []}
     config = reference_check.side_config(1, paths, 20, gen_epochs=1, anchor_epochs=20, mixup_epochs=30)
     assert (config.gen_epochs * config.gen_iters, config.batch_size, config.latent_size, config.student_stem) == (200, 64, 100, "standard")
-    for method, switch, u in (("augkd", False, None), ("augkd_ref", True, None), ("augkd_ce", True, 1.0)):
+    for method, switch, u, code in (("augkd", False, None, False), ("augkd_ref", True, None, False), ("augkd_ce", True, 1.0, False),
+                                    ("augkd_code", False, None, True)):
         argv = reference_check.augkd_args(method, config, tmp_path / "t.pt", tmp_path / "run")
         args = build_parser().parse_args(argv)
-        assert args.reference is switch and args.u == u and args.teacher_classes == "0,1,2" and args.teacher_norm.startswith("0.4914,")
+        assert args.reference is switch and args.reference_code is code and args.u == u
+        assert args.teacher_classes == "0,1,2" and args.teacher_norm.startswith("0.4914,")
         assert (args.student_arch, args.gen_iters, args.shots, args.seed, args.precision) == ("resnet18", 200, 20, 1, "fp32")
     reference = reference_check.reference_main_args(paths, tmp_path / "t.pt", tmp_path / "ref", 1, config)
     given = dict(zip(reference[::2], reference[1::2]))
@@ -183,10 +185,52 @@ def test_reference_check_tabulates_the_sides_and_asks_augkd_for_the_same_run(tmp
     row = lambda side, seed, acc: {"side": side, "seed": seed, "wall": 600.0 * (seed + 1), "teacher": {"acc": 0.6},
                                    "student": {"acc": acc, "acc3": 0.9, "acc5": 0.95}, "stage1_student": {"acc": 0.4},
                                    "stages": {"generator": 1000.0, "anchor": 40.0, "mixup": None}}
-    text = reference_check.table([row("reference", 0, 0.80), row("reference", 1, 0.84), row("augkd", 0, 0.9)], config)
-    lines = text.splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| reference | 0,1 | 60.0 +- 0.0 | 82.0 +- 2.8 |") and lines[3].startswith("| augkd | 0 |")
+    anchors = {"anchor_top1": 0.5, "anchor_energy": -7.25, "rec_top1": 0.25, "rec_energy": -6.0, "mask_open": 0.1}
+    rows = [row("reference", 0, 0.80), row("reference", 1, 0.84), {**row("augkd", 0, 0.9), "anchors": anchors},
+            {**row("augkd", 1, 0.9), "teacher_top1": {"test": {"acc": 0.7}}}]
+    lines = reference_check.table(rows, config).splitlines()
+    assert lines[2].startswith("| reference | 0,1 | - | 60.0 +- 0.0 | 82.0 +- 2.8 |") and lines[3].startswith("| augkd | 0,1 | 70.0 |")
+    assert "| 50.0 | -7.2 | 25.0 | 10.0 |" in lines[3], "stage 2: the teacher on the anchors, their energy, on G(E(x, y)), the mask"
     assert lines[2].endswith("| 15.0 +- 7.1 | 5.0 +- 0.0 | 2.0 +- 0.0 | - |"), "wall in minutes; stage 1 per iteration, stage 2 per epoch"
+    assert lines[-1].startswith("| augkd | 2 | +8.0 [-17.4, +33.4] |"), "paired by seed against the reference, with its interval"
+
+
+FAKE_MAIN = REFERENCE_FILES["main.py"] + """import sys, torch, torchvision
+from pathlib import Path
+args = sys.argv[1:]
+given = dict(zip(args[::2], args[1::2]))
+out = Path(given["--log_dir"])
+if "train_teacher" in args:  # a teacher of the reference's format, seeded by --seed
+    torch.manual_seed(int(given["--seed"]))
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), out / "resnet18_ckpt.pt")
+else:
+    print(open(Path(__file__).parent / "log.txt").read())
+"""
+
+
+def test_reference_check_runs_every_side_of_a_seed_on_its_own_teacher(tmp_path, capsys):
+    import hashlib
+    from augkd.data import Domain, write_image_folder
+    checkout = _checkout(tmp_path / "ref", {**REFERENCE_FILES, "main.py": FAKE_MAIN, "log.txt": REFERENCE_LOG})
+    images = lambda n: Domain("d", torch.rand(n, 3, 32, 32), torch.arange(n) % 3, ["a", "b", "c"])
+    for name in ("pool", "test", "t1"): write_image_folder(images(6), tmp_path / name)
+    record = tmp_path / "sides.json"
+    reference_check.main(["--reference", str(checkout), "--student-domain", str(tmp_path / "pool"), "--student-test", str(tmp_path / "test"),
+                          "--teacher-domains", str(tmp_path / "t1"), "--teacher-recipe", "reference", "--seeds", "2",
+                          "--sides", "reference,counterfactual", "--jobs", "2", "--out", str(tmp_path / "out"), "--json", str(record)])
+    rows = json.loads(record.read_text())["rows"]
+    assert sorted((r["side"], r["seed"]) for r in rows) == [("counterfactual", 0), ("counterfactual", 1), ("reference", 0), ("reference", 1)]
+    for seed in (0, 1):
+        file = tmp_path / "out" / "teacher" / f"s{seed}" / "resnet18_ckpt.pt"
+        sha = hashlib.sha256(file.read_bytes()).hexdigest()
+        assert {r["teacher_sha256"] for r in rows if r["seed"] == seed} == {sha}, "both sides of a seed read its one teacher file"
+    assert len({r["teacher_sha256"] for r in rows}) == 2, "one independently trained teacher per seed"
+    assert all(r["teacher_recipe"] == "reference" and 0 <= r["teacher_top1"]["test"]["acc"] <= 1 and r["machine"] for r in rows)
+    assert all(r["student"]["acc"] == 0.828 for r in rows), "each side's figures read from its log"
+    patches = [p["why"] for p in json.loads(record.read_text())["patches"]]
+    assert any("through the teacher" in why for why in patches), "the counterfactual's patch listed"
+    assert "t_outputs = teacher(x)" in (tmp_path / "out" / "reference-code-counterfactual" / "utils/trainer.py").read_text()
+    assert "| counterfactual | 2 | +0.0 [+0.0, +0.0] |" in capsys.readouterr().out
 
 
 def test_reference_check_goes_on_from_committed_rows(tmp_path):
@@ -227,3 +271,10 @@ def test_regimes_merges_new_cells_into_the_committed_ones():
     assert regimes.merge_rows({}, {"scratch": [row("cmi", 0, 0.5)]}) == {"scratch": [row("cmi", 0, 0.5)]}
     other_key = {**row("augkd", 0, 0.6), "key": "other"}  # another config or arithmetic: another cell
     assert regimes.merge_rows(earlier, {"scratch": [other_key]})["scratch"] == earlier["scratch"] + [other_key]
+
+
+def test_throughput_counts_flops_and_rates_them():
+    layer, x = torch.nn.Linear(8, 4, bias=False), torch.rand(2, 8)
+    assert throughput.count_flops(lambda: layer(x)) == 2 * 2 * 8 * 4, "a multiply and an add per weight and sample"
+    assert throughput.count_flops(lambda: layer(x).sum().backward()) == 2 * 2 * 2 * 8 * 4, "as many again for the weight's gradient"
+    assert throughput.rate(lambda: layer(x), repeats=3) > 0
