@@ -21,9 +21,9 @@ from .train import (AUGMENTS, BestState, Learner, ShowProgress, Validate, adam, 
                          predict_logits, shard, top1, world_size)
 
 # %% auto #0
-__all__ = ['ANCHOR_NETS', 'ANCHOR_SELECTIONS', 'AnchorNet', 'CodeAnchorNet', 'uncertainty_setup', 'anchor_terms', 'anchor_loss',
-           'anchor_views', 'anchor_step', 'anchor_validation', 'AnchorConfig', 'inversion_epochs', 'invert_encoder',
-           'learn_encoder', 'train_anchor', 'mask_statistics', 'stage_diagnostics']
+__all__ = ['ANCHOR_SELECTIONS', 'AnchorNet', 'CodeAnchorNet', 'uncertainty_setup', 'anchor_terms', 'anchor_loss', 'anchor_views',
+           'anchor_step', 'anchor_validation', 'AnchorConfig', 'inversion_epochs', 'invert_encoder', 'learn_encoder',
+           'train_anchor', 'mask_statistics', 'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
@@ -81,14 +81,13 @@ class CodeAnchorNet(nn.Module):
         return F.relu(F.softsign(self.mask_net(self.embed(F.one_hot(y, self.num_classes).float())) - 0.5))
 
     def psi(self, z: torch.Tensor) -> torch.Tensor: # (B, d) masked latents
+        "The latent mapping psi."
         return self.psi_linear(self.psi_conv(z.unsqueeze(1)))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> tuple: # (B, d) latents and (B,) labels
         "The anchor latent z_a and the mask m."
         m = self.mask(y)
         return m * self.psi(z * m) + (1 - m) * z, m
-
-ANCHOR_NETS = {"paper": AnchorNet, "code": CodeAnchorNet}  # the config's `anchor_net` choices
 
 # %% ../nbs/05_anchor.ipynb #cell-011
 def uncertainty_setup(teacher: nn.Module, # the frozen teacher

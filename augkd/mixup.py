@@ -103,11 +103,14 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
                     u: float, tau: float, # L_3's CE weight and KD temperature
                     precision: str = "auto", # see `autocast`
                     handover: bool = False, handover_target: str = "mixed", handover_trusted: bool = False, # see `handover_loss`
-                    kd_source: str = "teacher"): # whose outputs L_3's KD term reads: the "teacher", or the "student" (a second pass, as the reference code)
+                    kd_source: str = "teacher", # whose outputs L_3's KD term reads: the "teacher", or the "student" (a second pass, as the reference code)
+                    raw_input: str = "normalized"): # "unnormalized": the raw half reaches the network without its input normalization
     """The loss of stage 3 for the student recipe: a batch of raw samples and their mixes at the epoch's s. With
     `kd_source="student"` the KD term's target is a second pass of the batch through the student, as the reference code's
     stage 3 computes it (`t_outputs = model(x)`): KL(S || S) = 0, so L_3 is u CE and the second pass only moves the
-    student's BatchNorm statistics."""
+    student's BatchNorm statistics. With `raw_input="unnormalized"` the raw half reaches the network as the [0, 1] images
+    themselves while the mixes and every evaluation are normalized, as the reference code feeds them (the student, a
+    `Normalized`, is handed `x * std + mean`)."""
     device = next(teacher.parameters()).device
     def loss_step(learn, x, y):
         if handover:
@@ -126,7 +129,9 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
             return loss, {"train_mixed_acc": top1(s_logits[len(y):], y)}
         with autocast(device, precision):
             x_m = mix(x, y, learn.row["s"], generator, encoder, anchor).float()
-            X, Y = torch.cat([x, x_m]), torch.cat([y, y])
+            wrapped = getattr(student, "module", student)  # `parallel` may wrap it
+            raw = x * wrapped.std + wrapped.mean if raw_input == "unnormalized" else x
+            X, Y = torch.cat([raw, x_m]), torch.cat([y, y])
             s_logits = student(X)
             if kd_source == "student": t_logits = student(X)
             else:
@@ -144,7 +149,7 @@ class MixupConfig(TrainConfig):
     "Stage 3's fields (progressive mixup learning of the final student), with the method page's reference values; the student's recipe from `TrainConfig`."
     NAME: ClassVar[str] = "stage 3: mixup learning"
     CHOICES: ClassVar[dict] = {"schedule": SCHEDULES, "handover_target": HANDOVER_TARGETS, "kd_source": ("teacher", "student"),
-                               "mixup_recipe": MIXUP_RECIPES}
+                               "mixup_recipe": MIXUP_RECIPES, "raw_input": ("normalized", "unnormalized")}
     mixup_epochs: int = 200         # epochs of stage 3
     a: float = 0.6                  # fraction of epochs until pure student-domain data
     b: float = 0.2                  # start value of s(e)
@@ -158,6 +163,7 @@ class MixupConfig(TrainConfig):
     handover_trusted: bool = False  # the teacher's term only where it is right on the anchor
     kd_source: str = "teacher"      # whose outputs L_3's KD term reads: "teacher", or "student" (the reference code's second pass: KL(S || S) = 0)
     mixup_recipe: str = "augkd"     # the student recipe: "augkd" (cosine, BatchNorm re-estimated) or "reference" (its constant rate, no re-estimation)
+    raw_input: str = "normalized"   # the raw half of stage 3's batch: "normalized" as every evaluation, or "unnormalized" (the reference code's)
 
     def checks(self) -> list:
         return [("a", 0 < self.a <= 1, "0 < a <= 1"), ("b", 0 <= self.b <= 1, "0 <= b <= 1"), ("u", 0 <= self.u <= 1, "0 <= u <= 1"),
@@ -185,7 +191,7 @@ def train_mixup(teacher: nn.Module, # the frozen teacher
     for m in (teacher, generator, encoder, anchor):
         if m is not None: m.eval().requires_grad_(False)
     loss_step = mixup_loss_step(teacher, generator, encoder, anchor, parallel(student), c.u, c.tau, c.precision,
-                                c.handover, c.handover_target, c.handover_trusted, c.kd_source)
+                                c.handover, c.handover_target, c.handover_trusted, c.kd_source, c.raw_input)
     learn = recipe_learner("stage 3 (mixup)", student, loss_step, train, val, c.mixup_epochs, c.lr_s, c.wd_s, c.batch_size,
                            augment=AUGMENTS[c.augment], progress=progress, show=("s", "loss", "val"),
                            callbacks=[MixupSchedule(c.a, c.b, c.schedule, c.use_mixup), *callbacks], module="student",

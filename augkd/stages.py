@@ -117,7 +117,7 @@ AUGKD_REFERENCE = {**{name: next(getattr(s(), name) for s in SECTIONS if name in
                    "invert_epochs": 0}  # the method page's values: no inversion by either budget
 AUGKD_CODE = {**AUGKD_REFERENCE,  # where the reference code and the paper differ, the code's choices (the method page, "Paper-faithful and code-faithful")
               "anchor_net": "code", "uncertainty": "energy", "mask_sum": True, "lr_a_every": "step", "augment": "crop_flip",
-              "kd_source": "student", "mixup_recipe": "reference", "latent_sum": True}
+              "kd_source": "student", "mixup_recipe": "reference", "latent_sum": True, "raw_input": "unnormalized"}
 
 # %% ../nbs/07a1_stages.ipynb #433f3aad
 FOLDER_FIELDS = ("student_domain", "student_test", "teacher_domains", "classes")
@@ -126,7 +126,7 @@ LATER_FIELDS = {**dict.fromkeys(FOLDER_FIELDS + ("dataset", "root"), ""), "preci
                 "w_prox": 0.0, "anchor_select": "loss", "invert_epochs": 0, "invert_steps": 0, "lr_inv": 3e-3, "w_inv_feat": 1.0,
                 "handover": False, "handover_target": "mixed", "handover_trusted": False, "latent_sum": False,
                 "teacher_adabn": False, "teacher_init": "scratch", "student_init": "scratch", "w_act": 0.0, "augment": "none",
-                "anchor_net": "paper", "mask_sum": False, "lr_a_every": "epoch", "kd_source": "teacher", "mixup_recipe": "augkd"}
+                "anchor_net": "paper", "mask_sum": False, "lr_a_every": "epoch", "kd_source": "teacher", "mixup_recipe": "augkd", "raw_input": "normalized"}
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 STAGE_FIELDS = {s.name: tuple(n for n in own_fields(s.section)) for s in STAGE_TABLE}  # each stage's own section
 FIELD_CHOICES = {name: values for section in SECTIONS for name, values in getattr(section, "CHOICES", {}).items()}

@@ -53,8 +53,9 @@ from throughput import REFERENCE  # noqa: E402  the reference code's architectur
 from augkd.files import atomic_write_text  # noqa: E402
 from augkd.pipeline import AUGKD_REFERENCE  # noqa: E402
 ARCH = {k: v for k, v in REFERENCE.items() if k not in AUGKD_REFERENCE}
-SIDES = ("reference", "augkd_ref", "augkd", "augkd_ce", "counterfactual", "augkd_code")  # the last three only when asked for
-SWITCHES = {"augkd": [], "augkd_ref": ["--reference"], "augkd_ce": ["--reference", "--u", "1"], "augkd_code": ["--reference-code"]}
+SIDES = ("reference", "augkd_ref", "augkd", "augkd_ce", "counterfactual", "augkd_code", "augkd_code_norm")  # the last four only when asked for
+SWITCHES = {"augkd": [], "augkd_ref": ["--reference"], "augkd_ce": ["--reference", "--u", "1"], "augkd_code": ["--reference-code"],
+            "augkd_code_norm": ["--reference-code", "--raw-input", "normalized"]}  # augkd_code with its raw half normalized
 TEACHER_RECIPES = {"augkd": 6, "reference": 4}  # recipe -> its default epochs
 
 # (file, text, replacement, how many times, why): the least that running the reference here needs
