@@ -110,7 +110,11 @@ def mixup_loss_step(teacher, generator, encoder, anchor, # frozen; `anchor` None
     stage 3 computes it (`t_outputs = model(x)`): KL(S || S) = 0, so L_3 is u CE and the second pass only moves the
     student's BatchNorm statistics. With `raw_input="unnormalized"` the raw half reaches the network as the [0, 1] images
     themselves while the mixes and every evaluation are normalized, as the reference code feeds them (the student, a
-    `Normalized`, is handed `x * std + mean`)."""
+    `Normalized`, is handed `x * std + mean`). Both act on the constant-u stage 3 only: raises `ValueError` for either
+    with `handover` (whose teacher's term reads the teacher, and its raw half normalized)."""
+    if handover and (kd_source, raw_input) != ("teacher", "normalized"):
+        raise ValueError(f"kd_source={kd_source!r} and raw_input={raw_input!r} act on the constant-u stage 3 only; "
+                         "with handover=True leave them 'teacher' and 'normalized'")
     device = next(teacher.parameters()).device
     def loss_step(learn, x, y):
         if handover:
@@ -167,7 +171,10 @@ class MixupConfig(TrainConfig):
 
     def checks(self) -> list:
         return [("a", 0 < self.a <= 1, "0 < a <= 1"), ("b", 0 <= self.b <= 1, "0 <= b <= 1"), ("u", 0 <= self.u <= 1, "0 <= u <= 1"),
-                *[(n, getattr(self, n) > 0, "a positive number") for n in ("mixup_epochs", "tau")]]
+                *[(n, getattr(self, n) > 0, "a positive number") for n in ("mixup_epochs", "tau")],
+                # the hand-over stage 3 has its own teacher's term: these two switches act on the constant-u one only
+                ("kd_source", not self.handover or self.kd_source == "teacher", "'teacher' with handover (it acts on the constant-u stage 3 only)"),
+                ("raw_input", not self.handover or self.raw_input == "normalized", "'normalized' with handover (it acts on the constant-u stage 3 only)")]
 
 # %% ../nbs/06_mixup.ipynb #cell-020
 def train_mixup(teacher: nn.Module, # the frozen teacher

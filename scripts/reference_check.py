@@ -29,7 +29,10 @@ requirements, pandas and tqdm among them). The steps, each kept when finished, s
    (`u = 1`: what the reference's stage 3 computes), its stages 1 and 2 reused from `augkd_ref`'s run; `counterfactual`
    is the reference with one more patch (`COUNTERFACTUAL`, in its own copy `OUT/reference-code-counterfactual`): its
    stage-3 second pass through the teacher instead of the student, nothing else changed, the direct test of the
-   explanation of the reference - `augkd_ref` gap.
+   explanation of the reference - `augkd_ref` gap. With `--counterfactual-stage3` it runs stage 3 only, through the
+   reference's own resume path from the reference side's stage-1 and stage-2 checkpoints of its seed (`RESUME_PATCHES`
+   let that path load them): stages 1 and 2 are then shared exactly, stage 3's random stream starts afresh, and the
+   side costs a third of its time.
 5. **One table** (`OUT/table.md`, rows in `OUT/rows.json`): per side, mean and spread over the seeds of the
    teacher's top-1 on the test split, the student's top-1/3/5, the stage-1 student's top-1 on the test split, the
    wall time and each stage's seconds per iteration or epoch. With `--json FILE` the rows (each with its teacher file's
@@ -76,6 +79,12 @@ COUNTERFACTUAL = ("utils/trainer.py", "                    outputs = model(x)\n 
                   "the counterfactual side only: stage 3's second pass goes through the teacher (`teacher(x)`) instead of the "
                   "student (`model(x)`), so its KD term distills the teacher; nothing else changes")
 REFERENCE_SIDES = {"reference": PATCHES, "counterfactual": PATCHES + [COUNTERFACTUAL]}  # the sides that run the reference's code
+# with --counterfactual-stage3 the counterfactual goes through the reference's own resume path, whose loads need the
+# same plumbing as the checkpoints patch above
+RESUME_PATCHES = [("main.py", f"torch.load(args.{name})", f"torch.load(args.{name}, weights_only=False)", count,
+                   "the counterfactual's stage 3 from the reference's checkpoints only: its resume path loads them "
+                   "(torch >= 2.6 loads only weights by default; they hold an enum and optimizer states)")
+                  for name, count in (("resume", 1), ("g_dir", 6), ("a_dir", 2))]
 
 
 def mean_sd(values: list) -> str:
@@ -137,7 +146,8 @@ def parse_reference_log(text: str) -> dict:
     """Figures of one reference main job from what it printed (its logger's lines carry time stamps there): the teacher's top-1 on the test split (its stage 1
     validates the teacher there), the stage-1 student's top-1/3/5 on the test split (its last stage-1 epoch), the
     student's test top-1/3/5, and each stage's seconds from the lines' time stamps (stage 1: the teacher line to the
-    last stage-1 line; stage 2: to the last AnchorLoss line; stage 3: to the test line). Missing parts are None."""
+    last stage-1 line; stage 2: to the last AnchorLoss line; stage 3: to the test line, from its "Resume at Stage 2"
+    line where it resumed after stage 2). Missing parts are None."""
     lines = []
     for line in text.splitlines():
         m = re.match(_STAMP, line)
@@ -149,10 +159,11 @@ def parse_reference_log(text: str) -> dict:
     t1, stage1 = last(r"^Eval \[\d+/\d+\]: Decoder Loss.*" + _ACC)
     t2, _ = last(r"^Eval \[\d+/\d+\]:AnchorLoss")
     t3, test = last(r"^Test:" + _ACC)
+    resumed, _ = last(r"^Resume at Stage 2, ")
     acc = lambda m: None if m is None else {"acc": float(m[1]), "acc3": float(m[2]), "acc5": float(m[3])}
     span = lambda a, b: None if a is None or b is None else b - a
     return {"teacher": acc(teacher), "stage1_student": acc(stage1), "student": acc(test),
-            "stages": {"generator": span(t0, t1), "anchor": span(t1, t2), "mixup": span(t2 if t2 else t1, t3)}}
+            "stages": {"generator": span(t0, t1), "anchor": span(t1, t2), "mixup": span(t2 or t1 or resumed, t3)}}
 
 
 def reference_teacher_args(paths: dict, out, epochs: int, lr: float, wd: float, batch_size: int, seed: int = 0) -> list:
@@ -207,6 +218,16 @@ def make_teacher(recipe: str, paths: dict, seed: int, out, epochs: int, init: st
             "top1": teacher_scores(file, paths), "seconds": round(time.time() - start, 1), "machine": machine_name()}
     atomic_write_text(json.dumps(done, indent=1), record)
     return done
+
+
+def reference_checkpoints(folder) -> list:
+    """The arguments of the reference's own resume path that skip its stages 1 and 2 and load them from a finished main
+    job in `folder` (its log folder inside): `--resume` and `--a_dir` the best anchor's `anchor_stat_ckpt.pt`, `--g_dir`
+    stage 1's `df_stat_ckpt.pt`. Raises SystemExit when `folder` holds no finished stage 2."""
+    logs = [d for d in Path(folder).glob("*/") if (d / "anchor_stat_ckpt.pt").exists() and (d / "df_stat_ckpt.pt").exists()]
+    if not logs: raise SystemExit(f"{folder} holds no stage-1 and stage-2 checkpoints of the reference; run its side first")
+    anchor, generator = logs[0] / "anchor_stat_ckpt.pt", logs[0] / "df_stat_ckpt.pt"
+    return ["--resume", str(anchor), "--g_dir", str(generator), "--a_dir", str(anchor)]
 
 
 def machine_name() -> str:
@@ -265,22 +286,18 @@ import json, sys, torch
 from pathlib import Path
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
-from torchvision.models import get_model
 from torchvision.transforms.functional import normalize
 from datasets.config import dataset_config, Datasets, get_transform
 from models.anchor_net import AnchorNet
-from models.generator import Encoder, Generator
 log_dir, teacher_file, pool, latent = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sys.path.insert(0, sys.argv[5])
+from throughput import reference_modules
 config = dataset_config[Datasets.CIFAR10]
-kw = dict(kernel_size=3, padding=1, stride=1)
-encoder = Encoder(3, config.num_classes, latent, [64, 128, 256], config.target_size, scale_strategy=[0.5, 0.5], **kw)
-decoder = Generator(img_size=config.target_size, latent_size=latent, num_classes=config.num_classes, in_channels=3,
-                    hidden_dims=[256, 128, 64], scale_strategy=[2, 2], **kw)
+teacher, _, encoder, decoder = reference_modules(latent, config.num_classes)
 stage1 = torch.load(Path(log_dir) / "df_stat_ckpt.pt", weights_only=False)
 encoder.load_state_dict(stage1["encoder"]); decoder.load_state_dict(stage1["decoder"])
 anchor = AnchorNet(latent_size=latent, num_classes=config.num_classes)
 anchor.load_state_dict(torch.load(Path(log_dir) / "anchor_ckpt.pt", weights_only=False))
-teacher = get_model("resnet18", num_classes=config.num_classes)
 teacher.load_state_dict(torch.load(teacher_file))
 for m in (encoder, decoder, anchor, teacher): m.eval()
 torch.manual_seed(0)  # its encoder samples z even in eval mode
@@ -307,7 +324,8 @@ def reference_anchor_figures(code, folder, teacher, pool, latent_size: int) -> d
     logits) on the anchor images G(A(E(x, y))) and on G(E(x, y)), and the mask's mean; None without the checkpoints."""
     logs = [d for d in Path(folder).glob("*/") if (d / "anchor_ckpt.pt").exists() and (d / "df_stat_ckpt.pt").exists()]
     if not logs: return None
-    done = subprocess.run([sys.executable, "-c", _REFERENCE_ANCHORS, str(logs[0]), str(teacher), str(pool), str(latent_size)],
+    done = subprocess.run([sys.executable, "-c", _REFERENCE_ANCHORS, str(logs[0]), str(teacher), str(pool), str(latent_size),
+                           str(Path(__file__).resolve().parent)],
                           cwd=code, capture_output=True, text=True)
     if done.returncode: raise SystemExit(f"reading the reference's stage 2 in {logs[0]} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -451,6 +469,10 @@ def main(argv=None):
                    help="how each seed's teacher is trained: augkd's recipe from --teacher-init (default), or the reference code's")
     p.add_argument("--teacher-init", default="letters", help="the augkd recipe's start: letters (default), scratch, imagenet or a weights file")
     p.add_argument("--teacher-epochs", type=int, help="epochs of the teacher's training (default: 6 by augkd's recipe, 4 by the reference's)")
+    p.add_argument("--counterfactual-stage3", action="store_true",
+                   help="the counterfactual runs stage 3 only, from the reference side's stage-1 and stage-2 checkpoints of its seed "
+                        "(the reference's own --resume, --g_dir, --a_dir): both sides share stages 1 and 2 exactly, stage 3's "
+                        "random stream starts afresh, and the counterfactual takes about a third of the time")
     p.add_argument("--out", default="runs/reference-check", help="where everything goes (default runs/reference-check)")
     p.add_argument("--table-only", action="store_true", help="run nothing: tabulate what is finished")
     p.add_argument("--json", metavar="FILE", help="also write the rows, the table, the budgets and the patches to FILE after every finished "
@@ -470,9 +492,10 @@ def main(argv=None):
         print(f"data: DigitShift {args.setting} as image folders in {out / 'data'}", flush=True)
         paths = write_folders(args.setting, args.shots, out / "data")
     code = {side: out / ("reference-code" if side == "reference" else f"reference-code-{side}") for side in REFERENCE_SIDES}
+    patches = {**REFERENCE_SIDES, "counterfactual": REFERENCE_SIDES["counterfactual"] + RESUME_PATCHES * args.counterfactual_stage3}
     if not args.table_only:
         for side in ["reference"] + [s for s in sides if s in REFERENCE_SIDES and s != "reference"]:
-            for file, why in apply_patches(args.reference, code[side], REFERENCE_SIDES[side]):
+            for file, why in apply_patches(args.reference, code[side], patches[side]):
                 print(f"patched {file} ({side}): {why}", flush=True)
     config = side_config(0, paths, args.shots, args.gen_epochs, args.anchor_epochs, args.mixup_epochs)
     machine = machine_name()
@@ -487,6 +510,10 @@ def main(argv=None):
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     saving = threading.Lock()
 
+    def listed(rows):
+        "The patches behind `rows`: the reference's, the counterfactual's, and its resume path's where a row used it."
+        return PATCHES + [COUNTERFACTUAL] + RESUME_PATCHES * any(r.get("stages_1_2") for r in rows)
+
     def save():
         "Write the table and the record of every finished cell (this call's, earlier calls' and --json's)."
         with saving:
@@ -495,7 +522,7 @@ def main(argv=None):
             atomic_write_text(table(rows, config) + "\n", out / "table.md")
             if args.json:
                 atomic_write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": machine, "setting": setting,
-                                              "budgets": budgets, "patches": [{"file": f, "why": w} for f, _, _, _, w in PATCHES + [COUNTERFACTUAL]],
+                                              "budgets": budgets, "patches": [{"file": f, "why": w} for f, _, _, _, w in listed(rows)],
                                               "rows": rows, "table": table(rows, config)}, indent=1), args.json)
             return rows
 
@@ -519,11 +546,21 @@ def main(argv=None):
             folder.mkdir(parents=True, exist_ok=True)
             print(f"{side}, seed {seed}: running with {threads} thread(s) (log in {folder})", flush=True)
             if side in REFERENCE_SIDES:
+                shared = side == "counterfactual" and args.counterfactual_stage3
+                reference = out / "reference" / f"s{seed}"
+                if shared and not (reference / "row.json").exists():
+                    raise SystemExit(f"--counterfactual-stage3: the reference's seed {seed} is not finished; run its side first")
+                resume = reference_checkpoints(reference) if shared else []
                 for old in folder.glob("*/result.log"): shutil.rmtree(old.parent)  # an interrupted job starts over
-                wall = _run([sys.executable, "main.py", *reference_main_args(paths, teacher, folder, seed, config)],
+                wall = _run([sys.executable, "main.py", *reference_main_args(paths, teacher, folder, seed, config), *resume],
                             folder / "log.txt", cwd=code[side], threads=threads)
                 row = parse_reference_log((folder / "log.txt").read_text())  # its result.log has no time stamps
-                row["anchors"] = reference_anchor_figures(code[side], folder, teacher, paths["pool"], config.latent_size)
+                if shared:  # stages 1 and 2 are the reference's: their figures too
+                    ran = json.loads((reference / "row.json").read_text())
+                    row |= {"teacher": ran["teacher"], "stage1_student": ran["stage1_student"], "anchors": ran.get("anchors"),
+                            "stages_1_2": f"the reference's, seed {seed}"}
+                else:
+                    row["anchors"] = reference_anchor_figures(code[side], folder, teacher, paths["pool"], config.latent_size)
             else:
                 run_dir = folder / "run"
                 resume = ["--resume"] if (run_dir / "config.json").exists() else []
@@ -545,7 +582,8 @@ def main(argv=None):
             futures = {}
             for seed in range(args.seeds):
                 for side in sides:
-                    after = futures.get(("augkd_ref", seed)) if side == "augkd_ce" else None
+                    after = (futures.get(("augkd_ref", seed)) if side == "augkd_ce" else
+                             futures.get(("reference", seed)) if side == "counterfactual" and args.counterfactual_stage3 else None)
                     futures[side, seed] = pool.submit(cell, seed, side, after)
             for future in futures.values(): future.result()
     for side, seed in fill_anchor_figures(out, paths, code, config.latent_size):

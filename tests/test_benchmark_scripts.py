@@ -233,6 +233,60 @@ def test_reference_check_runs_every_side_of_a_seed_on_its_own_teacher(tmp_path, 
     assert "| counterfactual | 2 | +0.0 [+0.0, +0.0] |" in capsys.readouterr().out
 
 
+RESUMED_LOG = """\
+2026-12-01 11:00:00,000 - INFO - teacher=resnet18
+2026-12-01 11:00:01,000 - INFO - Resume at Stage 2, Epoch 21/20
+2026-12-01 11:00:31,000 - INFO - Eval [0/1]:Acc = 0.800 Acc@3 = 0.900 Acc@5 = 0.950
+2026-12-01 11:00:41,000 - INFO - Test:Acc = 0.850 Acc@3 = 0.950 Acc@5 = 0.990
+"""
+RESUMING_MAIN = REFERENCE_FILES["main.py"] + """import sys, json, torch, torchvision
+from pathlib import Path
+def resume(args):  # the loads of its resume path
+    return torch.load(args.resume), torch.load(args.a_dir), torch.load(args.a_dir), """ + "torch.load(args.g_dir), " * 6 + """
+args = sys.argv[1:]
+given = dict(zip(args[::2], args[1::2]))
+out = Path(given["--log_dir"])
+if "train_teacher" in args:
+    torch.manual_seed(int(given["--seed"]))
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), out / "resnet18_ckpt.pt")
+elif "--resume" in given:  # stage 3 alone, from another job's checkpoints
+    (out / "given.json").write_text(json.dumps(given))
+    print(open(Path(__file__).parent / "resumed.txt").read())
+else:  # a whole job: its stage-1 and stage-2 checkpoints in its log folder
+    (out / "resnet18_resnet18_1201_s0").mkdir(parents=True)
+    for name in ("df_stat_ckpt.pt", "anchor_stat_ckpt.pt"): (out / "resnet18_resnet18_1201_s0" / name).write_text(name)
+    print(open(Path(__file__).parent / "log.txt").read())
+"""
+
+
+def test_reference_check_counterfactual_can_run_stage3_alone_from_the_reference_checkpoints(tmp_path):
+    from augkd.data import Domain, write_image_folder
+    assert reference_check.parse_reference_log(RESUMED_LOG)["stages"] == {"generator": None, "anchor": None, "mixup": 40.0}
+    checkout = _checkout(tmp_path / "ref", {**REFERENCE_FILES, "main.py": RESUMING_MAIN, "log.txt": REFERENCE_LOG, "resumed.txt": RESUMED_LOG})
+    images = lambda n: Domain("d", torch.rand(n, 3, 32, 32), torch.arange(n) % 3, ["a", "b", "c"])
+    for name in ("pool", "test", "t1"): write_image_folder(images(6), tmp_path / name)
+    argv = ["--reference", str(checkout), "--student-domain", str(tmp_path / "pool"), "--student-test", str(tmp_path / "test"),
+            "--teacher-domains", str(tmp_path / "t1"), "--teacher-recipe", "reference", "--counterfactual-stage3", "--jobs", "2"]
+    with pytest.raises(SystemExit, match="reference's seed 0 is not finished; run its side first"):
+        reference_check.main(argv + ["--seeds", "1", "--sides", "counterfactual", "--out", str(tmp_path / "alone")])
+    record = tmp_path / "sides.json"
+    reference_check.main(argv + ["--seeds", "1", "--sides", "reference,counterfactual", "--out", str(tmp_path / "out"), "--json", str(record)])
+    rows = {r["side"]: r for r in json.loads(record.read_text())["rows"]}
+    reference, counter = rows["reference"], rows["counterfactual"]
+    assert counter["student"]["acc"] == 0.85 and reference["student"]["acc"] == 0.828, "stage 3 read from each side's own log"
+    assert (counter["teacher"], counter["stage1_student"]) == (reference["teacher"], reference["stage1_student"]), "stages 1 and 2 shared"
+    assert counter["stages_1_2"] == "the reference's, seed 0" and counter["stages"]["mixup"] == 40.0
+    given = json.loads((tmp_path / "out" / "counterfactual" / "s0" / "given.json").read_text())
+    saved = tmp_path / "out" / "reference" / "s0" / "resnet18_resnet18_1201_s0"
+    assert (given["--resume"], given["--g_dir"], given["--a_dir"]) == (str(saved / "anchor_stat_ckpt.pt"), str(saved / "df_stat_ckpt.pt"),
+                                                                       str(saved / "anchor_stat_ckpt.pt"))
+    copy = (tmp_path / "out" / "reference-code-counterfactual" / "main.py").read_text()
+    assert copy.count("weights_only=False") == 9 and "weights_only" not in (tmp_path / "out" / "reference-code" / "main.py").read_text()
+    assert any("resume path" in p["why"] for p in json.loads(record.read_text())["patches"]), "the resume path's patches listed"
+    with pytest.raises(SystemExit, match="no stage-1 and stage-2 checkpoints"):
+        reference_check.reference_checkpoints(tmp_path / "alone")
+
+
 def test_reference_check_goes_on_from_committed_rows(tmp_path):
     row = {"side": "reference", "seed": 0, "wall": 60.0, "teacher_sha256": "ab" * 32, "student": {"acc": 0.6}}
     (tmp_path / "augkd" / "s0").mkdir(parents=True)
