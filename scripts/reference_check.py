@@ -385,6 +385,9 @@ def table(rows: list, config) -> str:
                      f"{pct(rs, 'student', 'acc3')} | {pct(rs, 'student', 'acc5')} | {pct(rs, 'stage1_student', 'acc')} | "
                      f"{anchors('anchor_top1')} | {anchors('anchor_energy', 1)} | {anchors('rec_top1')} | {anchors('mask_open')} | "
                      f"{mean_sd([r['wall'] / 60 for r in rs])} | {seconds('generator')} | {seconds('anchor')} | {seconds('mixup')} |")
+    if shared := sorted({r["side"] for r in rows if r.get("stages_1_2")}, key=SIDES.index):
+        lines += ["", f"{', '.join(shared)}: stage 3 alone, from the reference's stage-1 and stage-2 checkpoints of each seed "
+                      "(`--counterfactual-stage3`); its stage-1 and stage-2 figures are the reference's, its wall time stage 3's."]
     top1 = lambda side: {r["seed"]: 100 * r["student"]["acc"] for r in rows if r["side"] == side and r.get("student")}
     diffs = [(side, paired_difference(top1(side), top1("reference"))) for side in SIDES[1:] if top1(side) and top1("reference")]
     if diffs:

@@ -276,6 +276,7 @@ def test_reference_check_counterfactual_can_run_stage3_alone_from_the_reference_
     assert counter["student"]["acc"] == 0.85 and reference["student"]["acc"] == 0.828, "stage 3 read from each side's own log"
     assert (counter["teacher"], counter["stage1_student"]) == (reference["teacher"], reference["stage1_student"]), "stages 1 and 2 shared"
     assert counter["stages_1_2"] == "the reference's, seed 0" and counter["stages"]["mixup"] == 40.0
+    assert "counterfactual: stage 3 alone, from the reference's stage-1 and stage-2 checkpoints" in json.loads(record.read_text())["table"]
     given = json.loads((tmp_path / "out" / "counterfactual" / "s0" / "given.json").read_text())
     saved = tmp_path / "out" / "reference" / "s0" / "resnet18_resnet18_1201_s0"
     assert (given["--resume"], given["--g_dir"], given["--a_dir"]) == (str(saved / "anchor_stat_ckpt.pt"), str(saved / "df_stat_ckpt.pt"),
