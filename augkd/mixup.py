@@ -173,8 +173,10 @@ class MixupConfig(TrainConfig):
         return [("a", 0 < self.a <= 1, "0 < a <= 1"), ("b", 0 <= self.b <= 1, "0 <= b <= 1"), ("u", 0 <= self.u <= 1, "0 <= u <= 1"),
                 *[(n, getattr(self, n) > 0, "a positive number") for n in ("mixup_epochs", "tau")],
                 # the hand-over stage 3 has its own teacher's term: these two switches act on the constant-u one only
-                ("kd_source", not self.handover or self.kd_source == "teacher", "'teacher' with handover (it acts on the constant-u stage 3 only)"),
-                ("raw_input", not self.handover or self.raw_input == "normalized", "'normalized' with handover (it acts on the constant-u stage 3 only)")]
+                ("kd_source", not self.handover or self.kd_source == "teacher",
+                 "'teacher' while handover is on (it acts on the constant-u stage 3 only: set handover False to use it)"),
+                ("raw_input", not self.handover or self.raw_input == "normalized",
+                 "'normalized' while handover is on (it acts on the constant-u stage 3 only: set handover False to use it)")]
 
 # %% ../nbs/06_mixup.ipynb #cell-020
 def train_mixup(teacher: nn.Module, # the frozen teacher

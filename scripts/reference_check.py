@@ -82,9 +82,10 @@ REFERENCE_SIDES = {"reference": PATCHES, "counterfactual": PATCHES + [COUNTERFAC
 # with --counterfactual-stage3 the counterfactual goes through the reference's own resume path, whose loads need the
 # same plumbing as the checkpoints patch above
 RESUME_PATCHES = [("main.py", f"torch.load(args.{name})", f"torch.load(args.{name}, weights_only=False)", count,
-                   "the counterfactual's stage 3 from the reference's checkpoints only: its resume path loads them "
-                   "(torch >= 2.6 loads only weights by default; they hold an enum and optimizer states)")
-                  for name, count in (("resume", 1), ("g_dir", 6), ("a_dir", 2))]
+                   f"the counterfactual's stage 3 from the reference's checkpoints only: its resume path loads {what} "
+                   "(torch >= 2.6 loads only weights by default; its checkpoints hold an enum and optimizer states)")
+                  for name, count, what in (("resume", 1, "the best AnchorNet's checkpoint (--resume)"),
+                                            ("g_dir", 6, "stage 1's generator, encoder and student (--g_dir)"))]
 
 
 def mean_sd(values: list) -> str:
@@ -223,9 +224,11 @@ def make_teacher(recipe: str, paths: dict, seed: int, out, epochs: int, init: st
 def reference_checkpoints(folder) -> list:
     """The arguments of the reference's own resume path that skip its stages 1 and 2 and load them from a finished main
     job in `folder` (its log folder inside): `--resume` and `--a_dir` the best anchor's `anchor_stat_ckpt.pt`, `--g_dir`
-    stage 1's `df_stat_ckpt.pt`. Raises SystemExit when `folder` holds no finished stage 2."""
+    stage 1's `df_stat_ckpt.pt` (the same modules its whole job's stage 3 started from). Raises SystemExit when `folder`
+    holds no finished stage 2."""
     logs = [d for d in Path(folder).glob("*/") if (d / "anchor_stat_ckpt.pt").exists() and (d / "df_stat_ckpt.pt").exists()]
-    if not logs: raise SystemExit(f"{folder} holds no stage-1 and stage-2 checkpoints of the reference; run its side first")
+    if not logs: raise SystemExit(f"{folder} holds no stage-1 and stage-2 checkpoints of the reference (a row restored from a "
+                                  "record has none): remove its row.json to run the reference's side again here")
     anchor, generator = logs[0] / "anchor_stat_ckpt.pt", logs[0] / "df_stat_ckpt.pt"
     return ["--resume", str(anchor), "--g_dir", str(generator), "--a_dir", str(anchor)]
 
@@ -385,9 +388,11 @@ def table(rows: list, config) -> str:
                      f"{pct(rs, 'student', 'acc3')} | {pct(rs, 'student', 'acc5')} | {pct(rs, 'stage1_student', 'acc')} | "
                      f"{anchors('anchor_top1')} | {anchors('anchor_energy', 1)} | {anchors('rec_top1')} | {anchors('mask_open')} | "
                      f"{mean_sd([r['wall'] / 60 for r in rs])} | {seconds('generator')} | {seconds('anchor')} | {seconds('mixup')} |")
-    if shared := sorted({r["side"] for r in rows if r.get("stages_1_2")}, key=SIDES.index):
-        lines += ["", f"{', '.join(shared)}: stage 3 alone, from the reference's stage-1 and stage-2 checkpoints of each seed "
-                      "(`--counterfactual-stage3`); its stage-1 and stage-2 figures are the reference's, its wall time stage 3's."]
+    for side in SIDES:
+        if seeds := [str(r["seed"]) for r in rows if r["side"] == side and r.get("stages_1_2")]:
+            lines += ["", f"{side} at seed(s) {','.join(seeds)}: stage 3 alone, from the reference's stage-1 and stage-2 checkpoints "
+                          "(`--counterfactual-stage3`); its stage-1 and stage-2 figures are the reference's, its wall time stage 3's, "
+                          "which runs without the anomaly detection and teacher hooks that the reference's stage 1 leaves on."]
     top1 = lambda side: {r["seed"]: 100 * r["student"]["acc"] for r in rows if r["side"] == side and r.get("student")}
     diffs = [(side, paired_difference(top1(side), top1("reference"))) for side in SIDES[1:] if top1(side) and top1("reference")]
     if diffs:
@@ -551,16 +556,20 @@ def main(argv=None):
             if side in REFERENCE_SIDES:
                 shared = side == "counterfactual" and args.counterfactual_stage3
                 reference = out / "reference" / f"s{seed}"
-                if shared and not (reference / "row.json").exists():
-                    raise SystemExit(f"--counterfactual-stage3: the reference's seed {seed} is not finished; run its side first")
+                if shared:
+                    if not (reference / "row.json").exists():
+                        raise SystemExit(f"--counterfactual-stage3: the reference's seed {seed} is not finished; run its side first")
+                    ran = json.loads((reference / "row.json").read_text())
+                    if ran.get("teacher_sha256") != teachers[seed]["sha256"]:
+                        raise SystemExit(f"--counterfactual-stage3: the reference's seed {seed} ran with another teacher file "
+                                         f"({ran.get('teacher_sha256')}, not {teachers[seed]['sha256']})")
                 resume = reference_checkpoints(reference) if shared else []
                 for old in folder.glob("*/result.log"): shutil.rmtree(old.parent)  # an interrupted job starts over
                 wall = _run([sys.executable, "main.py", *reference_main_args(paths, teacher, folder, seed, config), *resume],
                             folder / "log.txt", cwd=code[side], threads=threads)
                 row = parse_reference_log((folder / "log.txt").read_text())  # its result.log has no time stamps
                 if shared:  # stages 1 and 2 are the reference's: their figures too
-                    ran = json.loads((reference / "row.json").read_text())
-                    row |= {"teacher": ran["teacher"], "stage1_student": ran["stage1_student"], "anchors": ran.get("anchors"),
+                    row |= {"teacher": ran.get("teacher"), "stage1_student": ran.get("stage1_student"), "anchors": ran.get("anchors"),
                             "stages_1_2": f"the reference's, seed {seed}"}
                 else:
                     row["anchors"] = reference_anchor_figures(code[side], folder, teacher, paths["pool"], config.latent_size)
@@ -584,7 +593,7 @@ def main(argv=None):
         with ThreadPoolExecutor(args.jobs) as pool:
             futures = {}
             for seed in range(args.seeds):
-                for side in sides:
+                for side in sorted(sides, key=SIDES.index):  # a side before the sides that wait for it
                     after = (futures.get(("augkd_ref", seed)) if side == "augkd_ce" else
                              futures.get(("reference", seed)) if side == "counterfactual" and args.counterfactual_stage3 else None)
                     futures[side, seed] = pool.submit(cell, seed, side, after)
