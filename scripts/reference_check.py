@@ -223,14 +223,14 @@ def make_teacher(recipe: str, paths: dict, seed: int, out, epochs: int, init: st
 
 def reference_checkpoints(folder) -> list:
     """The arguments of the reference's own resume path that skip its stages 1 and 2 and load them from a finished main
-    job in `folder` (its log folder inside): `--resume` and `--a_dir` the best anchor's `anchor_stat_ckpt.pt`, `--g_dir`
+    job in `folder` (its log folder inside): `--resume` the best anchor's `anchor_stat_ckpt.pt`, `--g_dir`
     stage 1's `df_stat_ckpt.pt` (the same modules its whole job's stage 3 started from). Raises SystemExit when `folder`
     holds no finished stage 2."""
     logs = [d for d in Path(folder).glob("*/") if (d / "anchor_stat_ckpt.pt").exists() and (d / "df_stat_ckpt.pt").exists()]
     if not logs: raise SystemExit(f"{folder} holds no stage-1 and stage-2 checkpoints of the reference (a row restored from a "
                                   "record has none): remove its row.json to run the reference's side again here")
     anchor, generator = logs[0] / "anchor_stat_ckpt.pt", logs[0] / "df_stat_ckpt.pt"
-    return ["--resume", str(anchor), "--g_dir", str(generator), "--a_dir", str(anchor)]
+    return ["--resume", str(anchor), "--g_dir", str(generator)]  # its --a_dir is read only when resuming stage 3
 
 
 def machine_name() -> str:
@@ -479,7 +479,7 @@ def main(argv=None):
     p.add_argument("--teacher-epochs", type=int, help="epochs of the teacher's training (default: 6 by augkd's recipe, 4 by the reference's)")
     p.add_argument("--counterfactual-stage3", action="store_true",
                    help="the counterfactual runs stage 3 only, from the reference side's stage-1 and stage-2 checkpoints of its seed "
-                        "(the reference's own --resume, --g_dir, --a_dir): both sides share stages 1 and 2 exactly, stage 3's "
+                        "(the reference's own --resume and --g_dir): both sides share stages 1 and 2 exactly, stage 3's "
                         "random stream starts afresh, and the counterfactual takes a fraction of the time (stage 3 is its shortest stage)")
     p.add_argument("--out", default="runs/reference-check", help="where everything goes (default runs/reference-check)")
     p.add_argument("--table-only", action="store_true", help="run nothing: tabulate what is finished")
