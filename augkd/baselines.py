@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .anchor import learn_encoder
-from .files import atomic_save, atomic_write_text, content_hash, short_hash
+from .files import atomic_save, atomic_write_text, content_hash, exclusive, short_hash
 from .generator import Encoder, Generator, collapse_statistics, generated_images, reparameterize, train_generator, warn_collapse
 from .losses import (BNStatistics, InstanceMeans, PenultimateFeatures, class_balance_entropy, js_divergence, kl_div,
                           prior_kl)
@@ -107,22 +107,29 @@ def fine_tune(cell: Cell, splits, student) -> None:
 
 # %% ../nbs/08_baselines.ipynb #95c560ea
 def shared_student(cell: Cell, name: str, student, train, record: dict = None,
-                   keep: dict = None) -> None: # more modules `train()` trains beside the student (the generator), kept with it
+                   keep: dict = None, # more modules `train()` trains beside the student (the generator), kept with it
+                  ) -> int: # the label count (`shots`) of the cell that distilled: this cell's own, or an earlier cell's
     """Train `student` with `train()`, or load what an earlier cell of the same setting, seed and stage-1 inputs left in
-    `cell.shared` under `name` (keyed by the config's stage-1 hash: a method, its `+` variant and the compositions that
-    take its stage 1 distill once). `record`, a dict `train()` fills (the generator's collapse statistics), is stored
-    beside the student and read back with it."""
-    if cell.shared is None: return train()
+    `cell.shared` under `name` (keyed by the config's stage-1 hash, which leaves the label count out: a method, its `+`
+    variant and the compositions that take its stage 1 distill once for every label count). A cell that finds another
+    process distilling waits for it. `record`, a dict `train()` fills (the generator's collapse statistics, measured on
+    the distilling cell's validation split), is stored beside the student and read back with it."""
+    if cell.shared is None:
+        train()
+        return cell.config.shots
     modules = {**(keep or {}), "student": student}  # the student last: its file marks the set as complete
     paths = {m: Path(cell.shared) / f"{name}-{m}-{cell.config.stage_hash('generator')}.pt" for m in modules}
     kept = paths["student"].with_suffix(".json")
-    if all(p.exists() for p in paths.values()):
-        if record is not None and kept.exists(): record.update(json.loads(kept.read_text()))
-        for m, module in modules.items(): module.load_state_dict(torch.load(paths[m], map_location="cpu", weights_only=True))
-        return
-    train()
-    if record is not None: atomic_write_text(json.dumps(record), kept)
-    for m, module in modules.items(): atomic_save(module.state_dict(), paths[m])
+    with exclusive(paths["student"].with_suffix(".lock"), f"the shared distillation {paths['student']}", wait=True):
+        if all(p.exists() for p in paths.values()):
+            stored = json.loads(kept.read_text()) if kept.exists() else {}
+            if record is not None: record.update(stored.get("record", {}))
+            for m, module in modules.items(): module.load_state_dict(torch.load(paths[m], map_location="cpu", weights_only=True))
+            return stored.get("shots", cell.config.shots)
+        train()
+        atomic_write_text(json.dumps({"shots": cell.config.shots, "record": record or {}}), kept)
+        for m, module in modules.items(): atomic_save(module.state_dict(), paths[m])
+    return cell.config.shots
 
 # %% ../nbs/08_baselines.ipynb #d726f0a8
 def data_free_row(cell: Cell, name: str, splits, student, # the method's job, name, splits and fresh student
@@ -131,10 +138,10 @@ def data_free_row(cell: Cell, name: str, splits, student, # the method's job, na
                   keep: dict = None) -> dict: # the other modules the distillation trains (the generator), shared with the student
     "A data-free method's row: distill once per setting, seed and stage-1 inputs (`shared_student`), warn on a collapse, fine-tune for '+', score."
     collapse = {}
-    shared_student(cell, name, student, lambda: collapse.update(train()), collapse, keep)
+    distilled_at = shared_student(cell, name, student, lambda: collapse.update(train()), collapse, keep)
     if collapse: warn_collapse(name, collapse)
     if plus: fine_tune(cell, splits, student)
-    return {**evaluate(student, splits.student_test), **collapse}
+    return {**evaluate(student, splits.student_test), **collapse, "stage1_shots": distilled_at}
 
 # %% ../nbs/08_baselines.ipynb #3576fb5d
 DATA_FREE = {}  # name -> (distill, models): the data-free families; those whose models hold a generator compose with AuG-KD
@@ -502,10 +509,10 @@ def composable() -> list:
 def given_stage1(base: str, # a generator-based data-free method (`DATA_FREE`): dfq, dafl, zskt, cmi, pre_dfkd
                  cell: Cell, # the composition's job: its config (the AuG-KD variant's), folders, progress and teacher
                  out, # the run directory the composition runs in
-                ) -> dict: # `{"generator": {"student", "generator"[, "encoder"]: state dicts, "source": str}}`, or None
+                ) -> dict: # `{"generator": {"student", "generator"[, "encoder"]: state dicts, "source": str, "shots": int}}`, or None
     """The stage 1 a composition hands to `run(..., given=...)`: `base`'s distilled student and generator, as its own cell
     of the same setting, seed and stage-1 inputs made them (`shared_student`: read from `cell.shared` when there, else
-    distilled and left there), named by `base` and its stage-1 key. A variant without stage 2 (`use_anchor` off) gets
+    distilled and left there, `shots` the label count of the cell that distilled), named by `base` and its stage-1 key. A variant without stage 2 (`use_anchor` off) gets
     the encoder the generator lacks from stage 2's inversion (`learn_encoder`, seeded), named in the source too. None
     when `out` holds a stage-1 checkpoint already: the run resumes from it and its recorded source."""
     c = cell.config
@@ -528,15 +535,15 @@ def given_stage1(base: str, # a generator-based data-free method (`DATA_FREE`): 
                                         models + ("encoder",))["encoder"]
         set_rng_state(before)
     record = {}
-    shared_student(based, base, built["student"], lambda: record.update(distill(based, splits, teacher, built)), record,
-                   {"generator": built["generator"]})
+    distilled_at = shared_student(based, base, built["student"], lambda: record.update(distill(based, splits, teacher, built)),
+                                  record, {"generator": built["generator"]})
     source, handed = f"{base} {based.config.stage_hash('generator')}", ("student", "generator")
     if invert:
         source += f" + encoder inversion ({c.invert_steps or c.invert_epochs} {'steps' if c.invert_steps else 'epochs'})"
         seed_everything(c.seed)
         learn_encoder(teacher, built["generator"], built["encoder"], splits.student_train, c, cell.progress)
         handed += ("encoder",)
-    return {"generator": {**{m: built[m].state_dict() for m in handed}, "source": source}}
+    return {"generator": {**{m: built[m].state_dict() for m in handed}, "source": source, "shots": distilled_at}}
 
 # %% ../nbs/08_baselines.ipynb #a0335bc7
 def composition(name: str, # AUGKD@BASE: an AuG-KD variant (`AUGKD_VARIANTS`) and a generator-based data-free method
@@ -559,10 +566,11 @@ def composition(name: str, # AUGKD@BASE: an AuG-KD variant (`AUGKD_VARIANTS`) an
 
     def method(cell: Cell) -> dict:
         out = Path(cell.shared) / f"{name.replace('@', '-at-')}-{cell.config.hash()}" if cell.shared else Path(cell.out) / "run"
-        t = cell.teacher or {}
-        return run_scores(run(cell.config, out, resume=True, progress=cell.progress, teacher=t.get("path"),
-                              teacher_classes=t.get("classes"), teacher_norm=t.get("norm"), teacher_key=t.get("key"),
-                              given=given_stage1(front, cell, out), method=name))
+        t, given = cell.teacher or {}, given_stage1(front, cell, out)
+        scores = run_scores(run(cell.config, out, resume=True, progress=cell.progress, teacher=t.get("path"),
+                                teacher_classes=t.get("classes"), teacher_norm=t.get("norm"), teacher_key=t.get("key"),
+                                given=given, method=name))
+        return {**scores, "stage1_shots": (given or {}).get("generator", {}).get("shots", scores["stage1_shots"])}
 
     about = f"{back}'s stages 2 and 3 on {front}'s distilled student and generator (its stage 1, shared with its cells)"
     register(name, about, changes)(method)

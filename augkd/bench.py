@@ -14,14 +14,16 @@ import torch
 from scipy import stats
 
 from .baselines import METHODS, Cell, get_method, method_config
+from .config import DataConfig
 from .data import DATASETS, SETTINGS, validation_shots
 from .files import atomic_write, atomic_write_text, exclusive, short_hash
 from .pipeline import AUGKD_REFERENCE, config_splits, make_config, resolve_teacher
+from .stages import SPLIT_FIELDS
 from .inits import init_fingerprint
 from .methods import load_plugins
 from .teacher import teacher_fingerprint
 from .tracking import TensorBoardLog
-from .train import Stopped, cpu_autocasts, request_stop, resolve_device, tracked
+from .train import Stopped, cpu_autocasts, machine_name, request_stop, resolve_device, tracked
 
 # %% auto #0
 __all__ = ['HEADLINE', 'EXECUTORS', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
@@ -53,14 +55,16 @@ def _group(config, teacher: dict = None) -> str:
 
 # %% ../nbs/09_bench.ipynb #499fc7da
 def _cell_folders(out, method: str, config, teacher: dict = None) -> tuple:
-    "The cell's folder, keyed by the config its method runs, and the folder it shares with every method of its group."
-    shared = dataclasses.replace(config, **AUGKD_REFERENCE)  # what every method of the setting, seed and budget has in common
-    return Path(out) / "cells" / method / _group(method_config(method, config), teacher), Path(out) / "shared" / _group(shared, teacher)
+    "The cell's folder, keyed by the config its method runs, and the folder it shares with every method and label count of its group."
+    # what every method of the setting, seed and budget has in common, at every label count
+    shared = dataclasses.replace(config, **AUGKD_REFERENCE, **{f: getattr(DataConfig, f) for f in SPLIT_FIELDS})
+    return (Path(out) / "cells" / method / _group(method_config(method, config), teacher),
+            Path(out) / "shared" / f"{config.setting}-s{config.seed}-{cell_key(shared, teacher)}")
 
 # %% ../nbs/09_bench.ipynb #2cc43202
 def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, teacher: dict = None,
              **overrides) -> dict:
-    "Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, config, teacher."
+    "Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, device, config, teacher."
     asked = make_config(preset, setting=setting, seed=seed, **overrides)
     folder, shared = _cell_folders(out, method, asked, teacher)
     config = method_config(method, asked)
@@ -75,7 +79,7 @@ def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: b
         finally: board.close()
         row = {"method": method, "setting": setting, "shots": config.shots,
                "val_shots": validation_shots(config.shots, config.val_shots), "seed": seed, **scores, "seconds": round(time.time() - start, 2),
-               "key": cell_key(config, teacher), "config": config.to_dict(),
+               "key": cell_key(config, teacher), "device": machine_name(config.device), "config": config.to_dict(),
                "teacher": {**(teacher or {}), "fingerprint": teacher_fingerprint(**(teacher or {}))}}
         atomic_write_text(json.dumps(row), done)
     return row
@@ -191,15 +195,17 @@ def grid_columns(settings: list = None, # settings, or None for every setting of
     return [(s, k) for s in (settings or all_settings) for k in (shots or [HEADLINE.get(s, preset_shots)])]
 
 # %% ../nbs/09_bench.ipynb #abf81dd6
-def run_group(setting: str, shots: int, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict,
+def run_group(setting: str, shots: list, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict,
               overrides: dict, plugins: tuple = ()) -> list:
-    "The cells of one setting, shot count and seed, in `methods` order (a worker imports the `plugins` first); their rows."
+    """The cells of one setting and seed, shot count by shot count (`shots`, a list), each in `methods` order (a worker
+    imports the `plugins` first); their rows."""
     load_plugins(plugins)
     rows = []
-    for method in methods:
-        row = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=shots, **overrides)
-        rows.append(row)
-        if progress: print(f"{method} {column_name(setting, shots)} seed {seed}: top-1 {row['acc']:.4f} ({row['seconds']:.0f}s)", flush=True)
+    for k in shots:
+        for method in methods:
+            row = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=k, **overrides)
+            rows.append(row)
+            if progress: print(f"{method} {column_name(setting, k)} seed {seed}: top-1 {row['acc']:.4f} ({row['seconds']:.0f}s)", flush=True)
     return rows
 
 # %% ../nbs/09_bench.ipynb #505edccb
@@ -232,7 +238,8 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
         resolve_teacher(c, config_splits(c), resolve_device(c.device), progress, **(teacher or {}))
     out.mkdir(parents=True, exist_ok=True)
     # seed by seed: a grid stopped early has every column, with fewer seeds
-    groups = [(setting, k, seed, methods, preset, out, progress, teacher, overrides, plugins) for seed in seeds for setting, k in columns]
+    groups = [(setting, [k for s, k in columns if s == setting], seed, methods, preset, out, progress, teacher, overrides, plugins)
+              for seed in seeds for setting in dict.fromkeys(s for s, _ in columns)]
     if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm, jobs)
     elif jobs == 1: grouped = [run_group(*g) for g in groups]
     else:
@@ -245,7 +252,7 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
 EXECUTORS = ("processes", "local", "debug", "slurm")  # `--jobs N` worker processes here, or submitit's executors
 
 class GroupJob(submitit.helpers.Checkpointable):
-    """One group of cells (a setting, shot count and seed: `run_group`'s arguments) as a submitit job. Preempted or
+    """One group of cells (a setting and seed at its shot counts: `run_group`'s arguments) as a submitit job. Preempted or
     timed out (Slurm's signal, submitit's `SIGUSR2` by default), submitit's checkpointing protocol requeues it with the
     same arguments: its finished cells are kept (`cell.json`) and an AuG-KD run resumes from where it stopped: the signal
     is held until the training loop's step ends (`request_stop`), the stage is saved there, and then submitit requeues."""

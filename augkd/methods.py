@@ -85,9 +85,11 @@ def cell_parts(cell: Cell, # the method's job
 # %% ../nbs/07d_methods.ipynb #70f9dd7e
 def run_scores(results: dict, # an AuG-KD run's results (`run`'s return, `results.json`)
               ) -> dict:
-    """A cell's scores from a run: the student's test top-1/3/5 (`acc`, `acc3`, `acc5`, in [0, 1]) and `val_acc`, its
-    top-1 on the validation split after stage 3, the figure a selection rule may read (a test figure never selects)."""
-    return {**results["student"], "val_acc": results["stages"]["mixup"]["student_val"]["acc"]}
+    """A cell's scores from a run: the student's test top-1/3/5 (`acc`, `acc3`, `acc5`, in [0, 1]), `val_acc`, its
+    top-1 on the validation split after stage 3, the figure a selection rule may read (a test figure never selects), and
+    `stage1_shots`, the label count of the run that trained its stage 1 (another's where the stage was reused)."""
+    under = results["stages"]["generator"].get("trained_under") or [results["config"]]
+    return {**results["student"], "val_acc": results["stages"]["mixup"]["student_val"]["acc"], "stage1_shots": under[0]["shots"]}
 
 # %% ../nbs/07d_methods.ipynb #73c5dc40
 AUGKD_VARIANTS = {"augkd": {}, "augkd_ref": AUGKD_REFERENCE, "augkd_no_anchor": dict(use_anchor=False),

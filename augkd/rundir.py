@@ -13,12 +13,12 @@ from fastcore.basics import patch
 
 import augkd
 from .files import atomic_save, atomic_write, atomic_write_text, content_hash
-from .stages import LATER_FIELDS, STAGES, Config, _short_hash, config_stages, later_fields
+from .stages import LATER_FIELDS, STAGES, Config, _short_hash, config_stages, later_fields, reads_split
 from .train import Checkpoint, barrier, is_main, seed_everything, training_state
 
 # %% auto #0
-__all__ = ['PROVENANCE', 'provenance', 'stage_key', 'differences', 'RunDir', 'run_stage', 'default_run_dir', 'check_run_dir',
-           'reuse_stages']
+__all__ = ['PROVENANCE', 'provenance', 'stage_key', 'stage_keys', 'differences', 'RunDir', 'run_stage', 'default_run_dir',
+           'check_run_dir', 'reuse_stages']
 
 # %% ../nbs/07b_rundir.ipynb #e6516a2c
 PROVENANCE = {"teacher": "the teacher's weights", "data": "the student domain's data", "augkd": "augkd's version",
@@ -38,8 +38,13 @@ def provenance(splits, # the run's splits
 def stage_key(config: Config, # the run's config
               stage: str, # one of `STAGES`
               provenance: dict) -> str: # the run's `provenance`
-    "The key of `stage`'s inputs: the config's stage hash and the run's provenance."
-    return _short_hash({"config": config.stage_hash(stage), **provenance})
+    "The key of `stage`'s inputs: the config's stage hash and the run's provenance (the data's only where `stage` reads it)."
+    reads = reads_split(stage)
+    return _short_hash({"config": config.stage_hash(stage), **{k: v for k, v in provenance.items() if reads or k != "data"}})
+
+def stage_keys(config: Config, stage: str, provenance: dict) -> tuple: # as `stage_key` takes them
+    "The keys a finished `stage` of these inputs may carry: `stage_key`'s, and the one augkd gave it while every key counted the data."
+    return stage_key(config, stage, provenance), _short_hash({"config": config.stage_hash(stage, split=True), **provenance})
 
 # %% ../nbs/07b_rundir.ipynb #34139e3c
 def differences(recorded_config: dict, recorded_provenance: dict, # what a checkpoint or config.json recorded
@@ -135,7 +140,7 @@ def load_checkpoint(self: RunDir, stage: str, # which stage
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupt): {e}") from None
-    if config is not None and ckpt["stage_hash"] != stage_key(config, stage, provenance) and not force:
+    if config is not None and ckpt["stage_hash"] not in stage_keys(config, stage, provenance) and not force:
         what = differences(ckpt.get("config"), ckpt.get("provenance"), config, provenance, set(later_fields(stage)) | {"device", "preset"})
         raise ValueError(f"checkpoint {path} was made from other inputs ({', '.join(what)}); "
                          "use another output directory, or force the resume")
@@ -239,4 +244,4 @@ def reuse_stages(config: Config, # the config about to run
 def _finished_as(run_dir, stage: str, config: Config, provenance: dict) -> bool:
     try: ckpt = RunDir(run_dir).load_checkpoint(stage)
     except ValueError: return False
-    return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] == stage_key(config, stage, provenance)
+    return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] in stage_keys(config, stage, provenance)

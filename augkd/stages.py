@@ -20,9 +20,9 @@ from .mixup import MixupConfig, train_mixup
 
 # %% auto #0
 __all__ = ['STAGE_TABLE', 'STAGES', 'SECTIONS', 'AUGKD_DEFAULTS', 'AUGKD_REFERENCE', 'AUGKD_CODE', 'FOLDER_FIELDS',
-           'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'FIELD_CHOICES', 'Stage', 'get_stage', 'Config',
-           'later_fields', 'config_table', 'validate_config', 'preset_fields', 'make_config', 'config_stages',
-           'method_name']
+           'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'FIELD_CHOICES', 'SPLIT_FIELDS', 'Stage', 'get_stage',
+           'Config', 'later_fields', 'reads_split', 'config_table', 'validate_config', 'preset_fields', 'make_config',
+           'config_stages', 'method_name']
 
 # %% ../nbs/07a1_stages.ipynb #7d3c5c7e
 @dataclass(frozen=True)
@@ -87,9 +87,13 @@ class Config(RunConfig, MixupConfig, AnchorConfig, GeneratorConfig, ModelConfig,
         "A short hash of everything that changes results (the device does not count)."
         return _short_hash(self._hashed({"device"}))
 
-    def stage_hash(self, stage: str) -> str: # one of `STAGES`
-        "A short hash of what `stage`'s result depends on: its section and everything upstream (data, models, recipe, earlier stages)."
-        return _short_hash(self._hashed(set(later_fields(stage)) | {"device", "preset"}))
+    def stage_hash(self, stage: str, # one of `STAGES`
+                   split: bool = None, # count the student domain's split (`SPLIT_FIELDS`); None: when a stage up to `stage` reads it
+                  ) -> str:
+        """A short hash of what `stage`'s result depends on: its section and everything upstream (models, recipe, earlier
+        stages), and the student domain's split where a stage up to it takes the student domain (stage 1 takes none)."""
+        split = reads_split(stage) if split is None else split
+        return _short_hash(self._hashed(set(later_fields(stage)) | {"device", "preset"} | (set() if split else set(SPLIT_FIELDS))))
 
     def _hashed(self, leave_out: set) -> dict:
         # fields added later are left out while at their defaults, so runs made before they existed keep their hashes
@@ -131,9 +135,15 @@ CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 STAGE_FIELDS = {s.name: tuple(n for n in own_fields(s.section)) for s in STAGE_TABLE}  # each stage's own section
 FIELD_CHOICES = {name: values for section in SECTIONS for name, values in getattr(section, "CHOICES", {}).items()}
 
+SPLIT_FIELDS = ("shots", "val_shots")  # how many student-domain images a run takes: what only a stage reading them depends on
+
 def later_fields(stage: str) -> tuple:
     "The fields of the stages after `stage`: what `stage`'s key leaves out."
     return tuple(n for s in STAGES[STAGES.index(stage) + 1:] for n in STAGE_FIELDS[s])
+
+def reads_split(stage: str) -> bool:
+    "Whether `stage` or a stage before it takes the student domain's splits (a data-free stage 1 does not)."
+    return any(s.student_domain for s in STAGE_TABLE[:STAGES.index(stage) + 1])
 
 def _short_hash(fields: dict) -> str:
     return short_hash(json.dumps(fields, sort_keys=True))

@@ -4,8 +4,9 @@
 
 # %% ../nbs/02_train.ipynb #cell-002
 from __future__ import annotations
-import atexit, contextlib, random, copy, math, os
+import atexit, contextlib, random, copy, math, os, platform
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,11 +25,11 @@ __all__ = ['PRECISIONS', 'AUGMENTS', 'STUDENT_RECIPE', 'seed_everything', 'defau
            'set_rng_state', 'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss', 'check_finite',
            'world_size', 'rank', 'is_main', 'slurm_environment', 'first_host', 'init_distributed', 'shard', 'parallel',
            'mean_over_processes', 'barrier', 'sum_over_processes', 'native_bf16', 'computes_bf16', 'autocast',
-           'cpu_autocasts', 'NoSingletonBatches', 'batches', 'predict_logits', 'topk_accuracy', 'top1', 'evaluate',
-           'confusion_counts', 'confusion_matrix', 'Callback', 'backward_step', 'adam', 'tracked', 'request_stop',
-           'Stopped', 'Learner', 'FiniteCheck', 'ShowProgress', 'Validate', 'BestState', 'RecalibrateBN', 'Checkpoint',
-           'random_shift', 'random_colour', 'random_crop_flip', 'cross_entropy_loss', 'RecordLR', 'StudentRecipe',
-           'recipe_learner', 'fit']
+           'cpu_autocasts', 'machine_name', 'NoSingletonBatches', 'batches', 'predict_logits', 'topk_accuracy', 'top1',
+           'evaluate', 'confusion_counts', 'confusion_matrix', 'Callback', 'backward_step', 'adam', 'tracked',
+           'request_stop', 'Stopped', 'Learner', 'FiniteCheck', 'ShowProgress', 'Validate', 'BestState',
+           'RecalibrateBN', 'Checkpoint', 'random_shift', 'random_colour', 'random_crop_flip', 'cross_entropy_loss',
+           'RecordLR', 'StudentRecipe', 'recipe_learner', 'fit']
 
 # %% ../nbs/02_train.ipynb #cell-005
 def seed_everything(seed: int) -> None:
@@ -224,6 +225,16 @@ def cpu_autocasts(device, precision: str = "auto") -> bool:
     it changes carry it in their names (GPUs ran `auto` in bf16 before CPUs did, so theirs stay as they were)."""
     device = resolve_device(device)
     return device.type == "cpu" and computes_bf16(device, precision)
+
+# %% ../nbs/02_train.ipynb #d9d09795
+def machine_name(device = None) -> str: # a device (None or auto: `default_device()`)
+    "The machine `device` computes on, in words: a GPU's name, or the CPU's model, its cores and its `auto` arithmetic."
+    device = resolve_device(device)
+    if device.type == "cuda": return torch.cuda.get_device_name(device)
+    if device.type == "mps": return "Apple MPS"
+    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    model = next((l.split(":", 1)[1].strip() for l in info if l.startswith("model name")), platform.processor() or "CPU")
+    return f"{model}, {os.cpu_count()} cores, {'bf16' if cpu_autocasts(device) else 'fp32'}"
 
 # %% ../nbs/02_train.ipynb #cell-025
 class NoSingletonBatches(BatchSampler):

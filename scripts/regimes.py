@@ -1,18 +1,20 @@
 """The headline grid in two regimes, side by side: every student (and the cached teacher) from scratch, and from a pretrained init.
 
     python scripts/regimes.py [--regimes scratch,letters] [--seeds 0,1,2,3,4] [--jobs 2] [--out bench-regimes]
+                              [--settings HP-M,PM-H,HM-P --shots 1,5,10,20,50,0]
                               [--deadline SECONDS] [--json nbs/results/regimes.json] [--table-only]
 
-Each regime is `augkd bench`'s headline grid (every registered method, `default` preset) with `student_init` and
-`teacher_init` set to the regime (`scratch`, `letters`, `imagenet` or a weights file), in `OUT/REGIME`. The groups
-(setting x seed) of all regimes run in one pool, seed by seed and regime by regime, so a grid stopped by
+Each regime is `augkd bench`'s headline grid (every registered method, `default` preset; or the columns of `--settings`
+and `--shots`, as `augkd bench` takes them) with `student_init` and `teacher_init` set to the regime (`scratch`,
+`letters`, `imagenet` or a weights file), in `OUT/REGIME`. The groups (setting x seed, every shot count of the setting
+in one group, which distills once for all of them) of all regimes run in one pool, seed by seed and regime by regime, so a grid stopped by
 `--deadline` has the same seeds in every regime (the first methods of `--methods` first) and its pairs stay paired; cells resume. At the end (or at the
 deadline) the finished cells of every regime are merged into `--json` (`{"regimes": {name: rows}, ...}`: a cell
 measured again replaces its row, the other rows stay; each row names the `device` it ran on) and the comparison
 (`augkd.bench.regimes_markdown`) is printed. The rows already in `--json` count as finished cells: a grid goes on
 from committed results on a new machine.
 """
-import argparse, json, multiprocessing, os, platform, time
+import argparse, json, multiprocessing, os, time
 from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -20,17 +22,17 @@ import torch
 
 import augkd
 from augkd.baselines import METHODS
-from augkd.bench import HEADLINE, finished_cells, regimes_markdown, restore_cells, run_group, submit_groups
+from augkd.bench import HEADLINE, finished_cells, grid_columns, regimes_markdown, restore_cells, run_group, submit_groups
 from augkd.cli import add_executor_options, slurm_options
 from augkd.inits import resolve_init
 from augkd.models import resolve_stem
 from augkd.pipeline import config_splits, make_config, resolve_teacher
-from augkd.train import cpu_autocasts, resolve_device
+from augkd.train import machine_name, resolve_device
 
 
-def prepare(regime: str, preset: str) -> None:
+def prepare(regime: str, preset: str, settings=tuple(HEADLINE)) -> None:
     "Train (or read from the cache) every setting's teacher, and pretrain the regime's student, before the pool starts."
-    for setting in HEADLINE:
+    for setting in settings:
         config = make_config(preset, setting=setting, teacher_init=regime, student_init=regime)
         resolve_teacher(config, config_splits(config), resolve_device(config.device), progress=False)
     resolve_init(regime, config.student_arch, resolve_stem(config.student_stem, config.image_size), progress=False)
@@ -51,6 +53,8 @@ def main():
     parser.add_argument("--regimes", default="scratch,letters")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--methods", default="all")
+    parser.add_argument("--settings", default=None, help="comma-separated settings (default: the headline grid's)")
+    parser.add_argument("--shots", default=None, help="comma-separated shot counts, 0 for all (default: the headline grid's)")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench-regimes"))
@@ -64,18 +68,18 @@ def main():
     regimes, seeds = args.regimes.split(","), [int(s) for s in args.seeds.split(",")]
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
     overrides = lambda regime: dict(teacher_init=regime, student_init=regime)
-    device = resolve_device("auto")
-    here = (torch.cuda.get_device_name(device) if device.type == "cuda"
-            else f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores, {'bf16' if cpu_autocasts(device) else 'fp32'}")
+    here = machine_name()
+    columns = grid_columns(args.settings and args.settings.split(","), args.shots and [int(k) for k in args.shots.split(",")])
+    settings = list(dict.fromkeys(s for s, _ in columns))
     earlier = json.loads(args.json.read_text()) if args.json and args.json.exists() else {"regimes": {}}
     for regime in regimes:  # rows committed from another machine are finished cells here
         restore_cells(args.out / regime, [{"device": earlier.get("device"), **row} for row in earlier["regimes"].get(regime, [])])
     if not args.table_only:
         for regime in regimes:
-            prepare(regime, args.preset)
+            prepare(regime, args.preset, settings)
             print(f"{regime}: teachers and init ready ({time.time() - start:.0f} s)", flush=True)
-        groups = [(setting, shots, seed, methods, args.preset, args.out / regime, False, None, overrides(regime))
-                  for seed in seeds for regime in regimes for setting, shots in HEADLINE.items()]
+        groups = [(setting, [k for s, k in columns if s == setting], seed, methods, args.preset, args.out / regime, False, None,
+                   overrides(regime)) for seed in seeds for regime in regimes for setting in settings]
         if args.executor != "processes":  # one submitit job array (a cluster's, or here); --deadline does not apply
             submit_groups(groups, args.out / "submitit", args.executor, slurm_options(args))
         else:
@@ -88,7 +92,7 @@ def main():
                   + (f"; {len(failed)} failed: {failed[0]!r}" if failed else ""), flush=True)
             pool.shutdown(wait=not pending, cancel_futures=True)
     rows = {r: [{"device": here, **{k: v for k, v in row.items() if k != "config"}}  # the config is the preset's with the regime's inits
-                for row in finished_cells(args.out / r, methods, list(HEADLINE.items()), seeds, args.preset, **overrides(r))]
+                for row in finished_cells(args.out / r, methods, columns, seeds, args.preset, **overrides(r))]
             for r in regimes}
     if args.json:
         stamped = {r: [{"device": earlier.get("device"), **row} for row in rs] for r, rs in earlier["regimes"].items()}  # before `device` is this run's
