@@ -17,13 +17,16 @@ from .data import Domain
 from .generator import collapse_statistics, generated_images
 from .losses import UNCERTAINTIES, PenultimateFeatures, max_logit_range, normalized_energy, prior_kl, uncertainty_score
 from .registry import Registry
-from .train import (AUGMENTS, BestState, Learner, ShowProgress, Validate, adam, autocast, backward_step, batches, parallel,
-                         predict_logits, shard, top1, world_size)
+from .train import adam, backward_step, batches, BestState, Learner, seed_everything, ShowProgress, Validate
+from .devices import parallel, shard, world_size
+from .metrics import predict_logits, top1
+from .precision import autocast
+from .recipe import AUGMENTS
 
 # %% auto #0
 __all__ = ['ANCHOR_SELECTIONS', 'AnchorNet', 'CodeAnchorNet', 'uncertainty_setup', 'anchor_terms', 'anchor_loss', 'anchor_views',
            'anchor_step', 'anchor_validation', 'AnchorConfig', 'inversion_epochs', 'invert_encoder', 'learn_encoder',
-           'train_anchor', 'mask_statistics', 'stage_diagnostics']
+           'train_encoder', 'train_anchor', 'mask_statistics', 'stage_diagnostics']
 
 # %% ../nbs/05_anchor.ipynb #cell-005
 class AnchorNet(nn.Module):
@@ -280,6 +283,19 @@ def learn_encoder(teacher, generator, # frozen T and G
     epochs = c.invert_epochs or (inversion_epochs(c.invert_steps, steps_per_epoch()) if c.invert_steps else 0)
     return invert_encoder(teacher, generator, encoder, train, epochs, c.batch_size, c.lr_inv, c.w_inv_feat,
                           precision=c.precision, progress=progress) if epochs else []
+
+# %% ../nbs/05_anchor.ipynb #84f05f77
+def train_encoder(teacher: nn.Module, generator: nn.Module, # frozen T and G
+                  encoder: nn.Module, # E, trained here
+                  train: Domain, # the student domain's training split
+                  val: Domain = None, # its validation split (not read: the inversion has no selection)
+                  config = None, # the run's `Config` (its `seed` and the inversion's fields); None: `AnchorConfig`'s, seed 0
+                  progress: bool = True, # show a bar per epoch
+                  callbacks: list = (), # not used: the inversion is redone whole on a resume
+                 ) -> dict: # `encoder`, `history`
+    "The encoder inversion as a stage of its own (`learn_encoder`, seeded by `config.seed`): a generator's encoder when no stage 2 learns one."
+    seed_everything(getattr(config, "seed", 0))
+    return {"encoder": encoder, "history": learn_encoder(teacher, generator, encoder, train, config, progress)}
 
 # %% ../nbs/05_anchor.ipynb #cell-025
 def train_anchor(teacher: nn.Module, generator: nn.Module, encoder: nn.Module, # frozen T, G and E

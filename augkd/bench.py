@@ -13,36 +13,43 @@ import submitit
 import torch
 from scipy import stats
 
-from .baselines import METHODS, Cell, get_method, method_config
+import augkd.baselines  # the roster: the baselines register themselves in METHODS when imported
+from .cells import Cell, score
 from .config import DataConfig
 from .data import DATASETS, SETTINGS, validation_shots
 from .files import atomic_write, atomic_write_text, exclusive, short_hash
-from .pipeline import AUGKD_REFERENCE, config_splits, make_config, resolve_teacher
+from .pipeline import config_splits, resolve_teacher
+from .stages import AUGKD_REFERENCE, make_config
 from .stages import SPLIT_FIELDS
 from .inits import init_fingerprint
-from .methods import load_plugins
+from .methods import METHODS, get_method, load_plugins, method_config, receive, ship
 from .teacher import teacher_fingerprint
 from .tracking import TensorBoardLog
-from .train import Stopped, cpu_autocasts, machine_name, request_stop, resolve_device, tracked
+from .train import request_stop, Stopped, tracked
+from .devices import resolve_device
+from .precision import cpu_autocasts, machine_name
 
 # %% auto #0
 __all__ = ['HEADLINE', 'EXECUTORS', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
-           'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'run_group', 'bench', 'GroupJob',
-           'submitit_parameters', 'make_executor', 'submit_groups', 'finished_cells', 'restore_cells',
+           'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'take_methods', 'run_group', 'bench',
+           'GroupJob', 'submitit_parameters', 'make_executor', 'submit_groups', 'finished_cells', 'restore_cells',
            'regimes_markdown', 'roster_markdown', 'select_by_validation', 'composition_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out the device)
              teacher: dict = None, # the cell's teacher file, `{"path", "classes", "norm"}`, or None
+             code: str = "", # the method's code outside augkd (`Method.code`; '' for augkd's own)
             ) -> str:
-    """A short hash of everything that shapes a cell: its config, its teacher, the content of its weights-file inits, and
-    whether `auto` precision computes in bf16 on this machine's CPU (`cpu_autocasts`): a cell measured in float32 on one
-    CPU is not a finished cell on a CPU with bf16 units, and the other way round. (bf16 on a CPU also rounds by its
-    thread count, so the same key can give figures an image or two apart under another `--jobs`.)"""
+    """A short hash of everything that shapes a cell: its config, its teacher, the content of its weights-file inits, the
+    code its method runs when that is not augkd's own (a plugin's, a notebook's: one name bound to other code never finds
+    another's cells), and whether `auto` precision computes in bf16 on this machine's CPU (`cpu_autocasts`): a cell
+    measured in float32 on one CPU is not a finished cell on a CPU with bf16 units, and the other way round. (bf16 on a
+    CPU also rounds by its thread count, so the same key can give figures an image or two apart under another `--jobs`.)"""
     fingerprint = teacher_fingerprint(**(teacher or {}))
     inits = [init_fingerprint(i) for i in (config.teacher_init, config.student_init)]
     keyed = [config.hash(), fingerprint] + ([inits] if inits != ["scratch", "scratch"] else [])  # scratch keeps earlier keys
     if config.precision == "auto" and cpu_autocasts(config.device): keyed.append("cpu-bf16")  # `auto` took bf16 on this CPU
+    if code: keyed.append({"code": code})  # augkd's own code keeps the keys cells had before
     return short_hash(json.dumps(keyed), 12)
 
 # %% ../nbs/09_bench.ipynb #89a817e9
@@ -50,36 +57,37 @@ def _cell_name(setting: str, shots: int, seed: int, key: str) -> str:
     return f"{setting}-{shots}shot-s{seed}-{key}"
 
 # %% ../nbs/09_bench.ipynb #70970351
-def _group(config, teacher: dict = None) -> str:
-    return _cell_name(config.setting, config.shots, config.seed, cell_key(config, teacher))
+def _group(config, teacher: dict = None, code: str = "") -> str:
+    return _cell_name(config.setting, config.shots, config.seed, cell_key(config, teacher, code))
 
 # %% ../nbs/09_bench.ipynb #499fc7da
 def _cell_folders(out, method: str, config, teacher: dict = None) -> tuple:
     "The cell's folder, keyed by the config its method runs, and the folder it shares with every method and label count of its group."
     # what every method of the setting, seed and budget has in common, at every label count
     shared = dataclasses.replace(config, **AUGKD_REFERENCE, **{f: getattr(DataConfig, f) for f in SPLIT_FIELDS})
-    return (Path(out) / "cells" / method / _group(method_config(method, config), teacher),
+    return (Path(out) / "cells" / method / _group(method_config(method, config), teacher, get_method(method).code),
             Path(out) / "shared" / f"{config.setting}-s{config.seed}-{cell_key(shared, teacher)}")
 
 # %% ../nbs/09_bench.ipynb #2cc43202
 def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, teacher: dict = None,
              **overrides) -> dict:
-    "Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, device, config, teacher."
+    "Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, (code,) device, config, teacher."
     asked = make_config(preset, setting=setting, seed=seed, **overrides)
     folder, shared = _cell_folders(out, method, asked, teacher)
     config = method_config(method, asked)
     done = folder / "cell.json"
     if done.exists(): return json.loads(done.read_text())
-    fn = get_method(method)
+    code = get_method(method).code
     with exclusive(folder / ".lock", f"benchmark cell {folder}"):
         if done.exists(): return json.loads(done.read_text())  # finished while this process waited to start it
         start, board = time.time(), TensorBoardLog(folder)  # every loop of the method writes events to CELL/tb (an AuG-KD run to its own)
         try:
-            with tracked(board): scores = fn(Cell(asked, folder, progress, shared, teacher))  # the method applies its own changes
+            with tracked(board): scores = score(method, Cell(asked, folder, progress, shared, teacher))  # its own changes applied
         finally: board.close()
         row = {"method": method, "setting": setting, "shots": config.shots,
                "val_shots": validation_shots(config.shots, config.val_shots), "seed": seed, **scores, "seconds": round(time.time() - start, 2),
-               "key": cell_key(config, teacher), "device": machine_name(config.device), "config": config.to_dict(),
+               "key": cell_key(config, teacher, code), **({"code": code} if code else {}), "device": machine_name(config.device),
+               "config": config.to_dict(),
                "teacher": {**(teacher or {}), "fingerprint": teacher_fingerprint(**(teacher or {}))}}
         atomic_write_text(json.dumps(row), done)
     return row
@@ -195,11 +203,18 @@ def grid_columns(settings: list = None, # settings, or None for every setting of
     return [(s, k) for s in (settings or all_settings) for k in (shots or [HEADLINE.get(s, preset_shots)])]
 
 # %% ../nbs/09_bench.ipynb #abf81dd6
-def run_group(setting: str, shots: list, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict,
-              overrides: dict, plugins: tuple = ()) -> list:
-    """The cells of one setting and seed, shot count by shot count (`shots`, a list), each in `methods` order (a worker
-    imports the `plugins` first); their rows."""
+def take_methods(plugins: tuple = (), # plugin modules to import, by name or path (`load_plugins`)
+                 shipped: bytes = None, # method records `ship` made in the process that made the grid
+                ) -> list: # the names of the methods received
+    "What a worker process or job does before its cells: import the plugins, then register the methods shipped to it."
     load_plugins(plugins)
+    return receive(shipped) if shipped else []
+
+def run_group(setting: str, shots: list, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict,
+              overrides: dict, plugins: tuple = (), shipped: bytes = None) -> list:
+    """The cells of one setting and seed, shot count by shot count (`shots`, a list), each in `methods` order (a worker
+    imports the `plugins` first, then registers the method records `shipped` from the process that made the grid); their rows."""
+    take_methods(plugins, shipped)
     rows = []
     for k in shots:
         for method in methods:
@@ -220,7 +235,9 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     `table_only`: run nothing, tabulate the cells finished so far (while a long grid runs elsewhere); `executor`: the
     groups as worker processes here (`processes`, `jobs` at a time) or as one submitit job array (`local`, `debug`,
     `slurm` with `slurm`'s options, see `submitit_parameters`); `plugins`: modules that register more methods, by name or
-    path (`load_plugins`; installed packages' entry points are loaded anyway). Raises `ValueError` for an unknown method or executor,
+    path (`load_plugins`; installed packages' entry points are loaded anyway); methods defined here (a notebook's) reach the
+    worker processes and jobs by value (`ship`). Raises `ValueError` for an unknown method or executor, a method that
+    cannot be sent to the workers (before any cell runs),
     `RuntimeError` naming the log of a job that failed."""
     plugins = tuple(str(Path(p).resolve()) if str(p).endswith(".py") else str(p) for p in plugins)  # a job may start elsewhere
     load_plugins(plugins)
@@ -238,13 +255,16 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
         resolve_teacher(c, config_splits(c), resolve_device(c.device), progress, **(teacher or {}))
     out.mkdir(parents=True, exist_ok=True)
     # seed by seed: a grid stopped early has every column, with fewer seeds
-    groups = [(setting, [k for s, k in columns if s == setting], seed, methods, preset, out, progress, teacher, overrides, plugins)
-              for seed in seeds for setting in dict.fromkeys(s for s, _ in columns)]
+    shipped = ship(methods) if jobs > 1 or executor != "processes" else None  # a notebook's methods exist in this process alone
+    groups = [(setting, [k for s, k in columns if s == setting], seed, methods, preset, out, progress, teacher, overrides, plugins,
+               shipped) for seed in seeds for setting in dict.fromkeys(s for s, _ in columns)]
     if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm, jobs)
     elif jobs == 1: grouped = [run_group(*g) for g in groups]
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads,)) as pool:
+            try: pool.submit(take_methods, plugins, shipped).result()  # before any cell: what a worker cannot take is refused here
+            except Exception as e: raise ValueError(f"the methods cannot be sent to worker processes: {e}") from e
             grouped = list(pool.map(run_group, *zip(*groups)))
     return _write_tables(out, [row for group in grouped for row in group])
 

@@ -12,12 +12,14 @@ from .models import ARCHS
 
 from .files import WriteError
 
-from .pipeline import AUGKD_CODE, AUGKD_REFERENCE, FIELD_CHOICES, PRESETS, Config, config_table, make_config, preset_fields
+from .config import PRESETS
+from .methods import augkd_variants, get_method
+from .stages import Config, config_table, FIELD_CHOICES, make_config, preset_fields
 from .train import request_stop
 
 # %% auto #0
-__all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'add_executor_options', 'slurm_options',
-           'build_parser', 'launch', 'main']
+__all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'method_line', 'add_executor_options',
+           'slurm_options', 'build_parser', 'launch', 'main']
 
 # %% ../nbs/12_cli.ipynb #cell-012
 def parse_bool(text: str) -> bool:
@@ -113,20 +115,24 @@ def _add_run_command(commands) -> None:
     run.add_argument("--tensorboard", type=parse_bool, default=True, metavar="BOOL",
                      help="write each stage's scalars and pictures as TensorBoard events to RUN/tb/ (default true; "
                           "see them with `tensorboard --logdir runs`)")
-    run.add_argument("--reference", action="store_true",
-                     help="the method as the paper's code runs it (AUGKD_REFERENCE) instead of augkd's measured defaults")
-    run.add_argument("--reference-code", action="store_true",
-                     help="the method as the reference code computes it where it differs from the paper (AUGKD_CODE: its AnchorNet, "
-                          "plain energy, batch-summed mask term, per-step schedules, crop and flip, stage 3 against itself)")
+    run.add_argument("--reference", action="store_true", help="the same as --method augkd_ref: " + get_method("augkd_ref").about)
+    run.add_argument("--reference-code", action="store_true", help="the same as --method augkd_code: " + get_method("augkd_code").about)
     run.add_argument("--method", default=None, metavar="NAME",
-                     help="an AuG-KD variant (augkd, augkd_ref, augkd_no_anchor, augkd_no_mixup, augkd_ce, augkd_code), or a composition "
-                          "VARIANT@BASE (augkd@dfq, augkd_no_anchor@cmi): the data-free method BASE's stage 1 (its distilled "
-                          "student and generator) under the variant's stages 2 and 3; the options given change it further")
+                     help="the method to run, recorded with the run (default augkd; with --resume, the run's own): "
+                          + "; ".join(f"{m} ({get_method(m).table}): {get_method(m).about}" for m in augkd_variants())
+                          + "; or a composition VARIANT@BASE (augkd@dfq, augkd_no_anchor@cmi): the data-free method BASE's stage 1 "
+                          "(its distilled student and generator) under the variant's stages; the options given change it further")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
                      help="train in N data-parallel processes (torchrun: one per GPU, or gloo on the CPU; default 1)")
     _add_teacher_file_options(run)
     _add_config_options(run)
     run.set_defaults(handler=_run)
+
+# %% ../nbs/12_cli.ipynb #39477fbc
+def method_line(method, # a `Method`
+               ) -> str:
+    "A method in one line, as `augkd bench --list` prints it: its name, its table, what it does, and what it replaced."
+    return f"{method.name:<16} [{method.table}] {method.about}" + (f" (replaces {method.replaces})" if method.replaces else "")
 
 # %% ../nbs/12_cli.ipynb #cell-016
 def _add_report_command(commands) -> None:
@@ -244,25 +250,30 @@ def _teacher_file(args) -> dict:
             **({"key": args.teacher_key} if args.teacher_key else {})}
 
 # %% ../nbs/12_cli.ipynb #f748d82c
-def _method_changes(name: str) -> dict:
-    "The config changes of `augkd run --method NAME`: an AuG-KD variant's or a composition's; `ValueError` for any other method."
-    if not name: return {}
-    from augkd.methods import AUGKD_VARIANTS, get_method
-    if name.partition("@")[0] not in AUGKD_VARIANTS:
-        raise ValueError(f"--method {name}: augkd run runs an AuG-KD variant ({', '.join(AUGKD_VARIANTS)}) or a composition "
-                         f"VARIANT@BASE; run other methods with augkd bench --methods {name}")
-    return dict(get_method(name).changes)
+def _run_method(args) -> str:
+    """The method `augkd run` runs: `--method` (`--reference` and `--reference-code` name augkd_ref and augkd_code), or None
+    (augkd; on a resume, the run's own). Raises `ValueError` for a method that does not run as a run of its own."""
+    import augkd.baselines  # the roster: the data-free methods a composition takes its stage 1 from
+    named = [n for n, given in ((args.method, args.method), ("augkd_ref", args.reference), ("augkd_code", args.reference_code)) if given]
+    if len(named) > 1: raise ValueError(f"--method, --reference and --reference-code each name a method: give one ({', '.join(named)})")
+    if not named: return None
+    method = get_method(named[0])
+    if method.runs != "run":
+        raise ValueError(f"--method {method.name}: augkd run runs a method whose stages make a run of their own "
+                         f"({', '.join(augkd_variants())}, or a composition VARIANT@BASE); run {method.name} with augkd bench --methods {method.name}")
+    return method.name
 
 # %% ../nbs/12_cli.ipynb #dedff13b
 def _run_config(args) -> Config:
-    "The config `augkd run` asks for: on `--resume` of a run directory, its own config with the options given over it."
+    """The config `augkd run` asks for: the method's on the preset with the options given over it; on `--resume` of a
+    run directory, its own config with the options given over it."""
     saved = args.out / "config.json" if args.resume and args.out else None
-    given = {**(AUGKD_REFERENCE if args.reference else {}), **(AUGKD_CODE if args.reference_code else {}),
-             **_method_changes(args.method), **_overrides(args)}
-    if saved is None or not saved.exists(): return make_config(args.preset or "default", **given)
+    method = _run_method(args)
+    if saved is None or not saved.exists():
+        return make_config(args.preset or "default", **{**get_method(method or "augkd").changes, **_overrides(args)})
     recorded = Config.load(saved)
     fields = {k: v for k, v in recorded.to_dict().items() if k != "preset"}
-    return make_config(args.preset or recorded.preset, **{**fields, **given})
+    return make_config(args.preset or recorded.preset, **{**fields, **_overrides(args)})
 
 # %% ../nbs/12_cli.ipynb #56085fe3
 def _check_teacher_arch(args) -> None:
@@ -273,27 +284,21 @@ def _check_teacher_arch(args) -> None:
 
 # %% ../nbs/12_cli.ipynb #13400584
 def _run(args) -> int:
-    from augkd.pipeline import check_run_dir, default_run_dir, run
-    from augkd.train import is_main
+    from augkd.pipeline import run
+    from augkd.rundir import check_run_dir, default_run_dir
+    from augkd.devices import is_main
     _check_teacher_arch(args)
-    config = _run_config(args)
-    composed = (args.method or "").partition("@")[2]
-    out = args.out or (default_run_dir(config) if not composed else  # a composition's run is not plain AuG-KD's
-                       default_run_dir(config).with_name(f"{default_run_dir(config).name}-{args.method.replace('@', '-at-')}"))
-    if composed and args.nproc > 1:
-        raise ValueError(f"--method {args.method}: a composition's stage 1 is distilled in one process; drop --nproc")
+    config, method = _run_config(args), _run_method(args)
+    named = default_run_dir(config)
+    out = args.out or (named.with_name(f"{named.name}-{method.replace('@', '-at-')}") if method and method != "augkd" else named)
+    if method and "@" in method and args.nproc > 1:
+        raise ValueError(f"--method {method}: a composition's stage 1 is distilled in one process; drop --nproc")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         check_run_dir(config, out, args.resume, args.force)  # before any process starts: one clear error
         return launch(args.nproc, args.argv)
-    given = None
-    if composed:
-        from augkd.baselines import Cell, given_stage1
-        check_run_dir(config, out, args.resume, args.force)  # before the base's distillation: one clear error
-        given = given_stage1(composed, Cell(config, out, True, None, _teacher_file(args) if args.teacher else None), out)
     parts = run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
                 teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm, teacher_key=args.teacher_key,
-                command=shlex.join(["augkd", *args.argv]), parts=True, tensorboard=args.tensorboard, given=given,
-                method=args.method if composed else None)
+                command=shlex.join(["augkd", *args.argv]), parts=True, tensorboard=args.tensorboard, method=method)
     if args.report and is_main(): _write_report(parts)  # the run's parts as trained: nothing is read again
     return 0
 
@@ -333,12 +338,13 @@ def _write_comparison(run_dirs: list, out: Path) -> None:
 
 # %% ../nbs/12_cli.ipynb #f3903f8a
 def _bench(args) -> int:
-    from augkd.baselines import AUGKD_VARIANTS, METHODS, composable, load_plugins
+    import augkd.baselines  # the roster registers itself
+    from augkd.methods import METHODS, augkd_variants, composable, load_plugins
     load_plugins(args.plugin)
     if args.list:
-        print("\n".join(f"{name:<16} {m.about}" for name, m in METHODS.items()))
-        print(f"\ncompositions, by name: AUGKD@BASE, AUGKD one of {', '.join(AUGKD_VARIANTS)} and BASE one of "
-              f"{', '.join(composable())} (for example augkd@dfq): BASE's stage 1 under AUGKD's stages 2 and 3")
+        print("\n".join(method_line(m) for _, m in METHODS.items()))
+        print(f"\ncompositions, by name: VARIANT@BASE, VARIANT one of {', '.join(augkd_variants())} and BASE one of "
+              f"{', '.join(composable())} (for example augkd@dfq): the variant's stages with BASE's stage 1 first")
         return 0
     from augkd.bench import bench
     _check_teacher_arch(args)

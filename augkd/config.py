@@ -14,7 +14,8 @@ from fastcore.docments import docments
 from .data import DATASETS, SETTINGS
 from .inits import init_problem
 from .models import ARCHS, STEMS
-from .train import AUGMENTS, PRECISIONS
+from .precision import PRECISIONS
+from .recipe import AUGMENTS
 
 # %% auto #0
 __all__ = ['MAX_BATCH', 'PRESETS', 'own_fields', 'field_table', 'section_of', 'DataConfig', 'ModelConfig', 'TrainConfig',

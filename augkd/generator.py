@@ -14,7 +14,10 @@ import torch.nn.functional as F
 
 from .config import TrainConfig, field_table, section_of
 from .losses import BNStatistics, PenultimateFeatures, class_balance_entropy, kl_div, prior_kl
-from .train import Learner, ShowProgress, adam, autocast, backward_step, parallel, shard, top1
+from .train import adam, backward_step, Learner, ShowProgress
+from .devices import parallel, shard
+from .metrics import top1
+from .precision import autocast
 
 # %% auto #0
 __all__ = ['COLLAPSE_SHARE', 'Generator', 'Encoder', 'reparameterize', 'generator_losses', 'encoder_loss', 'generated_images',

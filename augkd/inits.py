@@ -15,7 +15,11 @@ import torchvision
 from .data import Domain, cache_dir, letters_corpus, stratified_split
 from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive, short_hash
 from .models import Normalized, channel_stats, create_model, to_device
-from .train import barrier, cpu_autocasts, evaluate, fit, resolve_device, seed_everything
+from .train import seed_everything
+from .devices import barrier, resolve_device
+from .metrics import evaluate
+from .precision import cpu_autocasts
+from .recipe import fit
 
 # %% auto #0
 __all__ = ['WEIGHT_KEYS', 'FETCH_TIMEOUT', 'CORPORA', 'PRETRAIN_RECIPE', 'PRETRAIN_EPOCHS', 'PRETRAIN_SIZE', 'INITS',

@@ -10,7 +10,9 @@ from pathlib import Path
 import ipywidgets as W
 import plotly.graph_objects as go
 
-from .pipeline import RunDir, default_run_dir, load_run, make_config, run
+from .pipeline import load_run, run
+from .rundir import default_run_dir, RunDir
+from .stages import make_config
 from .tracking import stage_of
 from .train import Callback, rng_state, set_rng_state
 from .viz import (STAGE_TITLES, anchor_pairs_figure, confusion_figure, curve_panels, generated_samples_figure,

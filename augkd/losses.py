@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .models import bn_layers
 from .registry import Registry
-from .train import mean_over_processes
+from .devices import mean_over_processes
 
 # %% auto #0
 __all__ = ['UNCERTAINTIES', 'kl_div', 'js_divergence', 'class_balance_entropy', 'prior_kl', 'BNStatistics', 'PenultimateFeatures',

@@ -16,7 +16,11 @@ from .config import TrainConfig, section_of
 from .data import Domain
 from .registry import Registry
 from .losses import kl_div
-from .train import AUGMENTS, BestState, Callback, StudentRecipe, autocast, parallel, recipe_learner, top1
+from .train import BestState, Callback
+from .devices import parallel
+from .metrics import top1
+from .precision import autocast
+from .recipe import AUGMENTS, recipe_learner, StudentRecipe
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'HANDOVER_TARGETS', 'MIXUP_RECIPES', 'mixup_schedule', 'mix', 'mixup_loss', 'handover_loss',

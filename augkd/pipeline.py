@@ -19,14 +19,16 @@ from .files import exclusive
 from .generator import Encoder, Generator, warn_collapse
 from .inits import apply_init, resolve_init
 from .models import Normalized, create_model, recalibrate_bn, resolve_stem, to_device
-from .rundir import *  # the run directory's names stay importable from here: `from augkd.pipeline import RunDir`
+from .methods import Method, get_method
+from .rundir import RunDir, check_run_dir, default_run_dir, provenance, reuse_stages, run_stage, shared_stage
 from .runs import command_line, resolve_run
-from .stages import *  # and the config's: `from augkd.pipeline import make_config, run`
+from .stages import STAGES, Config, make_config, validate_config
 from .stages import _names, _short_hash
 from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
 from .tracking import TensorBoardLog
-from .train import (Stopped, Validate, barrier, confusion_matrix, evaluate, init_distributed, is_main, predict_logits,
-                         resolve_device, seed_everything)
+from .train import seed_everything, Stopped, Validate
+from .devices import barrier, init_distributed, is_main, resolve_device
+from .metrics import confusion_matrix, evaluate, predict_logits
 
 # %% auto #0
 __all__ = ['MODEL_NAMES', 'build_models', 'config_splits', 'resolve_teacher', 'RunParts', 'run_teacher', 'run', 'load_run']
@@ -138,24 +140,27 @@ class RunParts:
     student: torch.nn.Module | None
     metrics: list
     results: dict | None
+    method: str = None # the method the run was asked for (None: a run made before runs recorded it)
+    stages: tuple = () # the stages that ran, in order (a stage the method's table or the config left out is not there)
 
 # %% ../nbs/07_pipeline.ipynb #cell-041
 def _run_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, ckpts: dict, student_init, device,
-                start: float, progress: bool, callbacks: list = (), tensorboard: bool = True, given: dict = None) -> RunParts:
-    "The rows of `STAGE_TABLE` in order, each run, resumed or skipped as finished, then the results: for `run`."
-    histories = {s: (ckpts.get(s) or {"state": {"history": []}})["state"]["history"] for s in STAGES}
+                start: float, progress: bool, method, callbacks: list = (), tensorboard: bool = True, store=None) -> RunParts:
+    "The rows of the method's table in order, each run, resumed or skipped as finished, then the results: for `run`."
+    histories = {s.name: (ckpts.get(s.name) or {"state": {"history": []}})["state"]["history"] for s in method.stages}
     if is_main(): run_dir.rewrite_metrics(histories)
     models = build_models(config, len(splits.classes), teacher_model, device, progress=progress, init=student_init)
-    board = TensorBoardLog(run_dir.path, models, splits.student_val) if tensorboard else None
+    models.update({m: None for m in models if not any(m in s.trains for s in method.stages)})  # no stage trains it: not there
+    board = TensorBoardLog(run_dir.path, {m: v for m, v in models.items() if v is not None}, splits.student_val) if tensorboard else None
+    fresh = lambda names: build_models(config, len(splits.classes), teacher_model, device, names, init=student_init)
     try: return _loop_stages(config, run_dir, splits, teacher_model, prov, ckpts, models, start, progress,
-                             [*callbacks, *([board] if board else [])], given)
+                             [*callbacks, *([board] if board else [])], method, fresh, store)
     finally:
         if board: board.close()
 
 def _loop_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, ckpts: dict, models: dict, start: float,
-                 progress: bool, callbacks: list, given: dict = None) -> RunParts:
-    "The loop over `STAGE_TABLE` with the run's models built, then `_finish`; a stage in `given` takes its modules from there."
-    given = given or {}
+                 progress: bool, callbacks: list, method, fresh, store) -> RunParts:
+    "The loop over the method's table with the run's models built, then `_finish`; `fresh(names)` builds a shared stage's models."
     domain = dict(train=splits.student_train, val=splits.student_val)
     score = uncertainty_setup(teacher_model, splits.student_train, config.uncertainty, config.energy_tau)
     infos, diagnostics, trained, frozen_g = {}, {}, set(), None
@@ -165,28 +170,26 @@ def _loop_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: d
         return stage_diagnostics(teacher_model, models["generator"], models["encoder"], anchor, splits.student_val, **score,
                                  generator_figures=fixed)
 
-    for number, stage in enumerate(STAGE_TABLE, 1):
+    def shared(stage):  # as its own method's cells make it, then copied into the run's modules
+        made = fresh(stage.trains)
+        record = shared_stage(stage, config, store, teacher_model, made, splits.student_val.images, progress)
+        for m in stage.trains: models[m].load_state_dict(made[m].state_dict())
+        return {**{m: models[m] for m in stage.trains}, "history": [], **record}
+
+    for number, stage in enumerate(method.stages, 1):
         if reason := stage.skipped(config):
             infos[stage.name] = {"history": [], "skipped": reason}
             models.update({m: None for m in stage.trains if m not in trained})  # what later stages read instead: None
             continue
         changes = stage.modules(config)
-        if stage.name in given:  # it ran elsewhere (a composition's data-free stage 1): its modules as given, checkpointed as done
-            handed, done = given[stage.name], (ckpts.get(stage.name) or {}).get("state", {}).get("modules", {})
-            changes = tuple(m for m in stage.trains if m in handed or m in done)
-            if not changes: raise ValueError(f"stage {stage.name} is given ({handed['source']}) but neither its weights nor its checkpoint are")
-            def train(callbacks, handed=handed, changes=changes):
-                for m in changes: models[m].load_state_dict(handed[m])
-                return {**{m: models[m] for m in changes}, "history": [], "given": handed["source"]}
         trained |= set(changes)
         diagnosed = bool(set(changes) & {"generator", "encoder", "anchor"})  # the stage diagnostics measure T, G, E and anchors
         fixed = None if "generator" in changes else frozen_g  # G's figures are measured again only when G changes
-        every_epoch = [Validate(lambda learn: {"diagnostics": diagnose(fixed)})] if diagnosed else []
-        if stage.name not in given:
-            train = lambda callbacks, stage=stage: stage.train(
-                teacher_model, **{m: models[m] for m in dict.fromkeys(stage.trains + stage.reads)},
-                **(domain if stage.student_domain else {}), config=config, progress=progress, callbacks=callbacks)
-        info = run_stage(run_dir, stage.name, config, prov, ckpts.get(stage.name), {m: models[m] for m in changes}, train,
+        every_epoch = [Validate(lambda learn: {"diagnostics": diagnose(fixed)})] if diagnosed and not stage.shared else []
+        train = (lambda callbacks, stage=stage: shared(stage)) if stage.shared else lambda callbacks, stage=stage: stage.train(
+            teacher_model, **{m: models[m] for m in dict.fromkeys(stage.trains + stage.reads)},
+            **(domain if stage.student_domain else {}), config=config, progress=progress, callbacks=callbacks)
+        info = run_stage(run_dir, stage, config, prov, ckpts.get(stage.name), {m: models[m] for m in changes}, train,
                          progress, [*every_epoch, *callbacks])
         if "student" in changes: info["student_val"] = evaluate(models["student"], splits.student_val)
         if diagnosed: diagnostics[stage.name] = diagnose(fixed)
@@ -194,17 +197,19 @@ def _loop_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: d
             warn_collapse(f"stage {number}'s generator", diagnostics[stage.name])
             frozen_g = {k: v for k, v in diagnostics[stage.name].items() if k.startswith("gen_")}  # G no longer changes
         infos[stage.name] = info
-    return _finish(config, run_dir, splits, teacher_model, prov, models, infos, diagnostics, start, progress)
+    return _finish(config, run_dir, splits, teacher_model, prov, models, infos, diagnostics, start, progress, method)
 
 # %% ../nbs/07_pipeline.ipynb #c5a25a93
 def _finish(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, models: dict, infos: dict, diagnostics: dict,
-            start: float, progress: bool) -> RunParts:
-    "The results (scores on the test split, confusion matrices, each stage's record), written to `results.json`; the run's parts as trained."
+            start: float, progress: bool, method) -> RunParts:
+    """The results (scores on the test split, confusion matrices, each stage's record, the method as asked and any of its
+    fields the config sets otherwise), written to `results.json`; the run's parts as trained."""
     student = models["student"]
     # a stage trained under another config too (a forced resume) says so: the records match what was trained
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history" and (k != "trained_under" or v not in ([], [config.to_dict()]))}
-    composed = prov.get("given", {}).get("generator", "").split(" ")[0]  # a composition's data-free stage 1: `augkd@dfq`
-    results = {"method": prov.get("method") or method_name(config) + (f"@{composed}" if composed else ""), "setting": config.setting, "seed": config.seed, "preset": config.preset,
+    overrides = {k: {"method": v, "config": getattr(config, k)} for k, v in method.changes.items() if getattr(config, k) != v}
+    results = {"method": method.name, **({"method_overrides": overrides} if overrides else {}), "setting": config.setting,
+               "seed": config.seed, "preset": config.preset,
                "config": config.to_dict(), "provenance": prov, "teacher": evaluate(teacher_model, splits.student_test),
                "inits": {"student": student.init_record, "teacher": getattr(teacher_model, "init_record", {"init": "file"})},
                "student": evaluate(student, splits.student_test), "diagnostics": diagnostics,
@@ -217,10 +222,11 @@ def _finish(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, 
     if progress:
         print(f"student top-1 {results['student']['acc']:.4f}, teacher top-1 {results['teacher']['acc']:.4f} "
               f"on {config.setting}'s student-domain test split; results in {run_dir.file('results')}")
-    metrics = [{"stage": name, **row} for name in STAGES for row in infos[name]["history"]]
+    metrics = [{"stage": name, **row} for name, info in infos.items() for row in info["history"]]
     held = {n: m.eval().requires_grad_(False) if m is not None else None for n, m in models.items()}
+    ran = tuple(name for name, info in infos.items() if "skipped" not in info)
     return RunParts(run_dir.path, config, splits, teacher_model, held.get("generator"), held.get("encoder"), held.get("anchor"),
-                    held["student"], metrics, results)
+                    held["student"], metrics, results, method.name, ran)
 
 # %% ../nbs/07_pipeline.ipynb #cell-043
 def _resume_hint(out, stop: BaseException = None) -> str:
@@ -239,8 +245,26 @@ def run_teacher(out, # the run directory
     return {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes, "norm": teacher_norm,
             **({"key": teacher_key} if teacher_key else {})}
 
+def _run_method(asked, # the method `run` was given: a name, a `Method` or None
+                out, resume: bool) -> Method:
+    "The method a run runs: the one asked for, or on a resume the run's own (another is refused), else augkd."
+    recorded = (RunDir(out).read_json("config") or {}).get("method") if resume and out is not None else None
+    name = getattr(asked, "name", asked)
+    if name is not None and recorded is not None and name != recorded:
+        raise ValueError(f"{out} holds a run of {recorded}, not {name}: resume it as {recorded}, or choose another output directory")
+    chosen = asked or recorded or "augkd"
+    return get_method(chosen) if isinstance(chosen, str) else chosen
+
+def _check_encoder(method: Method, config: Config) -> None:
+    "Refuse a table whose first stage that reads the encoder comes before any stage that trains it (a generator without one)."
+    ran = [s for s in method.stages if not s.skipped(config)]
+    reader = next((i for i, s in enumerate(ran) if "encoder" in s.reads), None)
+    if reader is not None and not any("encoder" in s.modules(config) for s in ran[:reader + 1]):
+        raise ValueError(f"{method.name}: its stage 1 has no encoder and no stage before {ran[reader].name} learns one under this "
+                         "config: run stage 2 with encoder inversion (use_anchor on, invert_steps or invert_epochs above 0)")
+
 # %% ../nbs/07_pipeline.ipynb #ae7a29ab
-def run(config: Config = None, # the run's settings (default: the `default` preset)
+def run(config: Config = None, # the run's settings, the method's changes included (default: the method's on the `default` preset)
         out = None, # the run directory (default: `default_run_dir(config)`)
         resume: bool = False, # continue the run in `out` from its last checkpoint
         teacher = None, # a teacher file or directory (default: the setting's cached teacher; on a resume, the run's own)
@@ -254,38 +278,33 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
         command: str = None, # the command line that started the run (default: the `augkd run` line that makes the same run)
         parts: bool = False, # return the run's `RunParts` as trained (for a report, without reading anything again)
         tensorboard: bool = True, # write TensorBoard events of every stage to `out/tb/` (`TensorBoardLog`)
-        given: dict = None, # stages that ran elsewhere: `{stage: {module: state_dict, ..., "source": what made them}}` (a composition's stage 1)
-        method: str = None, # with `given`: the composition's name (`augkd_ce@dfq`), recorded in the provenance and results
+        method = None, # the method to run, a name or a `Method` (default: augkd; on a resume, the run's own)
+        store = None, # the folder a shared data-free stage is kept in and taken from (a benchmark's shared folder; None: none)
        ): # the results (also in `out/results.json`), or with `parts` the `RunParts` holding them
-    """Run AuG-KD end to end into the directory `out`: every row of `STAGE_TABLE`, resumably. Source: the method page
-    ("Stage 1" to "Stage 3", and "Protocol and baselines" for the splits and scores). Raises `ValueError` before anything is written for
-    a config out of range, a directory holding another run (or, on a resume, a run of other inputs, naming what differs),
-    a teacher file that cannot be read or whose classes do not fit, or init weights that are unavailable; `Busy`
+    """Run a method's table of stages (AuG-KD's, a variant's or a composition's: `augkd.methods`) end to end into the
+    directory `out`, resumably, and record the method's name as asked. Source: the method page ("Stage 1" to "Stage 3", and
+    "Protocol and baselines" for the splits and scores). Raises `ValueError` before anything is written for an unknown
+    method or one other than the run's own on a resume, a config out of range, a directory holding another run (or, on a
+    resume, a run of other inputs, naming what differs), a teacher file that cannot be read or whose classes do not fit,
+    init weights that are unavailable, or a table whose stages read an encoder none of them trains; `Busy`
     (`augkd.files`) when another process writes the directory; `KeyboardInterrupt` with the resume command when interrupted."""
-    config = validate_config(config or make_config("default"))
+    method = _run_method(method, out, resume)
+    config = validate_config(config or method.config(make_config("default")))
     run_dir = RunDir(out or default_run_dir(config))
     out = run_dir.path
     start = time.time()
     device = init_distributed(config.device)
     progress = progress and is_main()
     check_run_dir(config, out, resume, force)
+    _check_encoder(method, config)
     splits = config_splits(config)
     student_init = resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size),
                                 device, progress)  # unavailable weights stop the run here, before anything is written
     spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume, teacher_key)
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
-    if resume:  # a resumed composition: its given stages are checkpointed; their sources and its name are recorded
-        recorded = (RunDir(out).read_json("config") or {}).get("provenance", {})
-        if given is None and recorded.get("given"): given = {s: {"source": source} for s, source in recorded["given"].items()}
-        if recorded.get("given"): method = recorded.get("method")  # the name first recorded (none by augkd before it named them)
-    prov = {**provenance(splits, teacher_model, student_init),
-            **({"given": {s: g["source"] for s, g in given.items()}, **({"method": method} if method else {})} if given else {})}
-    handed = (given or {}).get("generator", {})
-    if "student" in handed and "encoder" not in handed and not ("anchor" in config_stages(config) and (config.invert_steps or config.invert_epochs)):
-        raise ValueError("a stage 1 given from elsewhere has no encoder: hand one over (`learn_encoder`), or run stage 2 with "
-                         "encoder inversion (use_anchor on, invert_steps or invert_epochs above 0), which learns one")
+    prov = provenance(splits, teacher_model, student_init)
     check_run_dir(config, out, resume, force, prov)  # nothing is written before every check has passed
-    ckpts = {stage: run_dir.load_checkpoint(stage, config, prov, force) for stage in STAGES}  # each read once per run
+    ckpts = {s.name: run_dir.load_checkpoint(s, config, prov, force) for s in method.stages}  # each read once per run
     barrier()  # every process has looked at the directory before rank 0 writes to it
     with exclusive(run_dir.file("lock"), f"run directory {out}") if is_main() else contextlib.nullcontext():
         if is_main():
@@ -294,17 +313,18 @@ def run(config: Config = None, # the run's settings (default: the `default` pres
             run_dir.write_json("teacher", spec)
             if not (resume and run_dir.exists("command")):  # a resume keeps the command that started the run
                 if command: run_dir.record_command(command, "typed at the command line")
-                else: run_dir.record_command(command_line(config, out, spec, given and given["generator"]["source"].split()[0]))
-            for stage in reuse_stages(config, prov, out, [Path(r) for r in reuse]):
+                else: run_dir.record_command(command_line(config, out, spec, method))
+            for stage in reuse_stages(config, prov, out, [Path(r) for r in reuse], method.stages):
                 if progress: print(f"{stage}: reused from an earlier run with the same inputs")
-            run_dir.save_config(config, prov)
+            run_dir.save_config(config, prov, method.name, [s.name for s in method.stages])
             run_dir.write_json("splits", splits.indices)
         barrier()
         # the stages rank 0 copied in from `reuse` are read now, by every process
-        ckpts = {stage: ckpt if ckpt is not None else run_dir.load_checkpoint(stage, config, prov, force) for stage, ckpt in ckpts.items()}
+        ckpts = {s.name: ckpts[s.name] if ckpts[s.name] is not None else run_dir.load_checkpoint(s, config, prov, force)
+                 for s in method.stages}
         try:
             held = _run_stages(config, run_dir, splits, teacher_model, prov, ckpts, student_init, device, start, progress,
-                               list(callbacks), tensorboard, given)
+                               method, list(callbacks), tensorboard, store)
         except KeyboardInterrupt as stop:
             raise type(stop)(_resume_hint(out, stop)) from None  # a `Stopped` stays one: its loop saved the step
     return held if parts else held.results
@@ -324,12 +344,14 @@ def load_run(run_dir, # a run directory written by `run`: a path from here or fr
         splits = config_splits(config)
         teacher = resolve_teacher(config, splits, device, progress, **run_dir.read_json("teacher", {})).eval()
     models = build_models(config, len(splits.classes), teacher, initialize=False)
-    loaded = {}
-    for stage in STAGE_TABLE:  # in order: stage 2's encoder, when it inverted it, is the one stages 2 and 3 used
-        ckpt = run_dir.load_checkpoint(stage.name)
+    recorded, results = run_dir.read_json("config") or {}, run_dir.read_json("results")
+    loaded, ran = {}, []
+    for stage in recorded.get("stages", STAGES):  # in the table's order: a later stage's encoder (stage 2's inversion) wins
+        ckpt = run_dir.load_checkpoint(stage)
         if ckpt is None or not ckpt["done"]: continue
-        for name in (n for n in stage.trains if n in ckpt["state"]["modules"]):
+        ran.append(stage)
+        for name in (n for n in MODEL_NAMES if n in ckpt["state"]["modules"]):
             models[name].load_state_dict(ckpt["state"]["modules"][name])
             loaded[name] = models[name].to(device).eval().requires_grad_(False)
     return RunParts(run_dir.path, config, splits, teacher, *(loaded.get(n) for n in ("generator", "encoder", "anchor", "student")),
-                    run_dir.read_metrics(), run_dir.read_json("results"))
+                    run_dir.read_metrics(), results, recorded.get("method") or (results or {}).get("method"), tuple(ran))

@@ -4,10 +4,12 @@
 
 # %% ../nbs/00b_registry.ipynb #70005bad
 from __future__ import annotations
+import hashlib, inspect, marshal
+from functools import partial
 from typing import Callable
 
 # %% auto #0
-__all__ = ['Registry']
+__all__ = ['Registry', 'code_identity']
 
 # %% ../nbs/00b_registry.ipynb #9b928917
 class Registry:
@@ -33,8 +35,32 @@ class Registry:
         "Remove the entry `name` and return it (a probe registered by a test)."
         return self._entries.pop(name)
 
+    def get(self, name: str, default=None): return self._entries.get(name, default)
     def items(self): return self._entries.items()
     def __contains__(self, name) -> bool: return name in self._entries
     def __iter__(self): return iter(self._entries)
     def __len__(self) -> int: return len(self._entries)
     def __repr__(self) -> str: return f"Registry({self.kind!r}: {', '.join(self._entries)})"
+
+# %% ../nbs/00b_registry.ipynb #6700b9f9
+def code_identity(fn, # a function, a `functools.partial` of one, or a callable object
+                  package: bool = False, # name augkd's own code too (its module and qualified name)
+                 ) -> str: # '' for augkd's own code unless `package`
+    """`module.qualname`, then `@` and a hash of the source for code outside augkd (of its compiled code where the
+    source cannot be read); a `partial` is its function's identity with a hash of its arguments."""
+    if isinstance(fn, partial):
+        inner = code_identity(fn.func, package)
+        arguments = repr((fn.args, sorted(fn.keywords.items()))).encode()
+        return inner and f"{inner}({hashlib.sha1(arguments).hexdigest()[:8]})"
+    target = fn if inspect.isfunction(fn) or inspect.isclass(fn) or inspect.ismethod(fn) else type(fn)
+    module, name = getattr(target, "__module__", "") or "", getattr(target, "__qualname__", repr(target))
+    own = module == "augkd" or module.startswith("augkd.")
+    if own: return f"{module}.{name}" if package else ""
+    try: source = inspect.getsource(target).encode()
+    except (OSError, TypeError): source = _compiled(target.__code__) if hasattr(target, "__code__") else repr(target).encode()
+    return f"{module}.{name}@{hashlib.sha1(source).hexdigest()[:12]}"
+
+def _compiled(code) -> bytes:
+    "What a code object computes, without where it was written (file and line): its bytecode, names and constants."
+    consts = tuple(_compiled(c) if inspect.iscode(c) else c for c in code.co_consts)
+    return marshal.dumps((code.co_code, code.co_names, code.co_varnames, repr(consts)))

@@ -10,7 +10,8 @@ from pathlib import Path
 import plotly.io as pio
 
 from .files import atomic_write_text
-from .pipeline import RunDir, RunParts, load_run
+from .pipeline import load_run, RunParts
+from .rundir import RunDir
 from .runs import resolve_run, run_command
 from .viz import (anchor_map_figure, anchor_pairs_figure, confusion_figure, generated_samples_figure, mask_heatmap_figure,
                        mixup_path, mixup_path_figure, mixup_strip_figure, nearest_step, per_class_figure, run_confusions,

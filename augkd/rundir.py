@@ -12,13 +12,17 @@ import torch.nn as nn
 from fastcore.basics import patch
 
 import augkd
-from .files import atomic_save, atomic_write, atomic_write_text, content_hash
-from .stages import LATER_FIELDS, STAGES, Config, _short_hash, config_stages, later_fields, reads_split
-from .train import Checkpoint, barrier, is_main, seed_everything, training_state
+from .files import atomic_save, atomic_write, atomic_write_text, content_hash, exclusive, short_hash
+from .generator import collapse_statistics, warn_collapse
+from .registry import code_identity
+from .stages import (STAGE_TABLE, LATER_FIELDS, Config, _row, _short_hash, config_stages, later_fields, reads_split,
+                          stage_code)
+from .train import Checkpoint, seed_everything, training_state
+from .devices import barrier, is_main
 
 # %% auto #0
 __all__ = ['PROVENANCE', 'provenance', 'stage_key', 'stage_keys', 'differences', 'RunDir', 'run_stage', 'default_run_dir',
-           'check_run_dir', 'reuse_stages']
+           'check_run_dir', 'reuse_stages', 'shared_stage']
 
 # %% ../nbs/07b_rundir.ipynb #e6516a2c
 PROVENANCE = {"teacher": "the teacher's weights", "data": "the student domain's data", "augkd": "augkd's version",
@@ -36,13 +40,15 @@ def provenance(splits, # the run's splits
 
 # %% ../nbs/07b_rundir.ipynb #e82d8fb0
 def stage_key(config: Config, # the run's config
-              stage: str, # one of `STAGES`
+              stage, # a `Stage` of the method's table, or the name of one of `STAGE_TABLE`
               provenance: dict) -> str: # the run's `provenance`
-    "The key of `stage`'s inputs: the config's stage hash and the run's provenance (the data's only where `stage` reads it)."
-    reads = reads_split(stage)
-    return _short_hash({"config": config.stage_hash(stage), **{k: v for k, v in provenance.items() if reads or k != "data"}})
+    """The key of `stage`'s inputs: the config's stage hash, the run's provenance (the data's only where `stage` reads
+    it) and, for a stage that is not the method page's own, whose code it is (`stage_code`)."""
+    reads, code = reads_split(stage), stage_code(stage)
+    return _short_hash({"config": config.stage_hash(stage), **{k: v for k, v in provenance.items() if reads or k != "data"},
+                        **({"code": code} if code else {})})
 
-def stage_keys(config: Config, stage: str, provenance: dict) -> tuple: # as `stage_key` takes them
+def stage_keys(config: Config, stage, provenance: dict) -> tuple: # as `stage_key` takes them
     "The keys a finished `stage` of these inputs may carry: `stage_key`'s, and the one augkd gave it while every key counted the data."
     return stage_key(config, stage, provenance), _short_hash({"config": config.stage_hash(stage, split=True), **provenance})
 
@@ -98,9 +104,12 @@ class RunDir:
         path.parent.mkdir(parents=True, exist_ok=True)
         return atomic_write(path, write)
 
-    def save_config(self, config: Config, provenance: dict = None) -> Path:
-        "Write `config.json`: the config, its hash and the run's provenance (`Config.record`)."
-        return self.write_json("config", config.record(provenance), indent=2)
+    def save_config(self, config: Config, provenance: dict = None, # the run's config and provenance
+                    method: str = None, # the method the run was asked for
+                    stages: list = None) -> Path: # the names of its table's stages, in order
+        "Write `config.json`: the config, its hash and the run's provenance (`Config.record`), the method and its stages."
+        return self.write_json("config", {**config.record(provenance), **({"method": method, "stages": stages} if method else {})},
+                               indent=2)
 
     def config(self) -> Config:
         "The run's config (`Config.load`)."
@@ -113,7 +122,7 @@ class RunDir:
 
 # %% ../nbs/07b_rundir.ipynb #8563e35c
 @patch
-def save_checkpoint(self: RunDir, stage: str, # which stage
+def save_checkpoint(self: RunDir, stage, # which stage: a `Stage`, or the name of one of `STAGE_TABLE`
                      config: Config, # the run's config
                      provenance: dict, # the run's `provenance`
                      state: dict, # a `training_state` snapshot
@@ -123,18 +132,19 @@ def save_checkpoint(self: RunDir, stage: str, # which stage
                      **info, # what the stage returned beside its models and history
                     ) -> Path:
     "Write a stage checkpoint atomically."
-    return atomic_save({"stage": stage, "stage_hash": stage_key(config, stage, provenance), "config": config.to_dict(),
-                        "provenance": provenance, "trained_under": trained_under or [config.to_dict()],
-                        "done": done, "seconds": seconds, "state": state, "info": info}, self.checkpoint(stage))
+    row = _row(stage)
+    return atomic_save({"stage": row.name, "stage_hash": stage_key(config, row, provenance), "code": stage_code(row),
+                        "config": config.to_dict(), "provenance": provenance, "trained_under": trained_under or [config.to_dict()],
+                        "done": done, "seconds": seconds, "state": state, "info": info}, self.checkpoint(row.name))
 
 @patch
-def load_checkpoint(self: RunDir, stage: str, # which stage
+def load_checkpoint(self: RunDir, stage, # which stage: a `Stage`, or a name
                      config: Config = None, # the run's config: refuse a checkpoint of other inputs (None: no check)
                      provenance: dict = None, # the run's `provenance` (with `config`)
                      force: bool = False): # accept a checkpoint of other inputs
     """The stage's checkpoint, or None. Raises `ValueError` for an unreadable one, and for one whose inputs differ from
     `config`'s and `provenance`'s (unless `force`), naming what differs."""
-    path = self.checkpoint(stage)
+    path = self.checkpoint(getattr(stage, "name", stage))
     if not path.exists(): return None
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -142,6 +152,7 @@ def load_checkpoint(self: RunDir, stage: str, # which stage
         raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupt): {e}") from None
     if config is not None and ckpt["stage_hash"] not in stage_keys(config, stage, provenance) and not force:
         what = differences(ckpt.get("config"), ckpt.get("provenance"), config, provenance, set(later_fields(stage)) | {"device", "preset"})
+        if ckpt.get("code", "") != stage_code(stage): what.append(f"the stage's code ({ckpt.get('code') or 'augkd'} -> {stage_code(stage) or 'augkd'})")
         raise ValueError(f"checkpoint {path} was made from other inputs ({', '.join(what)}); "
                          "use another output directory, or force the resume")
     return ckpt
@@ -151,9 +162,9 @@ def _metric_lines(stage: str, history: list) -> list:
     return [json.dumps({"stage": stage, **row}) for row in history]
 
 @patch
-def rewrite_metrics(self: RunDir, histories: dict): # each stage's history, by stage
+def rewrite_metrics(self: RunDir, histories: dict): # each stage's history, by stage, in the order the stages ran
     "Write `metrics.jsonl` anew from the stages' histories."
-    self.write_text("metrics", "".join(l + "\n" for stage in STAGES for l in _metric_lines(stage, histories.get(stage, []))))
+    self.write_text("metrics", "".join(l + "\n" for stage, history in histories.items() for l in _metric_lines(stage, history)))
 
 @patch
 def append_metrics(self: RunDir, stage: str, # which stage
@@ -168,32 +179,33 @@ def read_metrics(self: RunDir) -> list:
     return [json.loads(l) for l in self.file("metrics").read_text().splitlines() if l.strip()] if self.exists("metrics") else []
 
 # %% ../nbs/07b_rundir.ipynb #7a297a55
-def run_stage(run_dir: RunDir, stage: str, # where, and which stage
+def run_stage(run_dir: RunDir, stage, # where, and which stage: a `Stage` of the method's table
               config: Config, prov: dict, # the run's config and `provenance`
               ckpt: dict | None, # the stage's checkpoint as the run loaded it (None: none yet)
               modules: dict, # the modules the stage trains, by name (loaded from a finished checkpoint)
               train_fn, # `train_fn(callbacks=[...]) -> dict`, the stage with everything else bound
               progress: bool, callbacks: list = ()) -> dict:
     "Run, resume or skip one stage; returns the stage function's result, the stage's info and the configs it trained under."
+    stage = _row(stage)
     trained_under = list((ckpt or {}).get("trained_under") or [])
     if ckpt is not None and ckpt["done"]:
         for name, module in modules.items(): module.load_state_dict(ckpt["state"]["modules"][name])
-        if progress: print(f"{stage}: finished earlier, skipped")
+        if progress: print(f"{stage.name}: finished earlier, skipped")
         return {"history": ckpt["state"]["history"], **ckpt["info"], "seconds": ckpt["seconds"], "trained_under": trained_under}
     if config.to_dict() not in trained_under: trained_under.append(config.to_dict())
     barrier()  # every process has read the checkpoint before rank 0 writes the next one
     # seeded on a resume too: what a stage does before its first epoch (stage 2's encoder inversion) is redone
     # identically, and the checkpoint then restores the random state of its last finished epoch
-    seed_everything(config.seed + STAGES.index(stage) + 1)
+    seed_everything(config.seed + stage.number)
     if ckpt is not None and progress:
         steps = (ckpt["state"].get("partial") or {}).get("steps")
-        print(f"{stage}: resuming " + (f"in epoch {ckpt['state']['epoch'] + 1} after step {steps}" if steps else f"after epoch {ckpt['state']['epoch']}"))
+        print(f"{stage.name}: resuming " + (f"in epoch {ckpt['state']['epoch'] + 1} after step {steps}" if steps else f"after epoch {ckpt['state']['epoch']}"))
     spent, start = (ckpt["seconds"] if ckpt else 0.0), time.time()
 
     def save(state):
         if not is_main(): return
         run_dir.save_checkpoint(stage, config, prov, state, spent + time.time() - start, trained_under=trained_under)
-        if "partial" not in state: run_dir.append_metrics(stage, state["history"][-1])  # saved inside an epoch: no row yet
+        if "partial" not in state: run_dir.append_metrics(stage.name, state["history"][-1])  # saved inside an epoch: no row yet
 
     result = train_fn(callbacks=[*callbacks, Checkpoint(ckpt["state"] if ckpt else None, save)])
     info = {k: v for k, v in result.items() if k not in modules and k != "history"}
@@ -217,6 +229,9 @@ def check_run_dir(config: Config, # the config about to run
     run_dir = RunDir(out)
     if run_dir.exists("config") and not resume:
         raise ValueError(f"{out} already holds a run: pass resume=True (--resume) to continue it, or choose another output directory")
+    if resume and run_dir.exists("config"):
+        try: Config.from_record(run_dir.read_json("config"))  # a newer augkd's fields are never dropped by a rewrite
+        except ValueError as e: raise ValueError(f"{run_dir.file('config')}: {e}") from None
     if resume and run_dir.exists("config") and not force:
         recorded = run_dir.read_json("config")
         what = differences(recorded, recorded.get("provenance"), config, provenance or recorded.get("provenance") or {},
@@ -230,18 +245,54 @@ def reuse_stages(config: Config, # the config about to run
                  provenance: dict, # its `provenance`: the teacher and data must match too
                  out, # its run directory
                  sources, # run directories whose finished stages may be copied in
+                 table: tuple = STAGE_TABLE, # the method's table of stages
                 ) -> list: # the names of the stages copied in
-    "Copy into `out` the finished stages of the runs in `sources` whose stage inputs equal this run's."
+    "Copy into `out` the finished stages of the runs in `sources` whose stage inputs (and code) equal this run's."
     reused, run_dir = [], RunDir(out)
-    for stage in config_stages(config):
-        if run_dir.checkpoint(stage).exists(): continue
-        match = next((RunDir(src).checkpoint(stage) for src in sources if _finished_as(src, stage, config, provenance)), None)
+    for stage in (s for s in table if not s.skipped(config)):
+        if run_dir.checkpoint(stage.name).exists(): continue
+        match = next((RunDir(src).checkpoint(stage.name) for src in sources if _finished_as(src, stage, config, provenance)), None)
         if match is None: break
-        run_dir.write_with(run_dir.checkpoint(stage), lambda tmp: shutil.copyfile(match, tmp))
-        reused.append(stage)
+        run_dir.write_with(run_dir.checkpoint(stage.name), lambda tmp: shutil.copyfile(match, tmp))
+        reused.append(stage.name)
     return reused
 
-def _finished_as(run_dir, stage: str, config: Config, provenance: dict) -> bool:
+def _finished_as(run_dir, stage, config: Config, provenance: dict) -> bool:
     try: ckpt = RunDir(run_dir).load_checkpoint(stage)
     except ValueError: return False
     return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] in stage_keys(config, stage, provenance)
+
+# %% ../nbs/07b_rundir.ipynb #d653bede
+def shared_stage(stage, # a `Stage` with `shared` set: a data-free stage, `stage.train(teacher, **modules, config=, progress=)`
+                 config: Config, # the config it runs under (its stage-1 key and label count)
+                 store, # the folder its products are kept in (a benchmark's shared folder), or None: trained, kept nowhere
+                 teacher, # the frozen teacher it distills
+                 modules: dict, # the modules it trains, by name, fresh (as the method's own cells build them): trained in place
+                 reference: torch.Tensor, # real images, the scale of the generated images' diversity (the validation split's)
+                 progress: bool = False, # show the stage's bars
+                ) -> dict: # the generator's collapse statistics, and `stage1_shots`: the label count of the run that trained it
+    """Train `stage` on `modules`, or load what a run of the same stage-1 key and code left in `store` under the stage's
+    `shared` name (the student last: its file marks the set complete). Waits while another process trains it. The
+    record kept beside the modules is the collapse statistics of the images the stage returns (`samples`), if any,
+    measured against `reference` when it was trained."""
+    def train():
+        out = stage.train(teacher, **modules, config=config, progress=progress)
+        if "samples" not in out: return {}
+        record = collapse_statistics(teacher, out["samples"], reference)
+        warn_collapse(stage.shared, record)
+        return record
+    if store is None: return {**train(), "stage1_shots": config.shots}
+    code = code_identity(stage.train)  # another method's code under the same name keeps its own files
+    key = config.stage_hash(stage) + (f"-{short_hash(code, 8)}" if code else "")
+    ordered = {**{m: v for m, v in modules.items() if m != "student"}, "student": modules["student"]}
+    paths = {m: Path(store) / f"{stage.shared}-{m}-{key}.pt" for m in ordered}
+    kept = paths["student"].with_suffix(".json")
+    with exclusive(paths["student"].with_suffix(".lock"), f"the shared stage {paths['student']}", wait=True):
+        if all(p.exists() for p in paths.values()):
+            stored = json.loads(kept.read_text()) if kept.exists() else {}
+            for m, module in ordered.items(): module.load_state_dict(torch.load(paths[m], map_location="cpu", weights_only=True))
+            return {**stored.get("record", {}), "stage1_shots": stored.get("shots", config.shots)}
+        record = train()
+        atomic_write_text(json.dumps({"shots": config.shots, "record": record}), kept)
+        for m, module in ordered.items(): atomic_save(module.state_dict(), paths[m])
+    return {**record, "stage1_shots": config.shots}

@@ -11,7 +11,8 @@ from pathlib import Path
 from .config import PRESETS
 from .data import cache_dir
 from .rundir import RunDir
-from .stages import Config, make_config, method_name
+from .methods import Method, get_method
+from .stages import Config, make_config
 
 # %% auto #0
 __all__ = ['PROJECT_MARKERS', 'search_folders', 'is_run_dir', 'resolve_run', 'run_status', 'run_summary', 'find_runs',
@@ -75,8 +76,7 @@ def run_summary(path, # a run directory
     path = Path(path).resolve()
     run_dir = RunDir(path)
     config, results = run_dir.read_json("config"), run_dir.read_json("results", {})
-    try: method = results.get("method") or method_name(Config(**{f.name: config[f.name] for f in fields(Config) if f.name in config}))
-    except (TypeError, ValueError): method = "?"
+    method = config.get("method") or results.get("method") or "not recorded"  # runs made before runs recorded it, unfinished
     changed = max((run_dir.file(n).stat().st_mtime for n in ("metrics", "results", "config") if run_dir.exists(n)))
     return {"name": path.name, "path": str(path), "kind": kind, "setting": config.get("setting"), "preset": config.get("preset"),
             "method": method, "seed": config.get("seed"), "status": run_status(path),
@@ -114,12 +114,13 @@ def find_runs(places=None, # folders to search (default: `runs/` and `bench/` of
 def command_line(config: Config, # the run's config
                  out, # its run directory
                  teacher: dict = None, # the run's teacher file spec (`run_teacher`'s): path, classes, norm, key
-                 stage1: str = None, # a composition's data-free method whose stage 1 the run was given (`dfq`)
+                 method: Method = None, # the method the run runs (None: augkd)
                 ) -> str:
-    """The `augkd run` command line that makes the run of `config` in `out`: the preset, for a composition `--method
-    augkd@STAGE1` (whose switches are augkd's own), then every field that differs from the preset."""
-    preset = make_config(config.preset) if config.preset in PRESETS else Config()
-    words = ["augkd", "run", "--preset", config.preset] + (["--method", f"augkd@{stage1}"] if stage1 else [])
+    """The `augkd run` command line that makes the run of `config` in `out`: the preset, the method unless it is augkd,
+    then every field that differs from the method's config on the preset."""
+    method = method or get_method("augkd")
+    preset = method.config(make_config(config.preset) if config.preset in PRESETS else Config())
+    words = ["augkd", "run", "--preset", config.preset] + (["--method", method.name] if method.name != "augkd" else [])
     for f in fields(Config):
         value = getattr(config, f.name)
         if f.name in ("preset", "device") or value == getattr(preset, f.name): continue

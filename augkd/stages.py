@@ -9,20 +9,22 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from .anchor import AnchorConfig, train_anchor
+import augkd
+from .anchor import AnchorConfig, train_anchor, train_encoder
 from .config import (MAX_BATCH, PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig, field_table, own_fields,
                           section_of)
 from .data import DATASETS, dataset_folders, folder_setting_name
 from .files import short_hash
+from .registry import code_identity
 from .generator import GeneratorConfig, train_generator
 from .inits import INITS
 from .mixup import MixupConfig, train_mixup
 
 # %% auto #0
-__all__ = ['STAGE_TABLE', 'STAGES', 'SECTIONS', 'AUGKD_DEFAULTS', 'AUGKD_REFERENCE', 'AUGKD_CODE', 'FOLDER_FIELDS',
-           'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'FIELD_CHOICES', 'SPLIT_FIELDS', 'Stage', 'get_stage',
-           'Config', 'later_fields', 'reads_split', 'config_table', 'validate_config', 'preset_fields', 'make_config',
-           'config_stages', 'method_name']
+__all__ = ['STAGE_TABLE', 'STAGES', 'ENCODER_INVERSION', 'SECTIONS', 'RECORD_KEYS', 'AUGKD_DEFAULTS', 'AUGKD_REFERENCE',
+           'AUGKD_CODE', 'FOLDER_FIELDS', 'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'FIELD_CHOICES',
+           'SPLIT_FIELDS', 'Stage', 'get_stage', 'stage_code', 'Config', 'later_fields', 'reads_split', 'config_table',
+           'validate_config', 'preset_fields', 'make_config', 'config_stages']
 
 # %% ../nbs/07a1_stages.ipynb #7d3c5c7e
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Stage:
     trains: tuple                   # the modules it changes, by the function's keyword
     reads: tuple = ()               # the modules it reads frozen
     student_domain: bool = False    # whether it takes the student domain's training and validation splits (train=, val=)
+    number: int = 1                 # its stage on the method page (1 data-free, 2 anchors, 3 mixup): a run seeds it by it, and its key leaves out later stages' fields
+    shared: str = ""                # a data-free stage a benchmark does once per stage-1 key, under this name (the method's), for every method and label count that runs it
     when: dict = field(default_factory=dict)  # a trained module -> whether the config trains it (default: always)
     skip: Callable = None           # `skip(config) -> str`: why the config leaves the stage out ('' when it runs)
 
@@ -49,11 +53,15 @@ class Stage:
 STAGE_TABLE = (
     Stage("generator", GeneratorConfig, train_generator, trains=("generator", "encoder", "student")),
     Stage("anchor", AnchorConfig, train_anchor, trains=("anchor", "encoder"), reads=("generator", "encoder"), student_domain=True,
-          when={"encoder": lambda c: bool(c.invert_epochs or c.invert_steps)},  # encoder inversion trains E before the anchors
+          number=2, when={"encoder": lambda c: bool(c.invert_epochs or c.invert_steps)},  # encoder inversion trains E before the anchors
           skip=lambda c: "" if c.use_anchor else "use_anchor is off: z_a = z"),
-    Stage("mixup", MixupConfig, train_mixup, trains=("student",), reads=("generator", "encoder", "anchor"), student_domain=True),
+    Stage("mixup", MixupConfig, train_mixup, trains=("student",), reads=("generator", "encoder", "anchor"), student_domain=True,
+          number=3),
 )
 STAGES = tuple(s.name for s in STAGE_TABLE)
+# a composition whose AuG-KD variant has no stage 2 learns its generator's encoder in a stage of its own
+ENCODER_INVERSION = Stage("encoder", AnchorConfig, train_encoder, trains=("encoder",), reads=("generator",), student_domain=True,
+                          number=2)
 
 def get_stage(name: str) -> Stage:
     "The row of `STAGE_TABLE` called `name`; raises `ValueError` naming the stages."
@@ -61,8 +69,15 @@ def get_stage(name: str) -> Stage:
         if stage.name == name: return stage
     raise ValueError(f"unknown stage {name!r}; the stages: {', '.join(STAGES)}")
 
+def stage_code(stage) -> str: # a `Stage` of a method's table, or the name of one of `STAGE_TABLE`
+    "Whose code a stage trains with (`code_identity`): '' for the method page's own row, the function's identity for any other."
+    row = get_stage(stage) if isinstance(stage, str) else stage
+    own = row.name in STAGES and row.train is get_stage(row.name).train
+    return "" if own else code_identity(row.train, package=True)
+
 # %% ../nbs/07a1_stages.ipynb #2df75c6e
 SECTIONS = (DataConfig, ModelConfig, TrainConfig, GeneratorConfig, AnchorConfig, MixupConfig, RunConfig)
+RECORD_KEYS = ("hash", "provenance", "run_hash", "method", "stages")  # what a run's config.json holds beside the fields
 
 @dataclass
 class Config(RunConfig, MixupConfig, AnchorConfig, GeneratorConfig, ModelConfig, DataConfig):
@@ -87,7 +102,7 @@ class Config(RunConfig, MixupConfig, AnchorConfig, GeneratorConfig, ModelConfig,
         "A short hash of everything that changes results (the device does not count)."
         return _short_hash(self._hashed({"device"}))
 
-    def stage_hash(self, stage: str, # one of `STAGES`
+    def stage_hash(self, stage, # a `Stage` of a method's table, or the name of one of `STAGE_TABLE`
                    split: bool = None, # count the student domain's split (`SPLIT_FIELDS`); None: when a stage up to `stage` reads it
                   ) -> str:
         """A short hash of what `stage`'s result depends on: its section and everything upstream (models, recipe, earlier
@@ -106,14 +121,22 @@ class Config(RunConfig, MixupConfig, AnchorConfig, GeneratorConfig, ModelConfig,
 
     @classmethod
     def load(cls, path) -> Config: # a config.json, or the run directory holding one
-        "The config saved at `path` (a config.json or a run directory); a field the run predates takes its value from before it existed."
+        """The config saved at `path` (a config.json or a run directory); a field the run predates takes its value from before
+        it existed. Raises `ValueError` naming the file and the fields this augkd does not know (`from_record`)."""
         path = Path(path)
-        return cls.from_record(json.loads((path / "config.json" if path.is_dir() else path).read_text()))
+        path = path / "config.json" if path.is_dir() else path
+        try: return cls.from_record(json.loads(path.read_text()))
+        except ValueError as e: raise ValueError(f"{path}: {e}") from None
 
     @classmethod
     def from_record(cls, data: dict) -> Config:
-        "A config from a saved record (`record`, or any augkd's config.json); keys that are no field are left out."
+        """A config from a saved record (`record`, or any augkd's config.json). Raises `ValueError` naming the fields this augkd
+        does not know (a newer augkd's): they are never dropped, and nothing is rewritten without them."""
         known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - set(RECORD_KEYS))
+        if unknown:
+            raise ValueError(f"the config holds field(s) {', '.join(unknown)} that augkd {augkd.__version__} does not know (a newer "
+                             "augkd wrote it): open or resume the run with that augkd")
         return cls(**{**{k: v for k, v in LATER_FIELDS.items() if k in known}, **{k: v for k, v in data.items() if k in known}})
 
 AUGKD_DEFAULTS = {name: getattr(Config(), name) for name in Config.__dict__["__annotations__"]}
@@ -137,13 +160,16 @@ FIELD_CHOICES = {name: values for section in SECTIONS for name, values in getatt
 
 SPLIT_FIELDS = ("shots", "val_shots")  # how many student-domain images a run takes: what only a stage reading them depends on
 
-def later_fields(stage: str) -> tuple:
-    "The fields of the stages after `stage`: what `stage`'s key leaves out."
-    return tuple(n for s in STAGES[STAGES.index(stage) + 1:] for n in STAGE_FIELDS[s])
+def _row(stage) -> Stage: return get_stage(stage) if isinstance(stage, str) else stage
 
-def reads_split(stage: str) -> bool:
-    "Whether `stage` or a stage before it takes the student domain's splits (a data-free stage 1 does not)."
-    return any(s.student_domain for s in STAGE_TABLE[:STAGES.index(stage) + 1])
+def later_fields(stage) -> tuple: # a `Stage`, or the name of one of `STAGE_TABLE`
+    "The fields of the method page's stages after `stage` (by its `number`): what `stage`'s key leaves out."
+    return tuple(n for s in STAGE_TABLE if s.number > _row(stage).number for n in STAGE_FIELDS[s.name])
+
+def reads_split(stage) -> bool: # a `Stage`, or the name of one of `STAGE_TABLE`
+    "Whether `stage`, or a stage of the method page before it, takes the student domain's splits (a data-free stage 1 does not)."
+    row = _row(stage)
+    return row.student_domain or any(s.student_domain for s in STAGE_TABLE if s.number < row.number)
 
 def _short_hash(fields: dict) -> str:
     return short_hash(json.dumps(fields, sort_keys=True))
@@ -208,13 +234,8 @@ def _absolute_paths(text: str) -> str:
     return ",".join(str(Path(p).expanduser().resolve()) for p in _names(text))
 
 # %% ../nbs/07a1_stages.ipynb #0857c188
-def config_stages(config: Config) -> tuple: # the run's config
-    "The stages a config runs, by name: every row of `STAGE_TABLE` whose `skip` says nothing (stage 2 is left out when `use_anchor` is off)."
-    return tuple(s.name for s in STAGE_TABLE if not s.skipped(config))
-
-def method_name(config: Config) -> str: # the run's config
-    """`augkd` (`augkd_ref` with the paper's switches, `augkd_code` with the reference code's), or the name of the ablation
-    the config's switches select."""
-    same = lambda switches: all(getattr(config, k) == v for k, v in switches.items())
-    base = "augkd_code" if same(AUGKD_CODE) else "augkd_ref" if same(AUGKD_REFERENCE) else "augkd"
-    return base + ("" if config.use_anchor else "_no_anchor") + ("" if config.use_mixup else "_no_mixup")
+def config_stages(config: Config, # the run's config
+                  table: tuple = STAGE_TABLE, # the method's table of stages
+                 ) -> tuple:
+    "The stages a config runs, by name: every row of `table` whose `skip` says nothing (stage 2 is left out when `use_anchor` is off)."
+    return tuple(s.name for s in table if not s.skipped(config))

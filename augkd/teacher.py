@@ -14,7 +14,11 @@ from .inits import (apply_init, chosen_weights, classifier_outputs, fit_prefixes
 from .data import Splits, cache_dir, class_name, load_setting
 from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive
 from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
-from .train import barrier, cpu_autocasts, evaluate, fit, is_main, resolve_device, seed_everything
+from .train import seed_everything
+from .devices import barrier, is_main, resolve_device
+from .metrics import evaluate
+from .precision import cpu_autocasts
+from .recipe import fit
 
 # %% auto #0
 __all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'is_teacher_checkpoint',

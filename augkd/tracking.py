@@ -11,7 +11,8 @@ from torchvision.utils import make_grid
 
 from .mixup import mix
 from .rundir import RunDir
-from .train import Callback, is_main, rng_state, set_rng_state
+from .train import Callback, rng_state, set_rng_state
+from .devices import is_main
 
 # %% auto #0
 __all__ = ['stage_of', 'flat_scalars', 'stage_images', 'TensorBoardLog']

@@ -18,8 +18,9 @@ from .anchor import uncertainty_setup
 from .files import atomic_write
 from .losses import uncertainty_score
 from .mixup import mixup_schedule
-from .pipeline import RunDir, RunParts
-from .train import confusion_matrix
+from .pipeline import RunParts
+from .rundir import RunDir
+from .metrics import confusion_matrix
 
 # %% auto #0
 __all__ = ['UMAP_NEIGHBOURS', 'MISTAKE', 'PALETTE', 'SCORE_MEANINGS', 'CURVES', 'PANELS', 'PANEL_TITLES', 'STAGE_TITLES',

@@ -15,7 +15,8 @@ import traitlets
 
 from .data import cache_dir
 from .files import exclusive
-from .pipeline import RunParts, load_run, make_config, run
+from .pipeline import load_run, run, RunParts
+from .stages import make_config
 from .runs import find_runs
 from .viz import (anchor_map_figure, map_name, mixup_path, mixup_path_figure, mixup_strip_figure, nearest_step,
                        png_data_uri, run_reducer, run_views, schedule_marks, uncertainty_histograms_figure,

@@ -13,7 +13,8 @@ import argparse, dataclasses, json, tempfile
 from pathlib import Path
 
 from augkd.bench import HEADLINE, paired_difference
-from augkd.pipeline import AUGKD_DEFAULTS, AUGKD_REFERENCE, make_config, run
+from augkd.pipeline import run
+from augkd.stages import AUGKD_DEFAULTS, AUGKD_REFERENCE, make_config
 
 VARIANTS = {"ref": AUGKD_REFERENCE,  # the method page's stages, as the paper's code runs them
             "handover": dict(AUGKD_REFERENCE, handover=True),

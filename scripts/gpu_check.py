@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 
 from augkd.data import synthetic_benchmark
-from augkd.pipeline import make_config, run
-from augkd.train import resolve_device
+from augkd.pipeline import run
+from augkd.stages import make_config
+from augkd.devices import resolve_device
 
 
 def stage_images(config, n_train: int) -> dict:

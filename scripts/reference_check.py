@@ -54,11 +54,13 @@ REFERENCE_NORM = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))  # its `--
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import REFERENCE  # noqa: E402  the reference code's architectures, with the method page's switches
 from augkd.files import atomic_write_text  # noqa: E402
-from augkd.pipeline import AUGKD_REFERENCE  # noqa: E402
+from augkd.stages import AUGKD_REFERENCE  # noqa: E402
 ARCH = {k: v for k, v in REFERENCE.items() if k not in AUGKD_REFERENCE}
-SIDES = ("reference", "augkd_ref", "augkd", "augkd_ce", "counterfactual", "augkd_code", "augkd_code_norm")  # the last four only when asked for
-SWITCHES = {"augkd": [], "augkd_ref": ["--reference"], "augkd_ce": ["--reference", "--u", "1"], "augkd_code": ["--reference-code"],
-            "augkd_code_norm": ["--reference-code", "--raw-input", "normalized"]}  # augkd_code with its raw half normalized
+from augkd.methods import augkd_variants  # noqa: E402
+# augkd's sides are its registered variants, run by name (`augkd run --method NAME`), and one variant of a variant:
+SIDE_ARGS = {**{m: ["--method", m] for m in augkd_variants()},
+             "augkd_code_norm": ["--method", "augkd_code", "--raw-input", "normalized"]}  # augkd_code with its raw half normalized
+SIDES = ("reference", "augkd_ref", "augkd", *[s for s in SIDE_ARGS if s not in ("augkd_ref", "augkd")], "counterfactual")
 TEACHER_RECIPES = {"augkd": 6, "reference": 4}  # recipe -> its default epochs
 
 # (file, text, replacement, how many times, why): the least that running the reference here needs
@@ -196,7 +198,7 @@ def teacher_scores(file, paths: dict) -> dict:
     "A teacher file's top-1/3/5 on the student domain's test folder and labeled pool, its inputs normalized as the reference's."
     from augkd.data import image_folder_domain
     from augkd.teacher import load_teacher_file
-    from augkd.train import evaluate
+    from augkd.metrics import evaluate
     classes = sorted(p.name for p in Path(paths["test"]).iterdir() if p.is_dir())
     model, _ = load_teacher_file(file, ARCH["teacher_arch"], classes, REFERENCE_NORM, stem=ARCH["teacher_stem"], device="cpu")
     return {part: evaluate(model, image_folder_domain(paths[part], classes=classes)) for part in ("test", "pool")}
@@ -252,28 +254,29 @@ def reference_main_args(paths: dict, teacher, out, seed: int, config) -> list:
 
 def side_config(seed: int, paths: dict, shots: int, gen_epochs: int, anchor_epochs: int, mixup_epochs: int):
     "augkd's config of the comparison (the `default` preset's rates and switches, the reference's shapes and budgets)."
-    from augkd.pipeline import make_config
+    from augkd.stages import make_config
     return make_config("default", seed=seed, student_domain=str(paths["pool"]), student_test=str(paths["test"]),
                        shots=shots, **ARCH, gen_epochs=gen_epochs, gen_iters=STAGE1_ITERS, anchor_epochs=anchor_epochs,
                        mixup_epochs=mixup_epochs)
 
 
 def augkd_args(method: str, config, teacher, out) -> list:
-    "`augkd run` arguments for `method` (`SWITCHES`) with `config`'s fields and the reference's teacher file."
+    "`augkd run` arguments for the side `method` (`SIDE_ARGS`) with `config`'s fields and the reference's teacher file."
     args = ["run", "--preset", "default", "--out", str(out), "--report", "false", "--precision", "fp32"]  # as the reference computes
     for name in ("seed", "student_domain", "student_test", "shots", *ARCH, "gen_epochs", "gen_iters", "anchor_epochs", "mixup_epochs"):
         args += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
     norm = ",".join(str(v) for part in REFERENCE_NORM for v in part)
     classes = ",".join(sorted(p.name for p in Path(config.student_domain).iterdir() if p.is_dir()))
     args += ["--teacher", str(teacher), "--teacher-norm", norm, "--teacher-classes", classes]
-    return args + SWITCHES[method]
+    return args + SIDE_ARGS[method]
 
 
 def augkd_row(run_dir) -> dict:
     "One augkd run's figures: the teacher's and student's test top-1/3/5, the stage-1 student on the test split, stage seconds."
     import torch
-    from augkd.pipeline import RunDir, build_models, load_run
-    from augkd.train import evaluate
+    from augkd.pipeline import build_models, load_run
+    from augkd.rundir import RunDir
+    from augkd.metrics import evaluate
     results = json.loads((Path(run_dir) / "results.json").read_text())
     parts = load_run(run_dir)
     student = build_models(parts.config, len(parts.splits.classes), parts.teacher, names=("student",), initialize=False)["student"]

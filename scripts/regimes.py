@@ -21,13 +21,16 @@ from pathlib import Path
 import torch
 
 import augkd
-from augkd.baselines import METHODS
+import augkd.baselines  # noqa: F401  the roster registers itself
+from augkd.methods import METHODS
 from augkd.bench import HEADLINE, finished_cells, grid_columns, regimes_markdown, restore_cells, run_group, submit_groups
 from augkd.cli import add_executor_options, slurm_options
 from augkd.inits import resolve_init
 from augkd.models import resolve_stem
-from augkd.pipeline import config_splits, make_config, resolve_teacher
-from augkd.train import machine_name, resolve_device
+from augkd.pipeline import config_splits, resolve_teacher
+from augkd.stages import make_config
+from augkd.devices import resolve_device
+from augkd.precision import machine_name
 
 
 def prepare(regime: str, preset: str, settings=tuple(HEADLINE)) -> None:

@@ -28,8 +28,10 @@ from augkd.data import load_setting
 from augkd.generator import train_generator
 from augkd.mixup import train_mixup
 from augkd.models import Normalized, create_model, to_device
-from augkd.pipeline import AUGKD_REFERENCE, build_models, make_config
-from augkd.train import batches, resolve_device
+from augkd.pipeline import build_models
+from augkd.stages import AUGKD_REFERENCE, make_config
+from augkd.train import batches
+from augkd.devices import resolve_device
 
 REFERENCE = dict(teacher_arch="resnet18", student_arch="resnet18", teacher_stem="standard", student_stem="standard",
                  latent_size=100, batch_size=64, k=5, gen_width=256, enc_width=64, enc_channels=256, **AUGKD_REFERENCE)

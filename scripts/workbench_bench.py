@@ -29,7 +29,8 @@ def open_seconds(run_dir: str) -> dict:
 def live_cost(run_dir: str) -> dict:
     "The run's config trained again with a LiveView whose callbacks are timed: seconds inside them per stage, and each stage's seconds."
     from augkd.live import LiveView
-    from augkd.pipeline import Config, run
+    from augkd.pipeline import run
+    from augkd.stages import Config
     spent = {}
 
     class Timed(LiveView):

@@ -165,17 +165,21 @@ def test_reference_check_reads_the_reference_log():
 
 def test_reference_check_tabulates_the_sides_and_asks_augkd_for_the_same_run(tmp_path):
     from augkd.cli import build_parser
-    from augkd.pipeline import make_config
+    from augkd.stages import make_config
     pool = tmp_path / "pool"
     for c in ("0", "1", "2"): (pool / c).mkdir(parents=True)
     paths = {"pool": pool, "test": tmp_path / "test", "teachers": []}
     config = reference_check.side_config(1, paths, 20, gen_epochs=1, anchor_epochs=20, mixup_epochs=30)
     assert (config.gen_epochs * config.gen_iters, config.batch_size, config.latent_size, config.student_stem) == (200, 64, 100, "standard")
-    for method, switch, u, code in (("augkd", False, None, False), ("augkd_ref", True, None, False), ("augkd_ce", True, 1.0, False),
-                                    ("augkd_code", False, None, True)):
-        argv = reference_check.augkd_args(method, config, tmp_path / "t.pt", tmp_path / "run")
+    from augkd.cli import _run_config, _run_method
+    from augkd.methods import augkd_variants
+    assert set(augkd_variants()) | {"augkd_code_norm"} <= set(reference_check.SIDES)  # every registered variant is a side
+    for side, method, raw in (("augkd", "augkd", "normalized"), ("augkd_ref", "augkd_ref", "normalized"),
+                              ("augkd_ce", "augkd_ce", "normalized"), ("augkd_code", "augkd_code", "unnormalized"),
+                              ("augkd_code_norm", "augkd_code", "normalized")):
+        argv = reference_check.augkd_args(side, config, tmp_path / "t.pt", tmp_path / "run")
         args = build_parser().parse_args(argv)
-        assert args.reference is switch and args.reference_code is code and args.u == u
+        assert _run_method(args) == method and _run_config(args).raw_input == raw, side  # the run records the method's own name
         assert args.teacher_classes == "0,1,2" and args.teacher_norm.startswith("0.4914,")
         assert (args.student_arch, args.gen_iters, args.shots, args.seed, args.precision) == ("resnet18", 200, 20, 1, "fp32")
     reference = reference_check.reference_main_args(paths, tmp_path / "t.pt", tmp_path / "ref", 1, config)

@@ -25,7 +25,7 @@ def test_train_teacher_writes_checkpoint_and_report(cli, tmp_path):
 def test_loaded_teacher_reproduces_its_report(cli, tmp_path):
     from augkd.data import load_setting
     from augkd.teacher import load_teacher
-    from augkd.train import evaluate
+    from augkd.metrics import evaluate
     out = tmp_path / "t"
     assert cli("train-teacher", "--setting", "PM-H", "--arch", "cnn_small", "--epochs", "1", "--out", out).returncode == 0
     teacher, meta = load_teacher(out / "teacher.pt", "cpu")

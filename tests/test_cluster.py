@@ -27,7 +27,7 @@ def test_a_preempted_job_requeues_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("SUBMITIT_PREEMPT_SIGNAL", "USR1")  # the jobs' processes read it when they start
     from augkd.bench import GroupJob, make_executor, run_cell
     longer = dict(anchor_epochs=4, mixup_epochs=150)  # stage 3 long enough (seconds) to be signalled inside
-    group = ("HP-M", 5, 0, ["augkd"], "quick", tmp_path / "grid", False, None, longer)
+    group = ("HP-M", [5], 0, ["augkd"], "quick", tmp_path / "grid", False, None, longer)
     job = make_executor("local", tmp_path / "grid" / "submitit").submit(GroupJob(), *group)
     deadline = time.time() + 300  # the AuG-KD run lives in the grid's shared folder: signalled once stage 3 has checkpointed
     while time.time() < deadline and not list((tmp_path / "grid").rglob("ckpt/mixup.pt")): time.sleep(0.1)

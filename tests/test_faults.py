@@ -13,7 +13,7 @@ from augkd.data import Domain, image_folder_domain
 from augkd.inits import read_weights
 from augkd.mixup import handover_loss
 from augkd.models import Normalized, create_model, recalibrate_bn
-from augkd.train import fit
+from augkd.recipe import fit
 from augkd.viz import fit_map
 
 

@@ -58,3 +58,33 @@ def test_run_directory_files_are_written_by_rundir_alone():
         for name in RunDir.FILES.values():
             for writer in ("atomic_write_text(", "write_text(", "atomic_save("):
                 assert not any(writer in line and f'"{name}"' in line for line in text.splitlines()), (path.name, name)
+
+
+def _imports(path: Path) -> set:
+    "The package modules a module imports (`from .x import` and `from augkd.x import`, at any depth), by name."
+    import ast
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and (node.level == 1 or node.module.startswith("augkd.")):
+            names.add(node.module.split(".")[-1])
+        if isinstance(node, ast.Import): names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("augkd.")}
+    return names
+
+
+def test_every_name_is_imported_from_its_home():
+    "No module hands another module's names on: no `import *` between the package's modules."
+    root = Path(augkd.__file__).parent
+    for path in root.glob("*.py"):
+        assert "import *" not in path.read_text(), path.name
+
+
+def test_no_two_modules_import_each_other():
+    "The package's imports run one way: no module reaches itself through the modules it imports."
+    root = Path(augkd.__file__).parent
+    graph = {p.stem: _imports(p) & set(MODULES) for p in root.glob("*.py") if p.stem in MODULES}
+    def reaches(start, seen):
+        for other in graph[start]:
+            if other not in seen: seen.add(other); reaches(other, seen)
+        return seen
+    cycles = [m for m in graph if m in reaches(m, set())]
+    assert not cycles, f"modules that import themselves through others: {cycles}"

@@ -32,7 +32,7 @@ def test_old_run_keys_and_config_load(tmp_path):
 
 def test_old_run_opens_and_reports(tmp_path, cli):
     from augkd.pipeline import load_run
-    from augkd.train import evaluate
+    from augkd.metrics import evaluate
     run_dir = old_run(tmp_path)
     parts = load_run(run_dir)
     assert evaluate(parts.student, parts.splits.student_test) == parts.results["student"]

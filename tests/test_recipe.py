@@ -1,9 +1,12 @@
 """One student recipe: every method's student-domain training loops are built by `recipe_learner`, so that
 changing the recipe changes all of them alike, AuG-KD's stage 3 included."""
-import augkd.train as train
-from augkd.baselines import METHODS, Cell, cell_parts, get_method
-from augkd.pipeline import make_config
-from augkd.train import Learner, StudentRecipe
+import augkd.recipe as recipe
+import augkd.baselines  # noqa: F401  the roster registers itself
+from augkd.cells import Cell, cell_parts, score
+from augkd.methods import METHODS
+from augkd.stages import make_config
+from augkd.train import Learner
+from augkd.recipe import StudentRecipe
 
 DATA_FREE_ONLY = {"teacher", "dafl", "zskt", "dfq", "deepinv", "cmi", "pre_dfkd"}  # they train nothing on the student domain
 OWN_RECIPE = {"augkd_code"}  # the reference code's stage-3 recipe by design (`mixup_recipe="reference"`; tested in the mixup notebook)
@@ -20,10 +23,10 @@ def test_changing_the_recipe_changes_every_methods_student_training_alike(monkey
         return history
 
     monkeypatch.setattr(Learner, "fit", recorded_fit)
-    monkeypatch.setattr(train, "STUDENT_RECIPE", StudentRecipe(schedule="constant", select_best=False, recalibrate_bn=False))
+    monkeypatch.setattr(recipe, "STUDENT_RECIPE", StudentRecipe(schedule="constant", select_best=False, recalibrate_bn=False))
     for method in (m for m in METHODS if m not in OWN_RECIPE):
         loops.clear()
-        get_method(method)(Cell(config, tmp_path / method))
+        score(method, Cell(config, tmp_path / method))
         by_recipe = [(name, lrs, best) for name, lrs, best in loops if lrs and lrs[0] is not None]
         if method in DATA_FREE_ONLY:
             assert by_recipe == [], method

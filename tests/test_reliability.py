@@ -37,7 +37,8 @@ def test_unknown_preset_is_refused(cli, tmp_path):
 
 
 def test_python_api_refuses_out_of_range_config():
-    from augkd.pipeline import make_config, run, Config
+    from augkd.pipeline import run
+    from augkd.stages import Config, make_config
     with pytest.raises(ValueError, match="config field alpha = -1 is out of range"):
         make_config("quick", alpha=-1)
     with pytest.raises(ValueError, match="config field gen_epochs = 0 is out of range"):
@@ -119,7 +120,7 @@ def test_checkpoint_of_another_config_needs_force(cli, tmp_path):
 # --- numeric faults --------------------------------------------------------------------------------
 
 def test_nan_loss_stops_the_stage_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import augkd.anchor, augkd.pipeline
+    import augkd.anchor, augkd.pipeline, augkd.stages
     real_terms, calls = augkd.anchor.anchor_terms, {"n": 0}
     steps_per_epoch = 8  # 500 training images in batches of 64
 
@@ -132,7 +133,7 @@ def test_nan_loss_stops_the_stage_and_keeps_the_last_good_checkpoint(tmp_path, m
 
     monkeypatch.setattr(augkd.anchor, "anchor_terms", poisoned)
     with pytest.raises(ValueError, match=r"stage 2 \(anchor\): loss term unc is nan in epoch 2"):
-        augkd.pipeline.run(augkd.pipeline.make_config("quick", anchor_epochs=3), tmp_path / "r", progress=False)
+        augkd.pipeline.run(augkd.stages.make_config("quick", anchor_epochs=3), tmp_path / "r", progress=False)
     ckpt = torch.load(tmp_path / "r" / "ckpt" / "anchor.pt", weights_only=True)
     assert ckpt["state"]["epoch"] == 1 and not ckpt["done"]
     assert all(torch.isfinite(v).all() for v in ckpt["state"]["modules"]["anchor"].values())
@@ -274,7 +275,8 @@ def test_full_disk_gives_a_clear_error(tmp_path):
 
 def test_a_signal_inside_an_epoch_saves_that_step_and_the_resumed_run_equals_an_uninterrupted_one(tmp_path):
     "SIGTERM or SIGUSR1 during a step (here asked for as their handler asks, `request_stop`) saves the stage after that step."
-    from augkd.pipeline import make_config, run
+    from augkd.pipeline import run
+    from augkd.stages import make_config
     from augkd.train import Callback, request_stop
     config = make_config("quick", seed=0, anchor_epochs=4, mixup_epochs=5, batch_size=8)
 

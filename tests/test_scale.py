@@ -6,7 +6,7 @@ from pathlib import Path
 from conftest import LONGER, QUICK, metrics
 from augkd.data import synthetic_benchmark
 from augkd.pipeline import load_run
-from augkd.train import evaluate
+from augkd.metrics import evaluate
 
 # The `quick` preset's student top-1 on HP-M spreads over 0.10-0.24 across seeds 0-4 in one process
 # (std 0.06), and 2-process runs of those seeds land -0.075 to +0.022 from their 1-process twins
@@ -57,7 +57,7 @@ def test_bn_statistics_are_reduced_over_processes(tmp_path):
 import torch
 from augkd.losses import BNStatistics
 from augkd.models import create_model
-from augkd.train import init_distributed, rank, shard, world_size
+from augkd.devices import init_distributed, rank, shard, world_size
 init_distributed("cpu")
 assert world_size() == 2
 torch.manual_seed(0)
@@ -93,7 +93,7 @@ def test_every_trained_module_is_equal_on_every_rank_after_each_stage(tmp_path):
 import json, sys
 import augkd.pipeline as pipeline
 from augkd.files import content_hash
-from augkd.train import rank
+from augkd.devices import rank
 original, trained = pipeline.run_stage, {}
 def recorded(run_dir, stage, config, prov, ckpt, modules, *args, **kwargs):
     result = original(run_dir, stage, config, prov, ckpt, modules, *args, **kwargs)
