@@ -193,20 +193,23 @@ ANCHOR_SELECTIONS.register("teacher_acc")(lambda: BestState("anchor", lambda row
 
 @dataclass
 class AnchorConfig(TrainConfig):
-    "Stage 2's fields (encoder inversion, then the AnchorNet), with the method page's reference values; batch size and arithmetic from `TrainConfig`."
+    """Stage 2's fields (encoder inversion, then the AnchorNet), with augkd's defaults, the values `augkd run` uses (`PAPER`:
+    the method page's where they differ); batch size and arithmetic from `TrainConfig`."""
     NAME: ClassVar[str] = "stage 2: anchor learning"
     CHOICES: ClassVar[dict] = {"uncertainty": UNCERTAINTIES, "anchor_select": ANCHOR_SELECTIONS, "lr_a_every": ("epoch", "step")}
+    PAPER: ClassVar[dict] = dict(w_ce=0.1, uncertainty="normalized_energy", w_prox=0.0, anchor_select="loss", invert_steps=0,
+                                 invert_epochs=0)  # the method page's values where augkd's measured defaults differ
     anchor_epochs: int = 200        # epochs of stage 2
     lr_a: float = 1e-3              # Adam learning rate of the AnchorNet, cosine-decayed
     alpha: float = 0.25             # invariant ratio: the share of latent dimensions the class mask keeps unchanged (0 to 1)
     w_mask: float = 1.0             # weight of L_A's mask term |mean(m) - (1 - alpha)|
-    w_ce: float = 0.1               # weight of L_A's class term CE(T(x_a), y)
-    uncertainty: str = "normalized_energy"  # the score L_A lowers on anchors: normalized energy, energy (Liu et al. 2020), 1 - max softmax, or entropy
+    w_ce: float = 1.0               # weight of L_A's class term CE(T(x_a), y) (the method page's: 0.1)
+    uncertainty: str = "max_softmax"  # the score L_A lowers on anchors: normalized energy (the method page's), energy (Liu et al. 2020), 1 - max softmax, or entropy
     energy_tau: float = 1.0         # temperature of the energy scores
-    w_prox: float = 0.0             # weight of the anchors' proximity term (0: the method page's L_A)
-    anchor_select: str = "loss"     # the best anchor epoch: lowest validation "loss" or best "teacher_acc" on validation anchors
+    w_prox: float = 0.1             # weight of the anchors' proximity term (0: the method page's L_A)
+    anchor_select: str = "teacher_acc"  # the best anchor epoch: lowest validation "loss" (the method page's) or best "teacher_acc" on validation anchors
     invert_epochs: int = 0          # epochs of encoder inversion on student-domain images before anchors (given alone, invert_steps becomes 0)
-    invert_steps: int = 0           # the inversion's budget in optimizer steps, whatever the split's size (instead of invert_epochs)
+    invert_steps: int = 320         # the inversion's budget in optimizer steps, whatever the split's size (instead of invert_epochs; the method page's: 0)
     lr_inv: float = 3e-3            # Adam learning rate of encoder inversion
     w_inv_feat: float = 1.0         # weight of the teacher-feature term of the inversion loss
     mask_sum: bool = False          # the mask term over the whole batch, |sum m - d (1 - alpha)| / B, as the reference code computes it

@@ -21,8 +21,10 @@ from .mixup import mixup_loss
 from .models import recalibrate_bn, to_device
 from .precision import autocast
 from .recipe import cross_entropy_loss, fit, random_shift
-from .stages import AUGKD_REFERENCE, Stage, TrainConfig
+from .stages import AUGKD_REFERENCE, Stage
+from .config import TrainConfig
 from .train import Learner, ShowProgress, adam, backward_step
+from .registry import moved
 
 # %% auto #0
 __all__ = ['STUDENT_STAGE', 'KD_STAGE', 'DATA_FREE_WEIGHTS', 'FINE_TUNE_STAGE', 'DATA_FREE_ABOUT', 'baseline', 'train_student',
@@ -41,6 +43,11 @@ def baseline(name: str, # the method's name
     return register(Method(name, about, tuple(stages), AUGKD_REFERENCE, scores=scores))
 
 baseline("teacher", "The teacher scored on the student domain's test split.", scores="teacher");
+
+# %% ../nbs/08_baselines.ipynb #d3544aed
+__getattr__ = moved(__name__, {  # names this module handed on before they were imported from their homes
+    **dict.fromkeys(("METHODS", "PLUGIN_GROUP", "Method", "register", "get_method", "method_config", "load_plugins"), "augkd.methods"),
+    **dict.fromkeys(("Cell", "cell_parts", "run_scores"), "augkd.cells")})
 
 # %% ../nbs/08_baselines.ipynb #6022b21b
 def train_student(teacher, # the frozen teacher (read by `loss`, if at all)

@@ -18,7 +18,8 @@ from .cells import Cell, score
 from .config import DataConfig
 from .data import DATASETS, SETTINGS, validation_shots
 from .files import atomic_write, atomic_write_text, exclusive, short_hash
-from .pipeline import config_splits, resolve_teacher
+from .data import config_splits
+from .teacher import resolve_teacher
 from .stages import AUGKD_REFERENCE, make_config
 from .stages import SPLIT_FIELDS
 from .inits import init_fingerprint

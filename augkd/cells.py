@@ -11,7 +11,9 @@ from pathlib import Path
 from .devices import resolve_device
 from .methods import Method, get_method
 from .metrics import evaluate
-from .pipeline import MODEL_NAMES, build_models, config_splits, resolve_teacher, run
+from .pipeline import build_models, MODEL_NAMES, run
+from .data import config_splits
+from .teacher import resolve_teacher
 from .rundir import shared_stage
 from .stages import Config
 
@@ -80,10 +82,9 @@ def run_in_dir(cell: Cell, # the method's job, its config already the method's (
                method: Method, # a method whose table runs as a run (`runs="run"`)
               ) -> dict: # `run_scores` of the run
     "A method's table on one cell as a run of its own, resumable, in the cell's shared folder when it has one."
-    prefix = method.name.replace("@", "-at-") if "@" in method.name else "augkd"
     if cell.shared is None: out, reuse = Path(cell.out) / "run", []
     else:
-        out = Path(cell.shared) / f"{prefix}-{cell.config.hash()}"
+        out = Path(cell.shared) / f"{method.name.replace('@', '-at-')}-{cell.config.hash()}"
         reuse = sorted(p for p in Path(cell.shared).glob("augkd*") if p.is_dir() and p != out)
     t = cell.teacher or {}
     return run_scores(run(cell.config, out, resume=True, reuse=reuse, progress=cell.progress, teacher=t.get("path"),

@@ -24,7 +24,8 @@ __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'LETTER_CLASSES', 'LETTER_STYLES', 'DI
            'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits', 'make_splits',
            'load_setting', 'class_name', 'is_hidden', 'class_folders', 'class_folder', 'image_files',
            'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder', 'folder_setting_name',
-           'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders', 'synthetic_benchmark']
+           'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders', 'synthetic_benchmark',
+           'comma_list', 'config_splits']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -639,3 +640,15 @@ def synthetic_benchmark(dataset: str, # one of `DATASETS`
                 colour = ((8 * c) % 256, (37 * c + 60 * d) % 256, (10 * i) % 256)
                 Image.new("RGB", (48 + i % 16, 40), colour).save(folder / f"frame_{i:04d}.jpg")
     return Path(root)
+
+# %% ../nbs/00_data.ipynb #cell-030
+def comma_list(text: str) -> list:
+    "A comma-separated config field (folders, class names) as a list, blanks left out."
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+def config_splits(config, # a run's config (`augkd.stages.Config`): setting or folders, seed, shots, val_shots, image size
+                 ) -> Splits:
+    "The splits a config asks for: a DigitShift setting, or the setting's image folders."
+    if not config.student_domain: return load_setting(config.setting, config.seed, config.shots, config.val_shots)
+    return folder_splits(config.student_domain, config.seed, config.shots, config.student_test or None,
+                         comma_list(config.teacher_domains), comma_list(config.classes) or None, config.image_size, config.val_shots)

@@ -154,10 +154,12 @@ MIXUP_RECIPES = {"augkd": None,  # `STUDENT_RECIPE`, every method's
 
 @dataclass
 class MixupConfig(TrainConfig):
-    "Stage 3's fields (progressive mixup learning of the final student), with the method page's reference values; the student's recipe from `TrainConfig`."
+    """Stage 3's fields (progressive mixup learning of the final student), with augkd's defaults, the values `augkd run`
+    uses (`PAPER`: the method page's where they differ); the student's recipe from `TrainConfig`."""
     NAME: ClassVar[str] = "stage 3: mixup learning"
     CHOICES: ClassVar[dict] = {"schedule": SCHEDULES, "handover_target": HANDOVER_TARGETS, "kd_source": ("teacher", "student"),
                                "mixup_recipe": MIXUP_RECIPES, "raw_input": ("normalized", "unnormalized")}
+    PAPER: ClassVar[dict] = dict(handover=False)  # the method page's values where augkd's measured defaults differ
     mixup_epochs: int = 200         # epochs of stage 3
     a: float = 0.6                  # fraction of epochs until pure student-domain data
     b: float = 0.2                  # start value of s(e)
@@ -166,7 +168,7 @@ class MixupConfig(TrainConfig):
     tau: float = 10.0               # KD temperature of stage 3's teacher term
     use_anchor: bool = True         # False: z_a = z and no stage 2 (the "w/o Anchor" ablation)
     use_mixup: bool = True          # False: raw samples plus anchor images, no schedule ("w/o Mixup")
-    handover: bool = False          # True: stage 3 hands over from the teacher (weight 1 - s) to the labels
+    handover: bool = True           # stage 3 hands over from the teacher (weight 1 - s) to the labels (False: the method page's constant u)
     handover_target: str = "mixed"  # the teacher's target: "mixed" or "anchor" images, or "none"
     handover_trusted: bool = False  # the teacher's term only where it is right on the anchor
     kd_source: str = "teacher"      # whose outputs L_3's KD term reads: "teacher", or "student" (the reference code's second pass: KL(S || S) = 0)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_pipeline.ipynb #cell-002
 from __future__ import annotations
-import contextlib, dataclasses, shlex, time
+import contextlib, shlex, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,25 +13,24 @@ import torchvision
 
 import augkd
 from .anchor import AnchorNet, CodeAnchorNet, stage_diagnostics, uncertainty_setup
-from .config import PRESETS
-from .data import folder_splits, load_setting
+from .data import config_splits
+from .devices import barrier, init_distributed, is_main, resolve_device
 from .files import exclusive
 from .generator import Encoder, Generator, warn_collapse
 from .inits import apply_init, resolve_init
-from .models import Normalized, create_model, recalibrate_bn, resolve_stem, to_device
 from .methods import Method, get_method
+from .metrics import confusion_matrix, evaluate
+from .models import Normalized, create_model, resolve_stem, to_device
+from .registry import moved
 from .rundir import RunDir, check_run_dir, default_run_dir, provenance, reuse_stages, run_stage, shared_stage
 from .runs import command_line, resolve_run
 from .stages import STAGES, Config, make_config, validate_config
-from .stages import _names, _short_hash
-from .teacher import cached_teacher, load_teacher_file, match_classes, parse_norm
+from .teacher import resolve_teacher
 from .tracking import TensorBoardLog
-from .train import seed_everything, Stopped, Validate
-from .devices import barrier, init_distributed, is_main, resolve_device
-from .metrics import confusion_matrix, evaluate, predict_logits
+from .train import Stopped, Validate, seed_everything
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'build_models', 'config_splits', 'resolve_teacher', 'RunParts', 'run_teacher', 'run', 'load_run']
+__all__ = ['MODEL_NAMES', 'build_models', 'RunParts', 'run_teacher', 'run', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-027
 MODEL_NAMES = ("student", "generator", "encoder", "anchor")
@@ -68,63 +67,6 @@ def build_models(config: Config, # the architectures and widths
               "anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels) if config.anchor_net == "paper"
                                 else CodeAnchorNet(d, num_classes)}
     return {name: to_device(makers[name](), device or "cpu") for name in names}
-
-# %% ../nbs/07_pipeline.ipynb #cell-030
-def config_splits(config: Config): # the run's config (setting or folders, seed, shots, image size)
-    "The splits a config asks for: a DigitShift setting, or the setting's image folders."
-    if not config.student_domain: return load_setting(config.setting, config.seed, config.shots, config.val_shots)
-    return folder_splits(config.student_domain, config.seed, config.shots, config.student_test or None,
-                         _names(config.teacher_domains), _names(config.classes) or None, config.image_size, config.val_shots)
-
-# %% ../nbs/07_pipeline.ipynb #cell-033
-def resolve_teacher(config: Config, # the run's config (setting, teacher architecture and epochs, image size)
-                    splits, # the run's splits (their class order is the one the teacher must follow)
-                    device, # where the teacher goes
-                    progress: bool = False, # show the teacher's training, if it must be trained
-                    path = None, # a teacher file or directory, or None for the setting's cached teacher
-                    classes = None, # with a plain state dict: its class names, in the order of its outputs
-                    norm = None, # with a plain state dict: its input normalization ("mean,std" or six numbers)
-                    key = None, # with a file holding several weight sets: the one to take
-                   ):
-    "The run's teacher, outputs in the student domain's class order: the file `path` or the setting's cached teacher (adapted with `teacher_adabn`)."
-    teacher = _finite_outputs(_teacher(config, splits, device, progress, path, classes, norm, key), splits)
-    return recalibrate_bn(teacher, splits.student_train.images) if config.teacher_adabn else teacher
-
-# %% ../nbs/07_pipeline.ipynb #e0688f10
-def _finite_outputs(teacher, splits):
-    "The teacher, once its outputs on the student domain's first training images are finite (broken weights are refused)."
-    logits = predict_logits(teacher, splits.student_train.images[:256])
-    if not torch.isfinite(logits).all():
-        raise ValueError("the teacher's outputs on the student domain are not finite (NaN or inf): its weights are broken")
-    return teacher
-
-# %% ../nbs/07_pipeline.ipynb #90944999
-def _teacher(config: Config, splits, device, progress: bool, path, classes, norm, key=None):
-    if path is not None:  # a teacher file brings its own weights: teacher_init applies to a teacher the pipeline trains
-        path = Path(path)
-        norm = parse_norm(norm) if isinstance(norm, str) else norm
-        classes = _names(classes) if isinstance(classes, str) else classes
-        model, meta = load_teacher_file(path / "teacher.pt" if path.is_dir() else path, config.teacher_arch, classes, norm,
-                                        config.image_size, device, config.teacher_stem, key)
-        model.init_record = {"init": "file", "source": str(path), "format": meta["format"], "weight_set": meta.get("key"),
-                             "left_out": meta.get("left_out", [])}
-        return match_classes(model, meta["classes"], splits.classes)
-    if not config.student_domain:
-        return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
-                                            progress=progress, stem=config.teacher_stem, init=config.teacher_init))
-    if not config.teacher_domains:
-        raise ValueError("a setting made from folders needs a teacher: a file (--teacher FILE) or teacher-domain folders "
-                         "to train one on (--teacher-domains DIR ...)")
-    own = splits if config.seed == 0 else config_splits(dataclasses.replace(config, seed=0))  # one teacher for all seeds
-    key = _short_hash({"teacher_domains": config.teacher_domains, "classes": list(splits.classes), "size": config.image_size})
-    return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
-                                        progress=progress, splits=own, key=key, stem=config.teacher_stem, init=config.teacher_init))
-
-# %% ../nbs/07_pipeline.ipynb #b22a0410
-def _with_record(model, report):
-    "A cached teacher, with the record of its initial weights (`teacher.init_record`)."
-    model.init_record = report.get("init", {"init": "scratch"})
-    return model
 
 # %% ../nbs/07_pipeline.ipynb #cell-050
 @dataclass
@@ -355,3 +297,12 @@ def load_run(run_dir, # a run directory written by `run`: a path from here or fr
             loaded[name] = models[name].to(device).eval().requires_grad_(False)
     return RunParts(run_dir.path, config, splits, teacher, *(loaded.get(n) for n in ("generator", "encoder", "anchor", "student")),
                     run_dir.read_metrics(), results, recorded.get("method") or (results or {}).get("method"), tuple(ran))
+
+# %% ../nbs/07_pipeline.ipynb #50502031
+__getattr__ = moved(__name__, {  # names this module handed on before they were imported from their homes
+    **dict.fromkeys(("PROVENANCE", "provenance", "stage_key", "differences", "RunDir", "run_stage", "default_run_dir",
+                     "check_run_dir", "reuse_stages"), "augkd.rundir"),
+    **dict.fromkeys(("STAGE_TABLE", "STAGES", "SECTIONS", "AUGKD_DEFAULTS", "AUGKD_REFERENCE", "AUGKD_CODE", "FOLDER_FIELDS",
+                     "LATER_FIELDS", "CONFIG_FIELDS", "STAGE_FIELDS", "FIELD_CHOICES", "Stage", "get_stage", "Config",
+                     "later_fields", "config_table", "validate_config", "preset_fields", "make_config", "config_stages"),
+                    "augkd.stages")})

@@ -4,12 +4,12 @@
 
 # %% ../nbs/00b_registry.ipynb #70005bad
 from __future__ import annotations
-import hashlib, inspect, marshal
+import hashlib, importlib, inspect, marshal, warnings
 from functools import partial
 from typing import Callable
 
 # %% auto #0
-__all__ = ['Registry', 'code_identity']
+__all__ = ['Registry', 'code_identity', 'moved']
 
 # %% ../nbs/00b_registry.ipynb #9b928917
 class Registry:
@@ -64,3 +64,17 @@ def _compiled(code) -> bytes:
     "What a code object computes, without where it was written (file and line): its bytecode, names and constants."
     consts = tuple(_compiled(c) if inspect.iscode(c) else c for c in code.co_consts)
     return marshal.dumps((code.co_code, code.co_names, code.co_varnames, repr(consts)))
+
+# %% ../nbs/00b_registry.ipynb #4f409d6a
+def moved(here: str, # the module the names were imported from before (`__name__`)
+          homes: dict, # name -> the module that defines it now
+         ) -> Callable: # a module `__getattr__`
+    "A module `__getattr__` for names that moved from `here`: each is taken from its home, with one `DeprecationWarning` per name."
+    warned = set()
+    def __getattr__(name: str):
+        if name not in homes: raise AttributeError(f"module {here!r} has no attribute {name!r}")
+        if name not in warned:
+            warned.add(name)
+            warnings.warn(f"{here}.{name} moved to {homes[name]}: import it from there", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(homes[name]), name)
+    return __getattr__

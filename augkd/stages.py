@@ -13,7 +13,7 @@ import augkd
 from .anchor import AnchorConfig, train_anchor, train_encoder
 from .config import (MAX_BATCH, PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig, field_table, own_fields,
                           section_of)
-from .data import DATASETS, dataset_folders, folder_setting_name
+from .data import DATASETS, comma_list, dataset_folders, folder_setting_name
 from .files import short_hash
 from .registry import code_identity
 from .generator import GeneratorConfig, train_generator
@@ -21,7 +21,7 @@ from .inits import INITS
 from .mixup import MixupConfig, train_mixup
 
 # %% auto #0
-__all__ = ['STAGE_TABLE', 'STAGES', 'ENCODER_INVERSION', 'SECTIONS', 'RECORD_KEYS', 'AUGKD_DEFAULTS', 'AUGKD_REFERENCE',
+__all__ = ['STAGE_TABLE', 'STAGES', 'ENCODER_INVERSION', 'SECTIONS', 'RECORD_KEYS', 'AUGKD_REFERENCE', 'AUGKD_DEFAULTS',
            'AUGKD_CODE', 'FOLDER_FIELDS', 'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'FIELD_CHOICES',
            'SPLIT_FIELDS', 'Stage', 'get_stage', 'stage_code', 'Config', 'later_fields', 'reads_split', 'config_table',
            'validate_config', 'preset_fields', 'make_config', 'config_stages']
@@ -81,16 +81,9 @@ RECORD_KEYS = ("hash", "provenance", "run_hash", "method", "stages")  # what a r
 
 @dataclass
 class Config(RunConfig, MixupConfig, AnchorConfig, GeneratorConfig, ModelConfig, DataConfig):
-    "All the settings of one AuG-KD run: the fields of every section in `SECTIONS`, each section's defaults but the measured ones below."
+    "All the settings of one AuG-KD run: the fields of every section in `SECTIONS`, with each section's defaults."
     NAME = "config"
     CHOICES = {}
-    # measured defaults (the method page's values: `AUGKD_REFERENCE`)
-    invert_steps: int = 320
-    uncertainty: str = "max_softmax"
-    w_ce: float = 1.0
-    w_prox: float = 0.1
-    anchor_select: str = "teacher_acc"
-    handover: bool = True
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -139,9 +132,8 @@ class Config(RunConfig, MixupConfig, AnchorConfig, GeneratorConfig, ModelConfig,
                              "augkd wrote it): open or resume the run with that augkd")
         return cls(**{**{k: v for k, v in LATER_FIELDS.items() if k in known}, **{k: v for k, v in data.items() if k in known}})
 
-AUGKD_DEFAULTS = {name: getattr(Config(), name) for name in Config.__dict__["__annotations__"]}
-AUGKD_REFERENCE = {**{name: next(getattr(s(), name) for s in SECTIONS if name in own_fields(s)) for name in AUGKD_DEFAULTS},
-                   "invert_epochs": 0}  # the method page's values: no inversion by either budget
+AUGKD_REFERENCE = {name: value for s in SECTIONS for name, value in getattr(s, "PAPER", {}).items()}  # the method page's values
+AUGKD_DEFAULTS = {name: getattr(Config(), name) for name, value in AUGKD_REFERENCE.items() if getattr(Config(), name) != value}
 AUGKD_CODE = {**AUGKD_REFERENCE,  # where the reference code and the paper differ, the code's choices (the method page, "Paper-faithful and code-faithful")
               "anchor_net": "code", "uncertainty": "energy", "mask_sum": True, "lr_a_every": "step", "augment": "crop_flip",
               "kd_source": "student", "mixup_recipe": "reference", "latent_sum": True, "raw_input": "unnormalized"}
@@ -215,7 +207,7 @@ def make_config(preset: str = "default", # one of `PRESETS`
     folders = {k: _absolute_paths(overrides[k]) for k in ("student_domain", "student_test", "teacher_domains") if overrides.get(k)}
     folders.update({k: _absolute_paths(overrides[k]) for k in ("teacher_init", "student_init") if overrides.get(k, "scratch") not in INITS})
     if folders.get("student_domain") and not overrides.get("setting"):
-        folders["setting"] = folder_setting_name(_names(folders.get("teacher_domains", "")), folders["student_domain"])
+        folders["setting"] = folder_setting_name(comma_list(folders.get("teacher_domains", "")), folders["student_domain"])
     return validate_config(Config(**{**values, **overrides, **folders, "preset": preset}))
 
 # %% ../nbs/07a1_stages.ipynb #66f9213a
@@ -226,12 +218,8 @@ def _benchmark_fields(dataset: str, root: str = "", setting: str = None, **_) ->
     return {"setting": setting, "root": str(Path(root).expanduser().resolve()), "student_domain": str(student),
             "teacher_domains": ",".join(map(str, teachers))}
 
-def _names(text: str) -> list:
-    "A comma-separated config field as a list."
-    return [t.strip() for t in text.split(",") if t.strip()]
-
 def _absolute_paths(text: str) -> str:
-    return ",".join(str(Path(p).expanduser().resolve()) for p in _names(text))
+    return ",".join(str(Path(p).expanduser().resolve()) for p in comma_list(text))
 
 # %% ../nbs/07a1_stages.ipynb #0857c188
 def config_stages(config: Config, # the run's config

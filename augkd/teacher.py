@@ -4,26 +4,26 @@
 
 # %% ../nbs/03_teacher.ipynb #cell-003
 from __future__ import annotations
-import json, time
+import dataclasses, json, time
 from pathlib import Path
 
 import torch
 
 from .inits import (apply_init, chosen_weights, classifier_outputs, fit_prefixes, init_fingerprint, load_file,
                          plain_state_dict, resolve_init)  # plain_state_dict: imported from here before it moved
-from .data import Splits, cache_dir, class_name, load_setting
-from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive
-from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
+from .data import Splits, cache_dir, class_name, comma_list, config_splits, load_setting
+from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive, short_hash
+from .models import Normalized, channel_stats, create_model, detect_stem, recalibrate_bn, resolve_stem, to_device
 from .train import seed_everything
 from .devices import barrier, is_main, resolve_device
-from .metrics import evaluate
+from .metrics import evaluate, predict_logits
 from .precision import cpu_autocasts
 from .recipe import fit
 
 # %% auto #0
 __all__ = ['TEACHER_FORMAT', 'TEACHER_RECIPE', 'IMAGENET_NORM', 'save_teacher', 'load_teacher', 'is_teacher_checkpoint',
            'train_teacher', 'teacher_run', 'cached_teacher', 'parse_norm', 'state_dict_misfits', 'load_teacher_file',
-           'teacher_fingerprint', 'match_classes']
+           'teacher_fingerprint', 'match_classes', 'resolve_teacher']
 
 # %% ../nbs/03_teacher.ipynb #cell-006
 TEACHER_FORMAT = "augkd-teacher-1"
@@ -193,4 +193,55 @@ def match_classes(model: Normalized, teacher_classes: list, student_classes: lis
     with torch.no_grad():
         for key in (weight, bias):
             if key in state: state[key].copy_(state[key][order.to(state[key].device)])
+    return model
+
+# %% ../nbs/03_teacher.ipynb #cell-033
+def resolve_teacher(config, # the run's config (`augkd.stages.Config`: setting, teacher architecture and epochs, image size)
+                    splits, # the run's splits (their class order is the one the teacher must follow)
+                    device, # where the teacher goes
+                    progress: bool = False, # show the teacher's training, if it must be trained
+                    path = None, # a teacher file or directory, or None for the setting's cached teacher
+                    classes = None, # with a plain state dict: its class names, in the order of its outputs
+                    norm = None, # with a plain state dict: its input normalization ("mean,std" or six numbers)
+                    key = None, # with a file holding several weight sets: the one to take
+                   ):
+    "The run's teacher, outputs in the student domain's class order: the file `path` or the setting's cached teacher (adapted with `teacher_adabn`)."
+    teacher = _finite_outputs(_teacher(config, splits, device, progress, path, classes, norm, key), splits)
+    return recalibrate_bn(teacher, splits.student_train.images) if config.teacher_adabn else teacher
+
+# %% ../nbs/03_teacher.ipynb #e0688f10
+def _finite_outputs(teacher, splits):
+    "The teacher, once its outputs on the student domain's first training images are finite (broken weights are refused)."
+    logits = predict_logits(teacher, splits.student_train.images[:256])
+    if not torch.isfinite(logits).all():
+        raise ValueError("the teacher's outputs on the student domain are not finite (NaN or inf): its weights are broken")
+    return teacher
+
+# %% ../nbs/03_teacher.ipynb #90944999
+def _teacher(config, splits, device, progress: bool, path, classes, norm, key=None):
+    if path is not None:  # a teacher file brings its own weights: teacher_init applies to a teacher the pipeline trains
+        path = Path(path)
+        norm = parse_norm(norm) if isinstance(norm, str) else norm
+        classes = comma_list(classes) if isinstance(classes, str) else classes
+        model, meta = load_teacher_file(path / "teacher.pt" if path.is_dir() else path, config.teacher_arch, classes, norm,
+                                        config.image_size, device, config.teacher_stem, key)
+        model.init_record = {"init": "file", "source": str(path), "format": meta["format"], "weight_set": meta.get("key"),
+                             "left_out": meta.get("left_out", [])}
+        return match_classes(model, meta["classes"], splits.classes)
+    if not config.student_domain:
+        return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
+                                            progress=progress, stem=config.teacher_stem, init=config.teacher_init))
+    if not config.teacher_domains:
+        raise ValueError("a setting made from folders needs a teacher: a file (--teacher FILE) or teacher-domain folders "
+                         "to train one on (--teacher-domains DIR ...)")
+    own = splits if config.seed == 0 else config_splits(dataclasses.replace(config, seed=0))  # one teacher for all seeds
+    key = short_hash(json.dumps({"teacher_domains": config.teacher_domains, "classes": list(splits.classes), "size": config.image_size},
+                                sort_keys=True))
+    return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
+                                        progress=progress, splits=own, key=key, stem=config.teacher_stem, init=config.teacher_init))
+
+# %% ../nbs/03_teacher.ipynb #b22a0410
+def _with_record(model, report):
+    "A cached teacher, with the record of its initial weights (`teacher.init_record`)."
+    model.init_record = report.get("init", {"init": "scratch"})
     return model

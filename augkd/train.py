@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from .data import Domain
 from .devices import is_main, sum_over_processes, world_size
 from .models import recalibrate_bn
+from .registry import moved
 
 # %% auto #0
 __all__ = ['seed_everything', 'rng_state', 'set_rng_state', 'training_state', 'to_cpu', 'restore_training_state', 'NonFiniteLoss',
@@ -26,6 +27,17 @@ __all__ = ['seed_everything', 'rng_state', 'set_rng_state', 'training_state', 't
 def seed_everything(seed: int) -> None:
     "Seed python, numpy and torch (all devices)."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+
+# %% ../nbs/02_train.ipynb #6fea54f4
+__getattr__ = moved(__name__, {  # names this module held before it was split by job
+    **dict.fromkeys(("default_device", "resolve_device", "world_size", "rank", "is_main", "slurm_environment", "first_host",
+                     "init_distributed", "shard", "parallel", "mean_over_processes", "barrier", "sum_over_processes"),
+                    "augkd.devices"),
+    **dict.fromkeys(("PRECISIONS", "native_bf16", "computes_bf16", "autocast", "cpu_autocasts"), "augkd.precision"),
+    **dict.fromkeys(("predict_logits", "topk_accuracy", "top1", "evaluate", "confusion_counts", "confusion_matrix"),
+                    "augkd.metrics"),
+    **dict.fromkeys(("random_shift", "random_colour", "random_crop_flip", "AUGMENTS", "cross_entropy_loss", "RecordLR",
+                     "StudentRecipe", "STUDENT_RECIPE", "recipe_learner", "fit"), "augkd.recipe")})
 
 # %% ../nbs/02_train.ipynb #cell-008
 def rng_state() -> dict:

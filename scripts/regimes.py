@@ -27,7 +27,8 @@ from augkd.bench import HEADLINE, finished_cells, grid_columns, regimes_markdown
 from augkd.cli import add_executor_options, slurm_options
 from augkd.inits import resolve_init
 from augkd.models import resolve_stem
-from augkd.pipeline import config_splits, resolve_teacher
+from augkd.data import config_splits
+from augkd.teacher import resolve_teacher
 from augkd.stages import make_config
 from augkd.devices import resolve_device
 from augkd.precision import machine_name

@@ -97,10 +97,11 @@ from augkd.devices import rank
 original, trained = pipeline.run_stage, {}
 def recorded(run_dir, stage, config, prov, ckpt, modules, *args, **kwargs):
     result = original(run_dir, stage, config, prov, ckpt, modules, *args, **kwargs)
-    trained[stage] = {name: content_hash(dict(m.named_parameters())) for name, m in modules.items()}
+    trained[stage.name] = {name: content_hash(dict(m.named_parameters())) for name, m in modules.items()}
     return result
 pipeline.run_stage = recorded
-pipeline.run(pipeline.make_config("quick", device="cpu"), sys.argv[1], progress=False)
+from augkd.stages import make_config
+pipeline.run(make_config("quick", device="cpu"), sys.argv[1], progress=False)
 open(f"rank{rank()}.json", "w").write(json.dumps(trained))
 """)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
