@@ -17,7 +17,7 @@ import augkd.baselines  # the roster: the baselines register themselves in METHO
 from .cells import Cell, score
 from .config import DataConfig
 from .data import DATASETS, SETTINGS, validation_shots
-from .files import atomic_write, atomic_write_text, exclusive, short_hash
+from .files import atomic_write, atomic_write_text, Busy, exclusive, short_hash
 from .pipeline import config_splits, resolve_teacher
 from .stages import AUGKD_REFERENCE, make_config
 from .stages import SPLIT_FIELDS
@@ -70,15 +70,17 @@ def _cell_folders(out, method: str, config, teacher: dict = None) -> tuple:
 
 # %% ../nbs/09_bench.ipynb #2cc43202
 def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, teacher: dict = None,
-             **overrides) -> dict:
-    "Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, (code,) device, config, teacher."
+             wait: bool = False, **overrides) -> dict:
+    """Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, (code,)
+    device, config, teacher. A cell another process is writing: with `wait`, its row once that process has written it (or
+    this process runs it, if that one stopped first); without, `Busy` naming the process."""
     asked = make_config(preset, setting=setting, seed=seed, **overrides)
     folder, shared = _cell_folders(out, method, asked, teacher)
     config = method_config(method, asked)
     done = folder / "cell.json"
     if done.exists(): return json.loads(done.read_text())
     code = get_method(method).code
-    with exclusive(folder / ".lock", f"benchmark cell {folder}"):
+    with exclusive(folder / ".lock", f"benchmark cell {folder}", wait=wait):
         if done.exists(): return json.loads(done.read_text())  # finished while this process waited to start it
         start, board = time.time(), TensorBoardLog(folder)  # every loop of the method writes events to CELL/tb (an AuG-KD run to its own)
         try:
@@ -210,18 +212,32 @@ def take_methods(plugins: tuple = (), # plugin modules to import, by name or pat
     load_plugins(plugins)
     return receive(shipped) if shipped else []
 
+def _said(row: dict) -> None:
+    print(f"{row['method']} {column_name(row['setting'], row['shots'])} seed {row['seed']}: top-1 {row['acc']:.4f} "
+          f"({row['seconds']:.0f}s)", flush=True)
+
 def run_group(setting: str, shots: list, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict,
-              overrides: dict, plugins: tuple = (), shipped: bytes = None) -> list:
+              overrides: dict, plugins: tuple = (), shipped: bytes = None, wait: bool = True) -> list:
     """The cells of one setting and seed, shot count by shot count (`shots`, a list), each in `methods` order (a worker
-    imports the `plugins` first, then registers the method records `shipped` from the process that made the grid); their rows."""
+    imports the `plugins` first, then registers the method records `shipped` from the process that made the grid); their rows,
+    in that order. Several launchers may share a grid (a resubmitted batch script, two terminals on one `out`): a cell another
+    process is writing is left to it while this one runs the free cells, then waited for (`wait`) or left as None in the rows
+    (`bench` waits for it once its other groups are done), so each cell is computed once and every launcher gets every row."""
     take_methods(plugins, shipped)
-    rows = []
+    rows, left = {}, []
     for k in shots:
         for method in methods:
-            row = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=k, **overrides)
-            rows.append(row)
-            if progress: print(f"{method} {column_name(setting, k)} seed {seed}: top-1 {row['acc']:.4f} ({row['seconds']:.0f}s)", flush=True)
-    return rows
+            try: rows[k, method] = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=k, **overrides)
+            except Busy:
+                left.append((k, method))
+                if progress: print(f"{method} {column_name(setting, k)} seed {seed}: another process is writing it; "
+                                   "its row is taken once the free cells are done", flush=True)
+                continue
+            if progress: _said(rows[k, method])
+    for k, method in left if wait else []:  # written by another launcher meanwhile, or run here if it stopped
+        rows[k, method] = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=k, wait=True, **overrides)
+        if progress: _said(rows[k, method])
+    return [rows.get((k, method)) for k in shots for method in methods]
 
 # %% ../nbs/09_bench.ipynb #505edccb
 def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset: str = "default", out="bench",
@@ -259,13 +275,18 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     groups = [(setting, [k for s, k in columns if s == setting], seed, methods, preset, out, progress, teacher, overrides, plugins,
                shipped) for seed in seeds for setting in dict.fromkeys(s for s, _ in columns)]
     if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm, jobs)
-    elif jobs == 1: grouped = [run_group(*g) for g in groups]
+    elif jobs == 1: grouped = [run_group(*g, wait=False) for g in groups]
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads,)) as pool:
             try: pool.submit(take_methods, plugins, shipped).result()  # before any cell: what a worker cannot take is refused here
             except Exception as e: raise ValueError(f"the methods cannot be sent to worker processes: {e}") from e
-            grouped = list(pool.map(run_group, *zip(*groups)))
+            grouped = list(pool.map(run_group, *zip(*groups), [False] * len(groups)))
+    for (setting, ks, seed, *_), rows in zip(groups, grouped):  # cells other launchers were writing: theirs by now, or run here
+        for i, (k, method) in enumerate((k, m) for k in ks for m in methods):
+            if rows[i] is None:
+                rows[i] = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=k, wait=True, **overrides)
+                if progress: _said(rows[i])
     return _write_tables(out, [row for group in grouped for row in group])
 
 # %% ../nbs/09_bench.ipynb #fd2d5137

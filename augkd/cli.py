@@ -299,7 +299,12 @@ def _run(args) -> int:
     parts = run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
                 teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm, teacher_key=args.teacher_key,
                 command=shlex.join(["augkd", *args.argv]), parts=True, tensorboard=args.tensorboard, method=method)
-    if args.report and is_main(): _write_report(parts)  # the run's parts as trained: nothing is read again
+    if args.report and is_main():
+        try: _write_report(parts)  # the run's parts as trained: nothing is read again
+        except Exception as e:  # a picture is never worth a finished run: its results and checkpoints are kept
+            reason = (str(e).strip().splitlines() or [""])[0]
+            print(f"augkd run: the run finished, its results are in {out / 'results.json'}, but its report could not be "
+                  f"written ({type(e).__name__}: {reason}); try again with `augkd report {shlex.quote(str(out))}`", file=sys.stderr)
     return 0
 
 # %% ../nbs/12_cli.ipynb #22da060b
@@ -314,9 +319,9 @@ def launch(nproc: int, argv: list) -> int:
 # %% ../nbs/12_cli.ipynb #cell-020
 def _write_report(run_dir, out: Path = None) -> None: # a run directory, or a finished run's `RunParts`
     from augkd.report import write_report
-    start = time.perf_counter()
-    path = write_report(run_dir, out)
-    print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
+    start, notes = time.perf_counter(), []
+    path = write_report(run_dir, out, notes=notes)
+    print(f"wrote {path} in {time.perf_counter() - start:.0f} s" + "".join(f"\n  report: {n}" for n in notes))
 
 # %% ../nbs/12_cli.ipynb #44f1b4f6
 def _report(args) -> int:

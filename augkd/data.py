@@ -5,6 +5,7 @@
 # %% ../nbs/00_data.ipynb #cell-003
 from __future__ import annotations
 import json, math, os, unicodedata, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,17 +15,18 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from platformdirs import user_cache_dir
 
-from .files import atomic_save, exclusive, short_hash
+from .files import atomic_save, exclusive, finished_entry, short_hash, WriteError
 
 # %% auto #0
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'LETTER_CLASSES', 'LETTER_STYLES', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES',
            'DECODER_VERSION', 'DECODE_PIXELS', 'BACKGROUND', 'DATASETS', 'Domain', 'concat_domains',
            'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain', 'letter_fonts',
-           'letter_style', 'letters_corpus', 'cache_dir', 'digitshift', 'domain_grid', 'Setting', 'get_setting',
-           'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits', 'make_splits',
-           'load_setting', 'class_name', 'is_hidden', 'class_folders', 'class_folder', 'image_files',
-           'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder', 'folder_setting_name',
-           'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders', 'synthetic_benchmark']
+           'letter_style', 'letters_corpus', 'cache_unwritable', 'cache_dir', 'cache_writes', 'digitshift',
+           'domain_grid', 'Setting', 'get_setting', 'stratified_split', 'min_per_class', 'take_shots',
+           'validation_shots', 'Splits', 'make_splits', 'load_setting', 'class_name', 'is_hidden', 'class_folders',
+           'class_folder', 'image_files', 'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder',
+           'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders',
+           'synthetic_benchmark']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -205,11 +207,29 @@ def letters_corpus(per_class: int = 100, # images of each letter in each style
 DIGITSHIFT_DOMAINS = {"H": "handwritten", "P": "printed", "M": "photo"}
 _DIGITSHIFT_FORMAT = 1
 
+def cache_unwritable(path, # the cache file or folder that could not be written
+                     error: OSError, # why
+                    ) -> WriteError:
+    "The error for a cache path augkd cannot write: the path, the reason, and `AUGKD_CACHE`, the variable that moves the cache."
+    reason = getattr(error, "reason", None) or (os.strerror(error.errno) if error.errno else str(error))
+    return WriteError(error.errno or 0, f"cannot write {path}: {reason}; set AUGKD_CACHE to a folder you may write to (where augkd "
+                      "keeps the datasets and teachers it builds)", str(path))
+
 def cache_dir() -> Path:
-    "Where augkd caches built datasets and teachers: `$AUGKD_CACHE` or the user cache directory."
+    "Where augkd caches built datasets and teachers: `$AUGKD_CACHE` or the user cache directory; `WriteError` naming `AUGKD_CACHE` when it cannot be made."
     path = Path(os.environ.get("AUGKD_CACHE") or user_cache_dir("augkd"))
-    path.mkdir(parents=True, exist_ok=True)
+    try: path.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise cache_unwritable(path, e) from None
     return path
+
+@contextmanager
+def cache_writes():
+    "A block that writes in the cache (`cache_dir()`, yielded): an `OSError` on a path inside it becomes `cache_unwritable`'s error."
+    root = cache_dir()
+    try: yield root
+    except OSError as e:
+        if not e.filename or not Path(os.path.abspath(e.filename)).is_relative_to(os.path.abspath(root)): raise
+        raise cache_unwritable(e.filename, e) from None
 
 # %% ../nbs/00_data.ipynb #cell-038
 def _build_digitshift() -> dict:
@@ -229,12 +249,18 @@ def _valid_digitshift(blob) -> bool:
     except (KeyError, TypeError, AttributeError):
         return False
 
+def _checked_digitshift(blob) -> dict:
+    if not _valid_digitshift(blob): raise ValueError(f"not a format-{_DIGITSHIFT_FORMAT} DigitShift cache")
+    return blob
+
 # %% ../nbs/00_data.ipynb #8d2ea3c9
 def digitshift(cache: bool = True) -> dict:
     "The three DigitShift domains by name, built on first use and cached on disk (one process builds, others wait)."
     path = cache_dir() / f"digitshift-v{_DIGITSHIFT_FORMAT}.pt"
     if not cache: return _digitshift_domains(_build_digitshift())
-    with exclusive(path.with_suffix(".lock"), f"the DigitShift cache {path}", wait=True):
+    blob = finished_entry([path], lambda: _checked_digitshift(torch.load(path, weights_only=True)))
+    if blob is not None: return _digitshift_domains(blob)  # finished: read without the lock (a read-only cache too)
+    with cache_writes(), exclusive(path.with_suffix(".lock"), f"the DigitShift cache {path}", wait=True):
         blob = None
         if path.exists():
             try:
@@ -454,7 +480,11 @@ def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes:
     decoded = _load_decoded(cached) if cache else None
     if decoded is None:
         decoded = _decode(files, size)
-        if cache: atomic_save(decoded, cached)
+        if cache:
+            try: atomic_save(decoded, cached)
+            except WriteError as e:  # a read-only or full cache: this run has the images, the next decodes them again
+                warnings.warn(f"decoded {root} but cannot keep it in the cache ({cached}: {e.reason}), so later runs decode it "
+                              "again; set AUGKD_CACHE to a folder you may write to")
     images, labels, skipped = decoded["images"], decoded["labels"].tolist(), decoded["skipped"]
     if skipped:
         warnings.warn(f"skipped {len(skipped)} file(s) in {root} that do not decode as images: " + "; ".join(skipped))

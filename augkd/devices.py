@@ -13,7 +13,8 @@ import torch.distributed._functional_collectives as funcol
 
 # %% auto #0
 __all__ = ['default_device', 'resolve_device', 'world_size', 'rank', 'is_main', 'slurm_environment', 'first_host',
-           'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes']
+           'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes',
+           'any_process']
 
 # %% ../nbs/01a_devices.ipynb #dfe4153c
 def default_device() -> torch.device:
@@ -112,3 +113,9 @@ def sum_over_processes(values: dict) -> dict:
     total = torch.tensor([float(v) for v in values.values()], dtype=torch.float64, device=device)
     dist.all_reduce(total)
     return dict(zip(values, total.tolist()))
+
+# %% ../nbs/01a_devices.ipynb #3204aafd
+def any_process(flag: bool) -> bool:
+    "Whether `flag` holds in any process: the same answer in every process (a decision they all act on); `flag` in one process."
+    if world_size() == 1: return bool(flag)
+    return sum_over_processes({"flag": float(bool(flag))})["flag"] > 0

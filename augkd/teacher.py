@@ -9,13 +9,13 @@ from pathlib import Path
 
 import torch
 
-from .inits import (apply_init, chosen_weights, classifier_outputs, fit_prefixes, init_fingerprint, load_file,
+from .inits import (apply_init, cached_build, chosen_weights, classifier_outputs, fit_prefixes, init_fingerprint, load_file,
                          plain_state_dict, resolve_init)  # plain_state_dict: imported from here before it moved
 from .data import Splits, cache_dir, class_name, load_setting
-from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive
+from .files import atomic_save, atomic_write_text, content_hash
 from .models import Normalized, channel_stats, create_model, detect_stem, resolve_stem, to_device
 from .train import seed_everything
-from .devices import barrier, is_main, resolve_device
+from .devices import is_main, resolve_device
 from .metrics import evaluate
 from .precision import cpu_autocasts
 from .recipe import fit
@@ -97,7 +97,8 @@ def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int =
                    device=None, progress: bool = True, splits: Splits = None, key: str = None, stem: str = "auto",
                    init: str = "scratch") -> tuple:
     """The setting's teacher from the cache, trained (from `init`) and cached first if missing or unreadable (a truncated or
-    empty file is trained again under the cache's lock, with one warning naming it); returns `(model, report)`.
+    empty file is trained again under the cache's lock, with one warning naming it; `cached_build`: a finished teacher is read
+    without the lock, several processes train a missing one together); returns `(model, report)`.
     A setting made from folders passes its `splits` and a `key` naming their content."""
     name = setting if key is None else f"{setting}-{key}"
     stem_tag = "" if stem == "auto" else f"-{stem}"  # auto keeps the names of teachers cached before stems were a choice
@@ -106,13 +107,9 @@ def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int =
     folder = cache_dir() / "teachers" / f"{name}-{arch}{stem_tag}{init_tag}{bf16_tag}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
     files = [folder / "teacher.pt", folder / "teacher.json"]
     read = lambda: (load_teacher(files[0], device)[0], json.loads(files[1].read_text()))
-    with exclusive(folder.with_name(folder.name + ".lock"), f"the teacher cache {folder}", wait=True):
-        cached = cache_entry(files, read, "the teacher cache")
-        if cached is None:
-            teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits,
-                        stem=stem, init=init)
-    barrier()  # with several processes, rank 0 writes the teacher the others then read
-    return cached if cached is not None else read()
+    build = lambda: teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress,
+                                splits=splits, stem=stem, init=init)  # every process trains its shard, the first writes
+    return cached_build(files, read, build, "the teacher cache")
 
 # %% ../nbs/03_teacher.ipynb #cell-016
 IMAGENET_NORM = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
