@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cli.ipynb #cell-009
 from __future__ import annotations
-import argparse, dataclasses, json, os, shlex, signal, subprocess, sys, threading, time
+import argparse, dataclasses, json, os, shlex, signal, sys, threading, time
 from pathlib import Path
 
 from .data import SETTINGS
@@ -16,6 +16,7 @@ from .config import PRESETS
 from .methods import augkd_variants, get_method
 from .stages import Config, config_table, FIELD_CHOICES, make_config, preset_fields
 from .train import request_stop
+from .devices import abandon_rendezvous, leftover_variables, peers_lost, run_processes, slurm_environment
 
 # %% auto #0
 __all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'method_line', 'add_executor_options',
@@ -123,7 +124,7 @@ def _add_run_command(commands) -> None:
                           + "; or a composition VARIANT@BASE (augkd@dfq, augkd_no_anchor@cmi): the data-free method BASE's stage 1 "
                           "(its distilled student and generator) under the variant's stages; the options given change it further")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
-                     help="train in N data-parallel processes (torchrun: one per GPU, or gloo on the CPU; default 1)")
+                     help="train in N data-parallel processes (one per GPU, or gloo on the CPU; default 1)")
     _add_teacher_file_options(run)
     _add_config_options(run)
     run.set_defaults(handler=_run)
@@ -293,7 +294,13 @@ def _run(args) -> int:
     out = args.out or (named.with_name(f"{named.name}-{method.replace('@', '-at-')}") if method and method != "augkd" else named)
     if method and "@" in method and args.nproc > 1:
         raise ValueError(f"--method {method}: a composition's stage 1 is distilled in one process; drop --nproc")
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+    if args.nproc > 1 and not _launched():
+        srun = slurm_environment(os.environ)
+        if srun: raise ValueError(f"--nproc {args.nproc} inside an srun step of {srun['WORLD_SIZE']} tasks "
+                                  "(SLURM_STEP_NUM_TASKS): srun starts the processes, one per task; drop --nproc")
+        left = leftover_variables(os.environ)
+        if left: print(f"augkd run: --nproc {args.nproc} starts {args.nproc} processes of its own; "
+                       f"{', '.join(f'{k}={v}' for k, v in left.items())} left in the environment not used", file=sys.stderr)
         check_run_dir(config, out, args.resume, args.force)  # before any process starts: one clear error
         return launch(args.nproc, args.argv)
     parts = run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
@@ -309,12 +316,14 @@ def _run(args) -> int:
 
 # %% ../nbs/12_cli.ipynb #22da060b
 def launch(nproc: int, argv: list) -> int:
-    """Run `augkd ARGV` in `nproc` data-parallel processes under `torchrun` (one per GPU, or CPU processes
-    talking over gloo) and return its exit status."""
-    # the arguments travel in the environment: torchrun's own parser would take options such as --a for its own
+    """Run `augkd ARGV` in `nproc` data-parallel processes on this machine (`run_processes`: one per GPU, or CPU processes
+    talking over gloo) and return the exit status: a failed process stops the others, a signal to this one reaches them all."""
     code = "import json, os, sys; from augkd.cli import main; sys.exit(main(json.loads(os.environ['AUGKD_ARGV'])))"
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                           "--no-python", sys.executable, "-c", code], env={**os.environ, "AUGKD_ARGV": json.dumps(argv)}).returncode
+    return run_processes([sys.executable, "-c", code], nproc, {**os.environ, "AUGKD_ARGV": json.dumps(argv)})
+
+def _launched() -> bool:
+    "Whether this process is one of those `launch` started (it joins their group instead of starting more)."
+    return "AUGKD_ARGV" in os.environ and "RANK" in os.environ
 
 # %% ../nbs/12_cli.ipynb #cell-020
 def _write_report(run_dir, out: Path = None) -> None: # a run directory, or a finished run's `RunParts`
@@ -381,20 +390,27 @@ def main(argv=None) -> int:
         if len(terminated) > 1 or not request_stop(signum): _terminated(signum, frame)  # held to the step's end once; a second signal stops at once
     handled = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s is not None]  # no SIGUSR1 on Windows
     previous = {s: signal.signal(s, on_term) for s in handled} if threading.current_thread() is threading.main_thread() else {}
+    status, said = 1, "it failed"
     try:
-        return args.handler(args)
-    except ValueError as e:
-        print(f"augkd {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except WriteError as e:  # no space, a read-only folder: the message names the file and what to do
-        print(f"augkd {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a missing file, a directory it may not write to
-        where = f": {e.filename}" if e.filename else ""
-        print(f"augkd {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        status = args.handler(args)
+        return status
+    except (ValueError, WriteError, OSError) as e:  # WriteError: no space, a read-only folder, named with what to do
+        where = f": {e.filename}" if isinstance(e, OSError) and not isinstance(e, WriteError) and e.filename else ""
+        said = f"{e.strerror or e}{where}" if isinstance(e, OSError) and not isinstance(e, WriteError) else str(e)
+        print(f"augkd {args.command}: error: {said}", file=sys.stderr)
+        status = 2
         return 2
     except KeyboardInterrupt as e:
-        print(f"augkd {args.command}: {e or 'interrupted'}", file=sys.stderr)
-        return 128 + terminated[0] if terminated else 130
+        said = str(e) or "interrupted"
+        print(f"augkd {args.command}: {said}", file=sys.stderr)
+        status = 128 + terminated[0] if terminated else 130
+        return status
+    except Exception as e:
+        said = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        if not peers_lost(e): raise
+        print(f"augkd {args.command}: error: the processes of this run lost each other ({said}); where another one stopped "
+              "first, its own message says why", file=sys.stderr)
+        return 1
     finally:
+        if status != 0: abandon_rendezvous(said)  # the other processes of an srun step, waiting to meet this one, end too
         for s, handler in previous.items(): signal.signal(s, handler)

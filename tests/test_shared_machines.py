@@ -173,3 +173,95 @@ def test_two_launchers_on_one_grid_share_it(tmp_path, augkd_cache):
     rows = json.loads((tmp_path / "bench" / "bench.json").read_text())["cells"]
     assert [(r["seed"], r["acc"]) for r in rows] == [(0, 0.5), (1, 0.51), (2, 0.52), (3, 0.53)]
     for i in (1, 2): assert "wrote bench/bench.json" in said(i)
+
+
+# -- processes that end together ------------------------------------------------------------------------------------------
+
+LONGER = QUICK + ["--anchor-epochs", "4", "--mixup-epochs", "40"]  # long enough to be signalled inside
+
+
+def _until(condition, seconds=300):
+    deadline = time.time() + seconds
+    while time.time() < deadline and not condition(): time.sleep(0.1)
+    return condition()
+
+
+def _uncached_teacher(tmp_path) -> Path:
+    "A cache holding the tests' DigitShift and no teacher."
+    _fill_cache()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "digitshift-v1.pt").symlink_to(Path(os.environ["AUGKD_CACHE"]) / "digitshift-v1.pt")
+    return cache
+
+
+def test_variables_left_in_the_environment_are_named_not_obeyed(tmp_path):
+    half = subprocess.run(["augkd", "run", *QUICK, "--out", tmp_path / "run"], capture_output=True, text=True,
+                          env=here(WORLD_SIZE="2"))
+    assert half.returncode == 2 and "Traceback" not in half.stderr, half.stderr[-3000:]
+    assert "the environment sets WORLD_SIZE=2 but not RANK, MASTER_ADDR, MASTER_PORT" in half.stderr
+    srun = here(SLURM_PROCID="0", SLURM_STEP_NUM_TASKS="2", SLURM_JOB_ID="7")
+    inside = subprocess.run(["augkd", "run", *QUICK, "--nproc", "2", "--out", tmp_path / "run"], capture_output=True, text=True, env=srun)
+    assert inside.returncode == 2 and "--nproc 2 inside an srun step of 2 tasks (SLURM_STEP_NUM_TASKS)" in inside.stderr, inside.stderr
+
+
+def test_sigterm_to_the_launcher_reaches_every_process_and_an_uncached_teacher_is_trained_once(tmp_path):
+    "`--nproc 2` with WORLD_SIZE=1 left over: named, two processes all the same; they train the missing teacher together (no deadlock); SIGTERM to the launcher: each says how to resume."
+    cache = _uncached_teacher(tmp_path)
+    run = tmp_path / "run"
+    launcher = subprocess.Popen(["augkd", "run", *LONGER, "--nproc", "2", "--out", run], stderr=subprocess.PIPE, text=True,
+                                stdout=subprocess.DEVNULL, env=here(AUGKD_CACHE=str(cache), WORLD_SIZE="1"))
+    assert _until(lambda: (run / "ckpt" / "anchor.pt").exists() or launcher.poll() is not None, 600), "no stage 2 checkpoint"
+    assert launcher.poll() is None, launcher.stderr.read()[-3000:]
+    launcher.send_signal(signal.SIGTERM)
+    err = launcher.communicate(timeout=120)[1]
+    assert launcher.returncode == 143, err[-3000:]
+    assert "--nproc 2 starts 2 processes of its own; WORLD_SIZE=1 left in the environment not used" in err
+    assert err.count(f"augkd run --out {run} --resume") == 2, err[-3000:]  # each process, with the command that resumes
+    assert len(list((cache / "teachers").glob("*/teacher.pt"))) == 1 and "Traceback" not in err
+
+
+def _srun(rank: int, job: str, **more) -> dict:
+    "The variables `srun --ntasks 2` on one node gives its task `rank`."
+    return here(SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank), SLURM_STEP_NUM_TASKS="2", SLURM_STEP_NUM_NODES="1",
+                SLURM_JOB_ID=job, SLURM_STEP_ID="0", SLURM_NODEID="0", **more)
+
+
+def test_a_taken_port_under_srun_is_never_chosen_and_a_lost_rank_ends_the_others(tmp_path):
+    "The port derived from the job is listened on: the ranks meet on another; SIGKILL to rank 0 mid-run ends rank 1 within seconds, in one line."
+    from augkd.devices import slurm_environment
+    job = str(40000 + os.getpid() % 10000)
+    derived = int(slurm_environment(_srun(0, job))["MASTER_PORT"])
+    with socket.socket() as taken:
+        taken.bind(("", derived)); taken.listen()
+        run = tmp_path / "run"
+        ranks = [subprocess.Popen(["augkd", "run", *LONGER, "--out", run], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  text=True, env=_srun(r, job)) for r in (0, 1)]
+        assert _until(lambda: (run / "ckpt" / "anchor.pt").exists() or any(p.poll() is not None for p in ranks), 600)
+        assert all(p.poll() is None for p in ranks), ranks[0].stderr.read()[-3000:] + ranks[1].stderr.read()[-3000:]
+        ranks[0].kill()  # what the kernel's out-of-memory killer does
+        start = time.time()
+        err = ranks[1].communicate(timeout=120)[1]
+    assert time.time() - start < 30 and ranks[1].returncode == 1, err[-3000:]
+    lines = [l for l in err.splitlines() if l.startswith("augkd run:")]
+    assert len(lines) == 1 and "the processes of this run lost each other" in lines[0] and "Traceback" not in err, err[-3000:]
+
+
+def test_ranks_waiting_for_their_peers_end_on_sigterm_or_when_one_gives_up(tmp_path):
+    job = str(50000 + os.getpid() % 10000)
+    alone = subprocess.Popen(["augkd", "run", *QUICK, "--out", tmp_path / "run"], stderr=subprocess.PIPE, text=True,
+                             env=_srun(1, job))  # rank 0 never comes
+    time.sleep(15)  # time to start and wait for it
+    assert alone.poll() is None
+    alone.send_signal(signal.SIGTERM)
+    err = alone.communicate(timeout=30)[1]
+    assert alone.returncode == 143 and "terminated by signal 15" in err, err[-3000:]
+    with socket.socket() as taken:  # the port the user set is taken: rank 0 says so, rank 1 ends as soon as it does
+        taken.bind(("", 0)); taken.listen()
+        port = str(taken.getsockname()[1])
+        ranks = [subprocess.Popen(["augkd", "run", *QUICK, "--out", tmp_path / "other"], stderr=subprocess.PIPE, text=True,
+                                  env=_srun(r, str(int(job) + 1), MASTER_PORT=port)) for r in (1, 0)]
+        errs = [p.communicate(timeout=120)[1] for p in ranks]
+    assert [p.returncode for p in ranks] == [2, 2], errs
+    assert f"augkd run: error: MASTER_PORT={port} is in use on this node" in errs[1]
+    assert f"the processes of this job step could not meet: process 0: MASTER_PORT={port} is in use" in errs[0]
