@@ -26,7 +26,7 @@ from .methods import METHODS, get_method, load_plugins, method_config, receive, 
 from .teacher import teacher_fingerprint
 from .tracking import TensorBoardLog
 from .train import request_stop, Stopped, tracked
-from .devices import resolve_device
+from .devices import cpu_budget, fix_threads, resolve_device
 from .precision import cpu_autocasts, machine_name
 
 # %% auto #0
@@ -277,8 +277,8 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm, jobs)
     elif jobs == 1: grouped = [run_group(*g, wait=False) for g in groups]
     else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads,)) as pool:
+        threads = int(os.environ.get("AUGKD_THREADS") or 0) or max(1, cpu_budget() // jobs)  # `--threads`, or their part of the CPUs
+        with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), fix_threads, (threads,)) as pool:
             try: pool.submit(take_methods, plugins, shipped).result()  # before any cell: what a worker cannot take is refused here
             except Exception as e: raise ValueError(f"the methods cannot be sent to worker processes: {e}") from e
             grouped = list(pool.map(run_group, *zip(*groups), [False] * len(groups)))
@@ -300,7 +300,7 @@ class GroupJob(submitit.helpers.Checkpointable):
     def __init__(self, threads: int = 0): self.threads = threads  # CPU threads of this job's torch (0: torch's default)
 
     def __call__(self, *group) -> list:
-        if self.threads: torch.set_num_threads(self.threads)
+        if self.threads: fix_threads(self.threads)
         preempt = getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG)  # submitit's preemption signal, set up before this call
         requeue, held = signal.getsignal(preempt), []
         def hold(signum, frame):
@@ -346,7 +346,7 @@ def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
     """Run the groups as submitit jobs (one array on Slurm; `at_once` at a time here) and return each group's rows. Waits
     for every job; raises `RuntimeError` listing each failed job with its error's last line and its log."""
     made, chunk = make_executor(executor, folder, slurm), len(groups) if executor == "slurm" else max(1, at_once)
-    threads = max(1, torch.get_num_threads() // chunk) if executor == "local" else 0  # local jobs share this process's cores
+    threads = max(1, cpu_budget() // chunk) if executor == "local" else 0  # local jobs share this process's CPUs
     grouped, failed = [], []
     for first in range(0, len(groups), chunk):
         for job in made.map_array(GroupJob(threads), *zip(*groups[first:first + chunk])):

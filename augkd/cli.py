@@ -16,7 +16,7 @@ from .config import PRESETS
 from .methods import augkd_variants, get_method
 from .stages import Config, config_table, FIELD_CHOICES, make_config, preset_fields
 from .train import request_stop
-from .devices import abandon_rendezvous, leftover_variables, peers_lost, run_processes, slurm_environment
+from .devices import abandon_rendezvous, fix_threads, leftover_variables, peers_lost, run_processes, slurm_environment
 
 # %% auto #0
 __all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'method_line', 'add_executor_options',
@@ -78,6 +78,11 @@ def _add_teacher_file_options(parser: argparse.ArgumentParser) -> None:
                              "(default ImageNet's)")
 
 # %% ../nbs/12_cli.ipynb #cell-015
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads of each process (default: its share of the CPUs it may use (affinity, a container's "
+                             "quota, SLURM_CPUS_PER_TASK) with the other augkd processes training on them, looked at every epoch)")
+
 def _add_train_teacher_command(commands) -> None:
     "The `augkd train-teacher` subcommand."
     teacher = commands.add_parser("train-teacher", help="train a setting's teacher (the released-model stand-in)",
@@ -92,6 +97,7 @@ def _add_train_teacher_command(commands) -> None:
     teacher.add_argument("--student-domain", default=None, metavar="DIR", help="with --teacher-domains: the student domain")
     teacher.add_argument("--student-test", default=None, metavar="DIR", help="with --student-domain: its test folder")
     teacher.add_argument("--classes", default=None, metavar="A,B,C", help="with folders: the classes to use, in order")
+    _add_threads_option(teacher)
     teacher.set_defaults(handler=_train_teacher)
 
 # %% ../nbs/12_cli.ipynb #25acbec5
@@ -125,6 +131,7 @@ def _add_run_command(commands) -> None:
                           "(its distilled student and generator) under the variant's stages; the options given change it further")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
                      help="train in N data-parallel processes (one per GPU, or gloo on the CPU; default 1)")
+    _add_threads_option(run)
     _add_teacher_file_options(run)
     _add_config_options(run)
     run.set_defaults(handler=_run)
@@ -204,6 +211,7 @@ def _add_bench_command(commands) -> None:
                            "(installed packages register theirs through the augkd.methods entry point group)")
     grid.add_argument("--list", action="store_true", help="print the registered method names, plugins' included, and exit")
     grid.add_argument("--table-only", action="store_true", help="run nothing: tabulate the cells finished so far")
+    _add_threads_option(grid)
     grid.add_argument("--teacher", default=None, help="a teacher file or directory for every cell (default: each setting's cached teacher)")
     _add_teacher_file_options(grid)
     _add_config_options(grid, leave_out=("setting", "seed", "shots"))
@@ -392,6 +400,9 @@ def main(argv=None) -> int:
     previous = {s: signal.signal(s, on_term) for s in handled} if threading.current_thread() is threading.main_thread() else {}
     status, said = 1, "it failed"
     try:
+        if getattr(args, "threads", None) is not None:
+            if args.threads < 1: raise ValueError(f"--threads {args.threads} is out of range: allowed 1 or more")
+            fix_threads(args.threads)  # this process and those it starts
         status = args.handler(args)
         return status
     except (ValueError, WriteError, OSError) as e:  # WriteError: no space, a read-only folder, named with what to do

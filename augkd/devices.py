@@ -5,7 +5,10 @@
 # %% ../nbs/01a_devices.ipynb #3cf89afc
 from __future__ import annotations
 import atexit, json, os, signal, socket, subprocess, sys, tempfile, threading, time
+from contextlib import contextmanager
 from pathlib import Path
+
+import joblib
 
 import torch
 import torch.nn as nn
@@ -15,10 +18,12 @@ import torch.distributed._functional_collectives as funcol
 from .files import atomic_write_text
 
 # %% auto #0
-__all__ = ['PROCESS_GROUP_VARIABLES', 'STOP_GRACE', 'RENDEZVOUS_WAIT', 'default_device', 'resolve_device', 'world_size', 'rank',
-           'is_main', 'slurm_environment', 'first_host', 'leftover_variables', 'process_group_problem', 'free_port',
-           'run_processes', 'rendezvous_file', 'agree_port', 'abandon_rendezvous', 'peers_lost', 'init_distributed',
-           'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes', 'any_process']
+__all__ = ['PROCESS_GROUP_VARIABLES', 'STOP_GRACE', 'RENDEZVOUS_WAIT', 'INITIAL_THREADS', 'PROCESSES', 'default_device',
+           'resolve_device', 'world_size', 'rank', 'is_main', 'slurm_environment', 'first_host', 'leftover_variables',
+           'process_group_problem', 'free_port', 'run_processes', 'rendezvous_file', 'agree_port', 'abandon_rendezvous',
+           'peers_lost', 'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier',
+           'sum_over_processes', 'any_process', 'cpu_budget', 'thread_share', 'running_processes', 'sharing_cpus',
+           'share_threads', 'fix_threads']
 
 # %% ../nbs/01a_devices.ipynb #dfe4153c
 def default_device() -> torch.device:
@@ -283,3 +288,87 @@ def any_process(flag: bool) -> bool:
     "Whether `flag` holds in any process: the same answer in every process (a decision they all act on); `flag` in one process."
     if world_size() == 1: return bool(flag)
     return sum_over_processes({"flag": float(bool(flag))})["flag"] > 0
+
+# %% ../nbs/01a_devices.ipynb #025249c7
+INITIAL_THREADS = torch.get_num_threads()  # torch's own count (OMP_NUM_THREADS where set), before augkd changes it
+PROCESSES = Path(tempfile.gettempdir()) / "augkd-processes"  # a file per augkd process training now, for the others to see
+
+def cpu_budget(env: dict = None) -> int:
+    "How many CPUs this process may use: the fewest of its affinity and its container's CPU quota (`joblib.cpu_count`) and `SLURM_CPUS_PER_TASK`."
+    slurm = (os.environ if env is None else env).get("SLURM_CPUS_PER_TASK", "")
+    return max(1, min(joblib.cpu_count(), int(slurm) if slurm.isdigit() and int(slurm) > 0 else joblib.cpu_count()))
+
+def thread_share(budget: int, # the CPUs this process may use (`cpu_budget`)
+                 others: int, # other augkd processes training on them now (`running_processes`)
+                 initial: int = INITIAL_THREADS, # torch's own count, kept when it is within the share
+                 fixed: int = None, # a count asked for (`--threads`): taken as it is
+                ) -> int:
+    "Torch threads for this process: `fixed`, else an even share of `budget` with the `others`, at most `initial`, at least 1."
+    return fixed or max(1, min(initial, budget // (1 + others)))
+
+# %% ../nbs/01a_devices.ipynb #72cd208f
+def _cpus() -> list:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+def _started(pid: int) -> str:
+    "When process `pid` started, in clock ticks since boot (Linux's /proc; '' elsewhere): a pid taken again is another process."
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError): return ""
+
+def _alive(entry: dict) -> bool:
+    try: os.kill(entry["pid"], 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass  # another user's process: alive
+    except (OSError, KeyError, TypeError): return False
+    return _started(entry["pid"]) == entry.get("started", "")
+
+def running_processes(folder: Path = None) -> list:
+    "The other augkd processes training now on CPUs this one may use (entries of `PROCESSES`, `sharing_cpus`): dicts with pid, cpus, host."
+    folder, mine = Path(folder or PROCESSES), set(_cpus())
+    found = []
+    for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try: entry = json.loads(file.read_text())
+        except (OSError, ValueError): continue  # being written, or removed meanwhile
+        if entry.get("pid") != os.getpid() and entry.get("host") == socket.gethostname() and mine & set(entry.get("cpus", [])) \
+                and _alive(entry): found.append(entry)
+    return found
+
+_SHARING = []  # the `sharing_cpus` blocks open in this process
+
+@contextmanager
+def sharing_cpus(folder: Path = None):
+    "While the block runs (a training loop), this process is one of `running_processes` for the others; nested blocks count once."
+    folder = Path(folder or PROCESSES)
+    file = folder / f"{os.getpid()}.json"
+    if not _SHARING:
+        try:
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+                folder.chmod(0o1777)  # every user's processes share the cores: each may leave its file, none remove another's
+            atomic_write_text(json.dumps({"pid": os.getpid(), "started": _started(os.getpid()), "host": socket.gethostname(),
+                                          "cpus": _cpus()}), file)
+        except OSError: pass  # a folder nobody may write: this process is not seen, its own threads still follow the rest
+    _SHARING.append(file)
+    try: yield
+    finally:
+        _SHARING.pop()
+        if not _SHARING: file.unlink(missing_ok=True)
+
+_CHOSEN = [INITIAL_THREADS]  # the count augkd set last (torch's own at first)
+
+def share_threads(folder: Path = None) -> int:
+    """Set torch's CPU threads to this process's `thread_share` (`AUGKD_THREADS` where set: `--threads`, `fix_threads`) and
+    return it; a count the code running augkd set itself (`torch.set_num_threads`) is left as it is."""
+    fixed = os.environ.get("AUGKD_THREADS", "")
+    fixed = int(fixed) if fixed.isdigit() and int(fixed) > 0 else None
+    current = torch.get_num_threads()
+    if fixed is None and current != _CHOSEN[0]: return current
+    threads = thread_share(cpu_budget(), 0 if fixed else len(running_processes(folder)), INITIAL_THREADS, fixed)
+    if current != threads: torch.set_num_threads(threads)
+    _CHOSEN[0] = threads
+    return threads
+
+def fix_threads(threads: int) -> None:
+    "Fix this process's torch threads, and those of the processes it starts, at `threads` (`--threads N`, a benchmark's workers)."
+    os.environ["AUGKD_THREADS"] = str(threads)
+    torch.set_num_threads(threads)

@@ -265,3 +265,81 @@ def test_ranks_waiting_for_their_peers_end_on_sigterm_or_when_one_gives_up(tmp_p
     assert [p.returncode for p in ranks] == [2, 2], errs
     assert f"augkd run: error: MASTER_PORT={port} is in use on this node" in errs[1]
     assert f"the processes of this job step could not meet: process 0: MASTER_PORT={port} is in use" in errs[0]
+
+
+# -- threads from the cores that are free --------------------------------------------------------------------------------
+
+THREADS = "from augkd.devices import share_threads; print(share_threads())"
+
+
+def _threads(prefix=(), **env) -> int:
+    done = subprocess.run([*prefix, sys.executable, "-c", THREADS], capture_output=True, text=True,
+                          env={**{k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "AUGKD_THREADS")}, **env})
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
+def test_threads_follow_the_cpus_a_process_may_use_and_the_runs_on_them(tmp_path):
+    from augkd.devices import PROCESSES, cpu_budget
+    if cpu_budget() < 2: pytest.skip("one CPU: nothing to share")
+    alone = _threads()  # torch's own count (its physical cores), within what the process may use
+    assert 1 <= alone <= cpu_budget()
+    assert _threads(["taskset", "-c", "0"]) == 1  # an affinity mask of one CPU
+    assert _threads(SLURM_CPUS_PER_TASK="1") == 1  # srun --cpus-per-task 1
+    assert _threads(AUGKD_THREADS="3") == 3  # --threads 3
+    other = subprocess.Popen([sys.executable, "-c", "import time; from augkd.devices import sharing_cpus\n"
+                              "with sharing_cpus(): time.sleep(120)"])  # another augkd process training on these cores
+    try:
+        assert _until(lambda: (PROCESSES / f"{other.pid}.json").exists(), 60)
+        assert _threads() == max(1, alone // 2)
+    finally: other.kill(); other.wait()
+    assert _threads() == alone  # it ended: the cores are this one's again
+
+
+@read_only_mounts
+def test_threads_follow_a_containers_cpu_quota(tmp_path):
+    "A CPU quota of one CPU (cgroup v1's cpu.cfs_quota_us over cpu.cfs_period_us, as a container sees its own) gives one thread."
+    quota = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    if not quota.exists(): pytest.skip("no cgroup v1 CPU controller here")
+    period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+    (tmp_path / "quota").write_text(f"{period}\n")
+    done = subprocess.run(["unshare", "--mount", "sh", "-c", f"mount --bind {tmp_path / 'quota'} {quota} && exec \"$@\"", "sh",
+                           sys.executable, "-c", THREADS], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "AUGKD_THREADS")})
+    assert done.returncode == 0 and done.stdout.split()[-1] == "1", done.stderr
+
+
+def test_the_threads_option_is_checked(tmp_path):
+    from conftest import in_process
+    code, err = in_process("run", *QUICK, "--threads", "0", "--out", tmp_path / "run")
+    assert code == 2 and "--threads 0 is out of range: allowed 1 or more" in err
+
+
+FAKE_AUGKD = '''
+import json, sys, time
+from pathlib import Path
+args = sys.argv[1:]
+out = Path(args[args.index("--out") + 1])
+time.sleep(0.5)
+out.mkdir(parents=True)
+threads = args[args.index("--threads") + 1] if "--threads" in args else ""
+(out / "results.json").write_text(json.dumps({"stages": {"generator": {"seconds": 0.25}, "mixup": {"seconds": 0.25 + len(threads)}}}))
+'''
+
+
+def test_the_concurrency_benchmark_times_the_ways_it_names(tmp_path):
+    "scripts/concurrency.py with a stand-in for augkd that sleeps: four ways, each run's stage seconds, and the verdict."
+    from conftest import ROOT
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import concurrency
+    (tmp_path / "fake.py").write_text(FAKE_AUGKD)
+    figures = concurrency.measure([sys.executable, str(tmp_path / "fake.py")], ["--preset", "quick"], 2, tmp_path / "out", 8)
+    assert list(figures) == ["alone", "together", "together, every core each", "one after the other"]
+    assert [len(f["runs"]) for f in figures.values()] == [1, 2, 2, 2]
+    assert figures["together"]["runs"] == [0.5, 0.5] and figures["together, every core each"]["runs"] == [1.5, 1.5]  # --threads 8
+    assert figures["together"]["wall"] < figures["one after the other"]["wall"]
+    table = concurrency.markdown(figures)
+    assert "| together | 0.5, 0.5 |" in table and "no longer than one after the other" in table
+    (tmp_path / "broken.py").write_text("import sys; sys.exit('no such preset')")
+    with pytest.raises(RuntimeError, match="no such preset"):
+        concurrency.measure([sys.executable, str(tmp_path / "broken.py")], [], 2, tmp_path / "other", 8)
