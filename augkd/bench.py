@@ -30,10 +30,11 @@ from .devices import cpu_budget, fix_threads, resolve_device
 from .precision import cpu_autocasts, machine_name
 
 # %% auto #0
-__all__ = ['HEADLINE', 'EXECUTORS', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
-           'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'take_methods', 'run_group', 'bench',
-           'GroupJob', 'submitit_parameters', 'make_executor', 'submit_groups', 'finished_cells', 'restore_cells',
-           'regimes_markdown', 'roster_markdown', 'select_by_validation', 'composition_markdown']
+__all__ = ['HEADLINE', 'EXECUTORS', 'REQUEUES', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize',
+           'paired_difference', 'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'take_methods',
+           'run_group', 'bench', 'GroupJob', 'submitit_parameters', 'make_executor', 'JobsFailed', 'submit_groups',
+           'finished_cells', 'restore_cells', 'regimes_markdown', 'roster_markdown', 'select_by_validation',
+           'composition_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out the device)
@@ -254,7 +255,7 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     path (`load_plugins`; installed packages' entry points are loaded anyway); methods defined here (a notebook's) reach the
     worker processes and jobs by value (`ship`). Raises `ValueError` for an unknown method or executor, a method that
     cannot be sent to the workers (before any cell runs),
-    `RuntimeError` naming the log of a job that failed."""
+    `JobsFailed` naming the cause and log of each job that did not finish."""
     plugins = tuple(str(Path(p).resolve()) if str(p).endswith(".py") else str(p) for p in plugins)  # a job may start elsewhere
     load_plugins(plugins)
     methods = list(methods or METHODS)
@@ -331,12 +332,20 @@ def submitit_parameters(executor: str, # one of `EXECUTORS` but processes
                                          "slurm_additional_parameters": s.get("extra") or None}.items() if v})
     return params
 
+REQUEUES = 3  # times a job that reaches its time limit is requeued (submitit's `max_num_timeout`); a preempted one, each time
+
 def make_executor(executor: str, folder, slurm: dict = None):
-    "A submitit `AutoExecutor` for `executor` writing its jobs' pickles and logs in `folder`; raises `ValueError` for another executor."
+    """A submitit `AutoExecutor` for `executor` writing its jobs' pickles and logs in `folder`, a job requeued at most
+    `slurm['requeues']` times (`REQUEUES`) when it reaches its time limit; raises `ValueError` for another executor."""
     if executor not in EXECUTORS[1:]: raise ValueError(f"executor = {executor!r} is out of range: allowed one of {', '.join(EXECUTORS)}")
-    made = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster=executor)
+    requeues = (slurm or {}).get("requeues", REQUEUES)
+    made = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster=executor, slurm_max_num_timeout=requeues,
+                                 local_max_num_timeout=requeues)
     made.update_parameters(**submitit_parameters(executor, slurm))
     return made
+
+class JobsFailed(RuntimeError):
+    "Benchmark jobs that did not finish (an error, a time limit reached more often than a job may be requeued); their finished cells are kept."
 
 def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
                   folder, # where submitit keeps the jobs' files (the benchmark's `submitit/` folder)
@@ -344,7 +353,8 @@ def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
                   at_once: int = 1, # with `local`: jobs running at once (submitit's local executor starts all it is given)
                  ) -> list:
     """Run the groups as submitit jobs (one array on Slurm; `at_once` at a time here) and return each group's rows. Waits
-    for every job; raises `RuntimeError` listing each failed job with its error's last line and its log."""
+    for every job; raises `JobsFailed` listing each job that did not finish with its cause in a line (a job out of time
+    more often than it may be requeued says so) and its log."""
     made, chunk = make_executor(executor, folder, slurm), len(groups) if executor == "slurm" else max(1, at_once)
     threads = max(1, cpu_budget() // chunk) if executor == "local" else 0  # local jobs share this process's CPUs
     grouped, failed = [], []
@@ -353,8 +363,11 @@ def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
             try: grouped.append(job.result())
             except Exception as e:
                 last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+                if "timed-out too many times" in str(e):
+                    last = (f"it reached its time limit ({(slurm or {}).get('timeout_min', 60 * 24)} min) once more than the "
+                            f"{(slurm or {}).get('requeues', REQUEUES)} times it may be requeued")
                 failed.append(f"job {job.job_id} ({last}); its log: {job.paths.stderr}")
-    if failed: raise RuntimeError(f"{len(failed)} benchmark job(s) failed, their finished cells kept: " + "; ".join(failed))
+    if failed: raise JobsFailed(f"{len(failed)} benchmark job(s) did not finish, their finished cells kept: " + "; ".join(failed))
     return grouped
 
 # %% ../nbs/09_bench.ipynb #cell-012

@@ -176,7 +176,10 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slurm-partition", default=None, help="with --executor slurm: the partition")
     parser.add_argument("--gpus-per-node", type=int, default=0, help="with submitit: GPUs per job (default 0)")
     parser.add_argument("--timeout-min", type=int, default=60 * 24, help="with submitit: a job's time limit in minutes; a job "
-                        "that reaches it is requeued and goes on from its finished cells (default 1440)")
+                        "that reaches it is requeued, at most --requeues times, and goes on from its finished cells (default 1440)")
+    parser.add_argument("--requeues", type=int, default=3, help="with submitit: how many times a job that reaches its time "
+                        "limit is requeued (submitit's max_num_timeout; a preempted job is requeued each time); one that reaches "
+                        "it once more ends, its finished cells kept, with the command that goes on (default 3)")
     parser.add_argument("--slurm-array-parallelism", type=int, default=None, help="with --executor slurm: jobs of the array at once")
     parser.add_argument("--slurm-opt", action="append", default=[], metavar="KEY=VALUE",
                         help="with --executor slurm: any other #SBATCH option (qos=high, account=lab); repeat for more")
@@ -185,8 +188,9 @@ def slurm_options(args) -> dict:
     "The grid's submitit options (`add_executor_options`) as `submitit_parameters` takes them; raises `ValueError` for a `--slurm-opt` without `=`."
     bad = [o for o in args.slurm_opt if "=" not in o]
     if bad: raise ValueError(f"--slurm-opt {bad[0]!r}: expected KEY=VALUE (for example qos=high)")
+    if args.requeues < 0: raise ValueError(f"--requeues {args.requeues} is out of range: allowed 0 or more")
     return {"partition": args.slurm_partition, "gpus_per_node": args.gpus_per_node, "timeout_min": args.timeout_min,
-            "array_parallelism": args.slurm_array_parallelism,
+            "requeues": args.requeues, "array_parallelism": args.slurm_array_parallelism,
             "extra": dict(o.split("=", 1) for o in args.slurm_opt)}
 
 
@@ -368,16 +372,19 @@ def _bench(args) -> int:
         print(f"\ncompositions, by name: VARIANT@BASE, VARIANT one of {', '.join(augkd_variants())} and BASE one of "
               f"{', '.join(composable())} (for example augkd@dfq): the variant's stages with BASE's stage 1 first")
         return 0
-    from augkd.bench import bench
+    from augkd.bench import bench, JobsFailed
     _check_teacher_arch(args)
     methods = None if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     settings = [s.strip() for s in args.settings.split(",")] if args.settings else None
     seeds = [int(s) for s in args.seeds.split(",")]
     shots = [int(s) for s in args.shot_counts.split(",")] if args.shot_counts else None
     teacher = _teacher_file(args) if args.teacher else None
-    rows = bench(methods, settings, seeds, shots, args.preset, args.out, jobs=args.jobs, teacher=teacher,
-                 table_only=args.table_only, executor=args.executor, slurm=slurm_options(args), plugins=args.plugin,
-                 **_overrides(args))
+    try:
+        rows = bench(methods, settings, seeds, shots, args.preset, args.out, jobs=args.jobs, teacher=teacher,
+                     table_only=args.table_only, executor=args.executor, slurm=slurm_options(args), plugins=args.plugin,
+                     **_overrides(args))
+    except JobsFailed as e:  # finished cells are reused: the same command goes on from them
+        raise ValueError(f"{e}; go on with the same command: {shlex.join(['augkd', *args.argv])}") from None
     if args.table_only: print(f"{len(rows)} finished cells tabulated")
     print(f"wrote {args.out / 'bench.json'}, bench.md and bench.html")
     return 0

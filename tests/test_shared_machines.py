@@ -343,3 +343,47 @@ def test_the_concurrency_benchmark_times_the_ways_it_names(tmp_path):
     (tmp_path / "broken.py").write_text("import sys; sys.exit('no such preset')")
     with pytest.raises(RuntimeError, match="no such preset"):
         concurrency.measure([sys.executable, str(tmp_path / "broken.py")], [], 2, tmp_path / "other", 8)
+
+
+# -- a cluster job that cannot finish in its time ---------------------------------------------------------------------------
+
+TIMED = '''
+import os, time
+from pathlib import Path
+from augkd.methods import register
+
+def note(name):
+    with open(os.environ["AUGKD_TEST_LOG"], "a") as f: f.write(name + "\\n")
+
+@register("brief", "done at once")
+def brief(cell):
+    note("brief")
+    return {"acc": 0.25, "acc3": 0.5, "acc5": 0.75}
+
+@register("long", "longer than the job's time limit, unless told otherwise")
+def long(cell):
+    note("long")
+    time.sleep(float(os.environ.get("AUGKD_TEST_SLEEP", "0")))
+    return {"acc": 0.5, "acc3": 0.5, "acc5": 0.75}
+'''
+
+
+def test_a_job_out_of_time_keeps_its_cells_says_why_and_how_to_go_on(tmp_path, augkd_cache):
+    "A job that reaches its time limit once more than --requeues allows ends with its finished cells kept, its cause in a line, the command that goes on."
+    _fill_cache()
+    (tmp_path / "timed.py").write_text(TIMED)
+    log = tmp_path / "cells.log"
+    grid = ["augkd", "bench", "--plugin", "timed.py", "--methods", "brief,long", "--preset", "quick", "--settings", "HP-M",
+            "--seeds", "0", "--shots", "5", "--out", "bench", "--executor", "local", "--timeout-min", "1", "--requeues", "0"]
+    out = subprocess.run(grid, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env=here(AUGKD_TEST_LOG=str(log), AUGKD_TEST_SLEEP="120"))  # submitit signals it 30 s before its minute
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    line, = [l for l in out.stderr.splitlines() if l.startswith("augkd bench: error:")]
+    assert "1 benchmark job(s) did not finish, their finished cells kept" in line
+    assert "it reached its time limit (1 min) once more than the 0 times it may be requeued" in line and "its log:" in line
+    assert line.endswith("go on with the same command: " + shlex.join(grid))
+    assert len(list((tmp_path / "bench" / "cells" / "brief").glob("*/cell.json"))) == 1  # kept
+    again = subprocess.run(grid, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=here(AUGKD_TEST_LOG=str(log)))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert log.read_text().split() == ["brief", "long", "long"]  # the finished cell was not run again
+    assert "--requeues" in subprocess.run(["augkd", "bench", "--help"], capture_output=True, text=True).stdout
