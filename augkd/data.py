@@ -24,9 +24,9 @@ __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'LETTER_CLASSES', 'LETTER_STYLES', 'DI
            'letter_style', 'letters_corpus', 'cache_unwritable', 'cache_dir', 'cache_writes', 'digitshift',
            'domain_grid', 'Setting', 'get_setting', 'stratified_split', 'min_per_class', 'take_shots',
            'validation_shots', 'Splits', 'make_splits', 'load_setting', 'class_name', 'is_hidden', 'class_folders',
-           'class_folder', 'image_files', 'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder',
-           'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders',
-           'synthetic_benchmark']
+           'class_folder', 'image_files', 'image_folder_domain', 'folder_fingerprint', 'grey_scale', 'as_rgb',
+           'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark',
+           'dataset_folders', 'synthetic_benchmark']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -500,7 +500,8 @@ def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
     return short_hash(json.dumps([stats, list(classes), size, DECODER_VERSION]), 24)
 
 # %% ../nbs/00_data.ipynb #527e0158
-DECODER_VERSION = 3  # 2: EXIF orientation applied; 3: transparency over white, large images decoded (earlier folders are decoded again)
+# 2: EXIF orientation applied; 3: transparency over white, large images decoded; 4: float, 32-bit and premultiplied grey
+DECODER_VERSION = 4  # as viewers show them (folders decoded by an earlier version are decoded again)
 DECODE_PIXELS = 400_000_000  # the largest image decoded (about 1.2 GB as RGB); Pillow's own bomb limit is 89 million
 
 def _upright(im: Image.Image) -> Image.Image:
@@ -511,13 +512,27 @@ def _upright(im: Image.Image) -> Image.Image:
 # %% ../nbs/00_data.ipynb #2c48023e
 BACKGROUND = (255, 255, 255)  # what transparent pixels show: white, as viewers and browsers show them on a page
 
+def grey_scale(mode: str, # a one-band mode of more than 8 bits: I;16 (and its byte orders), I (32-bit) or F (float)
+               brightest: float, # the image's brightest sample
+              ) -> float:
+    """The sample value an image of `mode` shows as white: 65,535 for 16-bit grey; for 32-bit integers, whose range a file
+    does not say, 255 when every sample fits in 8 bits, else 65,535 when they fit in 16, else the brightest sample; for
+    floats, 1 when they lie in [0, 1] (what float images hold), else 255, else the brightest sample."""
+    if mode.startswith("I;16"): return 65535.0
+    ranges = (1.0, 255.0) if mode == "F" else (255.0, 65535.0)
+    return next((top for top in ranges if brightest <= top), brightest)
+
 def as_rgb(im: Image.Image) -> Image.Image:
-    "An image as 8-bit RGB: 16- and 32-bit grey scaled to 8 bits (not clipped to white); transparency composited over `BACKGROUND`."
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.asarray(im, dtype=np.float64)
-        full = 65535.0 if im.mode.startswith("I;16") or grey.max() <= 65535 else grey.max()
+    """An image of any mode Pillow opens as 8-bit RGB, as an image viewer shows it: 16-bit, 32-bit and float grey scaled to
+    8 bits from the value that shows as white (`grey_scale`; never clipped to white or black); premultiplied alpha (RGBa, La)
+    undone; transparency (an alpha band, a palette's or a colour's `transparency`) composited over `BACKGROUND`; CMYK, YCbCr,
+    LAB and HSV converted by Pillow."""
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        grey = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        full = grey_scale(im.mode, float(grey.max(initial=0.0)))
         return Image.fromarray((grey / full * 255).round().clip(0, 255).astype(np.uint8)).convert("RGB")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+    if im.mode == "La": im = im.convert("LA")  # Pillow converts premultiplied grey only to LA
+    if im.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND + (255,)), rgba).convert("RGB")
     return im.convert("RGB")

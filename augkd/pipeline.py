@@ -107,7 +107,7 @@ def _teacher(config: Config, splits, device, progress: bool, path, classes, norm
         model, meta = load_teacher_file(path / "teacher.pt" if path.is_dir() else path, config.teacher_arch, classes, norm,
                                         config.image_size, device, config.teacher_stem, key)
         model.init_record = {"init": "file", "source": str(path), "format": meta["format"], "weight_set": meta.get("key"),
-                             "left_out": meta.get("left_out", [])}
+                             "left_out": meta.get("left_out", []), **({"absent": meta["absent"]} if meta.get("absent") else {})}
         return match_classes(model, meta["classes"], splits.classes)
     if not config.student_domain:
         return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,

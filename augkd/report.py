@@ -86,7 +86,10 @@ def diagnostics_table(results: dict, # a run's `results.json`
 def _init_line(record: dict) -> str:
     "One line on where a network's first weights came from (`apply_init`'s record)."
     if record.get("init") == "file":
-        return f"the file {record.get('source', '')}" + (f", weight set {record['weight_set']!r}" if record.get("weight_set") else "")
+        absent = record.get("absent") or []
+        return (f"the file {record.get('source', '')}" + (f", weight set {record['weight_set']!r}" if record.get("weight_set") else "")
+                + (f"; {len(absent)} buffers the model fills itself were not in it ({', '.join(absent[:3])}"
+                   + (", ..." if len(absent) > 3 else "") + ")" if absent else ""))
     if record.get("init") in ("scratch", None): return "scratch"
     return f"{record['init']}: {record['source']}; {record['loaded']} tensors loaded, new: {', '.join(record['new'])}"
 

@@ -135,7 +135,8 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
                       device=None, stem: str = "auto", key: str = None) -> tuple:
     """A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint, a plain state dict (its weight set `key`)
     in any training script's layout (timm, Lightning, `.safetensors`), wrapper prefixes stripped where that makes it fit
-    `arch` (`fit_prefixes`, recorded as `stripped`); a one-line `ValueError` naming the file when it does not fit."""
+    `arch` (`fit_prefixes`, recorded as `stripped`), loaded as torch's `load_state_dict` accepts it (buffers a module fills
+    itself may be absent: recorded as `absent`); a one-line `ValueError` naming the file when it does not fit."""
     ckpt = load_file(path, "teacher file")
     if isinstance(ckpt, dict) and ckpt.get("format") == TEACHER_FORMAT: return load_teacher(path, device)
     state, key = chosen_weights(ckpt, path, "teacher file", key)
@@ -153,16 +154,19 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
     state, stripped = fit_prefixes(state, create_model(arch, outputs, image_size, stem=resolve_stem(stem, image_size)).state_dict())
     stem = detect_stem(arch, state) or resolve_stem(stem, image_size)
     net = create_model(arch, outputs, image_size, stem=stem)
-    misfits = state_dict_misfits(net.state_dict(), state)
-    if misfits:
+    expected = net.state_dict()
+    try: net.load_state_dict(state)  # torch decides what fits: a module fills some buffers itself (num_batches_tracked)
+    except RuntimeError as e:
+        misfits = state_dict_misfits(expected, state) or [str(e).strip().splitlines()[-1].strip()]
         raise ValueError(f"teacher file {path} does not fit architecture {arch!r} ({stem} stem) at {image_size}x{image_size}: "
-                         + "; ".join(misfits[:6]) + (f"; and {len(misfits) - 6} more" if len(misfits) > 6 else ""))
-    net.load_state_dict(state)
+                         + "; ".join(misfits[:6]) + (f"; and {len(misfits) - 6} more" if len(misfits) > 6 else "")) from None
+    absent = [k for k in expected if k not in state]
     mean, std = norm or IMAGENET_NORM
     model = to_device(Normalized(net, mean, std), resolve_device(device)).eval()
     beside = sorted(str(k) for k in ckpt if k != key) if isinstance(ckpt, dict) and key is not None else []  # metadata, other sets
     return model, {"format": "state_dict", "key": key, "left_out": beside, "stripped": stripped, "arch": arch, "stem": stem,
-                   "classes": [class_name(c) for c in classes], "mean": list(mean), "std": list(std), "image_size": image_size}
+                   "classes": [class_name(c) for c in classes], "mean": list(mean), "std": list(std), "image_size": image_size,
+                   **({"absent": absent} if absent else {})}
 
 # %% ../nbs/03_teacher.ipynb #cell-024
 def teacher_fingerprint(path = None, # a teacher file or directory (None: the setting's cached teacher)

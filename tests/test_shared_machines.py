@@ -387,3 +387,82 @@ def test_a_job_out_of_time_keeps_its_cells_says_why_and_how_to_go_on(tmp_path, a
     assert again.returncode == 0, again.stderr[-3000:]
     assert log.read_text().split() == ["brief", "long", "long"]  # the finished cell was not run again
     assert "--requeues" in subprocess.run(["augkd", "bench", "--help"], capture_output=True, text=True).stdout
+
+
+# -- the two file kinds, whole -----------------------------------------------------------------------------------------------
+
+def _viewer_cases() -> dict:
+    "For every mode Pillow has: an image of that mode and the RGB a viewer shows for it (a red-and-grey pattern, or grey levels)."
+    import numpy as np
+    from PIL import Image
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:4] = (200, 30, 30); rgb[4:] = (90, 90, 90)
+    colour = Image.fromarray(rgb)
+    levels = np.tile(np.linspace(0, 255, 8).round().astype(np.uint8), (8, 1))
+    grey, grey3 = Image.fromarray(levels), np.repeat(levels[..., None], 3, 2)
+    opaque = np.full((8, 8), 255, np.uint8)
+    cases = {mode: (colour.convert(mode), rgb) for mode in ("RGB", "RGBX", "CMYK", "YCbCr", "HSV", "LAB", "RGBA", "RGBa")}
+    cases.update({"L": (grey, grey3), "LA": (Image.fromarray(np.dstack([levels, opaque]), "LA"), grey3),
+                  "La": (Image.fromarray(np.dstack([levels, opaque]), "LA").convert("La"), grey3),
+                  "1": (Image.fromarray(levels >= 128), np.repeat(np.where(levels >= 128, 255, 0)[..., None], 3, 2).astype(np.uint8)),
+                  "P": (colour.convert("P", palette=Image.Palette.ADAPTIVE), rgb),
+                  "PA": (colour.convert("P", palette=Image.Palette.ADAPTIVE).convert("PA"), rgb),
+                  "I": (Image.fromarray(levels.astype(np.int32)), grey3),  # 8-bit samples in a 32-bit file
+                  "F": (Image.fromarray(levels.astype(np.float32) / 255), grey3)})  # floats in [0, 1]
+    for mode, dtype in (("I;16", "<u2"), ("I;16L", "<u2"), ("I;16B", ">u2"), ("I;16N", "=u2")):
+        cases[mode] = (Image.frombytes(mode, (8, 8), (levels.astype(np.uint16) * 257).astype(dtype).tobytes()), grey3)
+    return cases
+
+
+def test_every_image_mode_pillow_opens_decodes_as_a_viewer_shows_it(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from augkd.data import as_rgb, image_folder_domain
+    cases = _viewer_cases()
+    assert set(cases) == set(Image.MODES), set(Image.MODES) ^ set(cases)
+    for mode, (im, shown) in cases.items():
+        assert im.mode == mode
+        got = np.asarray(as_rgb(im)).astype(int)
+        assert np.abs(got - shown).max() <= 8, (mode, got[0, ::3].tolist(), got[-1, ::3].tolist())  # LAB, YCbCr: rounding
+    transparent = Image.new("P", (8, 8), 1)
+    transparent.putpalette([0, 0, 0, 0, 0, 0] + [0] * 762)
+    transparent.info["transparency"] = 1
+    assert np.asarray(as_rgb(transparent)).min() == 255  # a palette's transparent colour shows the page: white
+    saved = 0
+    for mode, (im, shown) in cases.items():  # the same through files, where a format keeps the mode
+        folder = tmp_path / mode.replace(";", "_") / "a"
+        folder.mkdir(parents=True)
+        for suffix in (".png", ".tif"):
+            try: im.save(folder / f"image{suffix}")
+            except (OSError, ValueError, KeyError): continue
+            if Image.open(folder / f"image{suffix}").mode != mode: (folder / f"image{suffix}").unlink(); continue
+            break
+        else: continue
+        saved += 1
+        decoded = image_folder_domain(folder.parent, size=8, cache=False).images[0]
+        got = (decoded.permute(1, 2, 0) * 255).round().int().numpy()
+        assert np.abs(got - shown).max() <= 8, (mode, got[0, ::3].tolist())
+    assert saved >= 12, saved  # most modes have a file format here
+
+
+def test_every_checkpoint_torch_accepts_for_the_architecture_loads_and_says_what_was_absent(tmp_path):
+    import torch
+    from augkd.models import create_model
+    from augkd.teacher import load_teacher_file
+    torch.manual_seed(0)
+    net = create_model("cnn_small", 10).eval()
+    counters = [k for k in net.state_dict() if k.endswith("num_batches_tracked")]
+    older = {k: v for k, v in net.state_dict().items() if k not in counters}  # as older PyTorch and some exporters write
+    create_model("cnn_small", 10).load_state_dict(older)  # torch's own load_state_dict accepts it
+    torch.save({"model": {"module." + k: v.half() for k, v in older.items()}}, tmp_path / "older.pt")  # wrapped, in float16
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in older.items()}, str(tmp_path / "older.safetensors"))
+    x = torch.rand(4, 3, 32, 32)
+    for file in ("older.pt", "older.safetensors"):
+        model, meta = load_teacher_file(tmp_path / file, "cnn_small", [str(c) for c in range(10)], ([0.0] * 3, [1.0] * 3))
+        assert meta["absent"] == counters, meta
+        assert torch.allclose(model.net(x), net(x), atol=1e-2 if file == "older.pt" else 1e-6)
+    broken = dict(older); broken.pop(next(k for k in older if k.endswith("running_mean")))  # what torch refuses is refused
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="running_mean: missing from the file"):
+        load_teacher_file(tmp_path / "broken.pt", "cnn_small", [str(c) for c in range(10)])
