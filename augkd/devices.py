@@ -124,7 +124,7 @@ def run_processes(command: list, # the program each process runs (an argv list)
     previous = {s: signal.signal(s, forward) for s in handled} if threading.current_thread() is threading.main_thread() else {}
     try:
         stopping = None  # since when the processes have been told to stop
-        while any(p.poll() is None for p in procs):
+        while None in [p.poll() for p in procs]:  # every process polled: its exit status is known as soon as it ends
             if stopping is None and not received:
                 failed = [(r, p.returncode) for r, p in enumerate(procs) if p.returncode not in (None, 0)][:1]
                 if failed: tell(signal.SIGTERM)
