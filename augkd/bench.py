@@ -278,7 +278,7 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm, jobs)
     elif jobs == 1: grouped = [run_group(*g, wait=False) for g in groups]
     else:
-        threads = int(os.environ.get("AUGKD_THREADS") or 0) or max(1, cpu_budget() // jobs)  # `--threads`, or their part of the CPUs
+        threads = int(os.environ.get("AUGKD_THREADS") or 0) or max(1, cpu_budget() // jobs)  # `--threads`, or their part
         with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), fix_threads, (threads,)) as pool:
             try: pool.submit(take_methods, plugins, shipped).result()  # before any cell: what a worker cannot take is refused here
             except Exception as e: raise ValueError(f"the methods cannot be sent to worker processes: {e}") from e
@@ -345,7 +345,7 @@ def make_executor(executor: str, folder, slurm: dict = None):
     return made
 
 class JobsFailed(RuntimeError):
-    "Benchmark jobs that did not finish (an error, a time limit reached more often than a job may be requeued); their finished cells are kept."
+    "Benchmark jobs that did not finish (an error, a time limit reached once too often); their finished cells are kept."
 
 def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
                   folder, # where submitit keeps the jobs' files (the benchmark's `submitit/` folder)

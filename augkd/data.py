@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #cell-003
 from __future__ import annotations
-import json, math, os, unicodedata, warnings
+import errno, json, math, os, unicodedata, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,11 +212,13 @@ def cache_unwritable(path, # the cache file or folder that could not be written
                     ) -> WriteError:
     "The error for a cache path augkd cannot write: the path, the reason, and `AUGKD_CACHE`, the variable that moves the cache."
     reason = getattr(error, "reason", None) or (os.strerror(error.errno) if error.errno else str(error))
-    return WriteError(error.errno or 0, f"cannot write {path}: {reason}; set AUGKD_CACHE to a folder you may write to (where augkd "
-                      "keeps the datasets and teachers it builds)", str(path))
+    full = "free some space or " if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return WriteError(error.errno or 0, f"cannot write {path}: {reason}; {full}set AUGKD_CACHE to a folder you may write to "
+                      "(where augkd keeps the datasets and teachers it builds)", str(path))
 
 def cache_dir() -> Path:
-    "Where augkd caches built datasets and teachers: `$AUGKD_CACHE` or the user cache directory; `WriteError` naming `AUGKD_CACHE` when it cannot be made."
+    """Where augkd caches built datasets and teachers: `$AUGKD_CACHE` or the user cache directory; `WriteError` naming
+    `AUGKD_CACHE` when it cannot be made."""
     path = Path(os.environ.get("AUGKD_CACHE") or user_cache_dir("augkd"))
     try: path.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise cache_unwritable(path, e) from None
@@ -224,7 +226,7 @@ def cache_dir() -> Path:
 
 @contextmanager
 def cache_writes():
-    "A block that writes in the cache (`cache_dir()`, yielded): an `OSError` on a path inside it becomes `cache_unwritable`'s error."
+    "A block that writes in the cache (`cache_dir()`, yielded): an `OSError` on a path in it becomes `cache_unwritable`'s."
     root = cache_dir()
     try: yield root
     except OSError as e:

@@ -83,7 +83,7 @@ def leftover_variables(env: dict) -> dict:
     return {k: env[k] for k in PROCESS_GROUP_VARIABLES if k in env}
 
 def process_group_problem(env: dict) -> str:
-    "What is missing when `env` describes part of a process group (`WORLD_SIZE` above 1 without the rest); '' when it is whole or absent."
+    "What is missing where `env` describes part of a process group (`WORLD_SIZE` above 1, not the rest); '' if whole or absent."
     if "WORLD_SIZE" not in env and "RANK" not in env: return ""
     if not env.get("WORLD_SIZE", "").isdigit() or (env.get("RANK") is not None and not env["RANK"].isdigit()):
         return (f"the environment's WORLD_SIZE={env.get('WORLD_SIZE', '(unset)')}, RANK={env.get('RANK', '(unset)')} are not "
@@ -294,7 +294,8 @@ INITIAL_THREADS = torch.get_num_threads()  # torch's own count (OMP_NUM_THREADS 
 PROCESSES = Path(tempfile.gettempdir()) / "augkd-processes"  # a file per augkd process training now, for the others to see
 
 def cpu_budget(env: dict = None) -> int:
-    "How many CPUs this process may use: the fewest of its affinity and its container's CPU quota (`joblib.cpu_count`) and `SLURM_CPUS_PER_TASK`."
+    """How many CPUs this process may use: the fewest of its affinity and its container's CPU quota (`joblib.cpu_count`)
+    and `SLURM_CPUS_PER_TASK`."""
     slurm = (os.environ if env is None else env).get("SLURM_CPUS_PER_TASK", "")
     return max(1, min(joblib.cpu_count(), int(slurm) if slurm.isdigit() and int(slurm) > 0 else joblib.cpu_count()))
 
@@ -323,7 +324,8 @@ def _alive(entry: dict) -> bool:
     return _started(entry["pid"]) == entry.get("started", "")
 
 def running_processes(folder: Path = None) -> list:
-    "The other augkd processes training now on CPUs this one may use (entries of `PROCESSES`, `sharing_cpus`): dicts with pid, cpus, host."
+    """The other augkd processes training now on CPUs this one may use (entries of `PROCESSES`, `sharing_cpus`): dicts
+    with pid, cpus, host."""
     folder, mine = Path(folder or PROCESSES), set(_cpus())
     found = []
     for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:

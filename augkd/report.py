@@ -149,8 +149,8 @@ def report_sections(run_dir, # a run directory (as `load_run` takes it), or the 
              drawn("", "the mixup path on the map", lambda: mixup_path_figure(path, reducer, views, marks, current))]
     sections = [("The command that made this run", command_block(parts.run_dir)),
                 ("Results", results_table(done, len(splits.student_test)) if done else "<p>the run has not finished yet</p>"),
-                drawn("Per class", "the per-class figures", lambda: [per_class_figure(models, confusions["classes"])]
-                      + [confusion_figure(c, confusions["classes"], f"{who}'s confusion matrix, test split") for who, c in models.items()]),
+                drawn("Per class", "the per-class figures", lambda: [per_class_figure(models, confusions["classes"])] + [
+                    confusion_figure(c, confusions["classes"], f"{who}'s confusion matrix, test split") for who, c in models.items()]),
                 ("Stage diagnostics", diagnostics_table(done, len(splits.student_val))), ("Config and teacher", inputs_table(done)),
                 drawn("Training curves", "the training curves", lambda: training_curves_figures(parts.metrics)),
                 drawn("Generated samples", "the generated samples", lambda: generated_samples_figure(views)),

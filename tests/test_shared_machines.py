@@ -103,7 +103,8 @@ UNUSABLE_UMAP = "raise RuntimeError(\"cannot cache function 'rdist': no locator 
 
 
 def test_a_run_and_its_report_outlive_a_reducer_that_cannot_be_made(tmp_path, finished_run):
-    "UMAP that cannot be imported (as numba fails without a writable cache): the run keeps its results, the maps are PCA, one line says why."
+    """UMAP that cannot be imported (as numba fails without a writable cache): the run keeps its results, the maps are PCA,
+    one line says why."""
     (tmp_path / "fake" / "umap").mkdir(parents=True)
     (tmp_path / "fake" / "umap" / "__init__.py").write_text(UNUSABLE_UMAP)
     env = here(AUGKD_REDUCER="umap", PYTHONPATH=os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")]))
@@ -150,7 +151,8 @@ def slow(cell):
 
 
 def test_two_launchers_on_one_grid_share_it(tmp_path, augkd_cache):
-    "The second launcher leaves the cell the first is writing to it, runs the free ones, waits for the rest: both exit 0 with every row."
+    """The second launcher leaves the cell the first is writing to it, runs the free ones, waits for the rest: both exit 0
+    with every row."""
     _fill_cache()
     (tmp_path / "slow.py").write_text(SLOW)
     log = tmp_path / "cells.log"
@@ -206,7 +208,8 @@ def test_variables_left_in_the_environment_are_named_not_obeyed(tmp_path):
 
 
 def test_sigterm_to_the_launcher_reaches_every_process_and_an_uncached_teacher_is_trained_once(tmp_path):
-    "`--nproc 2` with WORLD_SIZE=1 left over: named, two processes all the same; they train the missing teacher together (no deadlock); SIGTERM to the launcher: each says how to resume."
+    """`--nproc 2` with WORLD_SIZE=1 left over: named, two processes all the same; they train the missing teacher together
+    (no deadlock); SIGTERM to the launcher: each says how to resume."""
     cache = _uncached_teacher(tmp_path)
     run = tmp_path / "run"
     launcher = subprocess.Popen(["augkd", "run", *LONGER, "--nproc", "2", "--out", run], stderr=subprocess.PIPE, text=True,
@@ -228,7 +231,8 @@ def _srun(rank: int, job: str, **more) -> dict:
 
 
 def test_a_taken_port_under_srun_is_never_chosen_and_a_lost_rank_ends_the_others(tmp_path):
-    "The port derived from the job is listened on: the ranks meet on another; SIGKILL to rank 0 mid-run ends rank 1 within seconds, in one line."
+    """The port derived from the job is listened on: the ranks meet on another; SIGKILL to rank 0 mid-run ends rank 1
+    within seconds, in one line."""
     from augkd.devices import slurm_environment
     job = str(40000 + os.getpid() % 10000)
     derived = int(slurm_environment(_srun(0, job))["MASTER_PORT"])
@@ -280,20 +284,22 @@ def _threads(prefix=(), **env) -> int:
 
 
 def test_threads_follow_the_cpus_a_process_may_use_and_the_runs_on_them(tmp_path):
-    from augkd.devices import PROCESSES, cpu_budget
+    "Each process's registry of augkd processes is in its temporary folder: here one of the test's own, which no other test uses."
+    from augkd.devices import cpu_budget
     if cpu_budget() < 2: pytest.skip("one CPU: nothing to share")
-    alone = _threads()  # torch's own count (its physical cores), within what the process may use
+    private = dict(TMPDIR=str(tmp_path))
+    alone = _threads(**private)  # torch's own count (its physical cores), within what the process may use
     assert 1 <= alone <= cpu_budget()
-    assert _threads(["taskset", "-c", "0"]) == 1  # an affinity mask of one CPU
-    assert _threads(SLURM_CPUS_PER_TASK="1") == 1  # srun --cpus-per-task 1
-    assert _threads(AUGKD_THREADS="3") == 3  # --threads 3
+    assert _threads(["taskset", "-c", "0"], **private) == 1  # an affinity mask of one CPU
+    assert _threads(SLURM_CPUS_PER_TASK="1", **private) == 1  # srun --cpus-per-task 1
+    assert _threads(AUGKD_THREADS="3", **private) == 3  # --threads 3
     other = subprocess.Popen([sys.executable, "-c", "import time; from augkd.devices import sharing_cpus\n"
-                              "with sharing_cpus(): time.sleep(120)"])  # another augkd process training on these cores
+                              "with sharing_cpus(): time.sleep(120)"], env=here(**private))  # another augkd process training
     try:
-        assert _until(lambda: (PROCESSES / f"{other.pid}.json").exists(), 60)
-        assert _threads() == max(1, alone // 2)
+        assert _until(lambda: (tmp_path / "augkd-processes" / f"{other.pid}.json").exists(), 60)
+        assert _threads(**private) == max(1, alone // 2)
     finally: other.kill(); other.wait()
-    assert _threads() == alone  # it ended: the cores are this one's again
+    assert _threads(**private) == alone  # it ended: the cores are this one's again
 
 
 @read_only_mounts
@@ -369,7 +375,8 @@ def long(cell):
 
 
 def test_a_job_out_of_time_keeps_its_cells_says_why_and_how_to_go_on(tmp_path, augkd_cache):
-    "A job that reaches its time limit once more than --requeues allows ends with its finished cells kept, its cause in a line, the command that goes on."
+    """A job that reaches its time limit once more than --requeues allows ends with its finished cells kept, its cause in a
+    line, and the command that goes on."""
     _fill_cache()
     (tmp_path / "timed.py").write_text(TIMED)
     log = tmp_path / "cells.log"
