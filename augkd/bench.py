@@ -17,7 +17,7 @@ import augkd.baselines  # the roster: the baselines register themselves in METHO
 from .cells import Cell, score
 from .config import DataConfig
 from .data import DATASETS, SETTINGS, validation_shots
-from .files import atomic_write, atomic_write_text, exclusive, short_hash
+from .files import atomic_write, atomic_write_text, Busy, exclusive, short_hash
 from .data import config_splits
 from .teacher import resolve_teacher
 from .stages import AUGKD_REFERENCE, make_config
@@ -27,14 +27,15 @@ from .methods import METHODS, get_method, load_plugins, method_config, receive, 
 from .teacher import teacher_fingerprint
 from .tracking import TensorBoardLog
 from .train import request_stop, Stopped, tracked
-from .devices import resolve_device
+from .devices import cpu_budget, fix_threads, resolve_device
 from .precision import cpu_autocasts, machine_name
 
 # %% auto #0
-__all__ = ['HEADLINE', 'EXECUTORS', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize', 'paired_difference',
-           'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'take_methods', 'run_group', 'bench',
-           'GroupJob', 'submitit_parameters', 'make_executor', 'submit_groups', 'finished_cells', 'restore_cells',
-           'regimes_markdown', 'roster_markdown', 'select_by_validation', 'composition_markdown']
+__all__ = ['HEADLINE', 'EXECUTORS', 'REQUEUES', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize',
+           'paired_difference', 'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'take_methods',
+           'run_group', 'bench', 'GroupJob', 'submitit_parameters', 'make_executor', 'JobsFailed', 'submit_groups',
+           'finished_cells', 'restore_cells', 'regimes_markdown', 'roster_markdown', 'select_by_validation',
+           'composition_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out the device)
@@ -71,15 +72,17 @@ def _cell_folders(out, method: str, config, teacher: dict = None) -> tuple:
 
 # %% ../nbs/09_bench.ipynb #2cc43202
 def run_cell(method: str, setting: str, seed: int, preset: str, out, progress: bool = False, teacher: dict = None,
-             **overrides) -> dict:
-    "Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, (code,) device, config, teacher."
+             wait: bool = False, **overrides) -> dict:
+    """Run (or reuse) one cell and return its row: method, setting, shots, val_shots, seed, acc, acc3, acc5, seconds, key, (code,)
+    device, config, teacher. A cell another process is writing: with `wait`, its row once that process has written it (or
+    this process runs it, if that one stopped first); without, `Busy` naming the process."""
     asked = make_config(preset, setting=setting, seed=seed, **overrides)
     folder, shared = _cell_folders(out, method, asked, teacher)
     config = method_config(method, asked)
     done = folder / "cell.json"
     if done.exists(): return json.loads(done.read_text())
     code = get_method(method).code
-    with exclusive(folder / ".lock", f"benchmark cell {folder}"):
+    with exclusive(folder / ".lock", f"benchmark cell {folder}", wait=wait):
         if done.exists(): return json.loads(done.read_text())  # finished while this process waited to start it
         start, board = time.time(), TensorBoardLog(folder)  # every loop of the method writes events to CELL/tb (an AuG-KD run to its own)
         try:
@@ -211,18 +214,32 @@ def take_methods(plugins: tuple = (), # plugin modules to import, by name or pat
     load_plugins(plugins)
     return receive(shipped) if shipped else []
 
+def _said(row: dict) -> None:
+    print(f"{row['method']} {column_name(row['setting'], row['shots'])} seed {row['seed']}: top-1 {row['acc']:.4f} "
+          f"({row['seconds']:.0f}s)", flush=True)
+
 def run_group(setting: str, shots: list, seed: int, methods: list, preset: str, out, progress: bool, teacher: dict,
-              overrides: dict, plugins: tuple = (), shipped: bytes = None) -> list:
+              overrides: dict, plugins: tuple = (), shipped: bytes = None, wait: bool = True) -> list:
     """The cells of one setting and seed, shot count by shot count (`shots`, a list), each in `methods` order (a worker
-    imports the `plugins` first, then registers the method records `shipped` from the process that made the grid); their rows."""
+    imports the `plugins` first, then registers the method records `shipped` from the process that made the grid); their rows,
+    in that order. Several launchers may share a grid (a resubmitted batch script, two terminals on one `out`): a cell another
+    process is writing is left to it while this one runs the free cells, then waited for (`wait`) or left as None in the rows
+    (`bench` waits for it once its other groups are done), so each cell is computed once and every launcher gets every row."""
     take_methods(plugins, shipped)
-    rows = []
+    rows, left = {}, []
     for k in shots:
         for method in methods:
-            row = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=k, **overrides)
-            rows.append(row)
-            if progress: print(f"{method} {column_name(setting, k)} seed {seed}: top-1 {row['acc']:.4f} ({row['seconds']:.0f}s)", flush=True)
-    return rows
+            try: rows[k, method] = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=k, **overrides)
+            except Busy:
+                left.append((k, method))
+                if progress: print(f"{method} {column_name(setting, k)} seed {seed}: another process is writing it; "
+                                   "its row is taken once the free cells are done", flush=True)
+                continue
+            if progress: _said(rows[k, method])
+    for k, method in left if wait else []:  # written by another launcher meanwhile, or run here if it stopped
+        rows[k, method] = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=k, wait=True, **overrides)
+        if progress: _said(rows[k, method])
+    return [rows.get((k, method)) for k in shots for method in methods]
 
 # %% ../nbs/09_bench.ipynb #505edccb
 def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset: str = "default", out="bench",
@@ -239,7 +256,7 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     path (`load_plugins`; installed packages' entry points are loaded anyway); methods defined here (a notebook's) reach the
     worker processes and jobs by value (`ship`). Raises `ValueError` for an unknown method or executor, a method that
     cannot be sent to the workers (before any cell runs),
-    `RuntimeError` naming the log of a job that failed."""
+    `JobsFailed` naming the cause and log of each job that did not finish."""
     plugins = tuple(str(Path(p).resolve()) if str(p).endswith(".py") else str(p) for p in plugins)  # a job may start elsewhere
     load_plugins(plugins)
     methods = list(methods or METHODS)
@@ -260,13 +277,18 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     groups = [(setting, [k for s, k in columns if s == setting], seed, methods, preset, out, progress, teacher, overrides, plugins,
                shipped) for seed in seeds for setting in dict.fromkeys(s for s, _ in columns)]
     if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm, jobs)
-    elif jobs == 1: grouped = [run_group(*g) for g in groups]
+    elif jobs == 1: grouped = [run_group(*g, wait=False) for g in groups]
     else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads,)) as pool:
+        threads = int(os.environ.get("AUGKD_THREADS") or 0) or max(1, cpu_budget() // jobs)  # `--threads`, or their part
+        with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), fix_threads, (threads,)) as pool:
             try: pool.submit(take_methods, plugins, shipped).result()  # before any cell: what a worker cannot take is refused here
             except Exception as e: raise ValueError(f"the methods cannot be sent to worker processes: {e}") from e
-            grouped = list(pool.map(run_group, *zip(*groups)))
+            grouped = list(pool.map(run_group, *zip(*groups), [False] * len(groups)))
+    for (setting, ks, seed, *_), rows in zip(groups, grouped):  # cells other launchers were writing: theirs by now, or run here
+        for i, (k, method) in enumerate((k, m) for k in ks for m in methods):
+            if rows[i] is None:
+                rows[i] = run_cell(method, setting, seed, preset, out, teacher=teacher, shots=k, wait=True, **overrides)
+                if progress: _said(rows[i])
     return _write_tables(out, [row for group in grouped for row in group])
 
 # %% ../nbs/09_bench.ipynb #fd2d5137
@@ -280,7 +302,7 @@ class GroupJob(submitit.helpers.Checkpointable):
     def __init__(self, threads: int = 0): self.threads = threads  # CPU threads of this job's torch (0: torch's default)
 
     def __call__(self, *group) -> list:
-        if self.threads: torch.set_num_threads(self.threads)
+        if self.threads: fix_threads(self.threads)
         preempt = getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG)  # submitit's preemption signal, set up before this call
         requeue, held = signal.getsignal(preempt), []
         def hold(signum, frame):
@@ -311,12 +333,20 @@ def submitit_parameters(executor: str, # one of `EXECUTORS` but processes
                                          "slurm_additional_parameters": s.get("extra") or None}.items() if v})
     return params
 
+REQUEUES = 3  # times a job that reaches its time limit is requeued (submitit's `max_num_timeout`); a preempted one, each time
+
 def make_executor(executor: str, folder, slurm: dict = None):
-    "A submitit `AutoExecutor` for `executor` writing its jobs' pickles and logs in `folder`; raises `ValueError` for another executor."
+    """A submitit `AutoExecutor` for `executor` writing its jobs' pickles and logs in `folder`, a job requeued at most
+    `slurm['requeues']` times (`REQUEUES`) when it reaches its time limit; raises `ValueError` for another executor."""
     if executor not in EXECUTORS[1:]: raise ValueError(f"executor = {executor!r} is out of range: allowed one of {', '.join(EXECUTORS)}")
-    made = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster=executor)
+    requeues = (slurm or {}).get("requeues", REQUEUES)
+    made = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster=executor, slurm_max_num_timeout=requeues,
+                                 local_max_num_timeout=requeues)
     made.update_parameters(**submitit_parameters(executor, slurm))
     return made
+
+class JobsFailed(RuntimeError):
+    "Benchmark jobs that did not finish (an error, a time limit reached once too often); their finished cells are kept."
 
 def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
                   folder, # where submitit keeps the jobs' files (the benchmark's `submitit/` folder)
@@ -324,17 +354,21 @@ def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
                   at_once: int = 1, # with `local`: jobs running at once (submitit's local executor starts all it is given)
                  ) -> list:
     """Run the groups as submitit jobs (one array on Slurm; `at_once` at a time here) and return each group's rows. Waits
-    for every job; raises `RuntimeError` listing each failed job with its error's last line and its log."""
+    for every job; raises `JobsFailed` listing each job that did not finish with its cause in a line (a job out of time
+    more often than it may be requeued says so) and its log."""
     made, chunk = make_executor(executor, folder, slurm), len(groups) if executor == "slurm" else max(1, at_once)
-    threads = max(1, torch.get_num_threads() // chunk) if executor == "local" else 0  # local jobs share this process's cores
+    threads = max(1, cpu_budget() // chunk) if executor == "local" else 0  # local jobs share this process's CPUs
     grouped, failed = [], []
     for first in range(0, len(groups), chunk):
         for job in made.map_array(GroupJob(threads), *zip(*groups[first:first + chunk])):
             try: grouped.append(job.result())
             except Exception as e:
                 last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+                if "timed-out too many times" in str(e):
+                    last = (f"it reached its time limit ({(slurm or {}).get('timeout_min', 60 * 24)} min) once more than the "
+                            f"{(slurm or {}).get('requeues', REQUEUES)} times it may be requeued")
                 failed.append(f"job {job.job_id} ({last}); its log: {job.paths.stderr}")
-    if failed: raise RuntimeError(f"{len(failed)} benchmark job(s) failed, their finished cells kept: " + "; ".join(failed))
+    if failed: raise JobsFailed(f"{len(failed)} benchmark job(s) did not finish, their finished cells kept: " + "; ".join(failed))
     return grouped
 
 # %% ../nbs/09_bench.ipynb #cell-012

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cli.ipynb #cell-009
 from __future__ import annotations
-import argparse, dataclasses, json, os, shlex, signal, subprocess, sys, threading, time
+import argparse, dataclasses, json, os, shlex, signal, sys, threading, time
 from pathlib import Path
 
 from .data import SETTINGS
@@ -16,6 +16,7 @@ from .config import PRESETS
 from .methods import augkd_variants, get_method
 from .stages import Config, config_table, FIELD_CHOICES, make_config, preset_fields
 from .train import request_stop
+from .devices import abandon_rendezvous, fix_threads, leftover_variables, peers_lost, run_processes, slurm_environment
 
 # %% auto #0
 __all__ = ['FIELD_DOCS', 'parse_bool', 'preset_values', 'config_sections', 'field_help', 'method_line', 'add_executor_options',
@@ -77,6 +78,11 @@ def _add_teacher_file_options(parser: argparse.ArgumentParser) -> None:
                              "(default ImageNet's)")
 
 # %% ../nbs/12_cli.ipynb #cell-015
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads of each process (default: its share of the CPUs it may use (affinity, a container's "
+                             "quota, SLURM_CPUS_PER_TASK) with the other augkd processes training on them, looked at every epoch)")
+
 def _add_train_teacher_command(commands) -> None:
     "The `augkd train-teacher` subcommand."
     teacher = commands.add_parser("train-teacher", help="train a setting's teacher (the released-model stand-in)",
@@ -91,6 +97,7 @@ def _add_train_teacher_command(commands) -> None:
     teacher.add_argument("--student-domain", default=None, metavar="DIR", help="with --teacher-domains: the student domain")
     teacher.add_argument("--student-test", default=None, metavar="DIR", help="with --student-domain: its test folder")
     teacher.add_argument("--classes", default=None, metavar="A,B,C", help="with folders: the classes to use, in order")
+    _add_threads_option(teacher)
     teacher.set_defaults(handler=_train_teacher)
 
 # %% ../nbs/12_cli.ipynb #25acbec5
@@ -123,7 +130,8 @@ def _add_run_command(commands) -> None:
                           + "; or a composition VARIANT@BASE (augkd@dfq, augkd_no_anchor@cmi): the data-free method BASE's stage 1 "
                           "(its distilled student and generator) under the variant's stages; the options given change it further")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
-                     help="train in N data-parallel processes (torchrun: one per GPU, or gloo on the CPU; default 1)")
+                     help="train in N data-parallel processes (one per GPU, or gloo on the CPU; default 1)")
+    _add_threads_option(run)
     _add_teacher_file_options(run)
     _add_config_options(run)
     run.set_defaults(handler=_run)
@@ -168,7 +176,10 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slurm-partition", default=None, help="with --executor slurm: the partition")
     parser.add_argument("--gpus-per-node", type=int, default=0, help="with submitit: GPUs per job (default 0)")
     parser.add_argument("--timeout-min", type=int, default=60 * 24, help="with submitit: a job's time limit in minutes; a job "
-                        "that reaches it is requeued and goes on from its finished cells (default 1440)")
+                        "that reaches it is requeued, at most --requeues times, and goes on from its finished cells (default 1440)")
+    parser.add_argument("--requeues", type=int, default=3, help="with submitit: how many times a job that reaches its time "
+                        "limit is requeued (submitit's max_num_timeout; a preempted job is requeued each time); one that reaches "
+                        "it once more ends, its finished cells kept, with the command that goes on (default 3)")
     parser.add_argument("--slurm-array-parallelism", type=int, default=None, help="with --executor slurm: jobs of the array at once")
     parser.add_argument("--slurm-opt", action="append", default=[], metavar="KEY=VALUE",
                         help="with --executor slurm: any other #SBATCH option (qos=high, account=lab); repeat for more")
@@ -177,8 +188,9 @@ def slurm_options(args) -> dict:
     "The grid's submitit options (`add_executor_options`) as `submitit_parameters` takes them; raises `ValueError` for a `--slurm-opt` without `=`."
     bad = [o for o in args.slurm_opt if "=" not in o]
     if bad: raise ValueError(f"--slurm-opt {bad[0]!r}: expected KEY=VALUE (for example qos=high)")
+    if args.requeues < 0: raise ValueError(f"--requeues {args.requeues} is out of range: allowed 0 or more")
     return {"partition": args.slurm_partition, "gpus_per_node": args.gpus_per_node, "timeout_min": args.timeout_min,
-            "array_parallelism": args.slurm_array_parallelism,
+            "requeues": args.requeues, "array_parallelism": args.slurm_array_parallelism,
             "extra": dict(o.split("=", 1) for o in args.slurm_opt)}
 
 
@@ -203,6 +215,7 @@ def _add_bench_command(commands) -> None:
                            "(installed packages register theirs through the augkd.methods entry point group)")
     grid.add_argument("--list", action="store_true", help="print the registered method names, plugins' included, and exit")
     grid.add_argument("--table-only", action="store_true", help="run nothing: tabulate the cells finished so far")
+    _add_threads_option(grid)
     grid.add_argument("--teacher", default=None, help="a teacher file or directory for every cell (default: each setting's cached teacher)")
     _add_teacher_file_options(grid)
     _add_config_options(grid, leave_out=("setting", "seed", "shots"))
@@ -293,30 +306,43 @@ def _run(args) -> int:
     out = args.out or (named.with_name(f"{named.name}-{method.replace('@', '-at-')}") if method and method != "augkd" else named)
     if method and "@" in method and args.nproc > 1:
         raise ValueError(f"--method {method}: a composition's stage 1 is distilled in one process; drop --nproc")
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+    if args.nproc > 1 and not _launched():
+        srun = slurm_environment(os.environ)
+        if srun: raise ValueError(f"--nproc {args.nproc} inside an srun step of {srun['WORLD_SIZE']} tasks "
+                                  "(SLURM_STEP_NUM_TASKS): srun starts the processes, one per task; drop --nproc")
+        left = leftover_variables(os.environ)
+        if left: print(f"augkd run: --nproc {args.nproc} starts {args.nproc} processes of its own; "
+                       f"{', '.join(f'{k}={v}' for k, v in left.items())} left in the environment not used", file=sys.stderr)
         check_run_dir(config, out, args.resume, args.force)  # before any process starts: one clear error
         return launch(args.nproc, args.argv)
     parts = run(config, out, resume=args.resume, teacher=args.teacher, force=args.force, reuse=args.reuse,
                 teacher_classes=args.teacher_classes, teacher_norm=args.teacher_norm, teacher_key=args.teacher_key,
                 command=shlex.join(["augkd", *args.argv]), parts=True, tensorboard=args.tensorboard, method=method)
-    if args.report and is_main(): _write_report(parts)  # the run's parts as trained: nothing is read again
+    if args.report and is_main():
+        try: _write_report(parts)  # the run's parts as trained: nothing is read again
+        except Exception as e:  # a picture is never worth a finished run: its results and checkpoints are kept
+            reason = (str(e).strip().splitlines() or [""])[0]
+            print(f"augkd run: the run finished, its results are in {out / 'results.json'}, but its report could not be "
+                  f"written ({type(e).__name__}: {reason}); try again with `augkd report {shlex.quote(str(out))}`", file=sys.stderr)
     return 0
 
 # %% ../nbs/12_cli.ipynb #22da060b
 def launch(nproc: int, argv: list) -> int:
-    """Run `augkd ARGV` in `nproc` data-parallel processes under `torchrun` (one per GPU, or CPU processes
-    talking over gloo) and return its exit status."""
-    # the arguments travel in the environment: torchrun's own parser would take options such as --a for its own
+    """Run `augkd ARGV` in `nproc` data-parallel processes on this machine (`run_processes`: one per GPU, or CPU processes
+    talking over gloo) and return the exit status: a failed process stops the others, a signal to this one reaches them all."""
     code = "import json, os, sys; from augkd.cli import main; sys.exit(main(json.loads(os.environ['AUGKD_ARGV'])))"
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                           "--no-python", sys.executable, "-c", code], env={**os.environ, "AUGKD_ARGV": json.dumps(argv)}).returncode
+    return run_processes([sys.executable, "-c", code], nproc, {**os.environ, "AUGKD_ARGV": json.dumps(argv)})
+
+def _launched() -> bool:
+    "Whether this process is one of those `launch` started (it joins their group instead of starting more)."
+    return "AUGKD_ARGV" in os.environ and "RANK" in os.environ
 
 # %% ../nbs/12_cli.ipynb #cell-020
 def _write_report(run_dir, out: Path = None) -> None: # a run directory, or a finished run's `RunParts`
     from augkd.report import write_report
-    start = time.perf_counter()
-    path = write_report(run_dir, out)
-    print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
+    start, notes = time.perf_counter(), []
+    path = write_report(run_dir, out, notes=notes)
+    print(f"wrote {path} in {time.perf_counter() - start:.0f} s" + "".join(f"\n  report: {n}" for n in notes))
 
 # %% ../nbs/12_cli.ipynb #44f1b4f6
 def _report(args) -> int:
@@ -346,16 +372,19 @@ def _bench(args) -> int:
         print(f"\ncompositions, by name: VARIANT@BASE, VARIANT one of {', '.join(augkd_variants())} and BASE one of "
               f"{', '.join(composable())} (for example augkd@dfq): the variant's stages with BASE's stage 1 first")
         return 0
-    from augkd.bench import bench
+    from augkd.bench import bench, JobsFailed
     _check_teacher_arch(args)
     methods = None if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     settings = [s.strip() for s in args.settings.split(",")] if args.settings else None
     seeds = [int(s) for s in args.seeds.split(",")]
     shots = [int(s) for s in args.shot_counts.split(",")] if args.shot_counts else None
     teacher = _teacher_file(args) if args.teacher else None
-    rows = bench(methods, settings, seeds, shots, args.preset, args.out, jobs=args.jobs, teacher=teacher,
-                 table_only=args.table_only, executor=args.executor, slurm=slurm_options(args), plugins=args.plugin,
-                 **_overrides(args))
+    try:
+        rows = bench(methods, settings, seeds, shots, args.preset, args.out, jobs=args.jobs, teacher=teacher,
+                     table_only=args.table_only, executor=args.executor, slurm=slurm_options(args), plugins=args.plugin,
+                     **_overrides(args))
+    except JobsFailed as e:  # finished cells are reused: the same command goes on from them
+        raise ValueError(f"{e}; go on with the same command: {shlex.join(['augkd', *args.argv])}") from None
     if args.table_only: print(f"{len(rows)} finished cells tabulated")
     print(f"wrote {args.out / 'bench.json'}, bench.md and bench.html")
     return 0
@@ -376,20 +405,30 @@ def main(argv=None) -> int:
         if len(terminated) > 1 or not request_stop(signum): _terminated(signum, frame)  # held to the step's end once; a second signal stops at once
     handled = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s is not None]  # no SIGUSR1 on Windows
     previous = {s: signal.signal(s, on_term) for s in handled} if threading.current_thread() is threading.main_thread() else {}
+    status, said = 1, "it failed"
     try:
-        return args.handler(args)
-    except ValueError as e:
-        print(f"augkd {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except WriteError as e:  # no space, a read-only folder: the message names the file and what to do
-        print(f"augkd {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a missing file, a directory it may not write to
-        where = f": {e.filename}" if e.filename else ""
-        print(f"augkd {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        if getattr(args, "threads", None) is not None:
+            if args.threads < 1: raise ValueError(f"--threads {args.threads} is out of range: allowed 1 or more")
+            fix_threads(args.threads)  # this process and those it starts
+        status = args.handler(args)
+        return status
+    except (ValueError, WriteError, OSError) as e:  # WriteError: no space, a read-only folder, named with what to do
+        where = f": {e.filename}" if isinstance(e, OSError) and not isinstance(e, WriteError) and e.filename else ""
+        said = f"{e.strerror or e}{where}" if isinstance(e, OSError) and not isinstance(e, WriteError) else str(e)
+        print(f"augkd {args.command}: error: {said}", file=sys.stderr)
+        status = 2
         return 2
     except KeyboardInterrupt as e:
-        print(f"augkd {args.command}: {e or 'interrupted'}", file=sys.stderr)
-        return 128 + terminated[0] if terminated else 130
+        said = str(e) or "interrupted"
+        print(f"augkd {args.command}: {said}", file=sys.stderr)
+        status = 128 + terminated[0] if terminated else 130
+        return status
+    except Exception as e:
+        said = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        if not peers_lost(e): raise
+        print(f"augkd {args.command}: error: the processes of this run lost each other ({said}); where another one stopped "
+              "first, its own message says why", file=sys.stderr)
+        return 1
     finally:
+        if status != 0: abandon_rendezvous(said)  # the other processes of an srun step, waiting to meet this one, end too
         for s, handler in previous.items(): signal.signal(s, handler)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11a_compare.ipynb #57603433
 from __future__ import annotations
-import html, json
+import html, json, warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from .pipeline import load_run
 from .report import _PAGE, sections_html
 from .runs import find_runs, is_run_dir, resolve_run, run_command
 from .viz import (SERIES_COLOURS, STAGE_TITLES, anchor_map_figure, confusion_figure, generated_samples_figure,
-                       per_class_figure, run_confusions, run_reducer, run_views, stage_curves, uncertainty_map_figure)
+                       per_class_figure, run_confusions, run_map, run_views, stage_curves, uncertainty_map_figure)
 
 # %% auto #0
 __all__ = ['COMPARED_CURVES', 'comparison_runs', 'run_labels', 'comparison_table', 'comparison_curves_figure',
@@ -100,7 +100,9 @@ def compare_sections(paths: list, # runs and benchmark directories (`comparison_
     labels, parts = run_labels(run_dirs), [load_run(r) for r in run_dirs]
     drawn = [(label, p) for label, p in zip(labels, parts) if p.generator is not None]  # runs past stage 1 have pictures
     views = [run_views(p) for _, p in drawn]
-    reducers = [run_reducer(p.run_dir, v, kind) for (_, p), v in zip(drawn, views)]
+    reducers = [run_map(p.run_dir, v, kind) for (_, p), v in zip(drawn, views)]  # PCA where the reducer cannot be made
+    for note in dict.fromkeys(note for _, note in reducers if note): warnings.warn(note)
+    reducers = [fitted for fitted, _ in reducers]
     labels_drawn = [label for label, _ in drawn]
     confusions = [run_confusions(p) for p in parts]
     students = {label: c["student"] for label, c in zip(labels, confusions) if "student" in c}

@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_data.ipynb #cell-003
 from __future__ import annotations
-import json, math, os, unicodedata, warnings
+import errno, json, math, os, unicodedata, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,18 +15,18 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from platformdirs import user_cache_dir
 
-from .files import atomic_save, exclusive, short_hash
+from .files import atomic_save, exclusive, finished_entry, short_hash, WriteError
 
 # %% auto #0
 __all__ = ['DIGIT_CLASSES', 'IMAGE_SIZE', 'LETTER_CLASSES', 'LETTER_STYLES', 'DIGITSHIFT_DOMAINS', 'SETTINGS', 'IMAGE_SUFFIXES',
            'DECODER_VERSION', 'DECODE_PIXELS', 'BACKGROUND', 'DATASETS', 'Domain', 'concat_domains',
            'handwritten_domain', 'digit_fonts', 'render_digit', 'printed_domain', 'photo_domain', 'letter_fonts',
-           'letter_style', 'letters_corpus', 'cache_dir', 'digitshift', 'domain_grid', 'Setting', 'get_setting',
-           'stratified_split', 'min_per_class', 'take_shots', 'validation_shots', 'Splits', 'make_splits',
-           'load_setting', 'class_name', 'is_hidden', 'class_folders', 'class_folder', 'image_files',
-           'image_folder_domain', 'folder_fingerprint', 'as_rgb', 'write_image_folder', 'folder_setting_name',
-           'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark', 'dataset_folders', 'synthetic_benchmark',
-           'comma_list', 'config_splits']
+           'letter_style', 'letters_corpus', 'cache_unwritable', 'cache_dir', 'cache_writes', 'digitshift',
+           'domain_grid', 'Setting', 'get_setting', 'stratified_split', 'min_per_class', 'take_shots',
+           'validation_shots', 'Splits', 'make_splits', 'load_setting', 'class_name', 'is_hidden', 'class_folders',
+           'class_folder', 'image_files', 'image_folder_domain', 'folder_fingerprint', 'grey_scale', 'as_rgb',
+           'write_image_folder', 'folder_setting_name', 'folder_domains', 'empty_domain', 'folder_splits', 'Benchmark',
+           'dataset_folders', 'synthetic_benchmark', 'comma_list', 'config_splits']
 
 # %% ../nbs/00_data.ipynb #cell-006
 @dataclass
@@ -206,11 +207,31 @@ def letters_corpus(per_class: int = 100, # images of each letter in each style
 DIGITSHIFT_DOMAINS = {"H": "handwritten", "P": "printed", "M": "photo"}
 _DIGITSHIFT_FORMAT = 1
 
+def cache_unwritable(path, # the cache file or folder that could not be written
+                     error: OSError, # why
+                    ) -> WriteError:
+    "The error for a cache path augkd cannot write: the path, the reason, and `AUGKD_CACHE`, the variable that moves the cache."
+    reason = getattr(error, "reason", None) or (os.strerror(error.errno) if error.errno else str(error))
+    full = "free some space or " if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return WriteError(error.errno or 0, f"cannot write {path}: {reason}; {full}set AUGKD_CACHE to a folder you may write to "
+                      "(where augkd keeps the datasets and teachers it builds)", str(path))
+
 def cache_dir() -> Path:
-    "Where augkd caches built datasets and teachers: `$AUGKD_CACHE` or the user cache directory."
+    """Where augkd caches built datasets and teachers: `$AUGKD_CACHE` or the user cache directory; `WriteError` naming
+    `AUGKD_CACHE` when it cannot be made."""
     path = Path(os.environ.get("AUGKD_CACHE") or user_cache_dir("augkd"))
-    path.mkdir(parents=True, exist_ok=True)
+    try: path.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise cache_unwritable(path, e) from None
     return path
+
+@contextmanager
+def cache_writes():
+    "A block that writes in the cache (`cache_dir()`, yielded): an `OSError` on a path in it becomes `cache_unwritable`'s."
+    root = cache_dir()
+    try: yield root
+    except OSError as e:
+        if not e.filename or not Path(os.path.abspath(e.filename)).is_relative_to(os.path.abspath(root)): raise
+        raise cache_unwritable(e.filename, e) from None
 
 # %% ../nbs/00_data.ipynb #cell-038
 def _build_digitshift() -> dict:
@@ -230,12 +251,18 @@ def _valid_digitshift(blob) -> bool:
     except (KeyError, TypeError, AttributeError):
         return False
 
+def _checked_digitshift(blob) -> dict:
+    if not _valid_digitshift(blob): raise ValueError(f"not a format-{_DIGITSHIFT_FORMAT} DigitShift cache")
+    return blob
+
 # %% ../nbs/00_data.ipynb #8d2ea3c9
 def digitshift(cache: bool = True) -> dict:
     "The three DigitShift domains by name, built on first use and cached on disk (one process builds, others wait)."
     path = cache_dir() / f"digitshift-v{_DIGITSHIFT_FORMAT}.pt"
     if not cache: return _digitshift_domains(_build_digitshift())
-    with exclusive(path.with_suffix(".lock"), f"the DigitShift cache {path}", wait=True):
+    blob = finished_entry([path], lambda: _checked_digitshift(torch.load(path, weights_only=True)))
+    if blob is not None: return _digitshift_domains(blob)  # finished: read without the lock (a read-only cache too)
+    with cache_writes(), exclusive(path.with_suffix(".lock"), f"the DigitShift cache {path}", wait=True):
         blob = None
         if path.exists():
             try:
@@ -455,7 +482,11 @@ def image_folder_domain(root, size: int = IMAGE_SIZE, name: str = None, classes:
     decoded = _load_decoded(cached) if cache else None
     if decoded is None:
         decoded = _decode(files, size)
-        if cache: atomic_save(decoded, cached)
+        if cache:
+            try: atomic_save(decoded, cached)
+            except WriteError as e:  # a read-only or full cache: this run has the images, the next decodes them again
+                warnings.warn(f"decoded {root} but cannot keep it in the cache ({cached}: {e.reason}), so later runs decode it "
+                              "again; set AUGKD_CACHE to a folder you may write to")
     images, labels, skipped = decoded["images"], decoded["labels"].tolist(), decoded["skipped"]
     if skipped:
         warnings.warn(f"skipped {len(skipped)} file(s) in {root} that do not decode as images: " + "; ".join(skipped))
@@ -471,7 +502,8 @@ def folder_fingerprint(root, files: list, classes: list, size: int) -> str:
     return short_hash(json.dumps([stats, list(classes), size, DECODER_VERSION]), 24)
 
 # %% ../nbs/00_data.ipynb #527e0158
-DECODER_VERSION = 3  # 2: EXIF orientation applied; 3: transparency over white, large images decoded (earlier folders are decoded again)
+# 2: EXIF orientation applied; 3: transparency over white, large images decoded; 4: float, 32-bit and premultiplied grey
+DECODER_VERSION = 4  # as viewers show them (folders decoded by an earlier version are decoded again)
 DECODE_PIXELS = 400_000_000  # the largest image decoded (about 1.2 GB as RGB); Pillow's own bomb limit is 89 million
 
 def _upright(im: Image.Image) -> Image.Image:
@@ -482,13 +514,27 @@ def _upright(im: Image.Image) -> Image.Image:
 # %% ../nbs/00_data.ipynb #2c48023e
 BACKGROUND = (255, 255, 255)  # what transparent pixels show: white, as viewers and browsers show them on a page
 
+def grey_scale(mode: str, # a one-band mode of more than 8 bits: I;16 (and its byte orders), I (32-bit) or F (float)
+               brightest: float, # the image's brightest sample
+              ) -> float:
+    """The sample value an image of `mode` shows as white: 65,535 for 16-bit grey; for 32-bit integers, whose range a file
+    does not say, 255 when every sample fits in 8 bits, else 65,535 when they fit in 16, else the brightest sample; for
+    floats, 1 when they lie in [0, 1] (what float images hold), else 255, else the brightest sample."""
+    if mode.startswith("I;16"): return 65535.0
+    ranges = (1.0, 255.0) if mode == "F" else (255.0, 65535.0)
+    return next((top for top in ranges if brightest <= top), brightest)
+
 def as_rgb(im: Image.Image) -> Image.Image:
-    "An image as 8-bit RGB: 16- and 32-bit grey scaled to 8 bits (not clipped to white); transparency composited over `BACKGROUND`."
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        grey = np.asarray(im, dtype=np.float64)
-        full = 65535.0 if im.mode.startswith("I;16") or grey.max() <= 65535 else grey.max()
+    """An image of any mode Pillow opens as 8-bit RGB, as an image viewer shows it: 16-bit, 32-bit and float grey scaled to
+    8 bits from the value that shows as white (`grey_scale`; never clipped to white or black); premultiplied alpha (RGBa, La)
+    undone; transparency (an alpha band, a palette's or a colour's `transparency`) composited over `BACKGROUND`; CMYK, YCbCr,
+    LAB and HSV converted by Pillow."""
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        grey = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        full = grey_scale(im.mode, float(grey.max(initial=0.0)))
         return Image.fromarray((grey / full * 255).round().clip(0, 255).astype(np.uint8)).convert("RGB")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+    if im.mode == "La": im = im.convert("LA")  # Pillow converts premultiplied grey only to LA
+    if im.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info:
         rgba = im.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND + (255,)), rgba).convert("RGB")
     return im.convert("RGB")

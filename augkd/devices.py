@@ -4,16 +4,26 @@
 
 # %% ../nbs/01a_devices.ipynb #3cf89afc
 from __future__ import annotations
-import atexit, os
+import atexit, json, os, signal, socket, subprocess, sys, tempfile, threading, time
+from contextlib import contextmanager
+from pathlib import Path
+
+import joblib
 
 import torch
 import torch.nn as nn
 import torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 
+from .files import atomic_write_text
+
 # %% auto #0
-__all__ = ['default_device', 'resolve_device', 'world_size', 'rank', 'is_main', 'slurm_environment', 'first_host',
-           'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier', 'sum_over_processes']
+__all__ = ['PROCESS_GROUP_VARIABLES', 'STOP_GRACE', 'RENDEZVOUS_WAIT', 'INITIAL_THREADS', 'PROCESSES', 'default_device',
+           'resolve_device', 'world_size', 'rank', 'is_main', 'slurm_environment', 'first_host', 'leftover_variables',
+           'process_group_problem', 'free_port', 'run_processes', 'rendezvous_file', 'agree_port', 'abandon_rendezvous',
+           'peers_lost', 'init_distributed', 'shard', 'parallel', 'mean_over_processes', 'barrier',
+           'sum_over_processes', 'any_process', 'cpu_budget', 'thread_share', 'running_processes', 'sharing_cpus',
+           'share_threads', 'fix_threads']
 
 # %% ../nbs/01a_devices.ipynb #dfe4153c
 def default_device() -> torch.device:
@@ -64,14 +74,174 @@ def first_host(nodelist: str) -> str:
     prefix, ranges = head.split("[", 1)
     return prefix + ranges.rstrip("]").split(",")[0].split("-")[0]
 
+# %% ../nbs/01a_devices.ipynb #6bfa4a5b
+PROCESS_GROUP_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "MASTER_ADDR",
+                           "MASTER_PORT", "TORCHELASTIC_RUN_ID")  # what torchrun sets in its processes
+
+def leftover_variables(env: dict) -> dict:
+    "The variables of `PROCESS_GROUP_VARIABLES` set in `env`, which a launcher starting its own processes passes over."
+    return {k: env[k] for k in PROCESS_GROUP_VARIABLES if k in env}
+
+def process_group_problem(env: dict) -> str:
+    "What is missing where `env` describes part of a process group (`WORLD_SIZE` above 1, not the rest); '' if whole or absent."
+    if "WORLD_SIZE" not in env and "RANK" not in env: return ""
+    if not env.get("WORLD_SIZE", "").isdigit() or (env.get("RANK") is not None and not env["RANK"].isdigit()):
+        return (f"the environment's WORLD_SIZE={env.get('WORLD_SIZE', '(unset)')}, RANK={env.get('RANK', '(unset)')} are not "
+                "process counts: unset them (left from another job?)")
+    if int(env["WORLD_SIZE"]) <= 1: return ""
+    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in env]
+    if not missing: return ""
+    return (f"the environment sets WORLD_SIZE={env['WORLD_SIZE']} but not {', '.join(missing)}: it describes part of a process "
+            "group (variables left from another job?); unset WORLD_SIZE to run one process, or start the processes with "
+            "augkd run --nproc N, torchrun or srun, which set them all")
+
+# %% ../nbs/01a_devices.ipynb #ab154727
+STOP_GRACE = 20  # seconds the other processes get to stop (and say how to resume) after one failed, before SIGKILL
+
+def free_port() -> int:
+    "A TCP port no program listens on now, as the operating system gives one (a process may still take it before it is used)."
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+def run_processes(command: list, # the program each process runs (an argv list)
+                  nproc: int, # how many processes
+                  env: dict = None, # their environment (default: this one's); `leftover_variables` are dropped from it
+                 ) -> int:
+    """Run `command` in `nproc` processes that train together on this machine and return the exit status: 0 when all
+    succeed; when one fails, the others get SIGTERM at once (SIGKILL after `STOP_GRACE` seconds) and one line names it, its
+    status returned; after SIGTERM or SIGUSR1 to this process, passed on to every process, 128 + the signal."""
+    env = {k: v for k, v in (env or os.environ).items() if k not in PROCESS_GROUP_VARIABLES}
+    group = {"WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+             **({} if "OMP_NUM_THREADS" in env else {"OMP_NUM_THREADS": "1"})}  # torchrun's default: processes x threads <= cores
+    procs = [subprocess.Popen(command, env={**env, **group, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(nproc)]
+    def tell(signum):
+        for p in procs:
+            if p.poll() is None: p.send_signal(signum)
+    received, failed = [], []
+    def forward(signum, frame): received.append(signum); tell(signum)
+    handled = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s is not None]
+    previous = {s: signal.signal(s, forward) for s in handled} if threading.current_thread() is threading.main_thread() else {}
+    try:
+        stopping = None  # since when the processes have been told to stop
+        while None in [p.poll() for p in procs]:  # every process polled: its exit status is known as soon as it ends
+            if stopping is None and not received:
+                failed = [(r, p.returncode) for r, p in enumerate(procs) if p.returncode not in (None, 0)][:1]
+                if failed: tell(signal.SIGTERM)
+            if stopping is None and (failed or received): stopping = time.monotonic()
+            if stopping is not None and time.monotonic() - stopping > STOP_GRACE: tell(signal.SIGKILL)
+            time.sleep(0.05)
+    except KeyboardInterrupt:  # Ctrl-C: the terminal sent SIGINT to every process too; they stop and say how to resume
+        for p in procs:
+            try: p.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired: p.kill()
+        raise
+    finally:
+        for s, handler in previous.items(): signal.signal(s, handler)
+    if not failed:
+        failed = [(r, p.returncode) for r, p in enumerate(procs) if p.returncode != 0][:1]
+    if received: return 128 + received[0]
+    if failed:
+        r, code = failed[0]
+        print(f"augkd: process {r} of {nproc} failed first (exit status {code}); its own message above says why, "
+              "and the other processes were stopped", file=sys.stderr, flush=True)
+        return code if code > 0 else 128 - code
+    return 0
+
+# %% ../nbs/01a_devices.ipynb #01875602
+RENDEZVOUS_WAIT = 600  # seconds a process of an srun step waits for the first one to say which port they meet on
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try: s.bind(("", port)); return True
+        except OSError: return False
+
+def rendezvous_file(env: dict) -> Path:
+    """Where the processes of one srun step agree on their port: a file named by the job, step and requeue, in the
+    temporary folder when the step runs on one node, else in the folder the job was submitted from (shared by the nodes)."""
+    name = f"augkd-rendezvous-{env.get('SLURM_JOB_ID', '0')}.{env.get('SLURM_STEP_ID', '0')}.{env.get('SLURM_RESTART_COUNT', '0')}.json"
+    one_node = env.get("SLURM_STEP_NUM_NODES", "1") == "1"
+    return (Path(tempfile.gettempdir()) if one_node else Path(env.get("SLURM_SUBMIT_DIR") or os.getcwd()) / ".augkd") / name
+
+_MEETING = {}  # this process's rendezvous file until its process group is joined
+
+def _peer_failure(file: Path) -> str:
+    "Why a process of the step said it stopped before they met ('' if none did)."
+    for said in sorted(file.parent.glob(file.name + ".rank*")):
+        try: return said.read_text()
+        except OSError: continue
+    return ""
+
+def agree_port(env: dict, # the process's environment, with `slurm_environment`'s variables
+               given: bool = False, # `MASTER_PORT` was set by the user, not derived
+              ) -> str:
+    """The port the processes of an srun step meet on. The first process (`RANK` 0) takes `MASTER_PORT` when it is free
+    on its node, else a free one (or, for a port the user `given`, raises `ValueError` saying it is taken), and writes it to
+    `rendezvous_file`; the others read it, waiting at most `RENDEZVOUS_WAIT` seconds, and raise `ValueError` with the reason
+    a process that stopped first gave (`abandon_rendezvous`)."""
+    file, rank = rendezvous_file(env), int(env["RANK"])
+    _MEETING["file"], _MEETING["rank"] = file, rank
+    if rank == 0:
+        port = int(env["MASTER_PORT"])
+        if not _port_free(port):
+            if given: raise ValueError(f"MASTER_PORT={port} is in use on this node (by another program): unset MASTER_PORT to "
+                                       "let augkd choose a free port, or choose another")
+            port = free_port()
+        atomic_write_text(json.dumps({"port": port, "pid": os.getpid()}), file)
+        return str(port)
+    deadline = time.monotonic() + RENDEZVOUS_WAIT
+    while time.monotonic() < deadline:
+        failure = _peer_failure(file)
+        if failure: raise ValueError(f"the processes of this job step could not meet: {failure}")
+        try: return str(json.loads(file.read_text())["port"])
+        except (OSError, ValueError, KeyError): time.sleep(0.2)  # not written yet
+    raise ValueError(f"the first process of this job step did not say where to meet within {RENDEZVOUS_WAIT} s ({file}): "
+                     "is it running?")
+
+def abandon_rendezvous(reason: str) -> None:
+    "Tell the other processes of an srun step that this one stopped before they met, and why (nothing once they have met)."
+    file = _MEETING.get("file")
+    if file is None or dist.is_initialized(): return
+    try: atomic_write_text(f"process {_MEETING['rank']}: {reason}", file.with_name(f"{file.name}.rank{_MEETING['rank']}"))
+    except OSError: pass  # where it cannot be written, the others wait out RENDEZVOUS_WAIT
+
+def _joined(backend: str) -> None:
+    """`dist.init_process_group(backend)` waited for in a loop that honours signals (torch's wait does not return to Python),
+    ending with a `ValueError` when another process of an srun step says it stopped (`abandon_rendezvous`)."""
+    done, failed = threading.Event(), []
+    def join():
+        try: dist.init_process_group(backend)
+        except BaseException as e: failed.append(e)
+        finally: done.set()
+    threading.Thread(target=join, daemon=True).start()
+    file = _MEETING.get("file")
+    while not done.wait(0.2):
+        failure = _peer_failure(file) if file is not None else ""
+        if failure: raise ValueError(f"the processes of this job step could not meet: {failure}")
+    if failed: raise failed[0]
+    if file is not None and _MEETING.get("rank") == 0: file.unlink(missing_ok=True)  # all have met: nobody reads it again
+    _MEETING.clear()
+
+def peers_lost(error: BaseException) -> bool:
+    "Whether `error` is what torch.distributed raises when the processes lose each other (one stopped, a port was taken)."
+    return isinstance(error, dist.DistError) or any(w in str(error) for w in ("Connection closed by peer", "Connection reset by peer"))
+
 # %% ../nbs/01a_devices.ipynb #f483b2b2
 def init_distributed(device=None) -> torch.device:
-    """Join the process group `torchrun` (or `srun`, `slurm_environment`) describes in the environment, if any, and
-    return this process's device: `cuda:LOCAL_RANK` when CUDA is used, else `resolve_device(device)`."""
-    os.environ.update(slurm_environment(os.environ))
+    """Join the process group `torchrun`, `augkd run --nproc` (`run_processes`) or `srun` (`slurm_environment`, its port
+    agreed with `agree_port`) describes in the environment, if any, and return this process's device: `cuda:LOCAL_RANK`
+    when CUDA is used, else `resolve_device(device)`. Waiting for the other processes, it honours SIGTERM and ends when one
+    of them says it failed (`abandon_rendezvous`). Raises `ValueError` naming the variables when the environment describes
+    half a process group (`process_group_problem`: variables left from another job)."""
+    given = "MASTER_PORT" in os.environ
+    slurm = slurm_environment(os.environ)
+    os.environ.update(slurm)
+    problem = process_group_problem(os.environ)
+    if problem: raise ValueError(problem)
     resolved = resolve_device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
+        if slurm: os.environ["MASTER_PORT"] = agree_port(os.environ, given)
+        _joined("nccl" if resolved.type == "cuda" else "gloo")
         atexit.register(dist.destroy_process_group)  # a process that exits with its group alive can abort in gloo's teardown
     if resolved.type == "cuda" and dist.is_initialized():
         resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -112,3 +282,95 @@ def sum_over_processes(values: dict) -> dict:
     total = torch.tensor([float(v) for v in values.values()], dtype=torch.float64, device=device)
     dist.all_reduce(total)
     return dict(zip(values, total.tolist()))
+
+# %% ../nbs/01a_devices.ipynb #3204aafd
+def any_process(flag: bool) -> bool:
+    "Whether `flag` holds in any process: the same answer in every process (a decision they all act on); `flag` in one process."
+    if world_size() == 1: return bool(flag)
+    return sum_over_processes({"flag": float(bool(flag))})["flag"] > 0
+
+# %% ../nbs/01a_devices.ipynb #025249c7
+INITIAL_THREADS = torch.get_num_threads()  # torch's own count (OMP_NUM_THREADS where set), before augkd changes it
+PROCESSES = Path(tempfile.gettempdir()) / "augkd-processes"  # a file per augkd process training now, for the others to see
+
+def cpu_budget(env: dict = None) -> int:
+    """How many CPUs this process may use: the fewest of its affinity and its container's CPU quota (`joblib.cpu_count`)
+    and `SLURM_CPUS_PER_TASK`."""
+    slurm = (os.environ if env is None else env).get("SLURM_CPUS_PER_TASK", "")
+    return max(1, min(joblib.cpu_count(), int(slurm) if slurm.isdigit() and int(slurm) > 0 else joblib.cpu_count()))
+
+def thread_share(budget: int, # the CPUs this process may use (`cpu_budget`)
+                 others: int, # other augkd processes training on them now (`running_processes`)
+                 initial: int = INITIAL_THREADS, # torch's own count, kept when it is within the share
+                 fixed: int = None, # a count asked for (`--threads`): taken as it is
+                ) -> int:
+    "Torch threads for this process: `fixed`, else an even share of `budget` with the `others`, at most `initial`, at least 1."
+    return fixed or max(1, min(initial, budget // (1 + others)))
+
+# %% ../nbs/01a_devices.ipynb #72cd208f
+def _cpus() -> list:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+def _started(pid: int) -> str:
+    "When process `pid` started, in clock ticks since boot (Linux's /proc; '' elsewhere): a pid taken again is another process."
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError): return ""
+
+def _alive(entry: dict) -> bool:
+    try: os.kill(entry["pid"], 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass  # another user's process: alive
+    except (OSError, KeyError, TypeError): return False
+    return _started(entry["pid"]) == entry.get("started", "")
+
+def running_processes(folder: Path = None) -> list:
+    """The other augkd processes training now on CPUs this one may use (entries of `PROCESSES`, `sharing_cpus`): dicts
+    with pid, cpus, host."""
+    folder, mine = Path(folder or PROCESSES), set(_cpus())
+    found = []
+    for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try: entry = json.loads(file.read_text())
+        except (OSError, ValueError): continue  # being written, or removed meanwhile
+        if entry.get("pid") != os.getpid() and entry.get("host") == socket.gethostname() and mine & set(entry.get("cpus", [])) \
+                and _alive(entry): found.append(entry)
+    return found
+
+_SHARING = []  # the `sharing_cpus` blocks open in this process
+
+@contextmanager
+def sharing_cpus(folder: Path = None):
+    "While the block runs (a training loop), this process is one of `running_processes` for the others; nested blocks count once."
+    folder = Path(folder or PROCESSES)
+    file = folder / f"{os.getpid()}.json"
+    if not _SHARING:
+        try:
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+                folder.chmod(0o1777)  # every user's processes share the cores: each may leave its file, none remove another's
+            atomic_write_text(json.dumps({"pid": os.getpid(), "started": _started(os.getpid()), "host": socket.gethostname(),
+                                          "cpus": _cpus()}), file)
+        except OSError: pass  # a folder nobody may write: this process is not seen, its own threads still follow the rest
+    _SHARING.append(file)
+    try: yield
+    finally:
+        _SHARING.pop()
+        if not _SHARING: file.unlink(missing_ok=True)
+
+_CHOSEN = [INITIAL_THREADS]  # the count augkd set last (torch's own at first)
+
+def share_threads(folder: Path = None) -> int:
+    """Set torch's CPU threads to this process's `thread_share` (`AUGKD_THREADS` where set: `--threads`, `fix_threads`) and
+    return it; a count the code running augkd set itself (`torch.set_num_threads`) is left as it is."""
+    fixed = os.environ.get("AUGKD_THREADS", "")
+    fixed = int(fixed) if fixed.isdigit() and int(fixed) > 0 else None
+    current = torch.get_num_threads()
+    if fixed is None and current != _CHOSEN[0]: return current
+    threads = thread_share(cpu_budget(), 0 if fixed else len(running_processes(folder)), INITIAL_THREADS, fixed)
+    if current != threads: torch.set_num_threads(threads)
+    _CHOSEN[0] = threads
+    return threads
+
+def fix_threads(threads: int) -> None:
+    "Fix this process's torch threads, and those of the processes it starts, at `threads` (`--threads N`, a benchmark's workers)."
+    os.environ["AUGKD_THREADS"] = str(threads)
+    torch.set_num_threads(threads)

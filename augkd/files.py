@@ -12,8 +12,8 @@ import torch
 from filelock import FileLock, Timeout
 
 # %% auto #0
-__all__ = ['WriteError', 'atomic_write', 'atomic_save', 'atomic_write_text', 'cache_entry', 'content_hash', 'short_hash', 'Busy',
-           'exclusive']
+__all__ = ['WriteError', 'atomic_write', 'atomic_save', 'atomic_write_text', 'cache_entry', 'finished_entry', 'content_hash',
+           'short_hash', 'Busy', 'exclusive']
 
 # %% ../nbs/00a_files.ipynb #a6f1cd80
 class WriteError(OSError):
@@ -22,8 +22,10 @@ class WriteError(OSError):
 
 def _write_error(path: Path, e: Exception) -> WriteError:
     reason = (e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]) or type(e).__name__
-    return WriteError(getattr(e, "errno", None) or 0, f"cannot write {path}: {reason}; free some space or choose a folder you "
-                      "may write to, then run again (what was there before is untouched)", str(path))
+    error = WriteError(getattr(e, "errno", None) or 0, f"cannot write {path}: {reason}; free some space or choose a folder you "
+                       "may write to, then run again (what was there before is untouched)", str(path))
+    error.reason = reason  # what went wrong, for a caller that says where to write instead
+    return error
 
 def atomic_write(path, # the file to write (its folder is made if missing)
                  write, # `write(tmp)` writes the whole file at the temporary path `tmp`
@@ -76,6 +78,17 @@ def cache_entry(files: list, # the entry's files
         warnings.warn(f"{what} {bad} cannot be read ({reason}): building it again")
         for f in files: f.unlink(missing_ok=True)
         return None
+
+# %% ../nbs/00a_files.ipynb #f2049689
+def finished_entry(files: list, # the entry's files
+                   read, # `read()` reads the entry, raising if it cannot
+                  ):
+    """What `read()` returns when every file of a cache entry exists and reads, read without the entry's lock (its files are
+    renamed into place whole: `atomic_write`); None when a file is missing or anything fails (the caller then takes the lock,
+    where `cache_entry` tells a damaged entry from a missing one)."""
+    if not all(Path(f).exists() for f in files): return None
+    try: return read()
+    except Exception: return None
 
 # %% ../nbs/00a_files.ipynb #cell-032
 def content_hash(obj, # nested dicts, lists, tensors, numbers and strings

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02a_inits.ipynb #7b57f697
 from __future__ import annotations
-import json, os, re, socket, time, warnings
+import contextlib, json, os, re, socket, time, warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -12,11 +12,11 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from .data import Domain, cache_dir, letters_corpus, stratified_split
-from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive, short_hash
+from .data import Domain, cache_dir, cache_writes, letters_corpus, stratified_split
+from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive, finished_entry, short_hash
 from .models import Normalized, channel_stats, create_model, to_device
 from .train import seed_everything
-from .devices import barrier, resolve_device
+from .devices import any_process, barrier, is_main, resolve_device
 from .metrics import evaluate
 from .precision import cpu_autocasts
 from .recipe import fit
@@ -25,7 +25,7 @@ from .recipe import fit
 __all__ = ['WEIGHT_KEYS', 'FETCH_TIMEOUT', 'CORPORA', 'PRETRAIN_RECIPE', 'PRETRAIN_EPOCHS', 'PRETRAIN_SIZE', 'INITS',
            'weight_sets', 'plain_state_dict', 'load_file', 'read_weights', 'chosen_weights', 'fit_prefixes',
            'classifier_outputs', 'classifier_keys', 'imagenet_weights', 'imagenet_file', 'imagenet_state', 'pretrain',
-           'pretrained_state', 'init_problem', 'init_fingerprint', 'resolve_init', 'apply_init']
+           'cached_build', 'pretrained_state', 'init_problem', 'init_fingerprint', 'resolve_init', 'apply_init']
 
 # %% ../nbs/02a_inits.ipynb #1870000b
 WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")  # where training scripts nest the weights
@@ -237,6 +237,25 @@ def pretrain(corpus: str, # a name of `CORPORA`
               "classes": len(data.classes), "val": evaluate(model.eval(), val), "seconds": round(time.time() - start, 2)}
     return model.net.cpu(), report
 
+# %% ../nbs/02a_inits.ipynb #75218769
+def cached_build(files: list, # the entry's files, in one folder (its lock beside it: FOLDER.lock)
+                 read, # `read()` reads the entry, raising if it cannot
+                 build, # `build()` makes the entry: called in every process of a run, the first one writes its files
+                 what: str, # what the entry is, for messages ("the teacher cache")
+                ):
+    """What `read()` returns for the cache entry `files`, built first by `build()` when missing or unreadable (one warning
+    naming a file that does not read, `cache_entry`). A finished entry is read without the lock; a missing one is built once,
+    under the lock, by all the run's processes together. Raises `WriteError` naming `AUGKD_CACHE` when the cache cannot be written."""
+    cached = finished_entry(files, read)
+    if not any_process(cached is None): return cached
+    folder = Path(files[0]).parent
+    lock = exclusive(folder.with_name(folder.name + ".lock"), f"{what} {folder}", wait=True) if is_main() else contextlib.nullcontext()
+    with cache_writes(), lock:
+        cached = cache_entry(files, read, what) if is_main() else None
+        if any_process(is_main() and cached is None): build()
+    barrier()  # the first process has written what the others then read
+    return cached if cached is not None else read()
+
 # %% ../nbs/02a_inits.ipynb #8120562d
 def pretrained_state(corpus: str, arch: str, stem: str = "small", # as `pretrain` takes them
                      device = None, progress: bool = True) -> tuple:
@@ -245,14 +264,10 @@ def pretrained_state(corpus: str, arch: str, stem: str = "small", # as `pretrain
     folder = cache_dir() / "pretrained" / f"{corpus}-{arch}-{stem}{bf16_tag}-r{PRETRAIN_RECIPE}"
     files = [folder / "weights.pt", folder / "report.json"]
     read = lambda: (read_weights(files[0]), json.loads(files[1].read_text()))
-    with exclusive(folder.with_name(folder.name + ".lock"), f"the pretrained cache {folder}", wait=True):
-        cached = cache_entry(files, read, "the pretrained cache")
-        if cached is None:
-            net, report = pretrain(corpus, arch, stem, device=device, progress=progress)
-            atomic_save(net.state_dict(), files[0])
-            atomic_write_text(json.dumps(report, indent=2), files[1])
-    barrier()  # with several processes, rank 0 writes what the others then read
-    return cached if cached is not None else read()
+    def build():
+        net, report = pretrain(corpus, arch, stem, device=device, progress=progress)
+        if is_main(): atomic_save(net.state_dict(), files[0]); atomic_write_text(json.dumps(report, indent=2), files[1])
+    return cached_build(files, read, build, "the pretrained cache")
 
 # %% ../nbs/02a_inits.ipynb #59c76bf0
 INITS = ("scratch", "imagenet", *CORPORA)

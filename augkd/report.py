@@ -15,7 +15,7 @@ from .rundir import RunDir
 from .runs import resolve_run, run_command
 from .viz import (anchor_map_figure, anchor_pairs_figure, confusion_figure, generated_samples_figure, mask_heatmap_figure,
                        mixup_path, mixup_path_figure, mixup_strip_figure, nearest_step, per_class_figure, run_confusions,
-                       run_reducer, run_views, schedule_marks, training_curves_figures, uncertainty_histograms_figure,
+                       run_map, run_views, schedule_marks, training_curves_figures, uncertainty_histograms_figure,
                        uncertainty_map_figure)
 
 # %% auto #0
@@ -86,7 +86,10 @@ def diagnostics_table(results: dict, # a run's `results.json`
 def _init_line(record: dict) -> str:
     "One line on where a network's first weights came from (`apply_init`'s record)."
     if record.get("init") == "file":
-        return f"the file {record.get('source', '')}" + (f", weight set {record['weight_set']!r}" if record.get("weight_set") else "")
+        absent = record.get("absent") or []
+        return (f"the file {record.get('source', '')}" + (f", weight set {record['weight_set']!r}" if record.get("weight_set") else "")
+                + (f"; {len(absent)} buffers the model fills itself were not in it ({', '.join(absent[:3])}"
+                   + (", ..." if len(absent) > 3 else "") + ")" if absent else ""))
     if record.get("init") in ("scratch", None): return "scratch"
     return f"{record['init']}: {record['source']}; {record['loaded']} tensors loaded, new: {', '.join(record['new'])}"
 
@@ -114,38 +117,56 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} h2{{margin-top:
 .row{{display:flex;flex-wrap:wrap;gap:10px}}</style></head>
 <body><h1>{title}</h1>{body}</body></html>"""
 
+def _note(line: str) -> str: return f"<p class='note'>{html.escape(line)}</p>"
+
+def _reason(e: Exception) -> str: return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+
 def report_sections(run_dir, # a run directory (as `load_run` takes it), or the `RunParts` of a run just finished
-                    kind: str = None, sample: int = 0) -> list:
-    "The report's sections as (heading, HTML or figure or list of figures side by side) pairs, starting with the command line."
+                    kind: str = None, sample: int = 0,
+                    notes: list = None, # gets one line per fallback: a map drawn with PCA, a picture left out
+                   ) -> list:
+    """The report's sections as (heading, HTML or figure or list of figures side by side) pairs, starting with the command line
+    and, where anything fell back, "Notes". A picture that cannot be drawn is left out with one line saying why, in its place;
+    a map whose reducer cannot be made is drawn with PCA (`run_map`)."""
+    notes = [] if notes is None else notes
     parts = run_dir if isinstance(run_dir, RunParts) else load_run(run_dir)
     views = run_views(parts)
-    reducer = run_reducer(parts.run_dir, views, kind)
+    reducer, note = run_map(parts.run_dir, views, kind)
+    if note: notes.append(note)
     marks = schedule_marks(parts.config)
-    path = mixup_path(parts, views, sample)
-    current = nearest_step(path, 0.5)
     done = parts.results or {}
     splits = parts.splits
     confusions = run_confusions(parts)
     models = {who: confusions[who] for who in ("teacher", "student") if who in confusions}
+    def drawn(heading, name, draw):
+        try: return heading, draw()
+        except Exception as e:
+            notes.append(f"{name} left out ({_reason(e)})")
+            return heading, _note(notes[-1])
+    path = drawn("Mixup path", "the mixup path", lambda: mixup_path(parts, views, sample))[1]
+    current = nearest_step(path, 0.5) if not isinstance(path, str) else None
+    mixup = [drawn("Mixup path", "the mixup path", lambda: mixup_strip_figure(path, current)),
+             drawn("", "the mixup path on the map", lambda: mixup_path_figure(path, reducer, views, marks, current))]
     sections = [("The command that made this run", command_block(parts.run_dir)),
                 ("Results", results_table(done, len(splits.student_test)) if done else "<p>the run has not finished yet</p>"),
-                ("Per class", [per_class_figure(models, confusions["classes"])]
-                 + [confusion_figure(c, confusions["classes"], f"{who}'s confusion matrix, test split") for who, c in models.items()]),
+                drawn("Per class", "the per-class figures", lambda: [per_class_figure(models, confusions["classes"])] + [
+                    confusion_figure(c, confusions["classes"], f"{who}'s confusion matrix, test split") for who, c in models.items()]),
                 ("Stage diagnostics", diagnostics_table(done, len(splits.student_val))), ("Config and teacher", inputs_table(done)),
-                ("Training curves", training_curves_figures(parts.metrics)),
-                ("Generated samples", generated_samples_figure(views)),
-                ("Anchors", anchor_pairs_figure(views)),
-                ("Anchor map", anchor_map_figure(views, reducer)),
-                ("Mixup path", mixup_strip_figure(path, current)),
-                ("", mixup_path_figure(path, reducer, views, marks, current)),
-                ("Uncertainty", uncertainty_map_figure(views, reducer)),
-                ("", uncertainty_histograms_figure(views))]
-    if parts.anchor is not None: sections.append(("Class masks", mask_heatmap_figure(parts)))
+                drawn("Training curves", "the training curves", lambda: training_curves_figures(parts.metrics)),
+                drawn("Generated samples", "the generated samples", lambda: generated_samples_figure(views)),
+                drawn("Anchors", "the anchors", lambda: anchor_pairs_figure(views)),
+                drawn("Anchor map", "the anchor map", lambda: anchor_map_figure(views, reducer)),
+                *(mixup if not isinstance(path, str) else [("Mixup path", path)]),
+                drawn("Uncertainty", "the uncertainty map", lambda: uncertainty_map_figure(views, reducer)),
+                drawn("", "the uncertainty histograms", lambda: uncertainty_histograms_figure(views))]
+    if parts.anchor is not None: sections.append(drawn("Class masks", "the class masks", lambda: mask_heatmap_figure(parts)))
+    if notes: sections.insert(1, ("Notes", "".join(_note(n) for n in notes)))
     return sections
 
 # %% ../nbs/11_report.ipynb #cell-014
-def sections_html(sections: list) -> str:
-    "The HTML body of `(heading, content)` sections: a string as it is, a figure inline, a list of figures in a row; plotly.js inlined once."
+def sections_html(sections: list, notes: list = None) -> str:
+    """The HTML body of `(heading, content)` sections: a string as it is, a figure inline, a list of figures in a row; plotly.js
+    inlined once. A figure plotly cannot render is left out with one line saying why, in its place and in `notes`."""
     body, first = [], True
     for heading, content in sections:
         if heading: body.append(f"<h2>{html.escape(heading)}</h2>")
@@ -153,7 +174,11 @@ def sections_html(sections: list) -> str:
         figures = content if isinstance(content, list) else [content]
         rendered = []
         for fig in figures:
-            rendered.append(pio.to_html(fig, full_html=False, include_plotlyjs=first, config={"displaylogo": False}))
+            try: rendered.append(pio.to_html(fig, full_html=False, include_plotlyjs=first, config={"displaylogo": False}))
+            except Exception as e:
+                line = f"a figure of {heading or 'the section above'} left out ({_reason(e)})"
+                if notes is not None: notes.append(line)
+                rendered.append(_note(line)); continue
             first = False
         body.append("<div class='row'>" + "".join(f"<div>{r}</div>" for r in rendered) + "</div>" if len(rendered) > 1 else rendered[0])
     return "\n".join(body)
@@ -162,10 +187,13 @@ def sections_html(sections: list) -> str:
 def write_report(run_dir, # a run directory (as `load_run` takes it: relative to here or to the project root), or a run's `RunParts`
                  out=None, # the page to write (default: RUN/report.html)
                  kind: str = None, # the map's reducer, umap or pca (default: `default_reducer()`)
+                 notes: list = None, # gets one line per fallback (`report_sections`, `sections_html`)
                 ) -> Path:
     """Write the run's self-contained `report.html` (or `out`), atomically; returns its path. Raises `ValueError` when the
     path names no run (`resolve_run`) or stage 1 has not finished (nothing to show)."""
     held = run_dir if isinstance(run_dir, RunParts) else None
     folder = RunDir(held.run_dir if held else resolve_run(run_dir))
-    page = _PAGE.format(title=html.escape(f"AuG-KD run {folder.path.name}"), body=sections_html(report_sections(held or folder.path, kind)))
+    notes = [] if notes is None else notes
+    body = sections_html(report_sections(held or folder.path, kind, notes=notes), notes)
+    page = _PAGE.format(title=html.escape(f"AuG-KD run {folder.path.name}"), body=body)
     return atomic_write_text(page, Path(out)) if out else folder.write_text("report", page)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import torch
 
-from .inits import (apply_init, chosen_weights, classifier_outputs, fit_prefixes, init_fingerprint, load_file,
+from .inits import (apply_init, cached_build, chosen_weights, classifier_outputs, fit_prefixes, init_fingerprint, load_file,
                          plain_state_dict, resolve_init)  # plain_state_dict: imported from here before it moved
 from .data import Splits, cache_dir, class_name, comma_list, config_splits, load_setting
-from .files import atomic_save, atomic_write_text, cache_entry, content_hash, exclusive, short_hash
+from .files import atomic_save, atomic_write_text, content_hash, short_hash
 from .models import Normalized, channel_stats, create_model, detect_stem, recalibrate_bn, resolve_stem, to_device
 from .train import seed_everything
-from .devices import barrier, is_main, resolve_device
+from .devices import is_main, resolve_device
 from .metrics import evaluate, predict_logits
 from .precision import cpu_autocasts
 from .recipe import fit
@@ -97,7 +97,8 @@ def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int =
                    device=None, progress: bool = True, splits: Splits = None, key: str = None, stem: str = "auto",
                    init: str = "scratch") -> tuple:
     """The setting's teacher from the cache, trained (from `init`) and cached first if missing or unreadable (a truncated or
-    empty file is trained again under the cache's lock, with one warning naming it); returns `(model, report)`.
+    empty file is trained again under the cache's lock, with one warning naming it; `cached_build`: a finished teacher is read
+    without the lock, several processes train a missing one together); returns `(model, report)`.
     A setting made from folders passes its `splits` and a `key` naming their content."""
     name = setting if key is None else f"{setting}-{key}"
     stem_tag = "" if stem == "auto" else f"-{stem}"  # auto keeps the names of teachers cached before stems were a choice
@@ -106,13 +107,9 @@ def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int =
     folder = cache_dir() / "teachers" / f"{name}-{arch}{stem_tag}{init_tag}{bf16_tag}-e{epochs}-s{seed}-r{TEACHER_RECIPE}"
     files = [folder / "teacher.pt", folder / "teacher.json"]
     read = lambda: (load_teacher(files[0], device)[0], json.loads(files[1].read_text()))
-    with exclusive(folder.with_name(folder.name + ".lock"), f"the teacher cache {folder}", wait=True):
-        cached = cache_entry(files, read, "the teacher cache")
-        if cached is None:
-            teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress, splits=splits,
-                        stem=stem, init=init)
-    barrier()  # with several processes, rank 0 writes the teacher the others then read
-    return cached if cached is not None else read()
+    build = lambda: teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress,
+                                splits=splits, stem=stem, init=init)  # every process trains its shard, the first writes
+    return cached_build(files, read, build, "the teacher cache")
 
 # %% ../nbs/03_teacher.ipynb #cell-016
 IMAGENET_NORM = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -138,7 +135,8 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
                       device=None, stem: str = "auto", key: str = None) -> tuple:
     """A teacher (`Normalized`, eval mode) and its metadata from an augkd checkpoint, a plain state dict (its weight set `key`)
     in any training script's layout (timm, Lightning, `.safetensors`), wrapper prefixes stripped where that makes it fit
-    `arch` (`fit_prefixes`, recorded as `stripped`); a one-line `ValueError` naming the file when it does not fit."""
+    `arch` (`fit_prefixes`, recorded as `stripped`), loaded as torch's `load_state_dict` accepts it (buffers a module fills
+    itself may be absent: recorded as `absent`); a one-line `ValueError` naming the file when it does not fit."""
     ckpt = load_file(path, "teacher file")
     if isinstance(ckpt, dict) and ckpt.get("format") == TEACHER_FORMAT: return load_teacher(path, device)
     state, key = chosen_weights(ckpt, path, "teacher file", key)
@@ -156,16 +154,19 @@ def load_teacher_file(path, arch: str = None, classes: list = None, norm: tuple 
     state, stripped = fit_prefixes(state, create_model(arch, outputs, image_size, stem=resolve_stem(stem, image_size)).state_dict())
     stem = detect_stem(arch, state) or resolve_stem(stem, image_size)
     net = create_model(arch, outputs, image_size, stem=stem)
-    misfits = state_dict_misfits(net.state_dict(), state)
-    if misfits:
+    expected = net.state_dict()
+    try: net.load_state_dict(state)  # torch decides what fits: a module fills some buffers itself (num_batches_tracked)
+    except RuntimeError as e:
+        misfits = state_dict_misfits(expected, state) or [str(e).strip().splitlines()[-1].strip()]
         raise ValueError(f"teacher file {path} does not fit architecture {arch!r} ({stem} stem) at {image_size}x{image_size}: "
-                         + "; ".join(misfits[:6]) + (f"; and {len(misfits) - 6} more" if len(misfits) > 6 else ""))
-    net.load_state_dict(state)
+                         + "; ".join(misfits[:6]) + (f"; and {len(misfits) - 6} more" if len(misfits) > 6 else "")) from None
+    absent = [k for k in expected if k not in state]
     mean, std = norm or IMAGENET_NORM
     model = to_device(Normalized(net, mean, std), resolve_device(device)).eval()
     beside = sorted(str(k) for k in ckpt if k != key) if isinstance(ckpt, dict) and key is not None else []  # metadata, other sets
     return model, {"format": "state_dict", "key": key, "left_out": beside, "stripped": stripped, "arch": arch, "stem": stem,
-                   "classes": [class_name(c) for c in classes], "mean": list(mean), "std": list(std), "image_size": image_size}
+                   "classes": [class_name(c) for c in classes], "mean": list(mean), "std": list(std), "image_size": image_size,
+                   **({"absent": absent} if absent else {})}
 
 # %% ../nbs/03_teacher.ipynb #cell-024
 def teacher_fingerprint(path = None, # a teacher file or directory (None: the setting's cached teacher)
@@ -226,7 +227,7 @@ def _teacher(config, splits, device, progress: bool, path, classes, norm, key=No
         model, meta = load_teacher_file(path / "teacher.pt" if path.is_dir() else path, config.teacher_arch, classes, norm,
                                         config.image_size, device, config.teacher_stem, key)
         model.init_record = {"init": "file", "source": str(path), "format": meta["format"], "weight_set": meta.get("key"),
-                             "left_out": meta.get("left_out", [])}
+                             "left_out": meta.get("left_out", []), **({"absent": meta["absent"]} if meta.get("absent") else {})}
         return match_classes(model, meta["classes"], splits.classes)
     if not config.student_domain:
         return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,

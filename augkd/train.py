@@ -13,7 +13,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from tqdm.auto import tqdm
 
 from .data import Domain
-from .devices import is_main, sum_over_processes, world_size
+from .devices import is_main, share_threads, sharing_cpus, sum_over_processes, world_size
 from .models import recalibrate_bn
 from .registry import moved
 
@@ -202,13 +202,16 @@ class Learner:
     def fit(self) -> list:
         """Run the epochs (from `start`, or inside an epoch from `partial`, which `Checkpoint` sets on resume); return the
         history, a row per epoch. After a step during which a stop was asked for (`request_stop`: SIGTERM, SIGUSR1),
-        callbacks get `after_stop` (`Checkpoint` saves the step) and the loop raises `KeyboardInterrupt`."""
+        callbacks get `after_stop` (`Checkpoint` saves the step) and the loop raises `KeyboardInterrupt`. While it trains,
+        the process is one of the augkd processes sharing these CPUs, its threads its share, looked at every epoch
+        (`sharing_cpus`, `share_threads`)."""
         self.start, self.history, self.partial = 0, [], None
         self.saves_on_stop = any(getattr(cb, "saves_on_stop", False) for cb in self.callbacks)
         self("before_fit")
         _RUNNING.append(self)
         try:
-            for self.epoch in range(self.start, self.epochs): self._epoch()
+            with sharing_cpus():
+                for self.epoch in range(self.start, self.epochs): share_threads(); self._epoch()
         except BaseException:
             _STOP.clear()  # a stop asked for and not honoured (the loop failed first) must not stop the next loop
             raise

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_viz.ipynb #cell-003
 from __future__ import annotations
-import base64, io, os, warnings
+import base64, importlib.util, io, os, tempfile, warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,7 +15,8 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from .anchor import uncertainty_setup
-from .files import atomic_write
+from .data import cache_dir
+from .files import atomic_write, WriteError
 from .losses import uncertainty_score
 from .mixup import mixup_schedule
 from .pipeline import RunParts
@@ -24,10 +25,10 @@ from .metrics import confusion_matrix
 
 # %% auto #0
 __all__ = ['UMAP_NEIGHBOURS', 'MISTAKE', 'PALETTE', 'SCORE_MEANINGS', 'CURVES', 'PANELS', 'PANEL_TITLES', 'STAGE_TITLES',
-           'SERIES_COLOURS', 'run_views', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map', 'run_reducer',
-           'png_data_uri', 'decode_data_uri', 'image_mosaic', 'teacher_calls', 'generated_samples_figure',
-           'anchor_pairs_figure', 'class_colour', 'arrows', 'map_name', 'anchor_map_figure', 'mixup_path',
-           'schedule_marks', 'nearest_step', 'mixup_strip_figure', 'mixup_path_figure', 'smoothed_field',
+           'SERIES_COLOURS', 'run_views', 'numba_cache', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map',
+           'run_reducer', 'run_map', 'png_data_uri', 'decode_data_uri', 'image_mosaic', 'teacher_calls',
+           'generated_samples_figure', 'anchor_pairs_figure', 'class_colour', 'arrows', 'map_name', 'anchor_map_figure',
+           'mixup_path', 'schedule_marks', 'nearest_step', 'mixup_strip_figure', 'mixup_path_figure', 'smoothed_field',
            'uncertainty_map_figure', 'uncertainty_histograms_figure', 'mask_heatmap_figure', 'stage_curves',
            'curve_panels', 'stage_curves_figure', 'training_curves_figures', 'per_class_accuracy', 'run_confusions',
            'confusion_figure', 'per_class_figure']
@@ -59,6 +60,36 @@ def run_views(parts: RunParts, per_class: int = 20, prior: int = 100, seed: int 
             **{f"unc_{k}": numpy(uncertainty_score(v.float(), **score)) for k, v in logits.items()},
             "score": score["kind"], "classes": list(val.classes)}
 
+# %% ../nbs/10_viz.ipynb #c8049ed1
+def _writable(folder) -> bool:
+    "Whether files can be made in `folder` (made if missing), tested as numba tests its cache folders."
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError: return False
+
+_NUMBA_PACKAGES = ("umap", "pynndescent")  # the packages whose numba functions UMAP compiles with cache=True
+
+def numba_cache() -> str:
+    """Where numba caches what it compiles for UMAP: '' where numba has a writable place of its own (`NUMBA_CACHE_DIR`,
+    the folders of `_NUMBA_PACKAGES`, its user cache folder), else a folder augkd chooses (`cache_dir()/numba`, or
+    `augkd-numba-UID` in the temporary folder), set as `NUMBA_CACHE_DIR` for this process and the ones it starts; ''
+    when none is writable either (UMAP then cannot be imported, and the maps fall back to PCA: `run_map`)."""
+    from numba.core import config
+    from numba.misc.appdirs import AppDirs
+    beside = [os.path.join(os.path.dirname(spec.origin), "__pycache__")
+              for spec in map(importlib.util.find_spec, _NUMBA_PACKAGES) if spec is not None and spec.origin]
+    if (config.CACHE_DIR and _writable(config.CACHE_DIR)) or all(map(_writable, beside)) or _writable(
+            AppDirs(appname="numba", appauthor=False).user_cache_dir): return ""
+    try: ours = [cache_dir() / "numba"]
+    except WriteError: ours = []
+    for folder in ours + [Path(tempfile.gettempdir()) / f"augkd-numba-{os.getuid() if hasattr(os, 'getuid') else 0}"]:
+        if _writable(folder):
+            os.environ["NUMBA_CACHE_DIR"] = config.CACHE_DIR = str(folder)  # numba reads its config when imported and when it compiles
+            return str(folder)
+    return ""
+
 # %% ../nbs/10_viz.ipynb #cell-011
 def default_reducer() -> str:
     "`pca` under tests or when `AUGKD_REDUCER=pca`, else `umap`."
@@ -72,6 +103,7 @@ def make_reducer(kind: str = None, # "umap" or "pca" (default: `default_reducer(
     "An unfitted 2-D reducer with `fit` and `transform`."
     kind = kind or default_reducer()
     if kind == "umap":
+        numba_cache()
         import umap
         return umap.UMAP(n_components=2, n_neighbors=UMAP_NEIGHBOURS, min_dist=0.1, random_state=seed)
     if kind == "pca":
@@ -154,6 +186,16 @@ def run_reducer(run_dir, # a run directory (the map is kept in its `viz/` folder
     fitted = fit_map(np.concatenate([views["z"], views["z_a"], views["z_p"]]), kind)
     folder.write_with(path, fitted.write_file)
     return fitted
+
+def run_map(run_dir, views: dict, kind: str = None) -> tuple: # as `run_reducer` takes them
+    """`(map, note)`: the run's map (`run_reducer`) and ''; where `kind`'s reducer cannot be made (UMAP not importable, its
+    compiler without a cache, a library that fails), its PCA map and one line saying why. A PCA map that fails raises."""
+    kind = kind or default_reducer()
+    try: return run_reducer(run_dir, views, kind), ""
+    except Exception as e:
+        if kind == "pca": raise
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return run_reducer(run_dir, views, "pca"), f"the maps are PCA: {kind.upper()} could not be used ({type(e).__name__}: {reason})"
 
 # %% ../nbs/10_viz.ipynb #cell-019
 def png_data_uri(pixels: np.ndarray) -> str:

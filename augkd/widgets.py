@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_widgets.ipynb #cell-003
 from __future__ import annotations
-import base64, os
+import base64, os, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from .pipeline import load_run, run, RunParts
 from .stages import make_config
 from .runs import find_runs
 from .viz import (anchor_map_figure, map_name, mixup_path, mixup_path_figure, mixup_strip_figure, nearest_step,
-                       png_data_uri, run_reducer, run_views, schedule_marks, uncertainty_histograms_figure,
+                       png_data_uri, run_map, run_views, schedule_marks, uncertainty_histograms_figure,
                        uncertainty_map_figure)
 
 # %% auto #0
@@ -69,7 +69,9 @@ def workbench(run_dir=None, # a run: a path from here or from the project root, 
     "Open a run for the views (one load: models, views, map, s(e)); raises `ValueError` for a path that names no run."
     parts = load_run(run_dir or quick_run_dir())
     views = run_views(parts, per_class=per_class, prior=prior)
-    return Workbench(parts, views, run_reducer(parts.run_dir, views, reducer), schedule_marks(parts.config))
+    fitted, note = run_map(parts.run_dir, views, reducer)  # PCA where the reducer cannot be made, saying why
+    if note: warnings.warn(note)
+    return Workbench(parts, views, fitted, schedule_marks(parts.config))
 
 # %% ../nbs/13_widgets.ipynb #34b059e9
 def sample_pair_png(views: dict, sample: int) -> str:
