@@ -39,6 +39,14 @@ def test_readme_benchmark_table_is_computed_from_the_committed_results(monkeypat
     assert table in (root / "README.md").read_text()
 
 
+def test_the_bench_notebook_holds_no_findings():
+    "`09_bench` holds the benchmark's code and its tests on toy rows: no cell of it reads the committed results."
+    root = Path(augkd.__file__).resolve().parents[1]
+    cells = json.loads((root / "nbs" / "09_bench.ipynb").read_text())["cells"]
+    reading = [c["id"] for c in cells if c["cell_type"] == "code" and "results/" in "".join(c["source"])]
+    assert not reading, f"09_bench cells that read committed results (move them to a findings notebook): {reading}"
+
+
 def test_config_imports_no_stage_module():
     "The shared config sections sit below the stages: the stages import them, never the reverse (`augkd.stages` composes)."
     import ast
