@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["index", "04_generator", "05_anchor", "06_mixup", "10_viz", "20_tutorial"]
+NOTEBOOKS = ["index", "04_generator", "05_anchor", "06_mixup", "10_viz", "20_tutorial", "35_labels"]
 TABLES = ["07a1_stages", "07d_methods", "08_baselines"]  # they show tables (the config, the stages, the methods), kept as outputs
 RESULTS = ["30_headline", "31_calibration", "33_roster", "34_compositions", "36_reference", "37_speed"]  # tables from committed results
 BUDGET_KB = 400  # per notebook, outputs included
