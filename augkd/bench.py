@@ -32,10 +32,11 @@ from .precision import cpu_autocasts, machine_name
 
 # %% auto #0
 __all__ = ['HEADLINE', 'EXECUTORS', 'REQUEUES', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize',
-           'paired_difference', 'column_statistics', 'bench_markdown', 'bench_figure', 'grid_columns', 'take_methods',
-           'run_group', 'bench', 'GroupJob', 'submitit_parameters', 'make_executor', 'JobsFailed', 'submit_groups',
-           'finished_cells', 'restore_cells', 'regimes_markdown', 'roster_markdown', 'select_by_validation',
-           'composition_markdown']
+           'paired_difference', 'column_statistics', 'bench_markdown', 'bench_figure', 'labels_per_class', 'all_labels',
+           'label_curves', 'labels_figure', 'sweep_leaders', 'curve_crossings', 'where_it_pays', 'stage1_source',
+           'shared_distillations', 'sharing_markdown', 'grid_columns', 'take_methods', 'run_group', 'bench', 'GroupJob',
+           'submitit_parameters', 'make_executor', 'JobsFailed', 'submit_groups', 'finished_cells', 'restore_cells',
+           'top1_markdown', 'regimes_markdown', 'roster_markdown', 'select_by_validation', 'composition_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out the device)
@@ -193,8 +194,189 @@ def bench_figure(rows: list) -> go.Figure:
                       xaxis_title="setting and shots", title="AuG-KD benchmark", template="plotly_white")
     return fig
 
+# %% ../nbs/09_bench.ipynb #64b20527
+import plotly.colors
+from plotly.subplots import make_subplots
+from .stages import Config
+
+# %% ../nbs/09_bench.ipynb #5cd08530
+def labels_per_class(config) -> float:
+    """The student domain's labeled training images per class when every label is taken (`shots` 0: the reference's 80%
+    split of the student domain), averaged over the classes: where a labels sweep places "all" (`config_splits`)."""
+    splits = config_splits(dataclasses.replace(config, shots=0))
+    return len(splits.student_train) / len(splits.classes)
+
+def all_labels(rows: list, # a grid's rows (`bench`'s, or a results file's, which keep no `config`)
+               preset: str = "default", # the preset of a row without `config`
+              ) -> dict:
+    """`{setting: labeled training images per class}` for the settings of `rows` with a shots-0 cell (every label): from
+    the row's `config` where it has one, else the DigitShift setting under `preset` (`labels_per_class`)."""
+    first = {}
+    for r in rows:
+        if r["shots"] == 0: first.setdefault(r["setting"], r)
+    config = lambda r: Config.from_record(r["config"]) if r.get("config") else make_config(preset, setting=r["setting"])
+    return {s: labels_per_class(config(r)) for s, r in first.items()}
+
+# %% ../nbs/09_bench.ipynb #115a7dfd
+def _labels_order(k: int) -> float: return k or math.inf  # label counts in order, 0 (every label) last
+
+def label_curves(rows: list) -> dict:
+    """`{setting: {method: {shots: {seed: top-1}}}}`: a labels sweep's rows by setting and method, label counts in order
+    (0, every label, last), settings and methods in the order they came."""
+    curves = {}
+    for r in rows: curves.setdefault(r["setting"], {}).setdefault(r["method"], {}).setdefault(r["shots"], {})[r["seed"]] = r["acc"]
+    return {s: {m: dict(sorted(by.items(), key=lambda kv: _labels_order(kv[0]))) for m, by in methods.items()}
+            for s, methods in curves.items()}
+
+# %% ../nbs/09_bench.ipynb #8ca10b5c
+def labels_figure(rows: list, # one regime's rows of a grid at several label counts (`bench`'s or a results file's)
+                  all_at: dict = None, # `{setting: labeled images per class}` where shots 0 (every label) is drawn (default: `all_labels`)
+                  title: str = "Top-1 against labeled images per class",
+                 ) -> go.Figure:
+    """A panel per setting: top-1 on the student domain's test split (%) against labeled training images per class on a log
+    axis, a line per method through its mean over seeds and a band over the seeds' range (lowest to highest); shots 0 is
+    drawn at its real count (`all_at`) and labelled `all (N)`."""
+    curves = label_curves(rows)
+    if all_at is None and any(r["shots"] == 0 for r in rows): all_at = all_labels(rows)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    colours = dict(zip(methods, (plotly.colors.qualitative.D3 + plotly.colors.qualitative.Dark24) * 2))
+    fig = make_subplots(rows=1, cols=len(curves), subplot_titles=list(curves), shared_yaxes=True, horizontal_spacing=0.03)
+    for col, (setting, by_method) in enumerate(curves.items(), 1):
+        at = lambda k: all_at[setting] if k == 0 else k
+        for m in methods:
+            if m not in by_method: continue
+            by = by_method[m]
+            x = [at(k) for k in by]
+            mean, low, high = ([100 * f(v.values()) for v in by.values()] for f in (statistics.mean, min, max))
+            red, green, blue = plotly.colors.hex_to_rgb(colours[m])
+            fig.add_scatter(x=x + x[::-1], y=high + low[::-1], fill="toself", fillcolor=f"rgba({red},{green},{blue},0.15)",
+                            line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=m, row=1, col=col)
+            fig.add_scatter(x=x, y=mean, name=m, legendgroup=m, showlegend=col == 1, mode="lines+markers",
+                            line=dict(color=colours[m]), customdata=[len(v) for v in by.values()],
+                            hovertemplate=f"{m}: %{{y:.1f}}% at %{{x:.0f}} labels per class, %{{customdata}} seeds<extra></extra>",
+                            row=1, col=col)
+        counts = sorted({k for by in by_method.values() for k in by}, key=_labels_order)
+        fig.update_xaxes(type="log", tickvals=[at(k) for k in counts],
+                         ticktext=[f"all ({at(k):.0f})" if k == 0 else str(k) for k in counts], row=1, col=col)
+    fig.update_xaxes(title_text="labeled training images per class", row=1, col=(len(curves) + 1) // 2)
+    fig.update_yaxes(title_text="top-1 on the student test split (%)", row=1, col=1)
+    fig.update_layout(title=title, template="plotly_white", legend=dict(orientation="h", y=-0.2))
+    return fig
+
+# %% ../nbs/09_bench.ipynb #23f960e2
+def sweep_leaders(rows: list, # a grid's rows at several label counts (one regime)
+                  confidence: float = 0.95,
+                 ) -> dict:
+    """`{setting: {shots: {"best", "mean", "level"}}}`: at each setting and label count (0: every label), the method with
+    the best mean top-1 over seeds (`mean` in [0, 1]) and `level`, the others the seeds cannot tell from it (their paired
+    difference to it, `paired_difference` at `confidence`, not below zero), best mean first."""
+    out = {}
+    for setting, by_method in label_curves(rows).items():
+        counts = sorted({k for by in by_method.values() for k in by}, key=_labels_order)
+        out[setting] = {}
+        for k in counts:
+            here = {m: by[k] for m, by in by_method.items() if k in by}
+            means = {m: statistics.mean(v.values()) for m, v in here.items()}
+            best = max(means, key=means.get)
+            level = [m for m in sorted(means, key=means.get, reverse=True)
+                     if m != best and not paired_difference(here[m], here[best], confidence)["behind"]]
+            out[setting][k] = {"best": best, "mean": means[best], "level": level}
+    return out
+
+# %% ../nbs/09_bench.ipynb #be136cc1
+def curve_crossings(rows: list, # a grid's rows at several label counts (one regime)
+                    a: str, b: str, # two methods of the rows
+                    all_at: dict = None, # where shots 0 sits on the axis (default: `all_labels`, when a crossing needs it)
+                   ) -> list:
+    """Where the mean top-1 curves of `a` and `b` cross, setting by setting: one `{"setting", "between": (k0, k1), "above",
+    "at"}` per change of sign of mean(a) - mean(b) between two label counts next to each other that both methods have
+    (`above`: the method ahead from `k1` on; `at`: labels per class where the straight line between the two differences
+    on the log axis meets zero, shots 0 at its real count). A tie is no crossing; settings in the rows' order."""
+    found = []
+    for setting, by_method in label_curves(rows).items():
+        if a not in by_method or b not in by_method: continue
+        counts = [k for k in by_method[a] if k in by_method[b]]
+        gap = {k: statistics.mean(by_method[a][k].values()) - statistics.mean(by_method[b][k].values()) for k in counts}
+        for k0, k1 in zip(counts, counts[1:]):
+            if gap[k0] * gap[k1] >= 0: continue
+            if 0 in (k0, k1) and all_at is None: all_at = all_labels(rows)
+            x0, x1 = (math.log(all_at[setting] if k == 0 else k) for k in (k0, k1))
+            at = math.exp(x0 + (x1 - x0) * gap[k0] / (gap[k0] - gap[k1]))
+            found.append({"setting": setting, "between": (k0, k1), "above": a if gap[k1] > 0 else b, "at": at})
+    return found
+
+# %% ../nbs/09_bench.ipynb #0b75c243
+def where_it_pays(rows: list, # a grid's rows at several label counts (one regime)
+                  method: str, # a method that distils the teacher
+                  baseline: str = "wo_kd", # the same student without the teacher
+                  confidence: float = 0.95,
+                 ) -> dict:
+    """`{setting: {"ahead", "behind", "stops"}}`: the label counts (0: every label) where `method` is ahead of `baseline`
+    (its paired interval over seeds above zero, `paired_difference`), where behind (below zero), and `stops`: the
+    smallest label count from which on it is ahead at none (None when it is ahead at the largest)."""
+    out = {}
+    for setting, by_method in label_curves(rows).items():
+        if method not in by_method or baseline not in by_method: continue
+        counts = [k for k in by_method[method] if k in by_method[baseline]]
+        d = {k: paired_difference(by_method[method][k], by_method[baseline][k], confidence) for k in counts}
+        ahead = [k for k in counts if d[k]["ahead"]]
+        later = [k for k in counts if not ahead or _labels_order(k) > _labels_order(ahead[-1])]
+        out[setting] = {"ahead": ahead, "behind": [k for k in counts if d[k]["behind"]], "stops": later[0] if later else None}
+    return out
+
+# %% ../nbs/09_bench.ipynb #b0db4549
+def stage1_source(method: str) -> str:
+    """The data-free stage 1 whose products `method`'s cells share: the shared stage's name (`dafl`, `dfq`, `cmi`, a
+    composition's base), `augkd` for an AuG-KD variant's own stage 1, '' for a method without one (`teacher`, `wo_kd`)."""
+    stages = get_method(method).stages
+    if not stages: return ""
+    if stages[0].shared: return stages[0].shared
+    return "augkd" if get_method(method).runs == "run" and stages[0].name == "generator" else ""
+
+# %% ../nbs/09_bench.ipynb #806fecd4
+def shared_distillations(by_regime: dict, # `{regime: rows}` of a grid at several label counts (rows with `stage1_shots`)
+                        ) -> list:
+    """One record per regime, setting, seed and data-free stage 1 (`stage1_source`) of the rows that have one: the
+    `methods` and label counts (`shots`) it served, its `cells`, `stage1_shots` (the label counts whose cell distilled
+    it, as the rows say: one where the distillation was shared), `paid`: the method, label count and seconds of the
+    slowest cell at such a label count (the one that distilled it), and `others`: every other cell's seconds."""
+    groups = {}
+    for regime, rows in by_regime.items():
+        for r in rows:
+            if r.get("stage1_shots") is None: continue
+            groups.setdefault((regime, r["setting"], r["seed"], stage1_source(r["method"])), []).append(r)
+    out = []
+    for (regime, setting, seed, source), rows in groups.items():
+        under = sorted({r["stage1_shots"] for r in rows}, key=_labels_order)
+        payer = max((r for r in rows if r["shots"] in under), key=lambda r: r["seconds"], default=None)
+        out.append({"regime": regime, "setting": setting, "seed": seed, "stage1": source,
+                    "methods": list(dict.fromkeys(r["method"] for r in rows)),
+                    "shots": sorted({r["shots"] for r in rows}, key=_labels_order), "cells": len(rows), "stage1_shots": under,
+                    "paid": payer and {"method": payer["method"], "shots": payer["shots"], "seconds": payer["seconds"]},
+                    "others": [r["seconds"] for r in rows if r is not payer]})
+    return out
+
+def sharing_markdown(groups: list, # `shared_distillations`'s records
+                    ) -> str:
+    """Markdown: per regime and data-free stage 1, the methods it served, its groups (setting x seed), cells and label
+    counts, how many groups' rows name one label count that distilled it (distilled once) and which, and the mean seconds
+    of the cell that distilled against the median of the cells that reused it."""
+    lines = ["| regime | stage 1 | methods | groups | cells | label counts | distilled once | at labels per class | "
+             "seconds, the cell that distilled (mean) | seconds, the cells that reused it (median) |", "| --- " * 10 + "|"]
+    keyed = {}
+    for g in groups: keyed.setdefault((g["regime"], g["stage1"]), []).append(g)
+    shown = lambda ks: ", ".join(str(k or "all") for k in sorted(set(ks), key=_labels_order))
+    for (regime, source), gs in keyed.items():
+        others = [s for g in gs for s in g["others"]]
+        paid = [g["paid"]["seconds"] for g in gs if g["paid"]]
+        lines.append(f"| {regime} | {source} | {', '.join(dict.fromkeys(m for g in gs for m in g['methods']))} | {len(gs)} | "
+                     f"{sum(g['cells'] for g in gs)} | {shown(k for g in gs for k in g['shots'])} | "
+                     f"{sum(len(g['stage1_shots']) == 1 for g in gs)} of {len(gs)} | {shown(k for g in gs for k in g['stage1_shots'])} | "
+                     f"{statistics.mean(paid):.0f} | " + (f"{statistics.median(others):.0f} |" if others else "- |"))
+    return "\n".join(lines) + "\n"
+
 # %% ../nbs/09_bench.ipynb #cell-010
-HEADLINE = {"HP-M": 20, "PM-H": 5, "HM-P": 10}  # (setting, shots) pairs of the headline grid: see "Calibration" below
+HEADLINE = {"HP-M": 20, "PM-H": 5, "HM-P": 10}  # (setting, shots) pairs of the headline grid: see nbs/31_calibration.ipynb
 
 def grid_columns(settings: list = None, # settings, or None for every setting of the data
                  shots: list = None, # shot counts, or None
@@ -384,6 +566,8 @@ def _write_tables(out: Path, rows: list) -> list:
     atomic_write_text(json.dumps({"cells": rows, "columns": column_statistics(rows)}, indent=2), out / "bench.json")
     atomic_write_text(bench_markdown(rows), out / "bench.md")
     atomic_write(out / "bench.html", lambda tmp: bench_figure(rows).write_html(tmp, include_plotlyjs=True, full_html=True))
+    if len({r["shots"] for r in rows}) > 1:  # a labels sweep: top-1 against labels, beside the chart
+        atomic_write(out / "labels.html", lambda tmp: labels_figure(rows).write_html(tmp, include_plotlyjs=True, full_html=True))
     return rows
 
 # %% ../nbs/09_bench.ipynb #898b62e3
@@ -407,6 +591,20 @@ REGIME_PAIRS = (("augkd", "dafl+"), ("augkd", "dfq+"), ("augkd", "kd_ft"), ("aug
 def _columns(by_regime: dict) -> list:
     return list(dict.fromkeys(column_name(r["setting"], r["shots"]) for rows in by_regime.values() for r in rows))
 
+# %% ../nbs/09_bench.ipynb #3ae88dc4
+def top1_markdown(by_regime: dict, # `{regime: rows}`, each the rows of one grid (`bench`'s)
+                  methods = None, # the methods shown, in this order (default: all, as they came)
+                 ) -> str:
+    "Markdown: top-1 (%) on the student domain's test split per method, column and regime, mean +- std over seeds ('-': no cell)."
+    names, tables, columns = list(by_regime), {r: summarize(rows) for r, rows in by_regime.items()}, _columns(by_regime)
+    methods = list(methods or dict.fromkeys(m for t in tables.values() for m in t))
+    mean_std = lambda v: f"{100 * _mean_std(v.values())[0]:.1f} +- {100 * _mean_std(v.values())[1]:.1f}" if v else "-"
+    lines = ["Top-1 (%) on the student domain's test split, mean +- std over seeds, per regime:", "",
+             "| method | " + " | ".join(f"{c} {r}" for c in columns for r in names) + " |",
+             "| --- |" + " --- |" * (len(columns) * len(names))]
+    lines += [f"| {m} | " + " | ".join(mean_std(tables[r].get(m, {}).get(c, {})) for c in columns for r in names) + " |" for m in methods]
+    return "\n".join(lines) + "\n"
+
 # %% ../nbs/09_bench.ipynb #c99931a8
 def regimes_markdown(by_regime: dict, # `{regime: rows}`, each the rows of one grid (`bench`'s)
                      pairs = REGIME_PAIRS, # (method, other) pairs compared within each regime
@@ -416,11 +614,7 @@ def regimes_markdown(by_regime: dict, # `{regime: rows}`, each the rows of one g
     names, tables, columns = list(by_regime), {r: summarize(rows) for r, rows in by_regime.items()}, _columns(by_regime)
     methods = list(methods or dict.fromkeys(m for t in tables.values() for m in t))
     cell = lambda r, m, c: tables[r].get(m, {}).get(c, {})
-    mean_std = lambda v: f"{100 * _mean_std(v.values())[0]:.1f} +- {100 * _mean_std(v.values())[1]:.1f}" if v else "-"
-    head = "| method | " + " | ".join(f"{c} {r}" for c in columns for r in names) + " |"
-    lines = ["Top-1 (%) on the student domain's test split, mean +- std over seeds, per regime:", "", head,
-             "| --- |" + " --- |" * (len(columns) * len(names))]
-    lines += [f"| {m} | " + " | ".join(mean_std(cell(r, m, c)) for c in columns for r in names) + " |" for m in methods]
+    lines = top1_markdown(by_regime, methods).rstrip("\n").split("\n")
     first, last = names[0], names[-1]
     lines += ["", f"Paired difference `{last}` - `{first}` in points, mean [95% interval] over seeds:", "",
               "| method | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]

@@ -386,7 +386,8 @@ def _bench(args) -> int:
     except JobsFailed as e:  # finished cells are reused: the same command goes on from them
         raise ValueError(f"{e}; go on with the same command: {shlex.join(['augkd', *args.argv])}") from None
     if args.table_only: print(f"{len(rows)} finished cells tabulated")
-    print(f"wrote {args.out / 'bench.json'}, bench.md and bench.html")
+    files = ["bench.md", "bench.html"] + (["labels.html (top-1 against labels)"] if len({r["shots"] for r in rows}) > 1 else [])
+    print(f"wrote {args.out / 'bench.json'}, {', '.join(files[:-1])} and {files[-1]}")
     return 0
 
 # %% ../nbs/12_cli.ipynb #cell-027

@@ -8,8 +8,10 @@ checked against BUDGET_KB. Run it after changing what these notebooks show:
     python scripts/render_outputs.py            # all of NOTEBOOKS, TABLES and RESULTS
     python scripts/render_outputs.py 20_tutorial
 
-The benchmark notebook (`RESULTS`) keeps the outputs of its cells that compute tables from the committed results
-(`nbs/results/*.json`); it runs as `nbdev_test` runs it, without the `slow` cells. Run it after committing new results.
+The findings notebooks (`RESULTS`, and `35_labels` among `NOTEBOOKS` for its figures) keep the outputs of their cells,
+computed from the committed results (`nbs/results/*.json`); `RESULTS` run as `nbdev_test` runs them, without the `slow`
+cells. Run it after committing new results (the README's figures and table are `index`'s outputs: then run
+`python scripts/make_readme.py`).
 """
 import base64, io, json, os, shutil, subprocess, sys
 from pathlib import Path
@@ -17,9 +19,9 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["index", "04_generator", "05_anchor", "06_mixup", "10_viz", "20_tutorial"]
+NOTEBOOKS = ["index", "04_generator", "05_anchor", "06_mixup", "10_viz", "20_tutorial", "35_labels"]
 TABLES = ["07a1_stages", "07d_methods", "08_baselines"]  # they show tables (the config, the stages, the methods), kept as outputs
-RESULTS = ["09_bench"]  # their tables are computed from committed results: run without the `slow` cells (a whole grid)
+RESULTS = ["30_headline", "31_calibration", "33_roster", "34_compositions", "36_reference", "37_speed"]  # tables from committed results
 BUDGET_KB = 400  # per notebook, outputs included
 
 

@@ -25,18 +25,36 @@ def test_module_docstring_is_one_whole_sentence(name):
 
 
 def test_readme_benchmark_table_is_computed_from_the_committed_results(monkeypatch):
-    """The README's benchmark table is what the index notebook's code writes from `nbs/results/regimes.json`:
+    """The README's headline table is what the index notebook's code writes from `nbs/results/regimes.json`:
     recomputed here, it must stand in the README as committed (a rerun of the grid changes both, nothing is typed)."""
     root = Path(augkd.__file__).resolve().parents[1]
     cells = json.loads((root / "nbs" / "index.ipynb").read_text())["cells"]
-    code = next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and "regimes_markdown(" in "".join(c["source"]))
-    *body, last = code.strip().split("\n")
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    imports = next(c for c in code if "from augkd.bench import" in c)  # the index's imports, then the table's cell
+    *body, last = next(c for c in code if "top1_markdown(" in c and c != imports).strip().split("\n")
     monkeypatch.chdir(root / "nbs")
     namespace = {}
-    exec("\n".join(body), namespace)
+    exec(imports + "\n" + "\n".join(body), namespace)
     table = eval(last, namespace).data.strip()
     assert "| augkd |" in table and "nbs/results" not in table
     assert table in (root / "README.md").read_text()
+
+
+def test_readme_is_a_front_page():
+    "The README is read at a glance: at most 150 lines, and it links every findings notebook (`nbs/3*.ipynb`)."
+    root = Path(augkd.__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    assert len(text.splitlines()) <= 150, f"README.md has {len(text.splitlines())} lines"
+    findings = sorted(p.name for p in (root / "nbs").glob("3*.ipynb"))
+    assert findings and all(f"(nbs/{name})" in text for name in findings), findings
+
+
+def test_the_bench_notebook_holds_no_findings():
+    "`09_bench` holds the benchmark's code and its tests on toy rows: no cell of it reads the committed results."
+    root = Path(augkd.__file__).resolve().parents[1]
+    cells = json.loads((root / "nbs" / "09_bench.ipynb").read_text())["cells"]
+    reading = [c["id"] for c in cells if c["cell_type"] == "code" and "results/" in "".join(c["source"])]
+    assert not reading, f"09_bench cells that read committed results (move them to a findings notebook): {reading}"
 
 
 def test_config_imports_no_stage_module():
