@@ -13,7 +13,7 @@ from typing import Callable
 
 import cloudpickle
 
-from .registry import Registry, code_identity
+from .registry import Registry, code_identity, same_code
 from .stages import AUGKD_CODE, AUGKD_DEFAULTS, AUGKD_REFERENCE, ENCODER_INVERSION, STAGE_TABLE, Config, Stage
 
 # %% auto #0
@@ -82,13 +82,28 @@ def register(method, # a `Method`; or a name, to register the function of a `Cel
         return add
     if not method.about: raise ValueError(f"method {method.name!r} needs a line on what it does (about=, or a docstring)")
     old = METHODS.get(method.name)
-    if old is not None and old.origin == method.origin: method = dataclasses.replace(method, replaces=old.replaces)
+    if old is not None and (old.origin == method.origin or _same_method(old, method)):
+        method = dataclasses.replace(method, replaces=old.replaces)
     elif old is not None and not replace:
         raise ValueError(f"method {method.name!r} is registered already by {old.origin}; {method.origin} registers it again: "
                          "choose another name, or pass replace=True to replace it")
     elif old is not None: method = dataclasses.replace(method, replaces=f"{old.origin}'s {old.name}")
     METHODS.register(method.name)(method)
     return method
+
+def _same_method(a, b) -> bool:
+    """One method written twice: a notebook's cells and the module exported from them, field for field and row for row,
+    its functions compared by what they compute (`same_code`), its classes by name."""
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        names = [f.name for f in dataclasses.fields(a) if f.name != "replaces"]
+        return type(a).__qualname__ == type(b).__qualname__ and all(_same_method(getattr(a, n), getattr(b, n, None))
+                                                                    for n in names)
+    if isinstance(a, type) or isinstance(b, type): return getattr(a, "__qualname__", a) == getattr(b, "__qualname__", b)
+    if callable(a) and callable(b): return same_code(a, b)
+    if isinstance(a, dict) and isinstance(b, dict): return a.keys() == b.keys() and all(_same_method(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(map(_same_method, a, b))
+    return a == b
 
 # %% ../nbs/07d_methods.ipynb #0d6be31d
 def get_method(name: str) -> Method:

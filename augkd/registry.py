@@ -9,7 +9,7 @@ from functools import partial
 from typing import Callable
 
 # %% auto #0
-__all__ = ['Registry', 'code_identity', 'moved']
+__all__ = ['Registry', 'code_identity', 'same_code', 'moved']
 
 # %% ../nbs/00b_registry.ipynb #9b928917
 class Registry:
@@ -64,6 +64,21 @@ def _compiled(code) -> bytes:
     "What a code object computes, without where it was written (file and line): its bytecode, names and constants."
     consts = tuple(_compiled(c) if inspect.iscode(c) else c for c in code.co_consts)
     return marshal.dumps((code.co_code, code.co_names, code.co_varnames, repr(consts)))
+
+# %% ../nbs/00b_registry.ipynb #b400cf86
+def same_code(a, b) -> bool:
+    """Whether callables `a` and `b` are the same code wherever each was written: the same source text (a notebook's
+    cell and the module exported from it), else, where a source cannot be read, the same `_compiled` code; `partial`s:
+    the same function with the same arguments; callables without code: the same `code_identity`."""
+    if isinstance(a, partial) or isinstance(b, partial):
+        same = lambda x, y: same_code(x, y) if callable(x) and callable(y) else x == y
+        return (isinstance(a, partial) and isinstance(b, partial) and same_code(a.func, b.func)
+                and len(a.args) == len(b.args) and all(map(same, a.args, b.args))
+                and a.keywords.keys() == b.keywords.keys() and all(same(a.keywords[k], b.keywords[k]) for k in a.keywords))
+    codes = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    if None in codes: return code_identity(a, package=True) == code_identity(b, package=True)
+    try: return inspect.getsource(a).strip() == inspect.getsource(b).strip()  # a cell's last line ends without a newline
+    except (OSError, TypeError): return _compiled(codes[0]) == _compiled(codes[1])
 
 # %% ../nbs/00b_registry.ipynb #4f409d6a
 def moved(here: str, # the module the names were imported from before (`__name__`)

@@ -13,7 +13,8 @@ in a fresh run directory under DIR, the cache warm (a first run, not counted, bu
 
 It prints a Markdown table: for each way, the stages' seconds of each run (`results.json`) and the wall time of the
 whole way, and whether the runs together took no longer than one after the other. `--json FILE` also writes the
-figures. The figures are a benchmark, not a test: measure on an otherwise idle machine.
+figures (`ways`) with the machine, the day and the options that made them. The figures are a benchmark, not a
+test: measure on an otherwise idle machine.
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
@@ -78,9 +79,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     options = (args.options or ["--preset", "quick"]) + ["--report", "false"]
     from augkd.devices import cpu_budget
+    from augkd.precision import machine_name
     figures = measure(args.augkd.split(), options, args.runs, args.out, cpu_budget())
     print(markdown(figures))
-    if args.json: args.json.write_text(json.dumps(figures, indent=2))
+    if args.json:  # what made the figures beside them: the machine, the day, the options
+        made = {"machine": machine_name(), "date": time.strftime("%Y-%m-%d"), "options": options, "cpus": cpu_budget()}
+        args.json.write_text(json.dumps({**made, "ways": figures}, indent=2))
     return 0
 
 

@@ -97,3 +97,21 @@ def test_a_method_defined_in_a_notebook_runs_in_worker_processes(tmp_path):
     assert "['nb_toy', 'nb_toy']" in nb.cells[-1].outputs[-1]["text"], nb.cells[-1].outputs
     rows = json.loads((tmp_path / "bench" / "bench.json").read_text())["cells"]
     assert [r["seed"] for r in rows] == [0, 1] and all(r["code"].startswith("__main__.nb_toy@") for r in rows)
+
+
+def test_a_modules_notebook_run_before_the_module_is_imported_is_one_method_not_two():
+    """The baselines notebook's cells run in a kernel (they register the roster from `__main__`), then `augkd.bench` is
+    imported (it imports `augkd.baselines`, which registers the same records): each name keeps one method, the
+    package's, without an error; as `nbdev_test` runs notebooks one after another in one worker process."""
+    from execnb.nbio import read_nb
+    from execnb.shell import CaptureShell
+    shell = CaptureShell()
+    for cell in read_nb(ROOT / "nbs" / "08_baselines.ipynb").cells:
+        if cell.cell_type == "code" and cell.source.startswith("#| export"):
+            shell.run(cell.source)
+            assert shell.exc is None, shell.exc
+    shell.run("from augkd.methods import METHODS; notebook = METHODS['kd'].origin\n"
+              "import augkd.bench\n"
+              "origins = {METHODS[n].origin for n in METHODS}")
+    assert shell.exc is None, shell.exc
+    assert (shell.user_ns["notebook"], shell.user_ns["origins"]) == ("__main__", {"augkd"})
