@@ -34,9 +34,10 @@ from .precision import cpu_autocasts, machine_name
 __all__ = ['HEADLINE', 'EXECUTORS', 'REQUEUES', 'REGIME_PAIRS', 'cell_key', 'run_cell', 'column_name', 'summarize',
            'paired_difference', 'column_statistics', 'bench_markdown', 'bench_figure', 'labels_per_class', 'all_labels',
            'label_curves', 'labels_figure', 'sweep_leaders', 'curve_crossings', 'where_it_pays', 'stage1_source',
-           'shared_distillations', 'sharing_markdown', 'grid_columns', 'take_methods', 'run_group', 'bench', 'GroupJob',
-           'submitit_parameters', 'make_executor', 'JobsFailed', 'submit_groups', 'finished_cells', 'restore_cells',
-           'top1_markdown', 'regimes_markdown', 'roster_markdown', 'select_by_validation', 'composition_markdown']
+           'shared_distillations', 'sharing_markdown', 'grid_columns', 'take_methods', 'run_group', 'job_threads',
+           'bench', 'GroupJob', 'submitit_parameters', 'make_executor', 'JobsFailed', 'submit_groups', 'finished_cells',
+           'restore_cells', 'top1_markdown', 'regimes_markdown', 'roster_markdown', 'select_by_validation',
+           'composition_markdown']
 
 # %% ../nbs/09_bench.ipynb #cell-005
 def cell_key(config, # the cell's config (its hash leaves out the device)
@@ -423,6 +424,14 @@ def run_group(setting: str, shots: list, seed: int, methods: list, preset: str, 
         if progress: _said(rows[k, method])
     return [rows.get((k, method)) for k in shots for method in methods]
 
+# %% ../nbs/09_bench.ipynb #jobthr02
+def job_threads(jobs: int, # jobs that run at once on this machine's CPUs
+                here: bool = True, # the jobs share this machine (worker processes, submitit's local executor)
+               ) -> int:
+    """Torch threads for each of a grid's jobs: `--threads` (`AUGKD_THREADS`) where given, else their even share of the
+    CPUs this process may use (`cpu_budget`) when they run here, else 0 (a cluster job takes its own share)."""
+    return int(os.environ.get("AUGKD_THREADS") or 0) or (max(1, cpu_budget() // jobs) if here else 0)
+
 # %% ../nbs/09_bench.ipynb #505edccb
 def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset: str = "default", out="bench",
           progress: bool = True, jobs: int = 1, teacher: dict = None, table_only: bool = False, executor: str = "processes",
@@ -461,7 +470,7 @@ def bench(methods=None, settings=None, seeds=(0, 1, 2, 3, 4), shots=None, preset
     if executor != "processes": grouped = submit_groups(groups, out / "submitit", executor, slurm, jobs)
     elif jobs == 1: grouped = [run_group(*g, wait=False) for g in groups]
     else:
-        threads = int(os.environ.get("AUGKD_THREADS") or 0) or max(1, cpu_budget() // jobs)  # `--threads`, or their part
+        threads = job_threads(jobs)
         with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), fix_threads, (threads,)) as pool:
             try: pool.submit(take_methods, plugins, shipped).result()  # before any cell: what a worker cannot take is refused here
             except Exception as e: raise ValueError(f"the methods cannot be sent to worker processes: {e}") from e
@@ -539,7 +548,7 @@ def submit_groups(groups: list, # `run_group`'s arguments, one tuple per group
     for every job; raises `JobsFailed` listing each job that did not finish with its cause in a line (a job out of time
     more often than it may be requeued says so) and its log."""
     made, chunk = make_executor(executor, folder, slurm), len(groups) if executor == "slurm" else max(1, at_once)
-    threads = max(1, cpu_budget() // chunk) if executor == "local" else 0  # local jobs share this process's CPUs
+    threads = job_threads(chunk, executor == "local")  # local jobs share this process's CPUs; a cluster's have their own
     grouped, failed = [], []
     for first in range(0, len(groups), chunk):
         for job in made.map_array(GroupJob(threads), *zip(*groups[first:first + chunk])):

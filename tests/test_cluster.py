@@ -10,8 +10,9 @@ from conftest import QUICK
 GRID = dict(methods=["wo_kd", "augkd_no_anchor"], settings=["HP-M"], seeds=[0], shots=[5], preset="quick", progress=False)
 
 
-def test_local_executor_gives_the_cells_and_tables_of_worker_processes(tmp_path):
+def test_local_executor_gives_the_cells_and_tables_of_worker_processes(tmp_path, monkeypatch):
     from augkd.bench import bench
+    monkeypatch.setenv("AUGKD_THREADS", "1")  # one thread here and in the job: bf16 on a CPU rounds by its thread count
     here = bench(out=tmp_path / "here", **GRID)
     there = bench(out=tmp_path / "there", executor="local", **GRID)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
