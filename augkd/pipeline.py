@@ -264,7 +264,7 @@ def run(config: Config = None, # the run's settings, the method's changes includ
     method = _run_method(method, out, resume)
     config = _run_config(method, config or method.config(make_config("default")))
     run_dir = RunDir(out or default_run_dir(config))
-    check_run_dir(config, run_dir.path, resume, force)  # what needs no input refused before the teacher is resolved
+    check_run_dir(config, run_dir.path, resume, force)  # refused before the inputs: a run there, a resume of another config
     start, device = time.time(), init_distributed(config.device)
     progress = progress and is_main()
     inputs = run_inputs(config, run_dir.path, device, progress, teacher, teacher_classes, teacher_norm, teacher_key, resume)
