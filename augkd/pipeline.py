@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_pipeline.ipynb #cell-002
 from __future__ import annotations
-import contextlib, shlex, time
+import shlex, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,15 +14,14 @@ import torchvision
 import augkd
 from .anchor import AnchorNet, CodeAnchorNet, stage_diagnostics, uncertainty_setup
 from .data import config_splits
-from .devices import barrier, init_distributed, is_main, resolve_device
-from .files import exclusive
+from .devices import init_distributed, is_main, resolve_device
 from .generator import Encoder, Generator, warn_collapse
 from .inits import apply_init, resolve_init
 from .methods import Method, get_method
 from .metrics import confusion_matrix, evaluate
 from .models import Normalized, create_model, resolve_stem, to_device
 from .registry import moved
-from .rundir import RunDir, check_run_dir, default_run_dir, provenance, reuse_stages, run_stage, shared_stage
+from .rundir import RunDir, check_run_dir, default_run_dir, provenance, run_stage, shared_stage, start_run
 from .runs import command_line, resolve_run
 from .stages import STAGES, Config, make_config, validate_config
 from .teacher import resolve_teacher
@@ -30,10 +29,15 @@ from .tracking import TensorBoardLog
 from .train import Stopped, Validate, seed_everything
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'build_models', 'RunParts', 'run_teacher', 'run', 'load_run']
+__all__ = ['MODEL_NAMES', 'build_models', 'RunInputs', 'RunParts', 'run_teacher', 'run_inputs', 'run', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-027
 MODEL_NAMES = ("student", "generator", "encoder", "anchor")
+
+def _student_init(config: Config, device, progress: bool) -> dict:
+    "`config.student_init` resolved for the student's architecture and stem (`resolve_init`)."
+    return resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size), device,
+                        progress)
 
 def build_models(config: Config, # the architectures and widths
                  num_classes: int, # classes of the student domain
@@ -47,9 +51,7 @@ def build_models(config: Config, # the architectures and widths
     """The run's student, generator, encoder and AnchorNet (those in `names`), freshly initialized from the config's seed;
     the student starts from `student_init` (what was loaded is in `student.init_record`). Raises `ValueError` when the
     init's weights are unavailable or fit no layer (`resolve_init`, `apply_init`)."""
-    if initialize and "student" in names and init is None:
-        init = resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size),
-                            device, progress)
+    if initialize and "student" in names and init is None: init = _student_init(config, device, progress)
     init = init if initialize else None
     seed_everything(config.seed)
     d = config.latent_size
@@ -70,6 +72,15 @@ def build_models(config: Config, # the architectures and widths
 
 # %% ../nbs/07_pipeline.ipynb #cell-050
 @dataclass
+class RunInputs:
+    "What a run's stages take beside the config, resolved from it once (`run_inputs`): splits, teacher, student init, provenance."
+    splits: object # the run's `Splits`
+    teacher: torch.nn.Module # the teacher, its outputs in the student domain's class order
+    teacher_spec: dict # the teacher as `teacher.json` records it (`run_teacher`)
+    student_init: dict | None # the student's initial weights (`resolve_init`'s result; None: scratch)
+    provenance: dict # what the stages depend on beyond the config (`provenance`)
+
+@dataclass
 class RunParts:
     "A run's parts: config, splits, teacher, G, E, AnchorNet, student, metrics, results (as `run` ends with them, or as `load_run` reads them)."
     run_dir: Path
@@ -86,23 +97,25 @@ class RunParts:
     stages: tuple = () # the stages that ran, in order (a stage the method's table or the config left out is not there)
 
 # %% ../nbs/07_pipeline.ipynb #cell-041
-def _run_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, ckpts: dict, student_init, device,
-                start: float, progress: bool, method, callbacks: list = (), tensorboard: bool = True, store=None) -> RunParts:
+def _run_stages(config: Config, run_dir: RunDir, inputs: RunInputs, ckpts: dict, device, start: float, progress: bool, method,
+                callbacks: list = (), tensorboard: bool = True, store=None) -> RunParts:
     "The rows of the method's table in order, each run, resumed or skipped as finished, then the results: for `run`."
+    splits, teacher_model = inputs.splits, inputs.teacher
     histories = {s.name: (ckpts.get(s.name) or {"state": {"history": []}})["state"]["history"] for s in method.stages}
     if is_main(): run_dir.rewrite_metrics(histories)
-    models = build_models(config, len(splits.classes), teacher_model, device, progress=progress, init=student_init)
+    models = build_models(config, len(splits.classes), teacher_model, device, progress=progress, init=inputs.student_init)
     models.update({m: None for m in models if not any(m in s.trains for s in method.stages)})  # no stage trains it: not there
     board = TensorBoardLog(run_dir.path, {m: v for m, v in models.items() if v is not None}, splits.student_val) if tensorboard else None
-    fresh = lambda names: build_models(config, len(splits.classes), teacher_model, device, names, init=student_init)
-    try: return _loop_stages(config, run_dir, splits, teacher_model, prov, ckpts, models, start, progress,
-                             [*callbacks, *([board] if board else [])], method, fresh, store)
+    fresh = lambda names: build_models(config, len(splits.classes), teacher_model, device, names, init=inputs.student_init)
+    try: return _loop_stages(config, run_dir, inputs, ckpts, models, start, progress, [*callbacks, *([board] if board else [])],
+                             method, fresh, store)
     finally:
         if board: board.close()
 
-def _loop_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, ckpts: dict, models: dict, start: float,
-                 progress: bool, callbacks: list, method, fresh, store) -> RunParts:
+def _loop_stages(config: Config, run_dir: RunDir, inputs: RunInputs, ckpts: dict, models: dict, start: float, progress: bool,
+                 callbacks: list, method, fresh, store) -> RunParts:
     "The loop over the method's table with the run's models built, then `_finish`; `fresh(names)` builds a shared stage's models."
+    splits, teacher_model, prov = inputs.splits, inputs.teacher, inputs.provenance
     domain = dict(train=splits.student_train, val=splits.student_val)
     score = uncertainty_setup(teacher_model, splits.student_train, config.uncertainty, config.energy_tau)
     infos, diagnostics, trained, frozen_g = {}, {}, set(), None
@@ -139,20 +152,20 @@ def _loop_stages(config: Config, run_dir: RunDir, splits, teacher_model, prov: d
             warn_collapse(f"stage {number}'s generator", diagnostics[stage.name])
             frozen_g = {k: v for k, v in diagnostics[stage.name].items() if k.startswith("gen_")}  # G no longer changes
         infos[stage.name] = info
-    return _finish(config, run_dir, splits, teacher_model, prov, models, infos, diagnostics, start, progress, method)
+    return _finish(config, run_dir, inputs, models, infos, diagnostics, start, progress, method)
 
 # %% ../nbs/07_pipeline.ipynb #c5a25a93
-def _finish(config: Config, run_dir: RunDir, splits, teacher_model, prov: dict, models: dict, infos: dict, diagnostics: dict,
-            start: float, progress: bool, method) -> RunParts:
+def _finish(config: Config, run_dir: RunDir, inputs: RunInputs, models: dict, infos: dict, diagnostics: dict, start: float,
+            progress: bool, method) -> RunParts:
     """The results (scores on the test split, confusion matrices, each stage's record, the method as asked and any of its
     fields the config sets otherwise), written to `results.json`; the run's parts as trained."""
-    student = models["student"]
+    splits, teacher_model, student = inputs.splits, inputs.teacher, models["student"]
     # a stage trained under another config too (a forced resume) says so: the records match what was trained
     stage_info = lambda r: {k: v for k, v in r.items() if k != "history" and (k != "trained_under" or v not in ([], [config.to_dict()]))}
     overrides = {k: {"method": v, "config": getattr(config, k)} for k, v in method.changes.items() if getattr(config, k) != v}
     results = {"method": method.name, **({"method_overrides": overrides} if overrides else {}), "setting": config.setting,
                "seed": config.seed, "preset": config.preset,
-               "config": config.to_dict(), "provenance": prov, "teacher": evaluate(teacher_model, splits.student_test),
+               "config": config.to_dict(), "provenance": inputs.provenance, "teacher": evaluate(teacher_model, splits.student_test),
                "inits": {"student": student.init_record, "teacher": getattr(teacher_model, "init_record", {"init": "file"})},
                "student": evaluate(student, splits.student_test), "diagnostics": diagnostics,
                "confusion": {"classes": list(splits.classes), "student": confusion_matrix(student, splits.student_test),
@@ -187,6 +200,21 @@ def run_teacher(out, # the run directory
     return {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes, "norm": teacher_norm,
             **({"key": teacher_key} if teacher_key else {})}
 
+def run_inputs(config: Config, # the run's config, validated
+               out, # the run directory
+               device, # where the teacher goes (`init_distributed`'s device)
+               progress: bool = False, # show a pretraining or the teacher's training, if either must run
+               teacher = None, teacher_classes = None, teacher_norm = None, teacher_key = None, # as `run` takes them
+               resume: bool = False) -> RunInputs: # whether the run resumes (then its own teacher is the default)
+    """What `run` resolves from the config once, before it writes anything: the splits (`config_splits`), the student's
+    init (`resolve_init`), the teacher (`resolve_teacher`) and their `provenance`. Raises `ValueError` for init weights
+    that are unavailable, or a teacher file that cannot be read or whose classes do not fit."""
+    splits = config_splits(config)
+    init = _student_init(config, device, progress)
+    spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume, teacher_key)
+    model = resolve_teacher(config, splits, device, progress, **spec)
+    return RunInputs(splits, model, spec, init, provenance(splits, model, init))
+
 def _run_method(asked, # the method `run` was given: a name, a `Method` or None
                 out, resume: bool) -> Method:
     "The method a run runs: the one asked for, or on a resume the run's own (another is refused), else augkd."
@@ -197,13 +225,16 @@ def _run_method(asked, # the method `run` was given: a name, a `Method` or None
     chosen = asked or recorded or "augkd"
     return get_method(chosen) if isinstance(chosen, str) else chosen
 
-def _check_encoder(method: Method, config: Config) -> None:
-    "Refuse a table whose first stage that reads the encoder comes before any stage that trains it (a generator without one)."
+def _run_config(method: Method, config: Config) -> Config:
+    """The run's config validated (`validate_config`), once the method's table can run under it: refused when its first
+    stage that reads the encoder comes before any stage that trains it (a generator without one)."""
+    config = validate_config(config)
     ran = [s for s in method.stages if not s.skipped(config)]
     reader = next((i for i, s in enumerate(ran) if "encoder" in s.reads), None)
     if reader is not None and not any("encoder" in s.modules(config) for s in ran[:reader + 1]):
         raise ValueError(f"{method.name}: its stage 1 has no encoder and no stage before {ran[reader].name} learns one under this "
                          "config: run stage 2 with encoder inversion (use_anchor on, invert_steps or invert_epochs above 0)")
+    return config
 
 # %% ../nbs/07_pipeline.ipynb #ae7a29ab
 def run(config: Config = None, # the run's settings, the method's changes included (default: the method's on the `default` preset)
@@ -231,44 +262,20 @@ def run(config: Config = None, # the run's settings, the method's changes includ
     init weights that are unavailable, or a table whose stages read an encoder none of them trains; `Busy`
     (`augkd.files`) when another process writes the directory; `KeyboardInterrupt` with the resume command when interrupted."""
     method = _run_method(method, out, resume)
-    config = validate_config(config or method.config(make_config("default")))
+    config = _run_config(method, config or method.config(make_config("default")))
     run_dir = RunDir(out or default_run_dir(config))
-    out = run_dir.path
-    start = time.time()
-    device = init_distributed(config.device)
+    check_run_dir(config, run_dir.path, resume, force)  # refused before the inputs: a run there, a resume of another config
+    start, device = time.time(), init_distributed(config.device)
     progress = progress and is_main()
-    check_run_dir(config, out, resume, force)
-    _check_encoder(method, config)
-    splits = config_splits(config)
-    student_init = resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size),
-                                device, progress)  # unavailable weights stop the run here, before anything is written
-    spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume, teacher_key)
-    teacher_model = resolve_teacher(config, splits, device, progress, **spec)
-    prov = provenance(splits, teacher_model, student_init)
-    check_run_dir(config, out, resume, force, prov)  # nothing is written before every check has passed
-    ckpts = {s.name: run_dir.load_checkpoint(s, config, prov, force) for s in method.stages}  # each read once per run
-    barrier()  # every process has looked at the directory before rank 0 writes to it
-    with exclusive(run_dir.file("lock"), f"run directory {out}") if is_main() else contextlib.nullcontext():
-        if is_main():
-            check_run_dir(config, out, resume, force, prov)  # again: a run started meanwhile has finished or failed
-            (out / "ckpt").mkdir(parents=True, exist_ok=True)
-            run_dir.write_json("teacher", spec)
-            if not (resume and run_dir.exists("command")):  # a resume keeps the command that started the run
-                if command: run_dir.record_command(command, "typed at the command line")
-                else: run_dir.record_command(command_line(config, out, spec, method))
-            for stage in reuse_stages(config, prov, out, [Path(r) for r in reuse], method.stages):
-                if progress: print(f"{stage}: reused from an earlier run with the same inputs")
-            run_dir.save_config(config, prov, method.name, [s.name for s in method.stages])
-            run_dir.write_json("splits", splits.indices)
-        barrier()
-        # the stages rank 0 copied in from `reuse` are read now, by every process
-        ckpts = {s.name: ckpts[s.name] if ckpts[s.name] is not None else run_dir.load_checkpoint(s, config, prov, force)
-                 for s in method.stages}
+    inputs = run_inputs(config, run_dir.path, device, progress, teacher, teacher_classes, teacher_norm, teacher_key, resume)
+    line = (command, "typed at the command line") if command else (command_line(config, run_dir.path, inputs.teacher_spec, method),)
+    records = {"teacher": inputs.teacher_spec, "splits": inputs.splits.indices, "command": line}
+    with start_run(run_dir, config, inputs.provenance, method.stages, method.name, records, resume, force,
+                   [Path(r) for r in reuse], progress) as ckpts:
         try:
-            held = _run_stages(config, run_dir, splits, teacher_model, prov, ckpts, student_init, device, start, progress,
-                               method, list(callbacks), tensorboard, store)
+            held = _run_stages(config, run_dir, inputs, ckpts, device, start, progress, method, list(callbacks), tensorboard, store)
         except KeyboardInterrupt as stop:
-            raise type(stop)(_resume_hint(out, stop)) from None  # a `Stopped` stays one: its loop saved the step
+            raise type(stop)(_resume_hint(run_dir.path, stop)) from None  # a `Stopped` stays one: its loop saved the step
     return held if parts else held.results
 
 # %% ../nbs/07_pipeline.ipynb #4cb4f935

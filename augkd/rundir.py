@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_rundir.ipynb #05f9901b
 from __future__ import annotations
-import json, shutil, time
+import contextlib, json, shutil, time
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from .devices import barrier, is_main
 
 # %% auto #0
 __all__ = ['PROVENANCE', 'provenance', 'stage_key', 'stage_keys', 'differences', 'RunDir', 'run_stage', 'default_run_dir',
-           'check_run_dir', 'reuse_stages', 'shared_stage']
+           'check_run_dir', 'reuse_stages', 'start_run', 'shared_stage']
 
 # %% ../nbs/07b_rundir.ipynb #e6516a2c
 PROVENANCE = {"teacher": "the teacher's weights", "data": "the student domain's data", "augkd": "augkd's version",
@@ -261,6 +261,40 @@ def _finished_as(run_dir, stage, config: Config, provenance: dict) -> bool:
     try: ckpt = RunDir(run_dir).load_checkpoint(stage)
     except ValueError: return False
     return ckpt is not None and ckpt["done"] and ckpt["stage_hash"] in stage_keys(config, stage, provenance)
+
+# %% ../nbs/07b_rundir.ipynb #23b3f784
+@contextlib.contextmanager
+def start_run(run_dir: RunDir, # the run's directory
+              config: Config, provenance: dict, # the run's config and `provenance`
+              table: tuple, # the method's table of stages
+              method: str, # the method the run was asked for
+              records: dict, # beside the config: `teacher` and `splits` (JSON), `command` (`record_command`'s arguments)
+              resume: bool = False, force: bool = False, # as `check_run_dir` takes them
+              reuse: list = (), # run directories whose finished stages are copied in when their inputs match (`reuse_stages`)
+              progress: bool = False): # say which stages were reused
+    """Hold the run directory while a run writes it: checked with every input known (`check_run_dir`), each stage's
+    checkpoint loaded and checked (`load_checkpoint`), then under its lock (rank 0) checked again, since a run started
+    meanwhile has finished or failed, the config with its provenance, the splits, the teacher and the command recorded
+    (a resume keeps the command that started the run), and reusable stages copied in. Yields each stage's checkpoint
+    (None: none yet), by name. Raises `ValueError` before anything is written, as `check_run_dir` and `load_checkpoint`
+    do; `Busy` (`augkd.files`) when another process writes the directory."""
+    check_run_dir(config, run_dir.path, resume, force, provenance)
+    ckpts = {s.name: run_dir.load_checkpoint(s, config, provenance, force) for s in table}  # each read once per run
+    barrier()  # every process has looked at the directory before rank 0 writes to it
+    with exclusive(run_dir.file("lock"), f"run directory {run_dir.path}") if is_main() else contextlib.nullcontext():
+        if is_main():
+            check_run_dir(config, run_dir.path, resume, force, provenance)
+            (run_dir.path / "ckpt").mkdir(parents=True, exist_ok=True)
+            run_dir.write_json("teacher", records["teacher"])
+            if not (resume and run_dir.exists("command")): run_dir.record_command(*records["command"])
+            run_dir.save_config(config, provenance, method, [s.name for s in table])
+            run_dir.write_json("splits", records["splits"])
+            for stage in reuse_stages(config, provenance, run_dir.path, reuse, table):
+                if progress: print(f"{stage}: reused from an earlier run with the same inputs")
+        barrier()
+        # the stages rank 0 copied in from `reuse` are read now, by every process
+        yield {s.name: ckpts[s.name] if ckpts[s.name] is not None else run_dir.load_checkpoint(s, config, provenance, force)
+               for s in table}
 
 # %% ../nbs/07b_rundir.ipynb #d653bede
 def shared_stage(stage, # a `Stage` with `shared` set: a data-free stage, `stage.train(teacher, **modules, config=, progress=)`

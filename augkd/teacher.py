@@ -207,7 +207,8 @@ def resolve_teacher(config, # the run's config (`augkd.stages.Config`: setting, 
                     key = None, # with a file holding several weight sets: the one to take
                    ):
     "The run's teacher, outputs in the student domain's class order: the file `path` or the setting's cached teacher (adapted with `teacher_adabn`)."
-    teacher = _finite_outputs(_teacher(config, splits, device, progress, path, classes, norm, key), splits)
+    teacher = _teacher(config, splits, device, progress, path, classes, norm, key)
+    teacher = _finite_outputs(teacher, splits)
     return recalibrate_bn(teacher, splits.student_train.images) if config.teacher_adabn else teacher
 
 # %% ../nbs/03_teacher.ipynb #e0688f10
