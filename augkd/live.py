@@ -17,7 +17,7 @@ from .tracking import stage_of
 from .train import Callback, rng_state, set_rng_state
 from .viz import (STAGE_TITLES, anchor_pairs_figure, confusion_figure, curve_panels, generated_samples_figure,
                        mask_heatmap_figure, per_class_figure, run_confusions, run_views, stage_curves, stage_curves_figure)
-from .widgets import _replace
+from .widgets import replace_figure
 
 # %% auto #0
 __all__ = ['stage_pictures', 'LiveView', 'live_run']
@@ -81,7 +81,7 @@ class LiveView(Callback):
             with self.curves.batch_update():
                 for trace, name in zip(self.curves.data, names):
                     trace.x, trace.y = [e + 1 for e in curves[name]], list(curves[name].values())
-        else: _replace(self.curves, stage_curves_figure(self.rows(learn), self.stage, self.epochs))
+        else: replace_figure(self.curves, stage_curves_figure(self.rows(learn), self.stage, self.epochs))
         self.drawn, self.redraws = time.time(), self.redraws + 1
 
     def say(self, learn, epochs_done: int, images: int = None):
