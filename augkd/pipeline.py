@@ -31,7 +31,8 @@ from .devices import barrier, init_distributed, is_main, resolve_device
 from .metrics import confusion_matrix, evaluate, predict_logits
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'build_models', 'config_splits', 'resolve_teacher', 'RunParts', 'run_teacher', 'run', 'load_run']
+__all__ = ['MODEL_NAMES', 'build_models', 'config_splits', 'resolve_teacher', 'RunParts', 'run_teacher', 'announce', 'run',
+           'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-027
 MODEL_NAMES = ("student", "generator", "encoder", "anchor")
@@ -264,6 +265,12 @@ def _check_encoder(method: Method, config: Config) -> None:
                          "config: run stage 2 with encoder inversion (use_anchor on, invert_steps or invert_epochs above 0)")
 
 # %% ../nbs/07_pipeline.ipynb #ae7a29ab
+def announce(callbacks, # the run's callbacks
+             phase: str): # the phase about to begin: data, teacher (a stage announces itself through its loop)
+    "Tell the callbacks that follow a run's phases (those with a `phase` method, as `augkd.live.LiveView`) that `phase` begins."
+    for callback in callbacks:
+        if hasattr(callback, "phase"): callback.phase(phase)
+
 def run(config: Config = None, # the run's settings, the method's changes included (default: the method's on the `default` preset)
         out = None, # the run directory (default: `default_run_dir(config)`)
         resume: bool = False, # continue the run in `out` from its last checkpoint
@@ -274,7 +281,7 @@ def run(config: Config = None, # the run's settings, the method's changes includ
         teacher_classes = None, # with a plain state dict `teacher`: its class names, in output order
         teacher_norm = None, # with a plain state dict `teacher`: its input normalization
         teacher_key = None, # with a `teacher` file holding several weight sets (`model`, `ema`, ...): the one to take
-        callbacks = (), # `Callback`s added to every stage's training loop (a live view, a logger)
+        callbacks = (), # `Callback`s added to every stage's training loop (a live view, a logger); `announce` tells them the phases
         command: str = None, # the command line that started the run (default: the `augkd run` line that makes the same run)
         parts: bool = False, # return the run's `RunParts` as trained (for a report, without reading anything again)
         tensorboard: bool = True, # write TensorBoard events of every stage to `out/tb/` (`TensorBoardLog`)
@@ -297,9 +304,11 @@ def run(config: Config = None, # the run's settings, the method's changes includ
     progress = progress and is_main()
     check_run_dir(config, out, resume, force)
     _check_encoder(method, config)
+    announce(callbacks, "data")
     splits = config_splits(config)
     student_init = resolve_init(config.student_init, config.student_arch, resolve_stem(config.student_stem, config.image_size),
                                 device, progress)  # unavailable weights stop the run here, before anything is written
+    announce(callbacks, "teacher")
     spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume, teacher_key)
     teacher_model = resolve_teacher(config, splits, device, progress, **spec)
     prov = provenance(splits, teacher_model, student_init)

@@ -19,7 +19,7 @@ from .viz import (anchor_map_figure, anchor_pairs_figure, confusion_figure, gene
                        uncertainty_map_figure)
 
 # %% auto #0
-__all__ = ['DIAGNOSTICS', 'DIAGNOSTIC_NAMES', 'results_table', 'diagnostics_table', 'inputs_table', 'command_block',
+__all__ = ['DIAGNOSTICS', 'DIAGNOSTIC_NAMES', 'results_table', 'diagnostics_table', 'inputs_table', 'command_block', 'absent',
            'report_sections', 'sections_html', 'write_report']
 
 # %% ../nbs/11_report.ipynb #cell-006
@@ -111,8 +111,12 @@ def command_block(run_dir) -> str:
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:1250px;margin:auto;padding:1em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} h2{{margin-top:2em}} pre{{background:#f4f4f4;padding:8px}}
-.row{{display:flex;flex-wrap:wrap;gap:10px}}</style></head>
+.row{{display:flex;flex-wrap:wrap;gap:10px}} .absent{{color:#555;border-left:3px solid #bbb;padding-left:8px}}</style></head>
 <body><h1>{title}</h1>{body}</body></html>"""
+
+def absent(reason: str, what: str) -> str:
+    "The HTML that stands where a picture of a stage the run does not have would be: what is left out, and why."
+    return f"<p class='absent'><b>Nothing to show</b>: {html.escape(reason)}, so no {html.escape(what)}.</p>"
 
 def report_sections(run_dir, # a run directory (as `load_run` takes it), or the `RunParts` of a run just finished
                     kind: str = None, sample: int = 0) -> list:
@@ -134,13 +138,13 @@ def report_sections(run_dir, # a run directory (as `load_run` takes it), or the 
                 ("Stage diagnostics", diagnostics_table(done, len(splits.student_val))), ("Config and teacher", inputs_table(done)),
                 ("Training curves", training_curves_figures(parts.metrics)),
                 ("Generated samples", generated_samples_figure(views)),
-                ("Anchors", anchor_pairs_figure(views)),
-                ("Anchor map", anchor_map_figure(views, reducer)),
+                ("Anchors", anchor_pairs_figure(views) if "z_a" in views else absent(views["no_anchors"], "x_a and its tiles")),
+                ("Anchor map" if "z_a" in views else "Latent map", anchor_map_figure(views, reducer)),
                 ("Mixup path", mixup_strip_figure(path, current)),
                 ("", mixup_path_figure(path, reducer, views, marks, current)),
                 ("Uncertainty", uncertainty_map_figure(views, reducer)),
-                ("", uncertainty_histograms_figure(views))]
-    if parts.anchor is not None: sections.append(("Class masks", mask_heatmap_figure(parts)))
+                ("", uncertainty_histograms_figure(views)),
+                ("Class masks", mask_heatmap_figure(parts) if parts.anchor is not None else absent(views["no_anchors"], "class masks"))]
     return sections
 
 # %% ../nbs/11_report.ipynb #cell-014

@@ -482,7 +482,7 @@ def mixup_path_figure(path: dict, reducer, views: dict, marks: np.ndarray, curre
     ends = at(np.array([0.0, 1.0]))
     anchors = not path.get("no_anchors")
     fig.add_scatter(x=ends[:, 0], y=ends[:, 1], mode="markers+text", text=["anchor z_a", "sample z"] if anchors else ["", "z"],
-                    textposition="top center", marker=dict(size=10, color="black", symbol=["diamond", "circle"]),
+                    textposition="top center", marker=dict(size=10, color="black", symbol=["diamond" if anchors else "circle", "circle"]),
                     name="ends", showlegend=False, hoverinfo="skip")
     here = xy[current if current is not None else 0]
     fig.add_scatter(x=[here[0]], y=[here[1]], mode="markers", name="current s",
