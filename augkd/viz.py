@@ -561,11 +561,11 @@ def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: 
 # %% ../nbs/10_viz.ipynb #cell-036
 def uncertainty_histograms_figure(views: dict, threshold: float = None) -> go.Figure:
     "Overlaid histograms of the teacher's uncertainty on student-domain images and, with anchors, on their anchor images."
-    layers = [("unc_x", "before: x"), ("unc_x_a", "after: anchors x_a")] if "unc_x_a" in views else [("unc_x", "before: x")]
-    both = np.concatenate([views[k] for k, _ in layers])
+    layers = [("unc_x", "before: x", "#4c78a8"), ("unc_x_a", "after: anchors x_a", "#f58518")][:2 if "unc_x_a" in views else 1]
+    both = np.concatenate([views[k] for k, *_ in layers])
     bins = dict(start=float(both.min()), end=float(both.max()) + 1e-6, size=float(both.max() - both.min() + 1e-6) / 30)
     fig = go.Figure()
-    for key, name in layers: fig.add_histogram(x=views[key], name=name, opacity=0.6, xbins=bins)
+    for key, name, colour in layers: fig.add_histogram(x=views[key], name=name, opacity=0.6, xbins=bins, marker_color=colour)
     if threshold is not None: fig.add_vline(x=threshold, line=dict(color="black", dash="dash"))
     score = views["score"]
     what = "and their anchors" if len(layers) == 2 else f"(no anchors: {views['no_anchors']})"

@@ -214,7 +214,7 @@ class SampleView:
     "The sample in focus: x | G(E(x, y)) | x_a with its caption, and how many are selected; follows the workbench's selection."
     def __init__(self, wb: Workbench, title: str = None):
         self.wb = wb
-        self.image = W.Image(format="png")
+        self.image = W.Image(format="png", width=3 * 96 if "x_a" in wb.views else 2 * 96)
         self.caption, self.count = W.HTML(layout=W.Layout(max_width="330px")), W.HTML(layout=W.Layout(max_width="330px"))
         wb.selection.observe(lambda change: self.show(wb.selection.sample), names="sample")
         wb.selection.observe(lambda change: self.say(), names=["samples", "filters"])
@@ -235,7 +235,8 @@ class HoverView:
     "The image under the cursor on a map: the sample's x, or G(z) for a prior draw, with its caption (`show`)."
     def __init__(self, views: list): # the views whose points the maps draw: one run's, or two runs' (a pair)
         self.views = views
-        self.image, self.caption = W.Image(format="png"), W.HTML("hover a point to see its image", layout=W.Layout(max_width="330px"))
+        self.image = W.Image(format="png", width=96)
+        self.caption = W.HTML("hover a point to see its image", layout=W.Layout(max_width="330px"))
         self.widget = W.VBox([W.HTML("<b>under the cursor</b>"), self.image, self.caption], layout=W.Layout(width="330px"))
 
     def show(self, kind: str, number: int, run: int = 0):
@@ -332,7 +333,7 @@ class FilterBar:
         lo, hi = float(wb.views["unc_x"].min()), float(wb.views["unc_x"].max())
         self.classes = W.SelectMultiple(options=wb.views["classes"], rows=4, description="classes",
                                         layout=W.Layout(width="220px"), style={"description_width": "initial"})
-        self.teacher = W.ToggleButtons(options=["all", "right", "wrong"], description="teacher", style={"button_width": "60px"})
+        self.teacher = W.ToggleButtons(options=["all", "right", "wrong"], description="teacher", style={"button_width": "72px"})
         self.uncertainty = W.FloatRangeSlider(value=(lo, hi), min=lo, max=hi, step=(hi - lo) / 200 or 0.01, readout_format=".2f",
                                               description="uncertainty on x", style={"description_width": "initial"},
                                               continuous_update=False, layout=W.Layout(width="380px"))
@@ -585,8 +586,9 @@ class WorkbenchView:
         self.open(run if run is not None else (_newest_finished(start) or quick_run_dir()))
 
     def open(self, run):
-        "Open `run` (a path or name, as `load_run` takes it, or a list of two) and build every view over it; the old views are closed."
-        wb = workbench(run, **self.options)
+        """Open `run` (a path or name, as `load_run` takes it, a list of two, or a `Workbench` or `WorkbenchPair` already open) and
+        build every view over it; the old views are closed."""
+        wb = run if isinstance(run, (Workbench, WorkbenchPair)) else workbench(run, **self.options)
         for figure in self.figures: figure.close()
         self.wb, self.filters = wb, FilterBar(wb)
         if isinstance(wb, WorkbenchPair):
@@ -619,7 +621,7 @@ class WorkbenchView:
                              "focus; box or lasso in a map's toolbar to select many; hover a point to see its image)")
 
 # %% ../nbs/13_widgets.ipynb #5375d740
-def open_workbench(run=None, # a run: a path from here or from the project root, or a run's name (None: the newest finished run found, or the quick run); or a list of two
+def open_workbench(run=None, # a run: a path from here or from the project root, or a run's name (None: the newest finished run found, or the quick run); a list of two; or a `workbench` opened
                    **options) -> WorkbenchView: # `per_class`, `prior`, `reducer`, `start`, `splits` as `WorkbenchView` takes them
     "The linked workbench over one run (or two side by side), with a picker to open another; show it with `.widget`."
     return WorkbenchView(run, **options)
