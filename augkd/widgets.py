@@ -28,7 +28,7 @@ from .viz import (PRIOR, SAMPLES, StoredMap, alignment, anchor_map_figure, map_l
                        uncertainty_range)
 
 # %% auto #0
-__all__ = ['NOTHING_BESIDE', 'Selection', 'Workbench', 'quick_run_dir', 'workbench', 'align_pair', 'WorkbenchPair',
+__all__ = ['NOTHING_BESIDE', 'PAIR_WIDTH', 'Selection', 'Workbench', 'quick_run_dir', 'workbench', 'align_pair', 'WorkbenchPair',
            'sample_pair_png', 'hover_png', 'sample_caption', 'hover_caption', 'selection_line', 'SampleView',
            'HoverView', 'MapLink', 'selected_marker', 'replace_figure', 'AnchorExplorer', 'slider_bounds', 'FilterBar',
            'strip_png', 'MixupExplorer', 'above_threshold', 'uncertainty_panels', 'UncertaintyExplorer', 'run_choices',
@@ -235,13 +235,14 @@ class HoverView:
     "The image under the cursor on a map: the sample's x, or G(z) for a prior draw, with its caption (`show`)."
     def __init__(self, views: list): # the views whose points the maps draw: one run's, or two runs' (a pair)
         self.views = views
-        self.image = W.Image(format="png", width=96)
+        self.image = W.Image(format="png", width=96, layout=W.Layout(display="none"))  # no broken picture before a hover
         self.caption = W.HTML("hover a point to see its image", layout=W.Layout(max_width="330px"))
         self.widget = W.VBox([W.HTML("<b>under the cursor</b>"), self.image, self.caption], layout=W.Layout(width="330px"))
 
     def show(self, kind: str, number: int, run: int = 0):
         "Show point `number` of a trace of `kind` ('samples' or 'prior') of run `run` (0, or 1 for a pair's second)."
         self.image.value = _png_bytes(hover_png(self.views[run], kind, number))
+        self.image.layout.display = None
         self.caption.value = hover_caption(self.views[run], kind, number)
 
 # %% ../nbs/13_widgets.ipynb #019b28c6
@@ -538,6 +539,8 @@ def differ_marks(xy: np.ndarray, differ: np.ndarray, xaxis: str = "x", yaxis: st
                         hoverinfo="skip", xaxis=xaxis, yaxis=yaxis,
                         marker=dict(symbol="square-open", size=13, color="#c51b8a", line=dict(width=1.5)))
 
+PAIR_WIDTH = 820  # pixels: both maps inside a notebook's output at a 1280 px window, JupyterLab's file browser open
+
 def pair_figure(pair: WorkbenchPair, kind: str) -> go.Figure:
     "The pair's anchor maps (`kind` 'anchor') or uncertainty maps ('uncertainty', one colour scale) side by side on shared axes, differences squared."
     if kind == "anchor": figures = [anchor_map_figure(w.views, w.reducer, width=560) for w in pair.runs]
@@ -549,7 +552,8 @@ def pair_figure(pair: WorkbenchPair, kind: str) -> go.Figure:
             if trace.meta == PRIOR: trace.meta = f"{PRIOR}:1"
     what = "anchor maps" if kind == "anchor" else "teacher uncertainty, one colour scale for both runs"
     fig = side_by_side(figures, pair.labels(), f"{what}; the second run's map rotated and scaled onto the first's (Procrustes); "
-                                               "squares: samples whose teachers' or students' calls differ")
+                                               "squares: samples whose teachers' or students' calls differ",
+                       width=PAIR_WIDTH, height=520)
     differ = pair.differ()
     for col, w in enumerate(pair.runs, 1):
         axes = dict(xaxis=f"x{col if col > 1 else ''}", yaxis=f"y{col if col > 1 else ''}")
