@@ -235,14 +235,15 @@ class HoverView:
     "The image under the cursor on a map: the sample's x, or G(z) for a prior draw, with its caption (`show`)."
     def __init__(self, views: list): # the views whose points the maps draw: one run's, or two runs' (a pair)
         self.views = views
-        self.image = W.Image(format="png", width=96, layout=W.Layout(display="none"))  # no broken picture before a hover
-        self.caption = W.HTML("hover a point to see its image", layout=W.Layout(max_width="330px"))
+        # its room kept before a hover (no broken picture) and after (a map below it never moves under the cursor)
+        self.image = W.Image(format="png", width=96, height=96, layout=W.Layout(visibility="hidden"))
+        self.caption = W.HTML("hover a point to see its image", layout=W.Layout(max_width="330px", min_height="66px"))
         self.widget = W.VBox([W.HTML("<b>under the cursor</b>"), self.image, self.caption], layout=W.Layout(width="330px"))
 
     def show(self, kind: str, number: int, run: int = 0):
         "Show point `number` of a trace of `kind` ('samples' or 'prior') of run `run` (0, or 1 for a pair's second)."
         self.image.value = _png_bytes(hover_png(self.views[run], kind, number))
-        self.image.layout.display = None
+        self.image.layout.visibility = "visible"
         self.caption.value = hover_caption(self.views[run], kind, number)
 
 # %% ../nbs/13_widgets.ipynb #019b28c6
@@ -554,6 +555,7 @@ def pair_figure(pair: WorkbenchPair, kind: str) -> go.Figure:
     fig = side_by_side(figures, pair.labels(), f"{what}; the second run's map rotated and scaled onto the first's (Procrustes); "
                                                "squares: samples whose teachers' or students' calls differ",
                        width=PAIR_WIDTH, height=520)
+    if kind != "anchor": fig.update_layout(margin=dict(r=130))  # the colour bar's title inside the figure
     differ = pair.differ()
     for col, w in enumerate(pair.runs, 1):
         axes = dict(xaxis=f"x{col if col > 1 else ''}", yaxis=f"y{col if col > 1 else ''}")
