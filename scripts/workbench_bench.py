@@ -9,16 +9,18 @@ open of a run without a stored map fits it (UMAP: 10-20 s of numba compilation),
 view: the seconds spent inside `LiveView`'s callbacks while the run's stages train again (a fresh run with the
 run's config, in a temporary folder), against each stage's seconds. The report and the comparison: wall seconds.
 
-In the browser (`--browser`, chromium driving JupyterLab; needs Debian's `chromium` and the `playwright` package):
+In the browser (`--browser`: chromium driving JupyterLab; needs Debian's `chromium` and `playwright`):
 
-    python scripts/workbench_bench.py runs/HP-M-default-s0 --browser --points 20000 --json nbs/results/workbench_browser.json
+    python scripts/workbench_bench.py runs/HP-M-default-s0 --browser --points 20000 \
+        --json nbs/results/workbench_browser.json
 
-the seconds from running the cell `open_workbench(RUN)` (augkd imported in the cell before) to every view drawn (each map
-plotted, each image loaded), `--opens` times in one kernel; then a workbench of `--points` samples (the run's student-domain
-images of every split, repeated with a little pixel noise to that count, a domain holding fewer; a PCA map fitted on them;
-neither timed) opened the same way, and the seconds from the mouse to every view showing the answer, `--repeats` times
-each: a click on a point (the sample in focus shown and ringed in every map), a box selection (the samples selected in
-every map) and a filter (the teacher right or wrong: faded alike in every map)."""
+the seconds from running the cell `open_workbench(RUN)` (augkd imported in the cell before) to every view
+drawn (each map plotted, each image loaded), `--opens` times in one kernel; then a workbench of `--points`
+samples (the run's student-domain images of every split, repeated with a little pixel noise to that count, a
+domain holding fewer; a PCA map fitted on them; neither timed) opened the same way, and the seconds from the
+mouse to every view showing the answer, `--repeats` times each: a click on a point (the sample in focus shown
+and ringed in every map), a box selection (the samples selected in every map) and a filter (the teacher right
+or wrong: faded alike in every map)."""
 import argparse, contextlib, json, os, platform, secrets, shutil, socket, subprocess, sys, tempfile, time
 from pathlib import Path
 
@@ -75,15 +77,17 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 
 
 def scale_workbench(run_dir: str, points: int, prior: int = 100, seed: int = 0):
-    """A `Workbench` over `points` samples of the run: its student-domain images of every split in turn, repeated (each copy
-    after the first with N(0, 0.02) pixel noise, clipped to [0, 1]) to that count, seen through its models; a PCA map."""
+    """A `Workbench` over `points` samples of the run: its student-domain images of every split in turn,
+    repeated (each copy after the first with N(0, 0.02) pixel noise, clipped to [0, 1]) to that count, seen
+    through its models; a PCA map."""
     import numpy as np, torch
     from augkd.pipeline import load_run
     from augkd.viz import VIEW_SPLITS, fit_map, map_latents, schedule_marks, views_of
     from augkd.widgets import Workbench
     parts = load_run(run_dir)
     domains = {name: getattr(parts.splits, field) for name, field in VIEW_SPLITS.items()}
-    images, labels = torch.cat([d.images for d in domains.values()]), torch.cat([d.labels for d in domains.values()])
+    images = torch.cat([d.images for d in domains.values()])
+    labels = torch.cat([d.labels for d in domains.values()])
     names = np.concatenate([[name] * len(d.labels) for name, d in domains.items()])
     index = np.concatenate([np.arange(len(d.labels)) for d in domains.values()])
     which = np.arange(points) % len(images)
@@ -100,14 +104,15 @@ def _cell(source: str) -> dict:
 
 
 def bench_notebook(run_dir: str, points: int, opens: int) -> dict:
-    "The notebook the browser runs: augkd imported; `opens` cells opening the run; a workbench of `points` samples, made and opened."
+    "The notebook the browser runs: augkd imported; `opens` cells opening the run; `points` samples, made and opened."
     here = Path(__file__).resolve().parent
-    cells = [f"import sys\nsys.path.insert(0, {str(here)!r})\nimport workbench_bench\nfrom augkd.widgets import open_workbench"]
+    cells = [f"import sys\nsys.path.insert(0, {str(here)!r})\nimport workbench_bench\n"
+             "from augkd.widgets import open_workbench"]
     cells += [f"app = open_workbench({run_dir!r})\nprint('figures', len(app.figures))\napp.widget"] * opens
     cells += [f"big = workbench_bench.scale_workbench({run_dir!r}, {points})",
               "app = open_workbench(big)\nprint('figures', len(app.figures))\napp.widget"]
-    return {"cells": [_cell(c) for c in cells], "metadata": {"kernelspec": {"display_name": "python3", "language": "python",
-            "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+    kernel = {"display_name": "python3", "language": "python", "name": "python3"}
+    return {"cells": [_cell(c) for c in cells], "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}
 
 
 @contextlib.contextmanager
@@ -129,7 +134,8 @@ def jupyterlab(root: Path):
                 if s.connect_ex(("127.0.0.1", port)) == 0: break
             time.sleep(0.5)
         else: raise RuntimeError("JupyterLab did not start: " + (root / "jupyterlab.log").read_text()[-2000:])
-        yield lambda notebook: f"http://127.0.0.1:{port}/lab/workspaces/{secrets.token_hex(4)}/tree/{notebook}?token={token}&reset"
+        lab = f"http://127.0.0.1:{port}/lab/workspaces"
+        yield lambda notebook: f"{lab}/{secrets.token_hex(4)}/tree/{notebook}?token={token}&reset"
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -144,31 +150,48 @@ DRAWN = """(cell) => {
         && images.every(i => i.complete) && images.filter(i => i.naturalWidth > 0).length >= 2;  // an empty one waits for a hover
 }"""
 
-# what the views show of the selection: the captions of the sample in focus, the rings, each map's selected samples and
-# how many samples it fades (a per-point opacity under 0.2), and the selection's line
+# what the views show of the selection: the captions of the sample in focus, the rings, and per map the samples it
+# shows selected and those it fades (a per-point opacity under 0.2), each set as "how many:their sum"
 STATE = """(cell) => {
     const plots = [...cell.querySelectorAll('.js-plotly-plot')];
     const samples = gd => gd.data.filter(t => t.meta === 'samples');
     const of = (t, k) => Number(t.customdata[k]);
+    const sign = numbers => { const set = new Set(numbers); return `${set.size}:${[...set].reduce((a, b) => a + b, 0)}` };
     return {
         captions: [...cell.querySelectorAll('.widget-label, .widget-html')].map(e => e.textContent)
             .filter(t => /^sample \\d+, class/.test(t)).map(t => t.split(',')[0]),
         rings: plots.map(gd => gd.data.filter(t => (t.name || '').startsWith('selected sample')).map(
             t => Array.from(t.x).join()).join()),
-        selected: plots.map(gd => new Set(samples(gd).flatMap(t => Array.from(t.selectedpoints || []).map(k => of(t, k)))).size),
-        faded: plots.map(gd => new Set(samples(gd).flatMap(t => Array.isArray(t.marker.opacity) || ArrayBuffer.isView(
-            t.marker.opacity) ? Array.from(t.marker.opacity).flatMap((o, k) => o < 0.2 ? [of(t, k)] : []) : [])).size),
-        line: ([...cell.querySelectorAll('.widget-html')].map(e => e.textContent).find(
-            t => / samples selected|one sample in focus/.test(t)) || ''),
+        selected: plots.map(gd => sign(samples(gd).flatMap(t => Array.from(t.selectedpoints || []).map(k => of(t, k))))),
+        faded: plots.map(gd => sign(samples(gd).flatMap(t => Array.isArray(t.marker.opacity) || ArrayBuffer.isView(
+            t.marker.opacity) ? Array.from(t.marker.opacity).flatMap((o, k) => o < 0.2 ? [of(t, k)] : []) : []))),
     };
 }"""
 
-# the page positions of a plot's sample points (plotly's axes map its data to pixels)
+# the page positions of a plot's points that answer the mouse (plotly's axes map its data to pixels), and each one's
+# sample (-1 for a prior draw)
 POINTS = """(gd) => {
     const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-    return gd._fullData.filter(t => t.visible === true && t.meta === 'samples' && t.xaxis === 'x').flatMap(
-        t => Array.from(t.x).map((x, k) => [box.left + xa._offset + xa.l2p(x), box.top + ya._offset + ya.l2p(t.y[k])]));
+    return gd._fullData.filter(t => t.visible === true && t.hoverinfo !== 'skip' && t.customdata && t.xaxis === 'x')
+        .flatMap(t => Array.from(t.x).map((x, k) => [box.left + xa._offset + xa.l2p(x), box.top + ya._offset
+                                                      + ya.l2p(t.y[k]), t.meta === 'samples' ? Number(t.customdata[k]) : -1]));
 }"""
+
+
+def click_targets(points: list, count: int, focus: int, room: float = 6.0) -> list:
+    """`count` (x, y, sample) of `points` (`POINTS`) to click in turn: sample points far out on the map with no other
+    point within `room` pixels (a click lands on them), each sample another than the one before (the first another
+    than `focus`, the sample in focus)."""
+    import numpy as np
+    xy, sample = np.array([p[:2] for p in points]), np.array([p[2] for p in points])
+    mine = np.flatnonzero(sample >= 0)
+    outward = mine[np.argsort(-np.linalg.norm(xy[mine] - xy[mine].mean(0), axis=1))][:200]
+    clear = [i for i in outward if np.sort(np.linalg.norm(xy - xy[i], axis=1))[1] > room]
+    chosen = [(None, None, focus)]
+    for i in clear + list(outward):  # clear ones first; crowded ones only where too few are clear
+        if len(chosen) == count + 1: break
+        if sample[i] != chosen[-1][2]: chosen.append((float(xy[i][0]), float(xy[i][1]), int(sample[i])))
+    return chosen[1:]
 
 
 def _run_cell(page, cell, timeout_ms: int) -> float:
@@ -187,9 +210,10 @@ def _answered(page, cell, done: str, before: dict) -> float:
     return time.perf_counter() - start
 
 
-def browser_figures(run_dir: str, points: int, opens: int = 3, repeats: int = 3, screenshot: Path = None) -> dict:
-    """The browser's figures (see the module's docstring): open seconds, and at `points` samples click, box and filter seconds;
-    the page as it ends (or fails) saved to `screenshot`."""
+def browser_figures(run_dir: str, points: int, opens: int = 3, repeats: int = 3,
+                    screenshot: Path = None) -> dict:
+    """The browser's figures (see the module's docstring): open seconds, and at `points` samples click, box and
+    filter seconds; the page as it ends (or fails) saved to `screenshot`."""
     from playwright.sync_api import sync_playwright
     figures = {"run": run_dir, "points": points, "open_seconds": [], "click_seconds": [], "box_seconds": [],
                "filter_seconds": []}
@@ -228,13 +252,11 @@ def _measure(page, url: str, figures: dict, opens: int, repeats: int):
     plot = cell.locator(".js-plotly-plot").first
     plot.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
-    xy = plot.evaluate(POINTS)
-    xs, ys = sorted(x for x, _ in xy), sorted(y for _, y in xy)
-    # clicks on the leftmost, rightmost, topmost, ... sample points in turn: each another sample, far from the last
-    ends = [min(xy), max(xy), min(xy, key=lambda q: q[1]), max(xy, key=lambda q: q[1])]
-    for k in range(repeats):
+    points = plot.evaluate(POINTS)
+    xs, ys = sorted(p[0] for p in points if p[2] >= 0), sorted(p[1] for p in points if p[2] >= 0)
+    focus = int(cell.evaluate(STATE)["captions"][0].split()[1])
+    for x, y, _ in click_targets(points, repeats, focus):
         before = cell.evaluate(STATE)
-        x, y = ends[k % len(ends)]
         page.mouse.move(x, y)
         page.mouse.click(x, y)
         figures["click_seconds"].append(_answered(page, cell, """(now, b) => now.captions.length > 0 &&
@@ -243,20 +265,26 @@ def _measure(page, url: str, figures: dict, opens: int, repeats: int):
     plot.hover()
     plot.locator(".modebar-btn[data-title='Box Select']").click()
     page.wait_for_function("(gd) => gd._fullLayout.dragmode === 'select'", arg=plot.element_handle())
-    for k in range(repeats):  # boxes of other sizes: each selects other samples
+    for k in range(repeats):  # each box larger than the last (a drag that starts inside a selection moves it)
         q = lambda values, f: values[min(len(values) - 1, int(f * len(values)))]
-        lo, hi = 0.3 - 0.05 * k, 0.7 + 0.05 * k
+        lo, hi = 0.4 - 0.3 * k / max(1, repeats - 1), 0.6 + 0.3 * k / max(1, repeats - 1)
+        # at least 40 px a side, more for each box: a thinner drag is a click to plotly
+        (x0, x1), (y0, y1) = [(min(q(v, lo), q(v, 0.5) - 20 - 10 * k), max(q(v, hi), q(v, 0.5) + 20 + 10 * k))
+                              for v in (xs, ys)]
         before = cell.evaluate(STATE)
-        page.mouse.move(q(xs, lo), q(ys, lo))
+        page.mouse.move(x0, y0, steps=5)  # as a hand drags: onto the corner, a pause, pressed, across, released
+        page.wait_for_timeout(200)
         page.mouse.down()
-        page.mouse.move(q(xs, hi), q(ys, hi), steps=8)
+        page.wait_for_timeout(100)
+        page.mouse.move(x1, y1, steps=8)
+        page.wait_for_timeout(100)
         page.mouse.up()
-        figures["box_seconds"].append(_answered(page, cell, """(now, b) => now.line !== b.line &&
-            now.selected[0] > 1 && now.selected.every(n => n === now.selected[0])""", before))
+        figures["box_seconds"].append(_answered(page, cell, """(now, b) => now.selected[0] !== b.selected[0] &&
+            parseInt(now.selected[0]) > 1 && now.selected.every(n => n === now.selected[0])""", before))
     for k in range(repeats):
         before = cell.evaluate(STATE)
         cell.locator(".widget-toggle-buttons button", has_text=["wrong", "right", "all"][k % 3]).first.click()
-        figures["filter_seconds"].append(_answered(page, cell, """(now, b) => now.line !== b.line &&
+        figures["filter_seconds"].append(_answered(page, cell, """(now, b) => now.faded[0] !== b.faded[0] &&
             now.faded.every(n => n === now.faded[0])""", before))
 
 
@@ -266,20 +294,20 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--skip-live", action="store_true", help="leave out the live view's cost (a whole run again)")
     parser.add_argument("--compare-with", default=None, help="a second run for the comparison page's time (default: the run alone)")
-    parser.add_argument("--browser", action="store_true", help="measure in chromium driving JupyterLab instead (see above)")
-    parser.add_argument("--points", type=int, default=20_000, help="with --browser: samples on the maps whose latencies are measured")
+    parser.add_argument("--browser", action="store_true", help="measure in chromium driving JupyterLab (see above)")
+    parser.add_argument("--points", type=int, default=20_000, help="with --browser: samples on the maps timed")
     parser.add_argument("--opens", type=int, default=3, help="with --browser: how many times the run is opened")
     parser.add_argument("--repeats", type=int, default=3, help="with --browser: how many clicks, boxes and filters")
-    parser.add_argument("--screenshot", type=Path, default=None, help="with --browser: save the page as it ends (or fails) here")
+    parser.add_argument("--screenshot", type=Path, default=None, help="with --browser: the page as it ends, here")
     args = parser.parse_args(argv)
     from augkd.runs import resolve_run
     run_dir = str(resolve_run(args.run_dir))
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     if args.browser:
         from augkd.widgets import workbench
-        workbench(run_dir)  # the run's map stored (fitted once here where it is not yet), as a report leaves it
-        figures = {**browser_figures(run_dir, args.points, args.opens, args.repeats, args.screenshot), "machine": machine,
-                   "stored_maps": sorted(p.name for p in (Path(run_dir) / "viz").glob("map-*.npz"))}
+        workbench(run_dir)  # the run's map stored (fitted here if it is not yet), as a report leaves it
+        figures = {**browser_figures(run_dir, args.points, args.opens, args.repeats, args.screenshot),
+                   "machine": machine, "stored_maps": sorted(p.name for p in (Path(run_dir) / "viz").glob("map-*.npz"))}
         print(json.dumps(figures, indent=2))
         if args.json: args.json.write_text(json.dumps(figures, indent=2) + "\n")
         return figures

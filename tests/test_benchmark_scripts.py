@@ -353,3 +353,11 @@ def test_workbench_bench_repeats_a_runs_samples_to_a_count_and_writes_the_notebo
     cells = ["".join(c["source"]) for c in workbench_bench.bench_notebook(run, 1300, opens=2)["cells"]]
     assert len(cells) == 1 + 2 + 2 and cells[1] == cells[2] and f"open_workbench({run!r})" in cells[1]
     assert f"scale_workbench({run!r}, 1300)" in cells[3]
+
+
+def test_workbench_bench_clicks_sample_points_clear_of_others_each_another_sample():
+    points = [[0, 0, 1], [100, 0, 2], [100, 3, -1], [50, 50, 3], [0, 100, 4], [52, 50, 5], [40, 40, 6]]
+    test = workbench_bench.click_targets(points, 2, focus=1)  # sample 2 lies under a prior draw; 3 and 5 on each other
+    assert test == [(0.0, 100.0, 4), (0.0, 0.0, 1)], test
+    samples = [s for *_, s in workbench_bench.click_targets(points, 3, focus=4)]
+    assert samples[:2] == [1, 6] and samples[2] != 6, samples  # the clear ones first, then crowded ones where too few
