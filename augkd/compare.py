@@ -16,7 +16,8 @@ from .pipeline import load_run
 from .report import _PAGE, sections_html
 from .runs import find_runs, is_run_dir, resolve_run, run_command
 from .viz import (SERIES_COLOURS, STAGE_TITLES, anchor_map_figure, confusion_figure, generated_samples_figure,
-                       per_class_figure, run_confusions, run_map, run_views, stage_curves, uncertainty_map_figure)
+                       per_class_figure, run_confusions, run_map, run_views, stage_curves, title_margin, uncertainty_map_figure,
+                       uncertainty_range, wrapped)
 
 # %% auto #0
 __all__ = ['COMPARED_CURVES', 'comparison_runs', 'run_labels', 'comparison_table', 'comparison_curves_figure',
@@ -109,7 +110,8 @@ def compare_sections(paths: list, # runs and benchmark directories (`comparison_
     classes = confusions[0]["classes"]
     if any(c["classes"] != classes for c in confusions):  # runs of other classes: no per-class picture can hold them all
         students = {}
-    titled = lambda fig, label: fig.update_layout(title=f"{label}: {fig.layout.title.text}", width=560, height=460)
+    titled = lambda fig, label: fig.update_layout(title=wrapped(f"{label}: {fig.layout.title.text}", 68), width=560, height=560,
+                                                  margin=dict(t=title_margin(wrapped(f"{label}: {fig.layout.title.text}", 68))))
     sections = [("Runs", comparison_table(parts, labels))]
     cells = bench_cells_table(paths)
     if cells: sections.append(("Benchmark cells", cells))
@@ -118,8 +120,10 @@ def compare_sections(paths: list, # runs and benchmark directories (`comparison_
                      ("Confusion matrices (test split)", [confusion_figure(c, classes, f"{label}: student") for label, c in students.items()])]
     sections.append(("Training curves", comparison_curves_figure({label: p.metrics for label, p in zip(labels, parts)})))
     if drawn:
+        scale = (min(uncertainty_range(v)[0] for v in views), max(uncertainty_range(v)[1] for v in views))  # one colour, one value
         sections += [("Anchor maps", [titled(anchor_map_figure(v, r), label) for label, v, r in zip(labels_drawn, views, reducers)]),
-                     ("Uncertainty maps", [titled(uncertainty_map_figure(v, r), label) for label, v, r in zip(labels_drawn, views, reducers)]),
+                     ("Uncertainty maps", [titled(uncertainty_map_figure(v, r, scale=scale), label)
+                                           for label, v, r in zip(labels_drawn, views, reducers)]),
                      ("Generated samples", [generated_samples_figure(v, n=20).update_layout(title=f"{label}: G(z), the teacher's call")
                                             for label, v in zip(labels_drawn, views)])]
     return sections

@@ -5,22 +5,99 @@
 # %% ../nbs/14_live.ipynb #f96d7a5e
 from __future__ import annotations
 import dataclasses, re, time
+from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as W
+import numpy as np
 import plotly.graph_objects as go
 
+from .methods import Method, get_method
 from .pipeline import load_run, run
+from .report import write_report
 from .rundir import default_run_dir, RunDir
+from .runs import find_runs, run_home
 from .stages import make_config
 from .tracking import stage_of
-from .train import Callback, rng_state, set_rng_state
+from .train import Callback, rng_state, set_rng_state, tracked
 from .viz import (STAGE_TITLES, anchor_pairs_figure, confusion_figure, curve_panels, generated_samples_figure,
                        mask_heatmap_figure, per_class_figure, run_confusions, run_views, stage_curves, stage_curves_figure)
-from .widgets import _replace
+from .widgets import replace_figure
 
 # %% auto #0
-__all__ = ['stage_pictures', 'LiveView', 'live_run']
+__all__ = ['PHASE_TITLES', 'EPOCH_FIELDS', 'Phase', 'expected_seconds', 'run_plan', 'phase_left', 'run_left', 'phase_line',
+           'run_line', 'stage_pictures', 'LiveView', 'earlier_results', 'live_run']
+
+# %% ../nbs/14_live.ipynb #live0002
+PHASE_TITLES = {"data": "the data", "teacher": "the teacher", **STAGE_TITLES, "report": "the report"}
+EPOCH_FIELDS = {"generator": "gen_epochs", "anchor": "anchor_epochs", "mixup": "mixup_epochs"}  # a stage's epochs in the config
+
+@dataclass
+class Phase:
+    "One phase of a run as the live view follows it: what it is, how long it should take, how far it got."
+    name: str # data, teacher, a stage's name, report
+    title: str
+    expected: float = None # seconds, from earlier runs on this machine (None: never timed here)
+    skipped: str = "" # why the run leaves it out
+    number: int = 0 # a stage's number on the method page (0: not a stage)
+    started: float = None # `time.time()` when it began
+    ended: float = None
+    epochs: int = 0 # a stage's epochs, and how many are done
+    done: int = 0
+    left_at: tuple = None # `(time, seconds left)`: a stage's estimate at the end of its last epoch
+
+def expected_seconds(config, # this run's config
+                     method: str, # this run's method
+                     earlier: list) -> dict: # `results.json` of earlier finished runs
+    "`{phase: seconds}` the phases took in earlier runs of `config`'s preset and `method`: medians, a stage's per epoch scaled to this config."
+    found = {}
+    for results in earlier:
+        if results.get("method") != method or results.get("preset") != config.preset: continue
+        stages = {name: info["seconds"] for name, info in (results.get("stages") or {}).items() if "seconds" in info}
+        for name, seconds in stages.items():
+            field = EPOCH_FIELDS.get(name)
+            per = seconds / max(1, results["config"].get(field, 1)) * getattr(config, field) if field else seconds
+            found.setdefault(name, []).append(per)
+        found.setdefault("teacher", []).append(max(0.0, results.get("seconds", 0.0) - sum(stages.values())))
+    return {name: float(np.median(values)) for name, values in found.items()}
+
+def run_plan(config, method: Method, expected: dict = None, report: bool = True) -> list:
+    "The run's phases in order: data, teacher, the method's stages (with why a skipped one is left out), the report."
+    expected = expected or {}
+    names = ["data", "teacher", *[s.name for s in method.stages], *(["report"] if report else [])]
+    stages = {s.name: s for s in method.stages}
+    return [Phase(n, PHASE_TITLES.get(n, f"stage {stages[n].number} ({n})" if n in stages else n), expected.get(n),
+                  stages[n].skipped(config) if n in stages else "", stages[n].number if n in stages else 0,
+                  epochs=getattr(config, EPOCH_FIELDS.get(n, ""), 0) if n in EPOCH_FIELDS else 0) for n in names]
+
+def phase_left(phase: Phase, now: float) -> float:
+    """Seconds the phase has left at `now` (None when nothing tells): none once ended or skipped; a stage's estimate at its last
+    epoch's end, counted down (it never grows inside an epoch); else its expected seconds, counted down from its start."""
+    if phase.ended is not None or phase.skipped: return 0.0
+    if phase.left_at is not None: return max(0.0, phase.left_at[1] - (now - phase.left_at[0]))
+    if phase.expected is None: return None
+    return max(0.0, phase.expected - (now - phase.started)) if phase.started is not None else phase.expected
+
+def run_left(phases: list, now: float) -> tuple:
+    "`(seconds, untimed)`: the whole run's time left over the phases that tell, and the titles of those that do not."
+    lefts = [(p, phase_left(p, now)) for p in phases]
+    return sum(left for _, left in lefts if left is not None), [p.title for p, left in lefts if left is None]
+
+def phase_line(phase: Phase, now: float) -> str:
+    "One line on a phase: done (its seconds), skipped (why), running (epochs, time so far and left) or waiting (how long it should take)."
+    left = phase_left(phase, now)
+    if phase.skipped: return f"&#8211; {phase.title}: skipped ({phase.skipped})"
+    if phase.ended is not None: return f"&#10003; {phase.title}: done in {phase.ended - phase.started:.0f} s"
+    expect = f"about {left:.0f} s" if left is not None else "not timed on this machine yet"
+    if phase.started is None: return f"&#183; {phase.title}: waiting, {expect}"
+    epochs = f"epoch {phase.done + 1} of {phase.epochs}, " if phase.epochs else ""
+    return f"&#9654; <b>{phase.title}</b>: {epochs}{now - phase.started:.0f} s so far, " + (f"{expect} left" if left is not None else expect)
+
+def run_line(phases: list, now: float, started: float) -> str:
+    "The whole run's line: time so far, one estimate of the time left, and the phases it cannot count yet."
+    left, untimed = run_left(phases, now)
+    unknown = f", not counting {', '.join(untimed)} (not timed on this machine yet)" if untimed else ""
+    return f"<b>the whole run</b>: {now - started:.0f} s so far, about {left:.0f} s left{unknown}"
 
 # %% ../nbs/14_live.ipynb #c7b97943
 def stage_pictures(parts, # the run's parts (`load_run`), with the stage's models as it left them
@@ -40,23 +117,58 @@ def stage_pictures(parts, # the run's parts (`load_run`), with the stage's model
 
 # %% ../nbs/14_live.ipynb #1c16d633
 class LiveView(Callback):
-    "A training-loop callback that shows a stage's progress and curves as it trains, and each finished stage's pictures (`stage_pictures`)."
+    "A training-loop callback that shows a run's phases and time left, the loop training now and its curves, every finished stage's curves and pictures."
     order = 100  # after `Checkpoint`, which appends the epoch's row to metrics.jsonl
 
     def __init__(self,
                  run_dir=None, # the run being trained (its metrics.jsonl is read; None: the loop's own history)
                  refresh: float = 1.0, # seconds between two redraws of the curves
+                 plan: list = (), # the run's `Phase`s (`run_plan`); without, each loop it sees is a phase
                 ):
         self.run_dir, self.refresh = (Path(run_dir) if run_dir else None), refresh
-        self.line, self.bar = W.HTML(), W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="60%"))
-        self.curves, self.pictures = go.FigureWidget(), W.Output()
+        self.phases, self.started, self.current, self.own = {p.name: p for p in plan}, time.time(), None, True
+        self.total, self.list, self.line = W.HTML(), W.HTML(), W.HTML()
+        self.bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="60%"))
+        self.curves, self.kept = go.FigureWidget(), W.Output()
+        self.pictures, self.live = self.kept, W.Box([self.curves])  # a finished loop's curves and a stage's pictures stay, in order
         self.shown, self.redraws, self.stage, self.parts = [], 0, None, None
-        self.widget = W.VBox([self.line, self.bar, self.curves, self.pictures])
+        self.widget = W.VBox([self.total, self.list, self.line, self.bar, self.kept, self.live])
+        self.tell()
+
+    def phase(self, name: str):
+        "A phase begins (`run` announces the data and the teacher; `live_run` the report): the one before it has ended."
+        now = time.time()
+        self._end(now)
+        self.current = self.phases.setdefault(name, Phase(name, PHASE_TITLES.get(name, name)))
+        self.current.started, self.own = now, True
+        self.line.value = f"<b>{self.current.title}</b>: under way"
+        self.tell()
+
+    def _end(self, now: float):
+        if self.current is not None and self.current.ended is None: self.current.ended = now
+
+    def _phase_of(self, loop: str) -> tuple:
+        "`(phase, own)`: the phase a loop belongs to, and whether it is that phase's own loop (a stage's), not one inside it."
+        name = stage_of(loop)
+        if name in self.phases: return self.phases[name], True
+        number = re.match(r"stage (\d+)", loop)
+        inside = next((p for p in self.phases.values() if number and p.number == int(number.group(1))), None)
+        if inside is not None: return inside, False  # stage 2's encoder inversion
+        if self.current is not None and self.current.ended is None: return self.current, False  # the teacher's training
+        self.phases[name] = Phase(name, STAGE_TITLES.get(name, name), number=int(number.group(1)) if number else 0)
+        return self.phases[name], True
 
     def before_fit(self, learn):
-        self.stage, self.epochs, self.started, self.last = stage_of(learn.name), learn.epochs, time.time(), 0.0
+        now = time.time()
+        phase, own = self._phase_of(learn.name)
+        if phase is not self.current: self._end(now)
+        if phase.started is None: phase.started = now
+        self.current, self.own = phase, own
+        if own: phase.epochs, phase.done = learn.epochs, learn.start
+        self.stage, self.epochs, self.loop_started, self.last = stage_of(learn.name), learn.epochs, now, 0.0
         self.first = learn.start
         self.bar.max, self.bar.value = learn.epochs, learn.start
+        self.curves.data, self.live.layout.display = [], None  # this loop's curves, drawn afresh
         self.say(learn, learn.start)
 
     def after_step(self, learn):
@@ -64,37 +176,55 @@ class LiveView(Callback):
         if now - self.last >= self.refresh / 2: self.last = now; self.say(learn, learn.epoch, learn.count)
 
     def after_epoch(self, learn):
-        self.bar.value = learn.epoch + 1
-        self.say(learn, learn.epoch + 1)
-        if time.time() - getattr(self, "drawn", 0.0) >= self.refresh or learn.epoch + 1 == learn.epochs: self.draw(learn)
+        now, done = time.time(), learn.epoch + 1
+        self.bar.value = done
+        if self.own:  # the stage's estimate, made here and counted down until its next epoch ends
+            self.current.done = done
+            self.current.left_at = (now, (now - self.loop_started) / max(1, done - self.first) * (learn.epochs - done))
+        self.say(learn, done)
+        if now - getattr(self, "drawn", 0.0) >= self.refresh or done == learn.epochs: self.draw(learn)
 
     def rows(self, learn) -> list:
-        "The stage's rows so far: from the run's metrics.jsonl, or the loop's history."
-        if self.run_dir is not None: return [r for r in RunDir(self.run_dir).read_metrics() if r["stage"] == self.stage]
+        "The loop's rows so far: a stage's from the run's metrics.jsonl, or the loop's history."
+        if self.run_dir is not None and self.own: return [r for r in RunDir(self.run_dir).read_metrics() if r["stage"] == self.stage]
         return learn.history
 
     def draw(self, learn):
-        "Redraw the curves: in place when the stage's series are the ones drawn (cheap), else the whole figure."
+        "Redraw the curves: in place when the loop's series are the ones drawn (cheap), else the whole figure."
         curves = stage_curves(self.rows(learn))
         names = [t.name.split(":")[0] for t in self.curves.data]
         if self.curves.data and names == [n for panel in curve_panels(curves).values() for n in panel]:
             with self.curves.batch_update():
                 for trace, name in zip(self.curves.data, names):
                     trace.x, trace.y = [e + 1 for e in curves[name]], list(curves[name].values())
-        else: _replace(self.curves, stage_curves_figure(self.rows(learn), self.stage, self.epochs))
+        else: replace_figure(self.curves, stage_curves_figure(self.rows(learn), self.stage, self.epochs))
         self.drawn, self.redraws = time.time(), self.redraws + 1
 
     def say(self, learn, epochs_done: int, images: int = None):
-        spent, done = time.time() - self.started, epochs_done - self.first
-        left = f", about {spent / done * (self.epochs - epochs_done):.0f} s left" if done > 0 else ""
+        "The loop's line (its epochs and time, with the stage's time left), then the phases' and the whole run's."
+        now = time.time()
+        spent, left = now - self.loop_started, phase_left(self.current, now) if self.own else None
         step = f", {images} images into epoch {epochs_done + 1}" if images else ""
-        self.line.value = (f"<b>{STAGE_TITLES.get(self.stage, self.stage)}</b>: {epochs_done} of {self.epochs} epochs done"
-                           f"{step}; {spent:.0f} s{left}")
+        inside = "" if self.own else f" ({learn.name})"
+        estimate = f", about {left:.0f} s left" if left is not None else ""
+        self.line.value = (f"<b>{self.current.title}</b>{inside}: {epochs_done} of {self.epochs} epochs done{step}; "
+                           f"{spent:.0f} s{estimate}")
+        self.tell()
+
+    def tell(self):
+        "The whole run's line and a line per phase."
+        now = time.time()
+        self.total.value = run_line(list(self.phases.values()), now, self.started)
+        self.list.value = "<br>".join(phase_line(p, now) for p in self.phases.values())
 
     def after_fit(self, learn):
-        "The stage has ended: its last curves, then its pictures, drawn from the models as the loop leaves them."
+        "A loop has ended: its last curves, kept; at a stage's end, its pictures, drawn from the models as the loop leaves them."
         self.draw(learn)
-        if self.run_dir is None or self.stage not in STAGE_TITLES: return
+        self.kept.append_display_data(go.Figure(self.curves))
+        self.live.layout.display = "none"
+        if self.own: self.current.ended = time.time()
+        self.tell()
+        if self.run_dir is None or self.stage not in STAGE_TITLES or not self.own: return
         state = rng_state()  # opening the run seeds the random generators: the training after this must not notice
         try:
             device = next(p.device for m in learn.modules.values() for p in m.parameters())  # where the stage trains
@@ -104,11 +234,8 @@ class LiveView(Callback):
         finally: set_rng_state(state)
 
     def show(self, stage: str, figures: list):
-        "Add a finished stage's pictures under the curves."
-        from IPython.display import display
-        with self.pictures:
-            display(W.HTML(f"<h4>{STAGE_TITLES.get(stage, stage)} finished</h4>"))
-            for fig in figures: display(fig)
+        "Add a finished stage's pictures under its curves."
+        for shown in (W.HTML(f"<h4>{STAGE_TITLES.get(stage, stage)} finished</h4>"), *figures): self.pictures.append_display_data(shown)
         self.shown.append(stage)
 
     def show_finished(self):
@@ -118,6 +245,13 @@ class LiveView(Callback):
             self.parts = load_run(self.run_dir, reuse=self.parts)
             self.show(stage, stage_pictures(self.parts, stage))
 
+    def finish(self, results: dict, out):
+        "The run has ended: every phase done, and the line says the results."
+        self._end(time.time())
+        self.tell()
+        self.line.value = (f"<b>finished</b>: student top-1 {100 * results['student']['acc']:.1f}%, teacher "
+                           f"{100 * results['teacher']['acc']:.1f}% on the test split, in {results['seconds']:.0f} s; results in {out}")
+
 # %% ../nbs/14_live.ipynb #26191aa3
 def _finished(run_dir, stage: str) -> bool:
     if stage == "mixup": return (Path(run_dir) / "results.json").exists()
@@ -125,22 +259,32 @@ def _finished(run_dir, stage: str) -> bool:
     return ckpt is not None and ckpt["done"]
 
 # %% ../nbs/14_live.ipynb #05f01fc3
+def earlier_results(start=None) -> list:
+    "`results.json` of the finished runs `find_runs` lists from `start`: what `expected_seconds` reads."
+    return [RunDir(r["path"]).read_json("results", {}) for r in find_runs(start=start) if r["status"] == "finished"]
+
 def live_run(config=None, # the run's config (default: the `default` preset)
-             out=None, # its run directory (default: `default_run_dir(config)`)
+             out=None, # its run directory (default: `default_run_dir(config)`), a relative one under the project root (`run_home`)
              refresh: float = 1.0, # seconds between redraws of the curves
-             **kwargs, # anything else `run` takes (resume, teacher, reuse, ...)
+             report: bool = True, # write RUN/report.html at the end, as `augkd run` does
+             **kwargs, # anything else `run` takes (resume, teacher, reuse, method, ...)
             ) -> dict: # the run's results
-    "`run` with a `LiveView` shown in the notebook: progress, curves while each stage trains, each stage's pictures when it ends."
+    "`run` with a `LiveView` shown in the notebook: every phase and the time left, curves while each loop trains, each stage's pictures when it ends."
     from IPython.display import display
     config = config or make_config("default")
-    out = Path(out or default_run_dir(config))
-    view = LiveView(out, refresh)
+    out = run_home(out or default_run_dir(config))
+    asked = kwargs.get("method") or RunDir(out).read_json("config", {}).get("method") or "augkd"
+    method = asked if isinstance(asked, Method) else get_method(asked)
+    view = LiveView(out, refresh, run_plan(config, method, expected_seconds(config, method.name, earlier_results()), report))
     display(view.widget)
-    try: results = run(config, out, progress=False, callbacks=[view, *kwargs.pop("callbacks", ())], **kwargs)
+    try:
+        with tracked(view): results = run(config, out, progress=False, callbacks=[view, *kwargs.pop("callbacks", ())], **kwargs)
     except KeyboardInterrupt as e:
         view.line.value = f"<b>{e}</b>"
         raise
     view.show_finished()
-    view.line.value = (f"<b>finished</b>: student top-1 {100 * results['student']['acc']:.1f}%, teacher "
-                       f"{100 * results['teacher']['acc']:.1f}% on the test split, in {results['seconds']:.0f} s; results in {out}")
+    if report:
+        view.phase("report")
+        write_report(out)
+    view.finish(results, out)
     return results

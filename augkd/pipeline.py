@@ -29,7 +29,7 @@ from .tracking import TensorBoardLog
 from .train import Stopped, Validate, seed_everything
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'build_models', 'RunInputs', 'RunParts', 'run_teacher', 'run_inputs', 'run', 'load_run']
+__all__ = ['MODEL_NAMES', 'build_models', 'RunInputs', 'RunParts', 'run_teacher', 'announce', 'run_inputs', 'run', 'load_run']
 
 # %% ../nbs/07_pipeline.ipynb #cell-027
 MODEL_NAMES = ("student", "generator", "encoder", "anchor")
@@ -200,17 +200,27 @@ def run_teacher(out, # the run directory
     return {"path": None if teacher is None else str(Path(teacher).resolve()), "classes": teacher_classes, "norm": teacher_norm,
             **({"key": teacher_key} if teacher_key else {})}
 
+def announce(callbacks, # the run's callbacks
+             phase: str): # the phase about to begin: data, teacher (a stage announces itself through its loop)
+    "Tell the callbacks that follow a run's phases (those with a `phase` method, as `augkd.live.LiveView`) that `phase` begins."
+    for callback in callbacks:
+        if hasattr(callback, "phase"): callback.phase(phase)
+
 def run_inputs(config: Config, # the run's config, validated
                out, # the run directory
                device, # where the teacher goes (`init_distributed`'s device)
                progress: bool = False, # show a pretraining or the teacher's training, if either must run
                teacher = None, teacher_classes = None, teacher_norm = None, teacher_key = None, # as `run` takes them
-               resume: bool = False) -> RunInputs: # whether the run resumes (then its own teacher is the default)
+               resume: bool = False, # whether the run resumes (then its own teacher is the default)
+               callbacks = (), # the run's callbacks, told when the data and the teacher begin (`announce`)
+              ) -> RunInputs:
     """What `run` resolves from the config once, before it writes anything: the splits (`config_splits`), the student's
     init (`resolve_init`), the teacher (`resolve_teacher`) and their `provenance`. Raises `ValueError` for init weights
     that are unavailable, or a teacher file that cannot be read or whose classes do not fit."""
+    announce(callbacks, "data")
     splits = config_splits(config)
     init = _student_init(config, device, progress)
+    announce(callbacks, "teacher")
     spec = run_teacher(out, teacher, teacher_classes, teacher_norm, resume, teacher_key)
     model = resolve_teacher(config, splits, device, progress, **spec)
     return RunInputs(splits, model, spec, init, provenance(splits, model, init))
@@ -247,7 +257,7 @@ def run(config: Config = None, # the run's settings, the method's changes includ
         teacher_classes = None, # with a plain state dict `teacher`: its class names, in output order
         teacher_norm = None, # with a plain state dict `teacher`: its input normalization
         teacher_key = None, # with a `teacher` file holding several weight sets (`model`, `ema`, ...): the one to take
-        callbacks = (), # `Callback`s added to every stage's training loop (a live view, a logger)
+        callbacks = (), # `Callback`s added to every stage's training loop (a live view, a logger); `announce` tells them the phases
         command: str = None, # the command line that started the run (default: the `augkd run` line that makes the same run)
         parts: bool = False, # return the run's `RunParts` as trained (for a report, without reading anything again)
         tensorboard: bool = True, # write TensorBoard events of every stage to `out/tb/` (`TensorBoardLog`)
@@ -267,7 +277,8 @@ def run(config: Config = None, # the run's settings, the method's changes includ
     check_run_dir(config, run_dir.path, resume, force)  # refused before the inputs: a run there, a resume of another config
     start, device = time.time(), init_distributed(config.device)
     progress = progress and is_main()
-    inputs = run_inputs(config, run_dir.path, device, progress, teacher, teacher_classes, teacher_norm, teacher_key, resume)
+    inputs = run_inputs(config, run_dir.path, device, progress, teacher, teacher_classes, teacher_norm, teacher_key, resume,
+                        callbacks)
     line = (command, "typed at the command line") if command else (command_line(config, run_dir.path, inputs.teacher_spec, method),)
     records = {"teacher": inputs.teacher_spec, "splits": inputs.splits.indices, "command": line}
     with start_run(run_dir, config, inputs.provenance, method.stages, method.name, records, resume, force,

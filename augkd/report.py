@@ -19,7 +19,7 @@ from .viz import (anchor_map_figure, anchor_pairs_figure, confusion_figure, gene
                        uncertainty_map_figure)
 
 # %% auto #0
-__all__ = ['DIAGNOSTICS', 'DIAGNOSTIC_NAMES', 'results_table', 'diagnostics_table', 'inputs_table', 'command_block',
+__all__ = ['DIAGNOSTICS', 'DIAGNOSTIC_NAMES', 'results_table', 'diagnostics_table', 'inputs_table', 'command_block', 'absent',
            'report_sections', 'sections_html', 'write_report']
 
 # %% ../nbs/11_report.ipynb #cell-006
@@ -114,12 +114,16 @@ def command_block(run_dir) -> str:
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:1250px;margin:auto;padding:1em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} h2{{margin-top:2em}} pre{{background:#f4f4f4;padding:8px}}
-.row{{display:flex;flex-wrap:wrap;gap:10px}}</style></head>
+.row{{display:flex;flex-wrap:wrap;gap:10px}} .absent{{color:#555;border-left:3px solid #bbb;padding-left:8px}}</style></head>
 <body><h1>{title}</h1>{body}</body></html>"""
 
 def _note(line: str) -> str: return f"<p class='note'>{html.escape(line)}</p>"
 
 def _reason(e: Exception) -> str: return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+
+def absent(reason: str, what: str) -> str:
+    "The HTML that stands where a picture of a stage the run does not have would be: what is left out, and why."
+    return f"<p class='absent'><b>Nothing to show</b>: {html.escape(reason)}, so no {html.escape(what)}.</p>"
 
 def report_sections(run_dir, # a run directory (as `load_run` takes it), or the `RunParts` of a run just finished
                     kind: str = None, sample: int = 0,
@@ -154,12 +158,14 @@ def report_sections(run_dir, # a run directory (as `load_run` takes it), or the 
                 ("Stage diagnostics", diagnostics_table(done, len(splits.student_val))), ("Config and teacher", inputs_table(done)),
                 drawn("Training curves", "the training curves", lambda: training_curves_figures(parts.metrics)),
                 drawn("Generated samples", "the generated samples", lambda: generated_samples_figure(views)),
-                drawn("Anchors", "the anchors", lambda: anchor_pairs_figure(views)),
-                drawn("Anchor map", "the anchor map", lambda: anchor_map_figure(views, reducer)),
+                drawn("Anchors", "the anchors", lambda: anchor_pairs_figure(views)) if "z_a" in views
+                else ("Anchors", absent(views["no_anchors"], "x_a and its tiles")),
+                drawn("Anchor map" if "z_a" in views else "Latent map", "the map", lambda: anchor_map_figure(views, reducer)),
                 *(mixup if not isinstance(path, str) else [("Mixup path", path)]),
                 drawn("Uncertainty", "the uncertainty map", lambda: uncertainty_map_figure(views, reducer)),
-                drawn("", "the uncertainty histograms", lambda: uncertainty_histograms_figure(views))]
-    if parts.anchor is not None: sections.append(drawn("Class masks", "the class masks", lambda: mask_heatmap_figure(parts)))
+                drawn("", "the uncertainty histograms", lambda: uncertainty_histograms_figure(views)),
+                drawn("Class masks", "the class masks", lambda: mask_heatmap_figure(parts)) if parts.anchor is not None
+                else ("Class masks", absent(views["no_anchors"], "class masks"))]
     if notes: sections.insert(1, ("Notes", "".join(_note(n) for n in notes)))
     return sections
 

@@ -15,8 +15,8 @@ from .methods import Method, get_method
 from .stages import Config, make_config
 
 # %% auto #0
-__all__ = ['PROJECT_MARKERS', 'search_folders', 'is_run_dir', 'resolve_run', 'run_status', 'run_summary', 'find_runs',
-           'command_line', 'run_command']
+__all__ = ['PROJECT_MARKERS', 'search_folders', 'project_root', 'run_home', 'is_run_dir', 'resolve_run', 'run_status',
+           'run_summary', 'find_runs', 'command_line', 'run_command']
 
 # %% ../nbs/07c_runs.ipynb #f8df719f
 PROJECT_MARKERS = (".git", "settings.ini", "pyproject.toml", "setup.py")
@@ -28,6 +28,19 @@ def search_folders(start=None, # where the search starts (default: the working d
     chain = [start, *start.parents]
     root = next((i for i, folder in enumerate(chain) if any((folder / m).exists() for m in PROJECT_MARKERS)), None)
     return chain[:(root if root is not None else 2) + 1]
+
+def project_root(start=None) -> Path:
+    "The project's root folder above `start` (the first holding one of `PROJECT_MARKERS`), or None outside a project."
+    top = search_folders(start)[-1]
+    return top if any((top / marker).exists() for marker in PROJECT_MARKERS) else None
+
+def run_home(out, # a run directory as given: absolute, or relative
+             start=None, # where the notebook or shell is (default: the working directory)
+            ) -> Path:
+    "Where a run given as `out` is written from a notebook: an absolute path as it is; a relative one under the project root, else under `start`."
+    path = Path(out).expanduser()
+    if path.is_absolute(): return path
+    return (project_root(start) or Path(start or os.getcwd()).resolve()) / path
 
 # %% ../nbs/07c_runs.ipynb #adde5bbf
 def is_run_dir(path) -> bool:

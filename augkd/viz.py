@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_viz.ipynb #cell-003
 from __future__ import annotations
-import base64, importlib.util, io, os, tempfile, warnings
+import base64, hashlib, importlib.util, io, os, tempfile, textwrap, warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import torch
 from PIL import Image
 from plotly.subplots import make_subplots
+from scipy.linalg import orthogonal_procrustes
 
 from .anchor import uncertainty_setup
 from .data import cache_dir
@@ -24,41 +25,91 @@ from .rundir import RunDir
 from .metrics import confusion_matrix
 
 # %% auto #0
-__all__ = ['UMAP_NEIGHBOURS', 'MISTAKE', 'PALETTE', 'SCORE_MEANINGS', 'CURVES', 'PANELS', 'PANEL_TITLES', 'STAGE_TITLES',
-           'SERIES_COLOURS', 'run_views', 'numba_cache', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map',
-           'run_reducer', 'run_map', 'png_data_uri', 'decode_data_uri', 'image_mosaic', 'teacher_calls',
-           'generated_samples_figure', 'anchor_pairs_figure', 'class_colour', 'arrows', 'map_name', 'anchor_map_figure',
-           'mixup_path', 'schedule_marks', 'nearest_step', 'mixup_strip_figure', 'mixup_path_figure', 'smoothed_field',
-           'uncertainty_map_figure', 'uncertainty_histograms_figure', 'mask_heatmap_figure', 'stage_curves',
-           'curve_panels', 'stage_curves_figure', 'training_curves_figures', 'per_class_accuracy', 'run_confusions',
-           'confusion_figure', 'per_class_figure']
+__all__ = ['STAGE_TITLES', 'VIEW_SPLITS', 'UMAP_NEIGHBOURS', 'DEFAULT_POINTS', 'MISTAKE', 'PALETTE', 'SAMPLES', 'PRIOR',
+           'SCORE_MEANINGS', 'CURVES', 'PANELS', 'PANEL_TITLES', 'SERIES_COLOURS', 'stage_absence', 'views_of',
+           'run_views', 'numba_cache', 'default_reducer', 'make_reducer', 'StoredMap', 'fit_map', 'map_latents',
+           'map_file', 'run_reducer', 'run_map', 'map_name', 'wrapped', 'title_margin', 'map_positions', 'map_note',
+           'png_data_uri', 'decode_data_uri', 'image_mosaic', 'teacher_calls', 'generated_samples_figure',
+           'anchor_pairs_figure', 'class_colour', 'arrows', 'sample_names', 'anchor_map_figure', 'mixup_path',
+           'schedule_marks', 'nearest_step', 'mixup_strip_figure', 'place_path', 'mixup_path_figure', 'smoothed_field',
+           'uncertainty_range', 'uncertainty_map_figure', 'uncertainty_histograms_figure', 'alignment', 'side_by_side',
+           'mask_heatmap_figure', 'stage_curves', 'curve_panels', 'stage_curves_figure', 'training_curves_figures',
+           'per_class_accuracy', 'run_confusions', 'confusion_figure', 'per_class_figure']
 
 # %% ../nbs/10_viz.ipynb #cell-008
+STAGE_TITLES = {"generator": "stage 1 (generator)", "anchor": "stage 2 (anchors)", "mixup": "stage 3 (mixup)"}
+VIEW_SPLITS = {"train": "student_train", "val": "student_val", "test": "student_test"}  # a view's split -> its `Splits` field
+
+def stage_absence(parts: RunParts, stage: str) -> str:
+    """Why the run has nothing of `stage` to show, as a sentence, or '' when the stage ran: the config skipped it (the reason
+    `results.json` records), the method's table has no such stage (`config.json`'s stages), or it has not finished."""
+    if stage in parts.stages: return ""
+    title = STAGE_TITLES.get(stage, stage)
+    skipped = ((parts.results or {}).get("stages") or {}).get(stage, {}).get("skipped")
+    if skipped: return f"this run skipped {title} ({skipped})"
+    table = RunDir(parts.run_dir).read_json("config", {}).get("stages") if parts.run_dir is not None else None
+    if table is not None and stage not in table: return f"this run's method, {parts.method}, has no {title}"
+    return f"{title} has not finished in this run"
+
+# %% ../nbs/10_viz.ipynb #a1b2c301
 @torch.no_grad()
-def run_views(parts: RunParts, per_class: int = 20, prior: int = 100, seed: int = 0) -> dict:
-    """Arrays (numpy) of a fixed sample of the student domain's validation split (`per_class` images per class, chosen by
-    `seed`) seen through the run's models: images, z = E(x, y), anchors z_a and masks, G(z), G(z_a), `prior` draws z_p
-    from N(0, I), and the teacher's logits and calls. Source: the method page, "Stage 2". Raises `ValueError` when stage 1
-    has not finished (no generator yet)."""
+def views_of(parts: RunParts, # the run (`load_run`): its teacher, G and E, and its AnchorNet and student where it has them
+             images: torch.Tensor, # (N, 3, H, W) student-domain images in [0, 1]
+             labels: torch.Tensor, # (N,) their classes
+             prior: int = 100, # how many z_p ~ N(0, I) to draw
+             seed: int = 0, # the seed of the prior draws
+             batch: int = 500, # images through the models at a time
+            ) -> dict:
+    """Arrays (numpy) of `images` seen through the run's models: z = E(x, y), G(z), the teacher's logits and uncertainty on x
+    and G(z); with an AnchorNet the anchors z_a, masks, x_a = G(z_a) and the teacher on x_a (else `no_anchors` says why
+    there are none: `stage_absence`); with a student its logits on x; and `prior` draws z_p with G(z_p) and the teacher on
+    them. Source: the method page, "Stage 2". Raises `ValueError` before stage 1 has made G and E."""
     if parts.generator is None: raise ValueError(f"{parts.run_dir}: stage 1 has not finished, nothing to show yet")
     if parts.encoder is None: raise ValueError(f"{parts.run_dir}: the encoder is not trained yet (a composition learns it in stage 2)")
-    val, rng = parts.splits.student_val, np.random.default_rng(seed)
-    labels = val.labels.numpy()
-    index = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(len(val.classes))])
     device = next(parts.teacher.parameters()).device
-    x, y = val.images[index].to(device), val.labels[index].to(device)
-    z = parts.encoder(x, y)[0]
-    z_a, mask = parts.anchor(z, y) if parts.anchor is not None else (z, torch.zeros_like(z))
-    z_p = torch.randn(prior, z.shape[1], generator=torch.Generator().manual_seed(seed)).to(device)
-    images = {"x": x, "x_rec": parts.generator(z), "x_a": parts.generator(z_a), "x_p": parts.generator(z_p)}
-    logits = {k: parts.teacher(v) for k, v in images.items()}
     score = uncertainty_setup(parts.teacher, parts.splits.student_train, parts.config.uncertainty, parts.config.energy_tau)
-    numpy = lambda t: t.detach().cpu().numpy()
-    return {"index": index, "y": numpy(y), "z": numpy(z), "z_a": numpy(z_a), "mask": numpy(mask), "z_p": numpy(z_p),
-            **{k: numpy(v) for k, v in images.items()},
-            **{f"logits_{k}": numpy(v) for k, v in logits.items()},
-            **{f"unc_{k}": numpy(uncertainty_score(v.float(), **score)) for k, v in logits.items()},
-            "score": score["kind"], "classes": list(val.classes)}
+    out = {}
+    def keep(name, tensor): out.setdefault(name, []).append(tensor.detach().float().cpu().numpy())
+    def seen(name, made):  # an image set and what the teacher makes of it
+        keep(name, made)
+        logits = parts.teacher(made)
+        keep(f"logits_{name}", logits); keep(f"unc_{name}", uncertainty_score(logits.float(), **score))
+    for start in range(0, len(images), batch):
+        x, y = images[start:start + batch].to(device), labels[start:start + batch].to(device)
+        z = parts.encoder(x, y)[0]
+        keep("z", z); seen("x", x); seen("x_rec", parts.generator(z))
+        if parts.anchor is not None:
+            z_a, mask = parts.anchor(z, y)
+            keep("z_a", z_a); keep("mask", mask); seen("x_a", parts.generator(z_a))
+        if parts.student is not None: keep("logits_student", parts.student(x))
+    z_p = torch.randn(prior, parts.config.latent_size, generator=torch.Generator().manual_seed(seed)).to(device)
+    keep("z_p", z_p); seen("x_p", parts.generator(z_p))
+    views = {k: np.concatenate(v) for k, v in out.items()}
+    return {**views, "y": labels.numpy(), "score": score["kind"], "classes": list(parts.splits.classes),
+            "no_anchors": "" if parts.anchor is not None else stage_absence(parts, "anchor") or "the run has no AnchorNet"}
+
+# %% ../nbs/10_viz.ipynb #a1b2c302
+def run_views(parts: RunParts, # the run (`load_run`)
+              per_class: int = 20, # images of each class from each split (None: all of them)
+              prior: int = 100, # prior draws z_p
+              seed: int = 0, # chooses the images and the prior draws
+              splits: tuple = ("val",), # the student domain's splits to take images from: train (the labelled pool), val, test
+             ) -> dict:
+    """`views_of` a fixed sample of the student domain: `per_class` images of each class from each of `splits`, in that
+    order and by class, chosen by `seed`; each sample's `split` and its `index` there, and `points`, the name of this choice
+    (a stored map is kept per name: `run_reducer`). Raises `ValueError` for an unknown split, or as `views_of` does."""
+    unknown = [s for s in splits if s not in VIEW_SPLITS]
+    if unknown or not splits: raise ValueError(f"unknown split(s) {unknown or splits}: choose from {', '.join(VIEW_SPLITS)}")
+    rng, picked = np.random.default_rng(seed), []
+    for name in splits:
+        domain = getattr(parts.splits, VIEW_SPLITS[name])
+        labels = domain.labels.numpy()
+        picked.append((name, domain, np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
+                                                     for c in range(len(domain.classes))])))
+    views = views_of(parts, torch.cat([d.images[i] for _, d, i in picked]), torch.cat([d.labels[i] for _, d, i in picked]),
+                     prior, seed)
+    return {**views, "split": np.concatenate([[name] * len(i) for name, _, i in picked]),
+            "index": np.concatenate([i for *_, i in picked]), "points": f"{'+'.join(splits)}:{per_class}:{prior}:{seed}"}
 
 # %% ../nbs/10_viz.ipynb #c8049ed1
 def _writable(folder) -> bool:
@@ -120,17 +171,37 @@ class StoredMap:
     embedding: np.ndarray # (N, 2) their positions on the map
     mean: np.ndarray = None # with a linear map: x -> (x - mean) @ components.T
     components: np.ndarray = None # (2, d)
-    neighbours: int = 15 # for a non-linear map: how many fitted latents place a new one
+    neighbours: int = 15 # for a non-linear map: how many fitted latents `place` a latent between them
+
+    def fits(self, latents) -> bool:
+        "Whether `latents` (M, d) are the latents the map was fitted on, row for row (to float rounding)."
+        latents = np.asarray(latents, dtype=np.float64)
+        return latents.shape == self.points.shape and bool(np.allclose(latents, self.points, rtol=1e-4, atol=1e-5))
 
     def transform(self, latents) -> np.ndarray:
-        "2-D positions of `latents` (M, d)."
+        """2-D positions of `latents` (M, d): a linear map projects any latent; a non-linear map gives the positions of latents
+        it was fitted on and raises `ValueError` for any other (fit a map on them: `fit_map`)."""
         latents = np.asarray(latents, dtype=np.float64)
         if self.components is not None: return (latents - self.mean) @ self.components.T
-        squared = (latents ** 2).sum(1)[:, None] + (self.points ** 2).sum(1)[None] - 2 * latents @ self.points.T
-        distance = np.sqrt(np.clip(squared, 0, None))
-        nearest = np.argsort(distance, 1)[:, :self.neighbours]
-        weights = 1 / (np.take_along_axis(distance, nearest, 1) + 1e-9)
+        distance, nearest = self._nearest(latents, 1)
+        unknown = int((distance[:, 0] > 1e-4 * (1 + np.linalg.norm(latents, axis=1))).sum())
+        if unknown:
+            raise ValueError(f"{unknown} of {len(latents)} latents are not among the {len(self.points)} this {self.kind} map "
+                             "was fitted on: a non-linear map places only its own points; fit a map on these (fit_map)")
+        return self.embedding[nearest[:, 0]]
+
+    def place(self, latents) -> np.ndarray:
+        """2-D positions of latents between fitted ones (a mixup path): a linear map projects them; a non-linear map puts each
+        at the distance-weighted mean of the positions of its `neighbours` nearest fitted latents (a fitted one on its own)."""
+        latents = np.asarray(latents, dtype=np.float64)
+        if self.components is not None: return self.transform(latents)
+        distance, nearest = self._nearest(latents, self.neighbours)
+        weights = 1 / (distance + 1e-9)
         return (weights[..., None] * self.embedding[nearest]).sum(1) / weights.sum(1, keepdims=True)
+
+    def _nearest(self, latents: np.ndarray, k: int) -> tuple:
+        from sklearn.neighbors import NearestNeighbors  # exact, in chunks: no (M, N) matrix of distances at once
+        return NearestNeighbors(n_neighbors=min(k, len(self.points))).fit(self.points).kneighbors(latents)
 
     def write(self, file):
         "Write the map's arrays to `file` (a path or an open binary file), as numpy's `savez`."
@@ -173,17 +244,30 @@ def fit_map(latents: np.ndarray, # (N, d) the latents to fit on
     return StoredMap(kind, latents, np.asarray(reducer.embedding_, dtype=np.float64))
 
 # %% ../nbs/10_viz.ipynb #cell-016
+DEFAULT_POINTS = "val:20:100:0"  # `run_views`' default choice of points, whose map is RUN/viz/map-KIND.npz
+
+def map_latents(views: dict) -> np.ndarray:
+    "The latents a run's map of `views` is fitted on, in this order: z, the anchors z_a (when the run has them), z_p."
+    return np.concatenate([views[k] for k in ("z", "z_a", "z_p") if k in views])
+
+def map_file(kind: str, views: dict) -> str:
+    "The file name of the map of `views`' points: `map-KIND.npz` for the default views, else `map-KIND-HASH.npz` of their choice."
+    points = views.get("points") or hashlib.sha1(np.ascontiguousarray(map_latents(views)).tobytes()).hexdigest()
+    return f"map-{kind}.npz" if points == DEFAULT_POINTS else f"map-{kind}-{hashlib.sha1(points.encode()).hexdigest()[:10]}.npz"
+
 def run_reducer(run_dir, # a run directory (the map is kept in its `viz/` folder)
-                views: dict, # `run_views` of the run: the map is fitted on its `z`, `z_a` and `z_p`
+                views: dict, # `run_views` of the run: the map is fitted on `map_latents(views)`
                 kind: str = None) -> StoredMap: # "umap" or "pca" (default: `default_reducer()`)
-    "The run's 2-D map, fitted on `z`, `z_a` and `z_p` of `views` the first time, then loaded from `RUN/viz/`."
+    "The run's 2-D map of `views`: the one stored in `RUN/viz/` when it was fitted on exactly these points, else fitted on them and stored."
     kind = kind or default_reducer()
-    folder = RunDir(run_dir)
-    path = folder.viz(f"map-{kind}.npz")
+    folder, latents = RunDir(run_dir), map_latents(views)
+    path = folder.viz(map_file(kind, views))
     if path.exists():
-        try: return StoredMap.load(path)
+        try:
+            stored = StoredMap.load(path)
+            if stored.fits(latents): return stored
         except (ValueError, OSError, KeyError, TypeError): pass  # unreadable as plain arrays: fitted anew below
-    fitted = fit_map(np.concatenate([views["z"], views["z_a"], views["z_p"]]), kind)
+    fitted = fit_map(latents, kind)
     folder.write_with(path, fitted.write_file)
     return fitted
 
@@ -196,6 +280,38 @@ def run_map(run_dir, views: dict, kind: str = None) -> tuple: # as `run_reducer`
         if kind == "pca": raise
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         return run_reducer(run_dir, views, "pca"), f"the maps are PCA: {kind.upper()} could not be used ({type(e).__name__}: {reason})"
+
+# %% ../nbs/10_viz.ipynb #a1b2c305
+def map_name(reducer) -> str:
+    "What made a 2-D map, for axis titles: `UMAP` or `PCA` (a `StoredMap`'s kind, or a fitted reducer's class)."
+    kind = getattr(reducer, "kind", None) or type(reducer).__name__
+    return {"umap": "UMAP", "pca": "PCA"}.get(str(kind).lower(), str(kind))
+
+
+def wrapped(text: str, width: int = 90) -> str:
+    "`text` broken with `<br>` so that no line is longer than `width` characters (its own `<br>`s kept): a title never cut."
+    return "<br>".join(line for part in text.split("<br>") for line in (textwrap.wrap(part, width) or [""]))
+
+def title_margin(title: str) -> int:
+    "The top margin (pixels) a figure needs for `title`'s lines."
+    return 34 + 17 * (title.count("<br>") + 1)
+
+def map_positions(reducer, # a `StoredMap`, or any fitted reducer with `transform`
+                  views: dict) -> dict:
+    """`{'z', 'z_a' (with anchors), 'z_p'}`: the (n, 2) positions of the views' points: a map fitted on exactly these gives
+    their fitted positions; a linear map or a reducer object places them with its own transform; a non-linear stored map
+    fitted on other points raises `ValueError` (`StoredMap.transform`)."""
+    keys = [k for k in ("z", "z_a", "z_p") if k in views]
+    if isinstance(reducer, StoredMap) and reducer.fits(map_latents(views)):
+        return dict(zip(keys, np.split(reducer.embedding, np.cumsum([len(views[k]) for k in keys])[:-1])))
+    return {k: np.asarray(reducer.transform(views[k])) for k in keys}
+
+def map_note(reducer, views: dict) -> str:
+    "How the points of `views` are placed on `reducer`'s map, in words, for a picture's title."
+    name = map_name(reducer)
+    if not isinstance(reducer, StoredMap): return f"{name} fitted in this session, its own transform"
+    if reducer.fits(map_latents(views)): return f"{name} fitted on these {len(reducer.points):,} points"
+    return f"{name} fitted on {len(reducer.points):,} other points; these placed by its projection"
 
 # %% ../nbs/10_viz.ipynb #cell-019
 def png_data_uri(pixels: np.ndarray) -> str:
@@ -268,7 +384,10 @@ def generated_samples_figure(views: dict, n: int = 40, cols: int = 10) -> go.Fig
 
 # %% ../nbs/10_viz.ipynb #217bf594
 def anchor_pairs_figure(views: dict, per_class: int = 2) -> go.Figure:
-    "For each class, `per_class` triples: the image x, what the encoder and generator make of it G(E(x, y)), its anchor x_a; each captioned with the true class and the teacher's call, wrong calls framed in red."
+    """For each class, `per_class` triples: the image x, what the encoder and generator make of it G(E(x, y)), its anchor x_a;
+    each captioned with the true class and the teacher's call, wrong calls framed in red. Raises `ValueError` for a run
+    without anchors (`views['no_anchors']` says why)."""
+    if "z_a" not in views: raise ValueError(f"no anchors to show: {views['no_anchors']}")
     picks = [i for c in range(len(views["classes"])) for i in np.flatnonzero(views["y"] == c)[:per_class]]
     kinds = (("x", "x"), ("x_rec", "G(E(x,y))"), ("x_a", "anchor x_a"))
     images = np.stack([views[k][i] for i in picks for k, _ in kinds])
@@ -291,50 +410,64 @@ def arrows(start: np.ndarray, end: np.ndarray) -> tuple:
     for (x0, y0), (x1, y1) in zip(start, end): xs += [x0, x1, None]; ys += [y0, y1, None]
     return xs, ys
 
-# %% ../nbs/10_viz.ipynb #613db4cf
-def map_name(reducer) -> str:
-    "What made a 2-D map, for axis titles: `UMAP` or `PCA` (a `StoredMap`'s kind, or a fitted reducer's class)."
-    kind = getattr(reducer, "kind", None) or type(reducer).__name__
-    return {"umap": "UMAP", "pca": "PCA"}.get(str(kind).lower(), str(kind))
+
+SAMPLES, PRIOR = "samples", "prior"  # a trace's `meta`: its `customdata` are sample numbers, or prior draws' numbers
+
+def sample_names(views: dict) -> list:
+    "Each sample's split and its place there, `val #12`, for hover boxes and captions (`sample N` for views of bare images)."
+    if "split" not in views: return [f"sample {i}" for i in range(len(views["y"]))]
+    return [f"{s} #{i}" for s, i in zip(views["split"], views["index"])]
 
 # %% ../nbs/10_viz.ipynb #019e1743
-def anchor_map_figure(views: dict, reducer, classes: list = None) -> go.Figure:
-    "The 2-D map of latents, anchors (with arrows) and prior samples, coloured by class; the axes name the reducer."
-    z2, a2, p2 = (reducer.transform(views[k]) for k in ("z", "z_a", "z_p"))
-    fig = go.Figure()
-    fig.add_scatter(x=p2[:, 0], y=p2[:, 1], mode="markers", name="prior samples G(z)",
-                    marker=dict(color="lightgrey", size=5), hoverinfo="skip")
+def anchor_map_figure(views: dict, reducer, classes: list = None, width: int = 620) -> go.Figure:
+    """The 2-D map of latents E(x, y) (circles), their anchors z_a (diamonds, an arrow from each latent) and prior samples
+    (grey), coloured by class, in WebGL; a run without anchors draws its latents alone and its title says why."""
+    xy, anchors, names = map_positions(reducer, views), "z_a" in views, sample_names(views)
+    fig = go.Figure(go.Scattergl(x=xy["z_p"][:, 0], y=xy["z_p"][:, 1], mode="markers", name="prior samples G(z)", meta=PRIOR,
+                                 marker=dict(color="lightgrey", size=5), customdata=np.arange(len(xy["z_p"])),
+                                 hovertemplate="prior sample %{customdata}: G(z), z ~ N(0, I)<extra></extra>"))
     for c in (classes if classes is not None else range(len(views["classes"]))):
         idx = np.flatnonzero(views["y"] == c)
-        name, colour = views["classes"][c], class_colour(c)
-        xs, ys = arrows(z2[idx], a2[idx])
-        fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.7), opacity=0.5, hoverinfo="skip",
-                        showlegend=False, legendgroup=name)
-        fig.add_scatter(x=z2[idx, 0], y=z2[idx, 1], mode="markers", name=f"{name}: E(x, y)", legendgroup=name,
-                        marker=dict(color=colour, size=7), customdata=idx, hovertemplate=f"class {name}, sample %{{customdata}}<extra>latent</extra>")
-        fig.add_scatter(x=a2[idx, 0], y=a2[idx, 1], mode="markers", name=f"{name}: anchor z_a", legendgroup=name,
-                        marker=dict(color=colour, size=8, symbol="diamond", line=dict(color="black", width=0.5)),
-                        customdata=idx, hovertemplate=f"class {name}, sample %{{customdata}}<extra>anchor</extra>")
+        name, colour, z2 = views["classes"][c], class_colour(c), xy["z"][idx]
+        text = [names[i] for i in idx]
+        if anchors:
+            xs, ys = arrows(z2, xy["z_a"][idx])
+            fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=colour, width=0.7), opacity=0.5, hoverinfo="skip",
+                                       showlegend=False, legendgroup=name))
+        fig.add_trace(go.Scattergl(x=z2[:, 0], y=z2[:, 1], mode="markers", name=f"class {name}", legendgroup=name, meta=SAMPLES,
+                                   marker=dict(color=colour, size=7), customdata=idx, text=text,
+                                   hovertemplate=f"class {name}, sample %{{customdata}} (%{{text}})<extra>latent E(x, y)</extra>"))
+        if anchors:
+            a2 = xy["z_a"][idx]
+            fig.add_trace(go.Scattergl(x=a2[:, 0], y=a2[:, 1], mode="markers", name=f"class {name}: anchors", legendgroup=name,
+                                       showlegend=False, meta=SAMPLES, customdata=idx, text=text,
+                                       marker=dict(color=colour, size=8, symbol="diamond", line=dict(color="black", width=0.5)),
+                                       hovertemplate=f"class {name}, sample %{{customdata}} (%{{text}})<extra>anchor z_a</extra>"))
+    what = ("anchor map: samples E(x, y) (circles) -> their anchors z_a (diamonds), by class; grey: prior samples G(z)"
+            if anchors else f"latent map: samples E(x, y) by class; grey: prior samples G(z). No anchors: {views['no_anchors']}")
+    title = wrapped(f"{what}<br>{map_note(reducer, views)}", width // 8)
     kind = map_name(reducer)
-    fig.update_layout(title=f"anchor map ({kind} of the latents): student-domain samples E(x, y) (circles)<br>-> their anchors z_a "
-                            "(diamonds), by class; grey: G's prior samples z ~ N(0, I)",
-                      template="plotly_white", xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2", height=520, title_font_size=13)
+    fig.update_layout(title=title, template="plotly_white", xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2", height=560,
+                      width=width, title_font_size=13, margin=dict(t=title_margin(title), l=60, r=20, b=40),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, font_size=11))
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-028
 @torch.no_grad()
 def mixup_path(parts: RunParts, views: dict, sample: int, steps: int = 11) -> dict:
-    "For `views`' sample number `sample` (0 <= sample < len(views['y']), else IndexError): the grid `s`, the latent path and the mixed images along it."
+    """For `views`' sample number `sample` (0 <= sample < len(views['y']), else IndexError): the grid `s`, the latent path from
+    the anchor z_a (s = 0) to z (s = 1) and the mixed images along it; without anchors z_a = z (the path is z alone and
+    s = 0 is G(E(x, y))), and the path's `no_anchors` says why."""
     if not 0 <= sample < len(views["y"]): raise IndexError(f"sample {sample} is out of range: the view holds samples 0 to {len(views['y']) - 1}")
     device = next(parts.teacher.parameters()).device
     s = np.linspace(0, 1, steps)
-    z, z_a = (torch.as_tensor(views[k][sample]).to(device) for k in ("z", "z_a"))
+    z, z_a = (torch.as_tensor(views[k][sample]).to(device) for k in ("z", "z_a" if "z_a" in views else "z"))
     x = torch.as_tensor(views["x"][sample]).to(device)
     latents = torch.stack([(1 - v) * z_a + v * z for v in s.tolist()])
     weights = torch.as_tensor(s, dtype=x.dtype, device=device).view(-1, 1, 1, 1)
     images = (1 - weights) * parts.generator(latents) + weights * x
     return {"s": s, "latents": latents.cpu().numpy(), "images": images.cpu().numpy(), "sample": sample,
-            "label": views["classes"][int(views["y"][sample])]}
+            "label": views["classes"][int(views["y"][sample])], "no_anchors": views.get("no_anchors", "")}
 
 # %% ../nbs/10_viz.ipynb #82808809
 def schedule_marks(config) -> np.ndarray:
@@ -352,8 +485,9 @@ def mixup_strip_figure(path: dict, current: int = None) -> go.Figure:
     "The mixed images x_m(s) along the path, captioned with s; the step `current` marked."
     captions = [("> " if i == current else "") + f"s={v:.2f}" for i, v in enumerate(path["s"])]
     who = f" of sample {path['sample']} (class {path['label']})" if "sample" in path else ""
+    start = (f"s = 0: G(E(x, y)), no anchors ({path['no_anchors']})" if path.get("no_anchors") else "s = 0: the anchor image")
     fig = image_mosaic(path["images"], captions, cols=len(path["s"]), scale=2,
-                       title=f"mixup x_m(s) = (1-s) G((1-s) z_a + s z) + s x{who}<br>s = 0: the anchor image; s = 1: the sample itself")
+                       title=wrapped(f"mixup x_m(s) = (1-s) G((1-s) z_a + s z) + s x{who}<br>{start}; s = 1: the sample itself", 95))
     if current is not None:
         w = path["images"].shape[-1] * 2 + 2
         fig.add_shape(type="rect", x0=current * w - 1, x1=current * w + w - 2, y0=-1, y1=path["images"].shape[-2] * 2,
@@ -361,16 +495,25 @@ def mixup_strip_figure(path: dict, current: int = None) -> go.Figure:
     return fig
 
 # %% ../nbs/10_viz.ipynb #bd696c8d
+def place_path(reducer, latents: np.ndarray) -> tuple:
+    """`(positions, how)`: the (M, 2) positions of a path's latents on the map, and how they were placed in words ('' for a
+    reducer's own transform): a stored non-linear map places the points between its fitted latents (`StoredMap.place`)."""
+    if isinstance(reducer, StoredMap) and reducer.components is None:
+        return reducer.place(latents), f"its inner points placed among their {reducer.neighbours} nearest fitted latents"
+    return np.asarray(reducer.place(latents) if isinstance(reducer, StoredMap) else reducer.transform(latents)), ""
+
 def mixup_path_figure(path: dict, reducer, views: dict, marks: np.ndarray, current: int = None) -> go.Figure:
-    "The latent path from anchor (s=0) to sample (s=1) on the 2-D map, with the epochs' s(e) and the current s; the background latents carry their sample index (`customdata`) for clicking."
-    xy = reducer.transform(path["latents"])
-    z2 = reducer.transform(views["z"])
+    """The latent path from anchor (s=0) to sample (s=1) on the 2-D map, with the epochs' s(e) and the current s; the background
+    latents (WebGL) carry their sample numbers (`customdata`, `meta="samples"`)."""
+    xy, how = place_path(reducer, path["latents"])
+    z2 = map_positions(reducer, views)["z"]
     at = lambda s: np.array([np.interp(s, path["s"], xy[:, 0]), np.interp(s, path["s"], xy[:, 1])]).T
     fig = go.Figure()
-    labels = [views["classes"][int(c)] for c in views["y"]]
-    fig.add_scatter(x=z2[:, 0], y=z2[:, 1], mode="markers", name="student-domain latents (click: that sample's path)",
-                    marker=dict(color=[class_colour(c) for c in views["y"]], size=6, opacity=0.45),
-                    customdata=np.arange(len(z2)), text=labels, hovertemplate="class %{text}, sample %{customdata}<extra></extra>")
+    names = sample_names(views)
+    fig.add_trace(go.Scattergl(x=z2[:, 0], y=z2[:, 1], mode="markers", name="student-domain latents E(x, y)", meta=SAMPLES,
+                               marker=dict(color=[class_colour(c) for c in views["y"]], size=6, opacity=0.45),
+                               customdata=np.arange(len(z2)), text=[f"class {views['classes'][int(c)]}, {n}" for c, n in zip(views["y"], names)],
+                               hovertemplate="%{text}, sample %{customdata}<extra></extra>"))
     fig.add_scatter(x=xy[:, 0], y=xy[:, 1], mode="lines+markers", name="path z_m(s)", line=dict(color="black"),
                     marker=dict(size=4), customdata=path["s"], hovertemplate="s=%{customdata:.2f}<extra></extra>")
     e_xy = at(marks)
@@ -379,16 +522,20 @@ def mixup_path_figure(path: dict, reducer, views: dict, marks: np.ndarray, curre
                     customdata=np.stack([np.arange(1, len(marks) + 1), marks], 1),
                     hovertemplate="epoch %{customdata[0]}: s=%{customdata[1]:.2f}<extra></extra>")
     ends = at(np.array([0.0, 1.0]))
-    fig.add_scatter(x=ends[:, 0], y=ends[:, 1], mode="markers+text", text=["anchor z_a", "sample z"],
-                    textposition="top center", marker=dict(size=10, color="black", symbol=["diamond", "circle"]),
+    anchors = not path.get("no_anchors")
+    fig.add_scatter(x=ends[:, 0], y=ends[:, 1], mode="markers+text", text=["anchor z_a", "sample z"] if anchors else ["", "z"],
+                    textposition="top center", marker=dict(size=10, color="black", symbol=["diamond" if anchors else "circle", "circle"]),
                     name="ends", showlegend=False, hoverinfo="skip")
     here = xy[current if current is not None else 0]
     fig.add_scatter(x=[here[0]], y=[here[1]], mode="markers", name="current s",
                     marker=dict(size=16, color="crimson", symbol="star"), hoverinfo="skip")
     kind = map_name(reducer)
     who = f" of sample {path['sample']} (class {path['label']})" if "sample" in path else ""
-    fig.update_layout(title=f"mixup path{who} on the {kind} map: anchor (s = 0) to sample (s = 1)<br>blue ticks: s(e) at each epoch of stage 3",
-                      template="plotly_white", height=480, xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2", title_font_size=13)
+    line = ("anchor (s = 0) to sample (s = 1); blue ticks: s(e) at each epoch of stage 3" if anchors else
+            f"no anchors ({path['no_anchors']}): z_a = z, the path stays at z; stage 3 mixes G(E(x, y)) with x")
+    title = wrapped(f"mixup path{who} on the {kind} map: {line}<br>{map_note(reducer, views)}" + (f"; {how}" if how else ""), 95)
+    fig.update_layout(title=title, template="plotly_white", height=480, xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2",
+                      title_font_size=13, margin=dict(t=title_margin(title)), legend=dict(orientation="h", yanchor="top", y=-0.15))
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-034
@@ -408,56 +555,103 @@ SCORE_MEANINGS = {"normalized_energy": "the energy -tau logsumexp(l / tau) resca
                   "energy": "the energy score -tau logsumexp(l / tau) (Liu et al. 2020)",
                   "max_softmax": "1 - the largest softmax probability", "entropy": "the entropy of the softmax"}
 
-def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: float = None) -> go.Figure:
-    "The teacher's uncertainty on the map: `show` 'before' (x), 'after' (anchors) or 'both'; points above `threshold` ringed. Raises `ValueError` for another `show`."
+def uncertainty_range(views: dict) -> tuple:
+    "`(lo, hi)`: the least and the greatest uncertainty of the views' samples and anchors, for a colour scale."
+    values = np.concatenate([views[k] for k in ("unc_x", "unc_x_a") if k in views])
+    return float(values.min()), float(values.max())
+
+def uncertainty_map_figure(views: dict, reducer, show: str = "both", threshold: float = None, scale: tuple = None) -> go.Figure:
+    """The teacher's uncertainty on the map (WebGL): `show` 'before' (x), 'after' (anchors) or 'both'; points above `threshold`
+    crossed; colours over `scale` (lo, hi; default `uncertainty_range`). Without anchors only 'before' is drawn, and the
+    title says why. Raises `ValueError` for another `show`, or 'after' without anchors."""
     if show not in ("before", "after", "both"): raise ValueError(f"show must be before, after or both, not {show!r}")
+    anchors = "z_a" in views
+    if show == "after" and not anchors: raise ValueError(f"no anchors to show after anchoring: {views['no_anchors']}")
     layers = {"before": ("z", "unc_x", "circle"), "after": ("z_a", "unc_x_a", "diamond")}
-    chosen = ["before", "after"] if show == "both" else [show]
-    xy = np.concatenate([reducer.transform(views[layers[k][0]]) for k in chosen])
+    chosen = (["before", "after"] if show == "both" else [show]) if anchors else ["before"]
+    positions = map_positions(reducer, views)
+    xy = np.concatenate([positions[layers[k][0]] for k in chosen])
     e = np.concatenate([views[layers[k][1]] for k in chosen])
-    lo, hi = float(np.min([views["unc_x"].min(), views["unc_x_a"].min()])), float(np.max([views["unc_x"].max(), views["unc_x_a"].max()]))
+    lo, hi = scale or uncertainty_range(views)
+    score = views["score"]
     xs, ys, field = smoothed_field(xy, e)
     fig = go.Figure(go.Contour(x=xs, y=ys, z=field, colorscale="RdBu_r", zmin=lo, zmax=hi, opacity=0.45, showscale=False,
                                contours=dict(showlines=False), hoverinfo="skip", name="smoothed uncertainty"))
-    start = 0
+    start, names = 0, sample_names(views)
     for k in chosen:
         n = len(views[layers[k][1]])
         part, values = xy[start:start + n], e[start:start + n]
         start += n
-        fig.add_scatter(x=part[:, 0], y=part[:, 1], mode="markers", name=f"{k} anchoring", customdata=np.arange(n),
-                        marker=dict(color=values, colorscale="RdBu_r", cmin=lo, cmax=hi, size=8, symbol=layers[k][2],
-                                    colorbar=dict(title="uncertainty") if k == chosen[0] else None,
-                                    line=dict(color="black", width=[2 if threshold is not None and v > threshold else 0 for v in values])),
-                        hovertemplate="sample %{customdata}: uncertainty %{marker.color:.2f}<extra>" + k + "</extra>")
-    kind, score = map_name(reducer), views["score"]
-    fig.update_layout(title=f"teacher uncertainty on the {kind} map: {score}, {SCORE_MEANINGS.get(score, score)} (lower: more certain)<br>"
-                            "circles: samples x, diamonds: anchors x_a; shading: the scores of the points shown, kernel-smoothed"
-                            + ("; ringed: above the threshold" if threshold is not None else ""),
-                      template="plotly_white", height=500, xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2", title_font_size=12,
+        fig.add_trace(go.Scattergl(x=part[:, 0], y=part[:, 1], mode="markers", name=f"{k} anchoring", customdata=np.arange(n),
+                                   meta=SAMPLES, text=names, marker=dict(
+                                       color=values, colorscale="RdBu_r", cmin=lo, cmax=hi, size=8, symbol=layers[k][2],
+                                       colorbar=dict(title=dict(text=f"uncertainty<br>({score})", side="right")) if k == chosen[0] else None),
+                                   hovertemplate="sample %{customdata} (%{text}): uncertainty %{marker.color:.2f}<extra>" + k + "</extra>"))
+    if threshold is not None:
+        fig.add_trace(go.Scattergl(x=xy[e > threshold, 0], y=xy[e > threshold, 1], mode="markers", hoverinfo="skip",
+                                   name=f"above {threshold:.2f} (crossed)",
+                                   marker=dict(symbol="x-thin-open", size=11, color="black", line=dict(width=1.5))))
+    shown = "circles: samples x, diamonds: anchors x_a" if anchors else f"samples x; no anchors: {views['no_anchors']}"
+    title = wrapped(f"teacher uncertainty: {score}, {SCORE_MEANINGS.get(score, score)} (lower: more certain)<br>{shown}; shading: "
+                    f"the scores of the points shown, kernel-smoothed<br>{map_note(reducer, views)}", 95)
+    kind = map_name(reducer)
+    fig.update_layout(title=title, template="plotly_white", height=520, xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2",
+                      title_font_size=12, margin=dict(t=title_margin(title)),
                       legend=dict(orientation="h", yanchor="top", y=-0.15))  # the colour bar has the right side
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-036
 def uncertainty_histograms_figure(views: dict, threshold: float = None) -> go.Figure:
-    "Overlaid histograms of the teacher's uncertainty on student-domain images and on their anchor images."
-    both = np.concatenate([views["unc_x"], views["unc_x_a"]])
+    "Overlaid histograms of the teacher's uncertainty on student-domain images and, with anchors, on their anchor images."
+    layers = [("unc_x", "before: x", "#4c78a8"), ("unc_x_a", "after: anchors x_a", "#f58518")][:2 if "unc_x_a" in views else 1]
+    both = np.concatenate([views[k] for k, *_ in layers])
     bins = dict(start=float(both.min()), end=float(both.max()) + 1e-6, size=float(both.max() - both.min() + 1e-6) / 30)
     fig = go.Figure()
-    fig.add_histogram(x=views["unc_x"], name="before: x", opacity=0.6, xbins=bins)
-    fig.add_histogram(x=views["unc_x_a"], name="after: anchors x_a", opacity=0.6, xbins=bins)
+    for key, name, colour in layers: fig.add_histogram(x=views[key], name=name, opacity=0.6, xbins=bins, marker_color=colour)
     if threshold is not None: fig.add_vline(x=threshold, line=dict(color="black", dash="dash"))
     score = views["score"]
-    fig.update_layout(barmode="overlay", title=f"teacher uncertainty ({score}: {SCORE_MEANINGS.get(score, score)}) on "
-                                               f"{len(views['unc_x'])} validation samples and their anchors",
-                      template="plotly_white", xaxis_title=f"uncertainty ({score}; lower: more certain)", yaxis_title="samples",
-                      height=320, title_font_size=12)
+    what = "and their anchors" if len(layers) == 2 else f"(no anchors: {views['no_anchors']})"
+    title = wrapped(f"teacher uncertainty ({score}: {SCORE_MEANINGS.get(score, score)}) on {len(views['unc_x'])} samples {what}", 95)
+    fig.update_layout(barmode="overlay", title=title, template="plotly_white", xaxis_title=f"uncertainty ({score}; lower: more certain)",
+                      yaxis_title="samples", height=340, title_font_size=12, margin=dict(t=title_margin(title)))
+    return fig
+
+# %% ../nbs/10_viz.ipynb #a1b2c307
+def alignment(reference: np.ndarray, # (N, 2) positions of N points on one map
+              moving: np.ndarray, # (N, 2) positions of the same points on another map
+             ):
+    """The rotation (or reflection), scale and shift that best carry `moving` onto `reference` (orthogonal Procrustes), as a
+    function of (M, 2) positions on the moving map."""
+    reference, moving = np.asarray(reference, dtype=np.float64), np.asarray(moving, dtype=np.float64)
+    centre_r, centre_m = reference.mean(0), moving.mean(0)
+    rotation, singular = orthogonal_procrustes(moving - centre_m, reference - centre_r)
+    scale = singular / max(float(((moving - centre_m) ** 2).sum()), 1e-12)
+    return lambda xy: (np.asarray(xy, dtype=np.float64) - centre_m) @ rotation * scale + centre_r
+
+def side_by_side(figures: list, # figures of one kind (maps of two runs), each of one panel
+                 titles: list, # a title per panel
+                 title: str = "", width: int = 1150, height: int = 560) -> go.Figure:
+    "The figures as panels of one figure on shared axes, their traces in order; the legend and colour bar of the first only."
+    fig = make_subplots(rows=1, cols=len(figures), shared_yaxes=True, horizontal_spacing=0.03, subplot_titles=titles)
+    for col, part in enumerate(figures, 1):
+        for trace in part.data:
+            copy = type(trace)(trace)
+            if col > 1:
+                copy.showlegend = False
+                if hasattr(copy, "marker") and copy.marker.colorbar is not None: copy.marker.showscale = False
+            fig.add_trace(copy, row=1, col=col)
+    fig.update_xaxes(matches="x", title=figures[0].layout.xaxis.title.text)
+    fig.update_yaxes(title=figures[0].layout.yaxis.title.text, col=1)
+    title = wrapped(title, width // 8)
+    fig.update_layout(title=title, template="plotly_white", width=width, height=height, title_font_size=13,
+                      margin=dict(t=title_margin(title) + 20), legend=dict(orientation="h", yanchor="top", y=-0.12))
     return fig
 
 # %% ../nbs/10_viz.ipynb #cell-039
 @torch.no_grad()
 def mask_heatmap_figure(parts: RunParts) -> go.Figure:
     "The AnchorNet's class masks m(y) as a classes x latent dimensions heatmap."
-    if parts.anchor is None: raise ValueError(f"{parts.run_dir} has no AnchorNet (stage 2 not finished, or use_anchor off)")
+    if parts.anchor is None: raise ValueError(f"{parts.run_dir} has no AnchorNet: {stage_absence(parts, 'anchor')}")
     classes = list(parts.splits.classes)
     device = next(parts.anchor.parameters()).device
     masks = parts.anchor.mask(torch.arange(len(classes), device=device)).cpu().numpy()
@@ -527,7 +721,6 @@ def curve_panels(curves: dict) -> dict:
     return {p: panels[p] for p in order if panels.get(p)}
 
 # %% ../nbs/10_viz.ipynb #9a64c694
-STAGE_TITLES = {"generator": "stage 1 (generator)", "anchor": "stage 2 (anchors)", "mixup": "stage 3 (mixup)"}
 SERIES_COLOURS = PALETTE  # within a panel every series has its own colour (a panel holds at most ten)
 
 def stage_curves_figure(rows: list, # the stage's rows of `metrics.jsonl` (or the training loop's history)
@@ -584,13 +777,13 @@ def run_confusions(parts: RunParts) -> dict:
 def confusion_figure(confusion, # (C, C) counts, row = true class
                      classes: list, # class names
                      title: str = "confusion matrix") -> go.Figure:
-    "A heatmap of `confusion` with each row as a share of its true class (%), the counts in the cells."
+    "A heatmap of `confusion`: colour, each cell's share of its true class (%); the numbers in the cells, image counts."
     counts = np.asarray(confusion)
     share = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
     fig = go.Figure(go.Heatmap(z=share, x=classes, y=classes, colorscale="Blues", zmin=0, zmax=100, text=counts,
-                               texttemplate="%{text}", colorbar=dict(title="% of row"),
+                               texttemplate="%{text}", colorbar=dict(title=dict(text="colour:<br>% of the<br>true class", side="right")),
                                hovertemplate="true %{y}, predicted %{x}: %{text} images (%{z:.0f}% of its class)<extra></extra>"))
-    fig.update_layout(title=title, template="plotly_white", xaxis_title="predicted class", yaxis_title="true class",
+    fig.update_layout(title=f"{title}<br><sup>numbers: images; colour: share of the row's class</sup>", template="plotly_white", xaxis_title="predicted class", yaxis_title="true class",
                       yaxis_autorange="reversed", height=420, width=480, title_font_size=13,
                       xaxis=dict(type="category"), yaxis=dict(type="category"))
     return fig

@@ -1,6 +1,7 @@
 """The benchmark scripts' own parts on small inputs: the profile of a run (py-spy's samples sorted into the
 run's parts and the step functions' lines), the harness that times the reference code's stage 1, and the parts of
-the side-by-side check against the reference code (its folders, its patches, its log, the table)."""
+the side-by-side check against the reference code (its folders, its patches, its log, the table), and the workbench
+at scale (a run's samples repeated to a count, and the notebook the browser measures)."""
 import json, subprocess, sys, textwrap
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import profile_run, reference_check, regimes, throughput  # noqa: E402
+import profile_run, reference_check, regimes, throughput, workbench_bench  # noqa: E402
 
 
 def test_profile_parts_count_each_sample_once_per_part(tmp_path):
@@ -339,3 +340,24 @@ def test_throughput_counts_flops_and_rates_them():
     assert throughput.count_flops(lambda: layer(x)) == 2 * 2 * 8 * 4, "a multiply and an add per weight and sample"
     assert throughput.count_flops(lambda: layer(x).sum().backward()) == 2 * 2 * 2 * 8 * 4, "as many again for the weight's gradient"
     assert throughput.rate(lambda: layer(x), repeats=3) > 0
+
+
+def test_workbench_bench_repeats_a_runs_samples_to_a_count_and_writes_the_notebook_it_measures():
+    from augkd.widgets import quick_run_dir
+    run = str(quick_run_dir())
+    wb = workbench_bench.scale_workbench(run, 1300, prior=20)  # the quick run's domain holds 1,170: some repeated
+    assert len(wb.table()) == 1300 and set(wb.table()["split"]) == {"train", "val", "test"}
+    assert len(wb.positions["z"]) == 1300 and len(wb.views["z_p"]) == 20 and wb.reducer.kind == "pca"
+    first, again = wb.views["x"][0], wb.views["x"][1170]  # a repeat is the same image with a little noise
+    assert wb.table()["index"][0] == wb.table()["index"][1170] and 0 < abs(first - again).max() < 0.2
+    cells = ["".join(c["source"]) for c in workbench_bench.bench_notebook(run, 1300, opens=2)["cells"]]
+    assert len(cells) == 1 + 2 + 2 and cells[1] == cells[2] and f"open_workbench({run!r})" in cells[1]
+    assert f"scale_workbench({run!r}, 1300)" in cells[3]
+
+
+def test_workbench_bench_clicks_sample_points_clear_of_others_each_another_sample():
+    points = [[0, 0, 1], [100, 0, 2], [100, 3, -1], [50, 50, 3], [0, 100, 4], [52, 50, 5], [40, 40, 6]]
+    test = workbench_bench.click_targets(points, 2, focus=1)  # sample 2 lies under a prior draw; 3 and 5 on each other
+    assert test == [(0.0, 100.0, 4), (0.0, 0.0, 1)], test
+    samples = [s for *_, s in workbench_bench.click_targets(points, 3, focus=4)]
+    assert samples[:2] == [1, 6] and samples[2] != 6, samples  # the clear ones first, then crowded ones where too few
