@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from .cells import Cell
 from .devices import resolve_device
+from .anchor import stage_diagnostics
 from .generator import Encoder, Generator, GeneratorConfig, generated_images, reparameterize, train_generator
 from .losses import (BNStatistics, InstanceMeans, PenultimateFeatures, class_balance_entropy, js_divergence, kl_div,
                           prior_kl)
@@ -129,7 +130,8 @@ def data_free_method(name: str, # the method's name; `name+` is its fine-tuned v
     """Register the data-free method `name` and `name+`: one shared stage 1 (`Stage.shared`: done once per setting, seed
     and stage-1 key for both, every label count and the compositions that take it; `samples`, the last images it made,
     give its collapse statistics), then for `name+` a fine-tune on the student domain."""
-    first = Stage("generator", GeneratorConfig, distill, trains=tuple(models), shared=name)
+    first = Stage("generator", GeneratorConfig, distill, trains=tuple(models), shared=name,
+                  diagnose=stage_diagnostics if "generator" in models else None)  # measured in compositions
     return baseline(name, about, (first,)), baseline(name + "+", f"{name}, then fine-tuned with CE on the student domain", (first, FINE_TUNE_STAGE))
 
 def _classes(teacher, image_size: int) -> int:

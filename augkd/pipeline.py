@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 import augkd
-from .anchor import AnchorNet, CodeAnchorNet, stage_diagnostics, uncertainty_setup
+from .anchor import AnchorNet, CodeAnchorNet, uncertainty_setup
 from .data import config_splits
 from .devices import init_distributed, is_main, resolve_device
 from .generator import Encoder, Generator, warn_collapse
@@ -120,10 +120,10 @@ def _loop_stages(config: Config, run_dir: RunDir, inputs: RunInputs, ckpts: dict
     score = uncertainty_setup(teacher_model, splits.student_train, config.uncertainty, config.energy_tau)
     infos, diagnostics, trained, frozen_g = {}, {}, set(), None
 
-    def diagnose(fixed=None):  # T, G and E, and the AnchorNet once a stage has trained it
+    def diagnose(stage, fixed=None):  # the row's measures: T, G, E, the AnchorNet once trained
         anchor = models["anchor"] if "anchor" in trained else None
-        return stage_diagnostics(teacher_model, models["generator"], models["encoder"], anchor, splits.student_val, **score,
-                                 generator_figures=fixed)
+        return stage.diagnose(teacher_model, generator=models["generator"], encoder=models["encoder"],
+                              anchor=anchor, val=splits.student_val, **score, generator_figures=fixed)
 
     def shared(stage):  # as its own method's cells make it, then copied into the run's modules
         made = fresh(stage.trains)
@@ -138,17 +138,18 @@ def _loop_stages(config: Config, run_dir: RunDir, inputs: RunInputs, ckpts: dict
             continue
         changes = stage.modules(config)
         trained |= set(changes)
-        diagnosed = bool(set(changes) & {"generator", "encoder", "anchor"})  # the stage diagnostics measure T, G, E and anchors
+        diagnosed = stage.diagnose is not None  # the row declares what it measures
         fixed = None if "generator" in changes else frozen_g  # G's figures are measured again only when G changes
-        every_epoch = [Validate(lambda learn: {"diagnostics": diagnose(fixed)})] if diagnosed and not stage.shared else []
+        every_epoch = ([Validate(lambda learn: {"diagnostics": diagnose(stage, fixed)})]
+                       if diagnosed and not stage.shared else [])
         train = (lambda callbacks, stage=stage: shared(stage)) if stage.shared else lambda callbacks, stage=stage: stage.train(
             teacher_model, **{m: models[m] for m in dict.fromkeys(stage.trains + stage.reads)},
             **(domain if stage.student_domain else {}), config=config, progress=progress, callbacks=callbacks)
         info = run_stage(run_dir, stage, config, prov, ckpts.get(stage.name), {m: models[m] for m in changes}, train,
                          progress, [*every_epoch, *callbacks])
         if "student" in changes: info["student_val"] = evaluate(models["student"], splits.student_val)
-        if diagnosed: diagnostics[stage.name] = diagnose(fixed)
-        if "generator" in changes:
+        if diagnosed: diagnostics[stage.name] = diagnose(stage, fixed)
+        if diagnosed and "generator" in changes:
             warn_collapse(f"stage {number}'s generator", diagnostics[stage.name])
             frozen_g = {k: v for k, v in diagnostics[stage.name].items() if k.startswith("gen_")}  # G no longer changes
         infos[stage.name] = info

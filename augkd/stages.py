@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import augkd
-from .anchor import AnchorConfig, train_anchor, train_encoder
+from .anchor import AnchorConfig, stage_diagnostics, train_anchor, train_encoder
 from .config import (MAX_BATCH, PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig, field_table, own_fields,
                           section_of)
 from .data import DATASETS, comma_list, dataset_folders, folder_setting_name
@@ -40,6 +40,7 @@ class Stage:
     shared: str = ""                # a data-free stage a benchmark does once per stage-1 key, under this name (the method's), for every method and label count that runs it
     when: dict = field(default_factory=dict)  # a trained module -> whether the config trains it (default: always)
     skip: Callable = None           # `skip(config) -> str`: why the config leaves the stage out ('' when it runs)
+    diagnose: Callable = None       # `diagnose(teacher, **modules, val=, ...) -> dict`: its measures, or None
 
     def modules(self, config) -> tuple:
         "The modules the stage trains under `config`."
@@ -51,17 +52,18 @@ class Stage:
 
 # %% ../nbs/07a1_stages.ipynb #4fcfaef3
 STAGE_TABLE = (
-    Stage("generator", GeneratorConfig, train_generator, trains=("generator", "encoder", "student")),
+    Stage("generator", GeneratorConfig, train_generator, trains=("generator", "encoder", "student"),
+          diagnose=stage_diagnostics),
     Stage("anchor", AnchorConfig, train_anchor, trains=("anchor", "encoder"), reads=("generator", "encoder"), student_domain=True,
           number=2, when={"encoder": lambda c: bool(c.invert_epochs or c.invert_steps)},  # encoder inversion trains E before the anchors
-          skip=lambda c: "" if c.use_anchor else "use_anchor is off: z_a = z"),
+          skip=lambda c: "" if c.use_anchor else "use_anchor is off: z_a = z", diagnose=stage_diagnostics),
     Stage("mixup", MixupConfig, train_mixup, trains=("student",), reads=("generator", "encoder", "anchor"), student_domain=True,
           number=3),
 )
 STAGES = tuple(s.name for s in STAGE_TABLE)
 # a composition whose AuG-KD variant has no stage 2 learns its generator's encoder in a stage of its own
 ENCODER_INVERSION = Stage("encoder", AnchorConfig, train_encoder, trains=("encoder",), reads=("generator",), student_domain=True,
-                          number=2)
+                          number=2, diagnose=stage_diagnostics)
 
 def get_stage(name: str) -> Stage:
     "The row of `STAGE_TABLE` called `name`; raises `ValueError` naming the stages."
