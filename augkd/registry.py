@@ -50,8 +50,7 @@ def code_identity(fn, # a function, a `functools.partial` of one, or a callable 
     source cannot be read); a `partial` is its function's identity with a hash of its arguments."""
     if isinstance(fn, partial):
         inner = code_identity(fn.func, package)
-        arguments = repr((fn.args, sorted(fn.keywords.items()))).encode()
-        return inner and f"{inner}({hashlib.sha1(arguments).hexdigest()[:8]})"
+        return inner and f"{inner}({hashlib.sha1(_arguments(fn)).hexdigest()[:8]})"
     target = fn if inspect.isfunction(fn) or inspect.isclass(fn) or inspect.ismethod(fn) else type(fn)
     module, name = getattr(target, "__module__", "") or "", getattr(target, "__qualname__", repr(target))
     own = module == "augkd" or module.startswith("augkd.")
@@ -59,6 +58,11 @@ def code_identity(fn, # a function, a `functools.partial` of one, or a callable 
     try: source = inspect.getsource(target).encode()
     except (OSError, TypeError): source = _compiled(target.__code__) if hasattr(target, "__code__") else repr(target).encode()
     return f"{module}.{name}@{hashlib.sha1(source).hexdigest()[:12]}"
+
+def _arguments(fn: partial) -> bytes:
+    "A `partial`'s arguments as text, a function among them by its identity: its `repr` holds a memory address."
+    name = lambda v: code_identity(v, package=True) if inspect.isfunction(v) or isinstance(v, partial) else v
+    return repr((tuple(map(name, fn.args)), sorted((k, name(v)) for k, v in fn.keywords.items()))).encode()
 
 def _compiled(code) -> bytes:
     "What a code object computes, without where it was written (file and line): its bytecode, names and constants."

@@ -160,7 +160,8 @@ def report_sections(run_dir, # a run directory (as `load_run` takes it), or the 
                 drawn("Generated samples", "the generated samples", lambda: generated_samples_figure(views)),
                 drawn("Anchors", "the anchors", lambda: anchor_pairs_figure(views)) if "z_a" in views
                 else ("Anchors", absent(views["no_anchors"], "x_a and its tiles")),
-                drawn("Anchor map" if "z_a" in views else "Latent map", "the map", lambda: anchor_map_figure(views, reducer)),
+                drawn(*(("Anchor map", "the anchor map") if "z_a" in views else ("Latent map", "the latent map")),
+                      lambda: anchor_map_figure(views, reducer)),
                 *(mixup if not isinstance(path, str) else [("Mixup path", path)]),
                 drawn("Uncertainty", "the uncertainty map", lambda: uncertainty_map_figure(views, reducer)),
                 drawn("", "the uncertainty histograms", lambda: uncertainty_histograms_figure(views)),

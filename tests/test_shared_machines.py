@@ -388,7 +388,7 @@ def test_a_job_out_of_time_keeps_its_cells_says_why_and_how_to_go_on(tmp_path, a
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
     line, = [l for l in out.stderr.splitlines() if l.startswith("augkd bench: error:")]
     assert "1 benchmark job(s) did not finish, their finished cells kept" in line
-    assert "it reached its time limit (1 min) once more than the 0 times it may be requeued" in line and "its log:" in line
+    assert "it reached its time limit (1 min) once more than the 0 times it may be requeued" in line and "its log:" in line, line
     assert line.endswith("go on with the same command: " + shlex.join(grid))
     assert len(list((tmp_path / "bench" / "cells" / "brief").glob("*/cell.json"))) == 1  # kept
     again = subprocess.run(grid, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=here(AUGKD_TEST_LOG=str(log)))
