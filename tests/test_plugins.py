@@ -102,16 +102,22 @@ def test_a_method_defined_in_a_notebook_runs_in_worker_processes(tmp_path):
 def test_a_modules_notebook_run_before_the_module_is_imported_is_one_method_not_two():
     """The baselines notebook's cells run in a kernel (they register the roster from `__main__`), then `augkd.bench` is
     imported (it imports `augkd.baselines`, which registers the same records): each name keeps one method, the
-    package's, without an error; as `nbdev_test` runs notebooks one after another in one worker process."""
-    from execnb.nbio import read_nb
-    from execnb.shell import CaptureShell
-    shell = CaptureShell()
-    for cell in read_nb(ROOT / "nbs" / "08_baselines.ipynb").cells:
-        if cell.cell_type == "code" and cell.source.startswith("#| export"):
-            shell.run(cell.source)
-            assert shell.exc is None, shell.exc
-    shell.run("from augkd.methods import METHODS; notebook = METHODS['kd'].origin\n"
-              "import augkd.bench\n"
-              "origins = {METHODS[n].origin for n in METHODS}")
-    assert shell.exc is None, shell.exc
-    assert (shell.user_ns["notebook"], shell.user_ns["origins"]) == ("__main__", {"augkd"})
+    package's, without an error; as `nbdev_test` runs notebooks one after another in one worker process. In a fresh
+    process: one that imported augkd.baselines before holds its records already."""
+    script = f"""
+from execnb.nbio import read_nb
+from execnb.shell import CaptureShell
+shell = CaptureShell()
+for cell in read_nb({str(ROOT / "nbs" / "08_baselines.ipynb")!r}).cells:
+    if cell.cell_type == "code" and cell.source.startswith("#| export"):
+        shell.run(cell.source)
+        assert shell.exc is None, shell.exc
+shell.run("from augkd.methods import METHODS; notebook = METHODS['kd'].origin\\n"
+          "import augkd.bench\\n"
+          "origins = {{METHODS[n].origin for n in METHODS}}")
+assert shell.exc is None, shell.exc
+print(shell.user_ns["notebook"], sorted(shell.user_ns["origins"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[-2] == "__main__ ['augkd']", done.stdout[-2000:]
