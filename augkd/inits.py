@@ -20,12 +20,13 @@ from .devices import any_process, barrier, is_main, resolve_device
 from .metrics import evaluate
 from .precision import cpu_autocasts
 from .recipe import fit
+from .registry import moved
 
 # %% auto #0
 __all__ = ['WEIGHT_KEYS', 'FETCH_TIMEOUT', 'CORPORA', 'PRETRAIN_RECIPE', 'PRETRAIN_EPOCHS', 'PRETRAIN_SIZE', 'INITS',
-           'weight_sets', 'plain_state_dict', 'load_file', 'read_weights', 'chosen_weights', 'fit_prefixes',
-           'classifier_outputs', 'classifier_keys', 'imagenet_weights', 'imagenet_file', 'imagenet_state', 'pretrain',
-           'cached_build', 'pretrained_state', 'init_problem', 'init_fingerprint', 'resolve_init', 'apply_init']
+           'weight_sets', 'plain_state_dict', 'load_file', 'read_weights', 'chosen_weights', 'imagenet_weights',
+           'imagenet_file', 'imagenet_state', 'pretrain', 'cached_build', 'pretrained_state', 'init_problem',
+           'init_fingerprint', 'resolve_init']
 
 # %% ../nbs/02a_inits.ipynb #1870000b
 WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")  # where training scripts nest the weights
@@ -132,43 +133,6 @@ def chosen_weights(obj, path, what: str, # what `load_file` read, and how errors
                       "choose another by name (`read_weights(..., key=...)`; for a teacher file, `--teacher-key`)")
     try: return plain_state_dict(obj, key), key or (sets[0] if sets else None)
     except ValueError as e: raise ValueError(f"{what} {path} {e}") from None
-
-# %% ../nbs/02a_inits.ipynb #b437363e
-def fit_prefixes(state: dict, # a plain state dict as a file holds it
-                 expected: dict, # the architecture's own state dict (names and shapes)
-                ) -> tuple:
-    """`(state, stripped)`: `state` with the stack of wrapper prefixes removed that makes its names fit `expected`
-    (DataParallel's `module.`, `torch.compile`'s `_orig_mod.`, Lightning's module attribute such as `model.`, in any
-    order and depth), and the prefix removed ('' when the names fit as they are, or when no prefix makes them fit)."""
-    fits = lambda s: sum(k in s for k in expected)  # by name: shapes that differ are the caller's to report
-    best, stripped = fits(state), ""
-    if best == len(expected): return state, ""
-    prefixes = sorted({".".join(k.split(".")[:depth]) + "." for k in state for depth in range(1, 4) if k.count(".") >= depth}, key=len)
-    for prefix in prefixes:
-        candidate = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        score = fits(candidate)
-        if score > best: best, stripped, chosen = score, prefix, candidate
-        if best == len(expected): break
-    return (chosen, stripped) if stripped else (state, "")
-
-# %% ../nbs/02a_inits.ipynb #e1fb2f95
-def _classifier_weight(state: dict) -> str:
-    "The name of the last 2-D weight of a classifier's state dict (its output layer)."
-    names = [k for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
-    if not names: raise ValueError("has no 2-D (linear) weight to read the number of classes from")
-    return names[-1]
-
-# %% ../nbs/02a_inits.ipynb #4e33105e
-def classifier_outputs(state: dict) -> int:
-    "The number of classes of a classifier's state dict: rows of its last 2-D weight; `ValueError` if it has none."
-    return state[_classifier_weight(state)].shape[0]
-
-# %% ../nbs/02a_inits.ipynb #61c27420
-def classifier_keys(state: dict) -> set:
-    "The names of the output layer's weight and bias in a classifier's state dict (empty if it has no 2-D weight)."
-    try: weight = _classifier_weight(state)
-    except ValueError: return set()
-    return {weight, weight.removesuffix("weight") + "bias"} & set(state)
 
 # %% ../nbs/02a_inits.ipynb #a589ca79
 FETCH_TIMEOUT = 10  # seconds to wait for the weights' server before saying the weights cannot be fetched
@@ -306,18 +270,5 @@ def resolve_init(spec: str, arch: str, # as `init_problem` takes them
     else: state, source = read_weights(Path(spec).expanduser(), "init weights file"), str(Path(spec).expanduser().resolve())
     return {"init": spec, "source": source, "hash": content_hash(state), "state": state}
 
-# %% ../nbs/02a_inits.ipynb #3a4aa006
-def apply_init(net: nn.Module, # a freshly built network (no `Normalized` wrapper)
-               init: dict, # `resolve_init`'s result (None: scratch)
-              ) -> dict:
-    "Load every tensor of `init` but the classifier whose name and shape fit `net` (wrapper prefixes stripped, `fit_prefixes`); the record of what was loaded, what is new and what prefix was stripped."
-    if init is None: return {"init": "scratch"}
-    own = net.state_dict()
-    state, stripped = fit_prefixes(init["state"], own)
-    fitting = {k: v for k, v in state.items() if k not in classifier_keys(state) and k in own and own[k].shape == v.shape}
-    if not fitting:
-        raise ValueError(f"init {init['init']!r} ({init['source']}) has no tensor that fits this architecture")
-    net.load_state_dict(fitting, strict=False)
-    return {"init": init["init"], "source": init["source"], "hash": init["hash"], "loaded": len(fitting),
-            "new": [k for k in own if k not in fitting], "left_out": sorted(set(state) - set(fitting)),
-            **({"stripped": stripped} if stripped else {})}
+# %% ../nbs/02a_inits.ipynb #998acd81
+__getattr__ = moved(__name__, dict.fromkeys(("fit_prefixes", "classifier_outputs", "classifier_keys", "apply_init"), "augkd.models"))

@@ -13,7 +13,7 @@ import torchvision
 # %% auto #0
 __all__ = ['TORCHVISION_ARCHS', 'SMALL_CNNS', 'ARCHS', 'STEMS', 'conv_bn_relu', 'small_cnn', 'resolve_stem', 'detect_stem',
            'load_matching', 'set_bn_momentum', 'create_model', 'Normalized', 'channel_stats', 'bn_layers', 'to_device',
-           'recalibrate_bn']
+           'recalibrate_bn', 'fit_prefixes', 'classifier_outputs', 'classifier_keys', 'apply_init', 'with_init']
 
 # %% ../nbs/01_models.ipynb #cell-005
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -163,3 +163,67 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, batch_size: int = 256
         model(images[start:stop].to(device))
     for m, momentum in zip(layers, momenta): m.momentum = momentum
     return model.train(was_training)
+
+# %% ../nbs/01_models.ipynb #b437363e
+def fit_prefixes(state: dict, # a plain state dict as a file holds it
+                 expected: dict, # the architecture's own state dict (names and shapes)
+                ) -> tuple:
+    """`(state, stripped)`: `state` with the stack of wrapper prefixes removed that makes its names fit `expected`
+    (DataParallel's `module.`, `torch.compile`'s `_orig_mod.`, Lightning's module attribute such as `model.`, in any
+    order and depth), and the prefix removed ('' when the names fit as they are, or when no prefix makes them fit)."""
+    fits = lambda s: sum(k in s for k in expected)  # by name: shapes that differ are the caller's to report
+    best, stripped = fits(state), ""
+    if best == len(expected): return state, ""
+    prefixes = sorted({".".join(k.split(".")[:depth]) + "." for k in state for depth in range(1, 4) if k.count(".") >= depth}, key=len)
+    for prefix in prefixes:
+        candidate = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        score = fits(candidate)
+        if score > best: best, stripped, chosen = score, prefix, candidate
+        if best == len(expected): break
+    return (chosen, stripped) if stripped else (state, "")
+
+# %% ../nbs/01_models.ipynb #e1fb2f95
+def _classifier_weight(state: dict) -> str:
+    "The name of the last 2-D weight of a classifier's state dict (its output layer)."
+    names = [k for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
+    if not names: raise ValueError("has no 2-D (linear) weight to read the number of classes from")
+    return names[-1]
+
+# %% ../nbs/01_models.ipynb #4e33105e
+def classifier_outputs(state: dict) -> int:
+    "The number of classes of a classifier's state dict: rows of its last 2-D weight; `ValueError` if it has none."
+    return state[_classifier_weight(state)].shape[0]
+
+# %% ../nbs/01_models.ipynb #61c27420
+def classifier_keys(state: dict) -> set:
+    "The names of the output layer's weight and bias in a classifier's state dict (empty if it has no 2-D weight)."
+    try: weight = _classifier_weight(state)
+    except ValueError: return set()
+    return {weight, weight.removesuffix("weight") + "bias"} & set(state)
+
+# %% ../nbs/01_models.ipynb #3a4aa006
+def apply_init(net: nn.Module, # a freshly built network (no `Normalized` wrapper)
+               init: dict, # `resolve_init`'s result (None: scratch)
+              ) -> dict:
+    "Load every tensor of `init` but the classifier whose name and shape fit `net` (wrapper prefixes stripped, `fit_prefixes`); the record of what was loaded, what is new and what prefix was stripped."
+    if init is None: return {"init": "scratch"}
+    own = net.state_dict()
+    state, stripped = fit_prefixes(init["state"], own)
+    fitting = {k: v for k, v in state.items() if k not in classifier_keys(state) and k in own and own[k].shape == v.shape}
+    if not fitting:
+        raise ValueError(f"init {init['init']!r} ({init['source']}) has no tensor that fits this architecture")
+    net.load_state_dict(fitting, strict=False)
+    return {"init": init["init"], "source": init["source"], "hash": init["hash"], "loaded": len(fitting),
+            "new": [k for k in own if k not in fitting], "left_out": sorted(set(state) - set(fitting)),
+            **({"stripped": stripped} if stripped else {})}
+
+# %% ../nbs/01_models.ipynb #b5c2d3a3
+def with_init(net: nn.Module, # a freshly built network (`create_model`)
+              init: dict, # `resolve_init`'s result (None: scratch)
+              mean, std, # its inputs' normalization per channel (`Normalized`)
+             ) -> Normalized:
+    "`net` with `init` applied (`apply_init`) and its inputs normalized; what was loaded in `.init_record`. Raises as `apply_init`."
+    record = apply_init(net, init)
+    model = Normalized(net, mean, std)
+    model.init_record = record
+    return model

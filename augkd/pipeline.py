@@ -16,14 +16,14 @@ from .anchor import AnchorNet, CodeAnchorNet, uncertainty_setup
 from .data import config_splits
 from .devices import init_distributed, is_main, resolve_device
 from .generator import Encoder, Generator, warn_collapse
-from .inits import apply_init, resolve_init
+from .inits import resolve_init
 from .methods import Method, get_method
 from .metrics import confusion_matrix, evaluate
-from .models import Normalized, create_model, resolve_stem, to_device
+from .models import Normalized, create_model, resolve_stem, to_device, with_init
 from .registry import moved
 from .rundir import RunDir, check_run_dir, default_run_dir, provenance, run_stage, shared_stage, start_run
 from .runs import command_line, resolve_run
-from .stages import STAGES, Config, make_config, validate_config
+from .stages import STAGES, Config, make_config, runnable_config
 from .teacher import resolve_teacher
 from .tracking import TensorBoardLog
 from .train import Stopped, Validate, seed_everything
@@ -56,18 +56,12 @@ def build_models(config: Config, # the architectures and widths
     seed_everything(config.seed)
     d = config.latent_size
 
-    def student():
-        net = create_model(config.student_arch, num_classes, config.image_size, stem=config.student_stem)
-        record = apply_init(net, init)
-        model = Normalized(net, teacher.mean, teacher.std)
-        model.init_record = record
-        return model
-
-    makers = {"student": student,
+    makers = {"anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels) if config.anchor_net == "paper"
+                                else CodeAnchorNet(d, num_classes),
               "generator": lambda: Generator(d, config.image_size, config.gen_width),
               "encoder": lambda: Encoder(d, num_classes, config.image_size, config.enc_width, config.enc_channels),
-              "anchor": lambda: AnchorNet(d, num_classes, config.anchor_hidden, config.anchor_channels) if config.anchor_net == "paper"
-                                else CodeAnchorNet(d, num_classes)}
+              "student": lambda: with_init(create_model(config.student_arch, num_classes, config.image_size,
+                                                        stem=config.student_stem), init, teacher.mean, teacher.std)}
     return {name: to_device(makers[name](), device or "cpu") for name in names}
 
 # %% ../nbs/07_pipeline.ipynb #cell-050
@@ -236,17 +230,6 @@ def _run_method(asked, # the method `run` was given: a name, a `Method` or None
     chosen = asked or recorded or "augkd"
     return get_method(chosen) if isinstance(chosen, str) else chosen
 
-def _run_config(method: Method, config: Config) -> Config:
-    """The run's config validated (`validate_config`), once the method's table can run under it: refused when its first
-    stage that reads the encoder comes before any stage that trains it (a generator without one)."""
-    config = validate_config(config)
-    ran = [s for s in method.stages if not s.skipped(config)]
-    reader = next((i for i, s in enumerate(ran) if "encoder" in s.reads), None)
-    if reader is not None and not any("encoder" in s.modules(config) for s in ran[:reader + 1]):
-        raise ValueError(f"{method.name}: its stage 1 has no encoder and no stage before {ran[reader].name} learns one under this "
-                         "config: run stage 2 with encoder inversion (use_anchor on, invert_steps or invert_epochs above 0)")
-    return config
-
 # %% ../nbs/07_pipeline.ipynb #ae7a29ab
 def run(config: Config = None, # the run's settings, the method's changes included (default: the method's on the `default` preset)
         out = None, # the run directory (default: `default_run_dir(config)`)
@@ -273,9 +256,10 @@ def run(config: Config = None, # the run's settings, the method's changes includ
     init weights that are unavailable, or a table whose stages read an encoder none of them trains; `Busy`
     (`augkd.files`) when another process writes the directory; `KeyboardInterrupt` with the resume command when interrupted."""
     method = _run_method(method, out, resume)
-    config = _run_config(method, config or method.config(make_config("default")))
+    config = config or method.config(make_config("default"))
     run_dir = RunDir(out or default_run_dir(config))
     check_run_dir(config, run_dir.path, resume, force)  # refused before the inputs: a run there, a resume of another config
+    config = runnable_config(config, method.stages, method.name)
     start, device = time.time(), init_distributed(config.device)
     progress = progress and is_main()
     inputs = run_inputs(config, run_dir.path, device, progress, teacher, teacher_classes, teacher_norm, teacher_key, resume,

@@ -24,7 +24,7 @@ from .mixup import MixupConfig, train_mixup
 __all__ = ['STAGE_TABLE', 'STAGES', 'ENCODER_INVERSION', 'SECTIONS', 'RECORD_KEYS', 'AUGKD_REFERENCE', 'AUGKD_DEFAULTS',
            'AUGKD_CODE', 'FOLDER_FIELDS', 'LATER_FIELDS', 'CONFIG_FIELDS', 'STAGE_FIELDS', 'FIELD_CHOICES',
            'SPLIT_FIELDS', 'Stage', 'get_stage', 'stage_code', 'Config', 'later_fields', 'reads_split', 'config_table',
-           'validate_config', 'preset_fields', 'make_config', 'config_stages']
+           'validate_config', 'preset_fields', 'make_config', 'config_stages', 'runnable_config']
 
 # %% ../nbs/07a1_stages.ipynb #7d3c5c7e
 @dataclass(frozen=True)
@@ -229,3 +229,18 @@ def config_stages(config: Config, # the run's config
                  ) -> tuple:
     "The stages a config runs, by name: every row of `table` whose `skip` says nothing (stage 2 is left out when `use_anchor` is off)."
     return tuple(s.name for s in table if not s.skipped(config))
+
+# %% ../nbs/07a1_stages.ipynb #513c50c4
+def runnable_config(config: Config, # the run's config
+                    table: tuple = STAGE_TABLE, # the method's table of stages
+                    method: str = "augkd", # the method's name, for the error
+                   ) -> Config: # the same config
+    """`config` validated (`validate_config`), once `table` can run under it: raises `ValueError` when its first stage
+    that reads the encoder comes before any stage that trains one (a stage 1 without an encoder, no inversion)."""
+    config = validate_config(config)
+    ran = [s for s in table if not s.skipped(config)]
+    reader = next((i for i, s in enumerate(ran) if "encoder" in s.reads), None)
+    if reader is not None and not any("encoder" in s.modules(config) for s in ran[:reader + 1]):
+        raise ValueError(f"{method}: its stage 1 has no encoder and no stage before {ran[reader].name} learns one under this "
+                         "config: run stage 2 with encoder inversion (use_anchor on, invert_steps or invert_epochs above 0)")
+    return config

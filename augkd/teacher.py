@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from .inits import (apply_init, cached_build, chosen_weights, classifier_outputs, fit_prefixes, init_fingerprint, load_file,
-                         plain_state_dict, resolve_init)  # plain_state_dict: imported from here before it moved
+from .inits import cached_build, chosen_weights, init_fingerprint, load_file, plain_state_dict, resolve_init  # plain_state_dict: imported from here before it moved
 from .data import Splits, cache_dir, class_name, comma_list, config_splits, load_setting
 from .files import atomic_save, atomic_write_text, content_hash, short_hash
-from .models import Normalized, channel_stats, create_model, detect_stem, recalibrate_bn, resolve_stem, to_device
+from .models import (Normalized, apply_init, channel_stats, classifier_outputs, create_model, detect_stem, fit_prefixes,
+                          recalibrate_bn, resolve_stem, to_device)
 from .train import seed_everything
 from .devices import is_main, resolve_device
 from .metrics import evaluate, predict_logits
@@ -98,7 +98,8 @@ def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int =
                    init: str = "scratch") -> tuple:
     """The setting's teacher from the cache, trained (from `init`) and cached first if missing or unreadable (a truncated or
     empty file is trained again under the cache's lock, with one warning naming it; `cached_build`: a finished teacher is read
-    without the lock, several processes train a missing one together); returns `(model, report)`.
+    without the lock, several processes train a missing one together); returns `(model, report)`, the model's
+    first weights recorded in `model.init_record`.
     A setting made from folders passes its `splits` and a `key` naming their content."""
     name = setting if key is None else f"{setting}-{key}"
     stem_tag = "" if stem == "auto" else f"-{stem}"  # auto keeps the names of teachers cached before stems were a choice
@@ -109,7 +110,9 @@ def cached_teacher(setting: str = "HP-M", arch: str = "cnn_large", epochs: int =
     read = lambda: (load_teacher(files[0], device)[0], json.loads(files[1].read_text()))
     build = lambda: teacher_run(setting, folder, arch=arch, epochs=epochs, seed=seed, device=device, progress=progress,
                                 splits=splits, stem=stem, init=init)  # every process trains its shard, the first writes
-    return cached_build(files, read, build, "the teacher cache")
+    model, report = cached_build(files, read, build, "the teacher cache")
+    model.init_record = report.get("init", {"init": "scratch"})  # as trained, whether trained now or read
+    return model, report
 
 # %% ../nbs/03_teacher.ipynb #cell-016
 IMAGENET_NORM = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -231,19 +234,13 @@ def _teacher(config, splits, device, progress: bool, path, classes, norm, key=No
                              "left_out": meta.get("left_out", []), **({"absent": meta["absent"]} if meta.get("absent") else {})}
         return match_classes(model, meta["classes"], splits.classes)
     if not config.student_domain:
-        return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
-                                            progress=progress, stem=config.teacher_stem, init=config.teacher_init))
+        return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
+                              stem=config.teacher_stem, init=config.teacher_init)[0]
     if not config.teacher_domains:
         raise ValueError("a setting made from folders needs a teacher: a file (--teacher FILE) or teacher-domain folders "
                          "to train one on (--teacher-domains DIR ...)")
     own = splits if config.seed == 0 else config_splits(dataclasses.replace(config, seed=0))  # one teacher for all seeds
     key = short_hash(json.dumps({"teacher_domains": config.teacher_domains, "classes": list(splits.classes), "size": config.image_size},
                                 sort_keys=True))
-    return _with_record(*cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device,
-                                        progress=progress, splits=own, key=key, stem=config.teacher_stem, init=config.teacher_init))
-
-# %% ../nbs/03_teacher.ipynb #b22a0410
-def _with_record(model, report):
-    "A cached teacher, with the record of its initial weights (`teacher.init_record`)."
-    model.init_record = report.get("init", {"init": "scratch"})
-    return model
+    return cached_teacher(config.setting, config.teacher_arch, config.teacher_epochs, device=device, progress=progress,
+                          splits=own, key=key, stem=config.teacher_stem, init=config.teacher_init)[0]

@@ -111,16 +111,16 @@ def test_the_stand_in_corpus_builds_and_pretrains_a_student_and_a_teacher_under_
 def test_every_methods_student_starts_from_the_chosen_init(tmp_path, monkeypatch):
     small_weights(tmp_path / "init.pt")
     config = make_config("quick", student_init=str(tmp_path / "init.pt"))
-    students, apply = [], pipeline.apply_init
+    students, build = [], pipeline.with_init
 
     class Built(Exception):
         "Stops a method once its student is built: what it trains next is the recipe test's concern."
 
-    def recorded(net, init):
-        students.append(apply(net, init))
+    def recorded(net, init, mean, std):
+        students.append(build(net, init, mean, std).init_record)
         raise Built
 
-    monkeypatch.setattr(pipeline, "apply_init", recorded)
+    monkeypatch.setattr(pipeline, "with_init", recorded)
     for method in METHODS:
         if method == "teacher": continue  # it trains no student
         students.clear()
