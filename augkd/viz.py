@@ -31,10 +31,11 @@ __all__ = ['STAGE_TITLES', 'VIEW_SPLITS', 'UMAP_NEIGHBOURS', 'DEFAULT_POINTS', '
            'map_file', 'run_reducer', 'run_map', 'map_name', 'wrapped', 'title_margin', 'map_positions', 'map_note',
            'png_data_uri', 'decode_data_uri', 'image_mosaic', 'teacher_calls', 'generated_samples_figure',
            'anchor_pairs_figure', 'class_colour', 'arrows', 'sample_names', 'anchor_map_figure', 'mixup_path',
-           'schedule_marks', 'nearest_step', 'mixup_strip_figure', 'place_path', 'mixup_path_figure', 'smoothed_field',
-           'uncertainty_range', 'uncertainty_map_figure', 'uncertainty_histograms_figure', 'alignment', 'side_by_side',
-           'mask_heatmap_figure', 'stage_curves', 'curve_panels', 'stage_curves_figure', 'training_curves_figures',
-           'per_class_accuracy', 'run_confusions', 'confusion_figure', 'per_class_figure']
+           'schedule_marks', 'nearest_step', 'mixup_strip_figure', 'place_path', 'mixup_path_traces',
+           'mixup_path_figure', 'smoothed_field', 'uncertainty_range', 'uncertainty_map_figure',
+           'uncertainty_histograms_figure', 'alignment', 'side_by_side', 'mask_heatmap_figure', 'stage_curves',
+           'curve_panels', 'stage_curves_figure', 'training_curves_figures', 'per_class_accuracy', 'run_confusions',
+           'confusion_figure', 'per_class_figure']
 
 # %% ../nbs/10_viz.ipynb #cell-008
 STAGE_TITLES = {"generator": "stage 1 (generator)", "anchor": "stage 2 (anchors)", "mixup": "stage 3 (mixup)"}
@@ -502,41 +503,46 @@ def place_path(reducer, latents: np.ndarray) -> tuple:
         return reducer.place(latents), f"its inner points placed among their {reducer.neighbours} nearest fitted latents"
     return np.asarray(reducer.place(latents) if isinstance(reducer, StoredMap) else reducer.transform(latents)), ""
 
-def mixup_path_figure(path: dict, reducer, views: dict, marks: np.ndarray, current: int = None) -> go.Figure:
-    """The latent path from anchor (s=0) to sample (s=1) on the 2-D map, with the epochs' s(e) and the current s; the background
-    latents (WebGL) carry their sample numbers (`customdata`, `meta="samples"`)."""
+def mixup_path_traces(path: dict, reducer, views: dict, marks: np.ndarray, current: int = None) -> tuple:
+    """`(traces, title)`: the path from anchor (s=0) to sample (s=1) placed on the 2-D map, the epochs' s(e) ticks, its ends and
+    the current s (the last trace), and the figure's title: what moves when another sample comes into focus."""
     xy, how = place_path(reducer, path["latents"])
-    z2 = map_positions(reducer, views)["z"]
     at = lambda s: np.array([np.interp(s, path["s"], xy[:, 0]), np.interp(s, path["s"], xy[:, 1])]).T
-    fig = go.Figure()
-    names = sample_names(views)
-    fig.add_trace(go.Scattergl(x=z2[:, 0], y=z2[:, 1], mode="markers", name="student-domain latents E(x, y)", meta=SAMPLES,
-                               marker=dict(color=[class_colour(c) for c in views["y"]], size=6, opacity=0.45),
-                               customdata=np.arange(len(z2)), text=[f"class {views['classes'][int(c)]}, {n}" for c, n in zip(views["y"], names)],
-                               hovertemplate="%{text}, sample %{customdata}<extra></extra>"))
-    fig.add_scatter(x=xy[:, 0], y=xy[:, 1], mode="lines+markers", name="path z_m(s)", line=dict(color="black"),
-                    marker=dict(size=4), customdata=path["s"], hovertemplate="s=%{customdata:.2f}<extra></extra>")
-    e_xy = at(marks)
-    fig.add_scatter(x=e_xy[:, 0], y=e_xy[:, 1], mode="markers", name="s(e) per epoch",
-                    marker=dict(symbol="line-ns-open", size=12, color="royalblue"),
-                    customdata=np.stack([np.arange(1, len(marks) + 1), marks], 1),
-                    hovertemplate="epoch %{customdata[0]}: s=%{customdata[1]:.2f}<extra></extra>")
-    ends = at(np.array([0.0, 1.0]))
-    anchors = not path.get("no_anchors")
-    fig.add_scatter(x=ends[:, 0], y=ends[:, 1], mode="markers+text", text=["anchor z_a", "sample z"] if anchors else ["", "z"],
-                    textposition="top center", marker=dict(size=10, color="black", symbol=["diamond" if anchors else "circle", "circle"]),
-                    name="ends", showlegend=False, hoverinfo="skip")
+    e_xy, ends, anchors = at(marks), at(np.array([0.0, 1.0])), not path.get("no_anchors")
     here = xy[current if current is not None else 0]
-    fig.add_scatter(x=[here[0]], y=[here[1]], mode="markers", name="current s",
-                    marker=dict(size=16, color="crimson", symbol="star"), hoverinfo="skip")
+    traces = (go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="lines+markers", name="path z_m(s)", line=dict(color="black"),
+                         marker=dict(size=4), customdata=path["s"], hovertemplate="s=%{customdata:.2f}<extra></extra>"),
+              go.Scatter(x=e_xy[:, 0], y=e_xy[:, 1], mode="markers", name="s(e) per epoch",
+                         marker=dict(symbol="line-ns-open", size=12, color="royalblue"),
+                         customdata=np.stack([np.arange(1, len(marks) + 1), marks], 1),
+                         hovertemplate="epoch %{customdata[0]}: s=%{customdata[1]:.2f}<extra></extra>"),
+              go.Scatter(x=ends[:, 0], y=ends[:, 1], mode="markers+text", text=["anchor z_a", "sample z"] if anchors else ["", "z"],
+                         textposition="top center", name="ends", showlegend=False, hoverinfo="skip",
+                         marker=dict(size=10, color="black", symbol=["diamond" if anchors else "circle", "circle"])),
+              go.Scatter(x=[here[0]], y=[here[1]], mode="markers", name="current s", hoverinfo="skip",
+                         marker=dict(size=16, color="crimson", symbol="star")))
     kind = map_name(reducer)
     who = f" of sample {path['sample']} (class {path['label']})" if "sample" in path else ""
     line = ("anchor (s = 0) to sample (s = 1); blue ticks: s(e) at each epoch of stage 3" if anchors else
             f"no anchors ({path['no_anchors']}): z_a = z, the path stays at z; stage 3 mixes G(E(x, y)) with x")
-    title = wrapped(f"mixup path{who} on the {kind} map: {line}<br>{map_note(reducer, views)}" + (f"; {how}" if how else ""), 95)
+    return traces, wrapped(f"mixup path{who} on the {kind} map: {line}<br>{map_note(reducer, views)}" + (f"; {how}" if how else ""), 95)
+
+def mixup_path_figure(path: dict, reducer, views: dict, marks: np.ndarray, current: int = None) -> go.Figure:
+    """The latent path from anchor (s=0) to sample (s=1) on the 2-D map, with the epochs' s(e) and the current s
+    (`mixup_path_traces`) over the background latents (WebGL), which carry their sample numbers (`customdata`, `meta="samples"`)."""
+    z2 = map_positions(reducer, views)["z"]
+    names = sample_names(views)
+    fig = go.Figure(go.Scattergl(x=z2[:, 0], y=z2[:, 1], mode="markers", name="student-domain latents E(x, y)", meta=SAMPLES,
+                                 marker=dict(color=[class_colour(c) for c in views["y"]], size=6, opacity=0.45),
+                                 customdata=np.arange(len(z2)), hovertemplate="%{text}, sample %{customdata}<extra></extra>",
+                                 text=[f"class {views['classes'][int(c)]}, {n}" for c, n in zip(views["y"], names)]))
+    traces, title = mixup_path_traces(path, reducer, views, marks, current)
+    fig.add_traces(traces)
+    kind = map_name(reducer)
     fig.update_layout(title=title, template="plotly_white", height=480, xaxis_title=f"{kind} 1", yaxis_title=f"{kind} 2",
                       title_font_size=13, margin=dict(t=title_margin(title)), legend=dict(orientation="h", yanchor="top", y=-0.15))
     return fig
+
 
 # %% ../nbs/10_viz.ipynb #cell-034
 def smoothed_field(xy: np.ndarray, values: np.ndarray, grid: int = 40, bandwidth: float = 0.1) -> tuple:

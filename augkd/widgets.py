@@ -23,16 +23,17 @@ from .runs import find_runs
 from .selection import (calls_differ, export_selection, filter_mask, point_opacity, same_samples, sample_table,
                              selected_points)
 from .viz import (PRIOR, SAMPLES, StoredMap, alignment, anchor_map_figure, map_latents, map_name, map_positions,
-                       mixup_path, mixup_path_figure, nearest_step, place_path, png_data_uri, run_map, run_views,
-                       sample_names, schedule_marks, side_by_side, uncertainty_histograms_figure, uncertainty_map_figure,
-                       uncertainty_range)
+                       mixup_path, mixup_path_figure, mixup_path_traces, nearest_step, place_path, png_data_uri, run_map,
+                       run_views, sample_names, schedule_marks, side_by_side, title_margin, uncertainty_histograms_figure,
+                       uncertainty_map_figure, uncertainty_range)
 
 # %% auto #0
 __all__ = ['NOTHING_BESIDE', 'PAIR_WIDTH', 'Selection', 'Workbench', 'quick_run_dir', 'workbench', 'align_pair', 'WorkbenchPair',
            'sample_pair_png', 'hover_png', 'sample_caption', 'hover_caption', 'selection_line', 'SampleView',
-           'HoverView', 'MapLink', 'selected_marker', 'replace_figure', 'AnchorExplorer', 'slider_bounds', 'FilterBar',
-           'strip_png', 'MixupExplorer', 'above_threshold', 'uncertainty_panels', 'UncertaintyExplorer', 'run_choices',
-           'RunPicker', 'differ_marks', 'pair_figure', 'PairViews', 'WorkbenchView', 'open_workbench']
+           'HoverView', 'MapLink', 'selected_marker', 'replace_figure', 'move_traces', 'AnchorExplorer',
+           'slider_bounds', 'FilterBar', 'strip_png', 'MixupExplorer', 'above_threshold', 'uncertainty_panels',
+           'UncertaintyExplorer', 'run_choices', 'RunPicker', 'differ_marks', 'pair_figure', 'PairViews',
+           'WorkbenchView', 'open_workbench']
 
 # %% ../nbs/13_widgets.ipynb #cell-006
 class Selection(traitlets.HasTraits):
@@ -305,6 +306,14 @@ def replace_figure(widget: go.FigureWidget, figure: go.Figure) -> None:
         widget.add_traces(figure.data)
         widget.layout = figure.layout
 
+def move_traces(widget: go.FigureWidget, traces: tuple, title: str) -> None:
+    """Set the last `len(traces)` traces of `widget` to `traces` (same kinds, in order) and its title to `title`: the rest
+    (a map of thousands of samples) is neither sent nor drawn again."""
+    with widget.batch_update():
+        for old, new in zip(widget.data[-len(traces):], traces):
+            old.update({k: v for k, v in new.to_plotly_json().items() if k != "type"})
+        widget.layout.title.text, widget.layout.margin.t = title, title_margin(title)
+
 # %% ../nbs/13_widgets.ipynb #cell-018
 class AnchorExplorer:
     "The anchor map: a click on a latent or an anchor puts its sample in focus in every view (ringed here), a box or lasso selects many."
@@ -391,8 +400,12 @@ class MixupExplorer:
         self.strip_title.value = (f"<b>mixup x_m(s) = (1-s) G((1-s) z_a + s z) + s x of sample {sample} (class {self.path['label']})"
                                   f"</b>: s = 0, {start}; s = 1, the sample itself")
         self.strip.value = _png_bytes(strip_png(self.path, self.current))
-        replace_figure(self.map, mixup_path_figure(self.path, self.wb.reducer, self.wb.views, self.wb.marks, self.current))
-        self.link.link()
+        traces, title = mixup_path_traces(self.path, self.wb.reducer, self.wb.views, self.wb.marks, self.current)
+        if len(self.map.data) == 1 + len(traces):  # drawn: the map's samples stay as they are, only the path moves
+            move_traces(self.map, traces, title)
+        else:
+            replace_figure(self.map, mixup_path_figure(self.path, self.wb.reducer, self.wb.views, self.wb.marks, self.current))
+            self.link.link()
         self._say()
 
     def move_to(self, s: float):

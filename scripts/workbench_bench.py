@@ -21,7 +21,7 @@ domain holding fewer; a PCA map fitted on them; neither timed) opened the same w
 mouse to every view showing the answer, `--repeats` times each: a click on a point (the sample in focus shown
 and ringed in every map), a box selection (the samples selected in every map) and a filter (the teacher right
 or wrong: faded alike in every map)."""
-import argparse, contextlib, json, os, platform, secrets, shutil, socket, subprocess, sys, tempfile, time
+import argparse, contextlib, json, os, secrets, shutil, socket, subprocess, sys, tempfile, time
 from pathlib import Path
 
 OPEN = """
@@ -179,19 +179,22 @@ POINTS = """(gd) => {
 
 
 def click_targets(points: list, count: int, focus: int, room: float = 6.0) -> list:
-    """`count` (x, y, sample) of `points` (`POINTS`) to click in turn: sample points far out on the map with no other
-    point within `room` pixels (a click lands on them), each sample another than the one before (the first another
-    than `focus`, the sample in focus)."""
+    """`count` (x, y, sample) of `points` (`POINTS`) to click in turn: sample points far out on the map, those with no
+    other point within `room` pixels first (a click lands on them), each another sample than the one before and more
+    than `room` pixels from where the focus is then (the first from every point of `focus`, the sample in focus): a
+    click takes whichever point lies under it, a sample's repeat drawn on it included, so none may be the focus."""
     import numpy as np
     xy, sample = np.array([p[:2] for p in points]), np.array([p[2] for p in points])
     mine = np.flatnonzero(sample >= 0)
     outward = mine[np.argsort(-np.linalg.norm(xy[mine] - xy[mine].mean(0), axis=1))][:200]
     clear = [i for i in outward if np.sort(np.linalg.norm(xy - xy[i], axis=1))[1] > room]
-    chosen = [(None, None, focus)]
-    for i in clear + list(outward):  # clear ones first; crowded ones only where too few are clear
-        if len(chosen) == count + 1: break
-        if sample[i] != chosen[-1][2]: chosen.append((float(xy[i][0]), float(xy[i][1]), int(sample[i])))
-    return chosen[1:]
+    chosen, at, last = [], xy[sample == focus], focus
+    for i in clear + [i for i in outward if i not in clear]:  # crowded ones only where too few are clear
+        if len(chosen) == count: break
+        if sample[i] != last and (len(at) == 0 or np.linalg.norm(at - xy[i], axis=1).min() > room):
+            chosen.append((float(xy[i][0]), float(xy[i][1]), int(sample[i])))
+            at, last = xy[i][None], int(sample[i])
+    return chosen
 
 
 def _run_cell(page, cell, timeout_ms: int) -> float:
@@ -205,15 +208,20 @@ def _run_cell(page, cell, timeout_ms: int) -> float:
 
 def _answered(page, cell, done: str, before: dict) -> float:
     "Wait until the views' state (`STATE`) passes the JavaScript test `done(state, before)`; when the wait began, to then."
+    from playwright.sync_api import TimeoutError
     start = time.perf_counter()
-    page.wait_for_function(f"([cell, before]) => (({done}))(({STATE})(cell), before)", arg=[cell.element_handle(), before])
+    try: page.wait_for_function(f"([cell, before]) => (({done}))(({STATE})(cell), before)", arg=[cell.element_handle(), before],
+                                polling=20)  # milliseconds: a hidden or busy page's animation frames would lag
+    except TimeoutError:
+        raise TimeoutError(f"the views did not answer: before {json.dumps(before)}, now {json.dumps(cell.evaluate(STATE))}") from None
     return time.perf_counter() - start
 
 
 def browser_figures(run_dir: str, points: int, opens: int = 3, repeats: int = 3,
                     screenshot: Path = None) -> dict:
     """The browser's figures (see the module's docstring): open seconds, and at `points` samples click, box and
-    filter seconds; the page as it ends (or fails) saved to `screenshot`."""
+    filter seconds; the page as it ends (or fails) saved to `screenshot`. A step that fails ends the measuring: the
+    figures so far are returned, with `failed` saying what stopped it."""
     from playwright.sync_api import sync_playwright
     figures = {"run": run_dir, "points": points, "open_seconds": [], "click_seconds": [], "box_seconds": [],
                "filter_seconds": []}
@@ -224,6 +232,8 @@ def browser_figures(run_dir: str, points: int, opens: int = 3, repeats: int = 3,
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.set_default_timeout(60_000)
         try: _measure(page, url("bench.ipynb"), figures, opens, repeats)
+        except Exception as failure:  # the figures measured before it are kept, with where it stopped
+            figures["failed"] = f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else ''}"
         finally:
             if screenshot: page.screenshot(path=str(screenshot), full_page=True)
             browser.close()
@@ -302,14 +312,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from augkd.runs import resolve_run
     run_dir = str(resolve_run(args.run_dir))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    from augkd.precision import machine_name
+    machine = machine_name()
     if args.browser:
         from augkd.widgets import workbench
         workbench(run_dir)  # the run's map stored (fitted here if it is not yet), as a report leaves it
         figures = {**browser_figures(run_dir, args.points, args.opens, args.repeats, args.screenshot),
-                   "machine": machine, "stored_maps": sorted(p.name for p in (Path(run_dir) / "viz").glob("map-*.npz"))}
+                   "machine": machine, "date": time.strftime("%Y-%m-%d"), "options": vars(args) | {"json": str(args.json),
+                   "screenshot": str(args.screenshot)}, "stored_maps": sorted(p.name for p in (Path(run_dir) / "viz").glob("map-*.npz"))}
         print(json.dumps(figures, indent=2))
         if args.json: args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        if "failed" in figures: sys.exit(f"stopped early ({figures['failed']}); the figures before it are above")
         return figures
     stored = sorted(p.name for p in (Path(run_dir) / "viz").glob("map-*.npz"))
     figures = {"run": run_dir, "machine": machine,

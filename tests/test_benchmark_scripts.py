@@ -361,3 +361,6 @@ def test_workbench_bench_clicks_sample_points_clear_of_others_each_another_sampl
     assert test == [(0.0, 100.0, 4), (0.0, 0.0, 1)], test
     samples = [s for *_, s in workbench_bench.click_targets(points, 3, focus=4)]
     assert samples[:2] == [1, 6] and samples[2] != 6, samples  # the clear ones first, then crowded ones where too few
+    repeats = [[0, 0, 1], [0, 1, 7], [80, 80, 2], [80, 81, 8]]  # 7 is a repeat of 1 drawn on it, 8 of 2
+    clicks = workbench_bench.click_targets(repeats, 3, focus=1)
+    assert [x for x, *_ in clicks] == [80, 0, 80], clicks  # from spot to spot: a click never lands on the focus's
