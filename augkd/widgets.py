@@ -331,8 +331,8 @@ class AnchorExplorer:
     def _ring(self, sample): return np.stack([self.wb.positions[k][sample] for k in ("z", "z_a") if k in self.wb.positions])
 
     def mark(self, sample: int):
-        ring = self.figure.data[-1]
-        ring.x, ring.y = self._ring(sample)[:, 0], self._ring(sample)[:, 1]
+        ring = self._ring(sample)
+        self.figure.data[-1].update(x=ring[:, 0], y=ring[:, 1])  # one message: the map is drawn once, not per axis
 
 # %% ../nbs/13_widgets.ipynb #filt0002
 def slider_bounds(value: tuple, low: float, high: float) -> tuple:
@@ -412,7 +412,7 @@ class MixupExplorer:
         self.current = nearest_step(self.path, s)
         marker, here = self.map.data[-1], self.xy[self.current]
         self.strip.value = _png_bytes(strip_png(self.path, self.current))
-        marker.x, marker.y = [here[0]], [here[1]]
+        marker.update(x=[here[0]], y=[here[1]])
         self._say()
 
     def follow_epoch(self, epoch: int):
@@ -469,8 +469,8 @@ class UncertaintyExplorer:
         return np.stack([self.wb.positions[k][sample] for k in keys if k in self.wb.positions])
 
     def mark(self, sample: int):
-        ring = self.map.data[-1]
-        ring.x, ring.y = self._ring(sample)[:, 0], self._ring(sample)[:, 1]
+        ring = self._ring(sample)
+        self.map.data[-1].update(x=ring[:, 0], y=ring[:, 1])
 
     def redraw(self):
         t = self.threshold.value
@@ -595,7 +595,8 @@ class PairViews:
 
     def mark(self, sample: int):
         for figure in (self.anchors, self.uncertainty):
-            for ring, w in zip(figure.data[-2:], self.pair.runs): ring.x, ring.y = [w.positions["z"][sample][0]], [w.positions["z"][sample][1]]
+            with figure.batch_update():  # one message per map
+                for ring, w in zip(figure.data[-2:], self.pair.runs): ring.update(x=w.positions["z"][sample][:1], y=w.positions["z"][sample][1:])
 
 class WorkbenchView:
     "The picker, the filters and every view over one opened run (or two side by side), linked by its selection (`open_workbench`)."

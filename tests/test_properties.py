@@ -39,7 +39,7 @@ def refused_or_completed(code: int, err: str, out) -> None:
         assert (out / "results.json").exists()
 
 
-@budget(14)
+@budget(8)
 @given(options=OPTIONS)
 @example(options={"--a": 0.3, "--uncertainty": "max_softmax", "--schedule": "step", "--shots": 5, "--seed": 3})
 def test_random_values_are_refused_up_front_or_run(options, tmp_path_factory):
@@ -59,7 +59,7 @@ def write_image(path, mode: str, size: int, shade: int) -> None:
     image.save(path)
 
 
-@budget(6)
+@budget(4)
 @given(counts=st.lists(st.integers(0, 10), min_size=2, max_size=3), mode=MODES, size=st.sampled_from([5, 32, 47]))
 @example(counts=[9, 10], mode="I;16", size=47)  # examples that must run: 16-bit greyscale, palettes
 @example(counts=[8, 8, 10], mode="P", size=5)
