@@ -271,4 +271,5 @@ def resolve_init(spec: str, arch: str, # as `init_problem` takes them
     return {"init": spec, "source": source, "hash": content_hash(state), "state": state}
 
 # %% ../nbs/02a_inits.ipynb #998acd81
-__getattr__ = moved(__name__, dict.fromkeys(("fit_prefixes", "classifier_outputs", "classifier_keys", "apply_init"), "augkd.models"))
+__getattr__ = moved(__name__, dict.fromkeys(("fit_prefixes", "classifier_outputs", "classifier_keys", "apply_init"),
+                                            "augkd.models"))

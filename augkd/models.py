@@ -222,7 +222,8 @@ def with_init(net: nn.Module, # a freshly built network (`create_model`)
               init: dict, # `resolve_init`'s result (None: scratch)
               mean, std, # its inputs' normalization per channel (`Normalized`)
              ) -> Normalized:
-    "`net` with `init` applied (`apply_init`) and its inputs normalized; what was loaded in `.init_record`. Raises as `apply_init`."
+    """`net` with `init` applied (`apply_init`) and its inputs normalized; what was loaded in `.init_record`.
+    Raises `ValueError` as `apply_init` does."""
     record = apply_init(net, init)
     model = Normalized(net, mean, std)
     model.init_record = record

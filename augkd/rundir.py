@@ -253,7 +253,7 @@ def reuse_stages(config: Config, # the config about to run
         if run_dir.checkpoint(stage.name).exists(): continue
         match = next((RunDir(src).checkpoint(stage.name) for src in sources if _finished_as(src, stage, config, provenance)), None)
         if match is None: break
-        atomic_write(run_dir.checkpoint(stage.name), lambda tmp: shutil.copyfile(match, tmp))  # inside `out` by construction
+        atomic_write(run_dir.checkpoint(stage.name), lambda tmp: shutil.copyfile(match, tmp))  # inside `out`
         reused.append(stage.name)
     return reused
 

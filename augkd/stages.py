@@ -235,8 +235,9 @@ def runnable_config(config: Config, # the run's config
                     table: tuple = STAGE_TABLE, # the method's table of stages
                     method: str = "augkd", # the method's name, for the error
                    ) -> Config: # the same config
-    """`config` validated (`validate_config`), once `table` can run under it: raises `ValueError` when its first stage
-    that reads the encoder comes before any stage that trains one (a stage 1 without an encoder, no inversion)."""
+    """`config` validated (`validate_config`), once `table` can run under it: raises `ValueError` when its
+    first stage that reads the encoder comes before any stage that trains one (a stage 1 without an encoder, no
+    inversion)."""
     config = validate_config(config)
     ran = [s for s in table if not s.skipped(config)]
     reader = next((i for i, s in enumerate(ran) if "encoder" in s.reads), None)
