@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from .inits import cached_build, chosen_weights, init_fingerprint, load_file, plain_state_dict, resolve_init  # plain_state_dict: imported from here before it moved
+from .inits import (cached_build, chosen_weights, init_fingerprint, load_file,
+                         plain_state_dict, resolve_init)  # plain_state_dict: imported from here before it moved
 from .data import Splits, cache_dir, class_name, comma_list, config_splits, load_setting
 from .files import atomic_save, atomic_write_text, content_hash, short_hash
 from .models import (Normalized, apply_init, channel_stats, classifier_outputs, create_model, detect_stem, fit_prefixes,
